@@ -1,0 +1,76 @@
+"""The Starlette application: ``/graphql`` (API and GraphiQL) and ``/health``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from graphql_api.auth import RequestScope
+from graphql_api.db import create_engine, create_sessionmaker
+from graphql_api.graphql.context import Context
+from graphql_api.graphql.schema import build_schema
+from graphql_api.roles.registry import RoleDefinition
+from graphql_api.settings import Settings
+
+logger = logging.getLogger("graphql_api")
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context: the request's session, user and rules."""
+
+    def __init__(self, settings: Settings, roles: Mapping[str, RoleDefinition]) -> None:
+        super().__init__(build_schema(settings), graphql_ide="graphiql")
+        self.settings = settings
+        self.roles = roles
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context(
+            db=request.state.db,
+            user=request.state.user,
+            settings=self.settings,
+            roles=self.roles,
+        )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build an independent application: its own engine, schema and settings."""
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    sessions = create_sessionmaker(engine)
+    roles: dict[str, RoleDefinition] = {}
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if settings.dev_mode:
+            logger.warning(
+                "Development mode: requests without a token act as the first admin user. "
+                "Never expose this to a network."
+            )
+        yield
+        await engine.dispose()
+
+    graphql = GraphQLEndpoint(settings, roles)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestScope, sessions=sessions, dev_mode=settings.dev_mode)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    return app

@@ -1,0 +1,121 @@
+"""``graphql-api``: migrate, serve, create-user, seed and export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from graphql_api.settings import Settings
+
+
+def _migrate(settings: Settings) -> None:
+    from graphql_api.db import create_engine
+    from graphql_api.migrate import upgrade
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("Database is at the newest schema.", file=sys.stderr)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from graphql_api.app import create_app
+
+    app = create_app(settings)
+    where = f"http://{host or settings.host}:{port or settings.port}/graphql"
+    print(f"GraphQL API and GraphiQL on {where}", file=sys.stderr)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+def _create_user(settings: Settings, name: str, email: str, admin: bool) -> None:
+    from graphql_api.db import create_engine, create_sessionmaker
+    from graphql_api.errors import UserInputError
+    from graphql_api.users.service import create_user
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                _, token = await create_user(session, name=name, email=email, admin=admin)
+                return token
+        finally:
+            await engine.dispose()
+
+    try:
+        token = asyncio.run(run())
+    except UserInputError as error:
+        sys.exit(f"error: {error}")
+    print(f"Created user {email}. API token (shown once, keep it safe):", file=sys.stderr)
+    print(token)
+
+
+def _seed_demo(settings: Settings) -> None:
+    from graphql_api.demo import seed_demo
+
+    created = asyncio.run(seed_demo(settings.database_url))
+    if created:
+        print("Loaded the demo data.", file=sys.stderr)
+    else:
+        print("The database already holds data; demo data not loaded.", file=sys.stderr)
+
+
+def _export_schema(settings: Settings) -> None:
+    from graphql_api.graphql.schema import build_schema
+
+    print(build_schema(settings).as_str())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graphql-api",
+        description="GraphQL API for CRM contact groups. Settings come from GRAPHQL_API_* "
+        "environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the database to the newest schema")
+    serve = commands.add_parser("serve", help="serve the API (tokens required)")
+    serve.add_argument("--host", help="interface to listen on (default: GRAPHQL_API_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: GRAPHQL_API_PORT)")
+    create_user = commands.add_parser(
+        "create-user", help="add a staff user; prints its API token as the last line"
+    )
+    create_user.add_argument("--name", required=True)
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--admin", action="store_true", help="make the user an admin")
+    seed = commands.add_parser("seed", help="load data")
+    seed.add_argument(
+        "--demo", action="store_true", required=True, help="users, contacts and groups to try"
+    )
+    commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    match args.command:
+        case "migrate":
+            _migrate(settings)
+        case "serve":
+            _serve(settings, args.host, args.port)
+        case "create-user":
+            _create_user(settings, args.name, args.email, args.admin)
+        case "seed":
+            _seed_demo(settings)
+        case "export-schema":
+            _export_schema(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Creating, changing and finding contacts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
+from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.naming import api_field
+from graphql_api.repository import escape_like
+from graphql_api.validation import clean_email, clean_text
+
+TEXT_LIMITS = {
+    "first_name": 200,
+    "last_name": 200,
+    "organisation_name": 200,
+    "phone": 50,
+    "street": 200,
+    "postal_code": 20,
+    "city": 200,
+}
+
+
+def _apply(contact: Contact, values: Mapping[str, Any]) -> None:
+    """Validate ``values`` (column name -> new value) and set them, or raise with every problem."""
+    problems = Problems()
+    unknown = set(values) - {*CONTACT_TEXT_FIELDS, "kind"}
+    if unknown:
+        raise ValueError(f"unknown contact fields: {sorted(unknown)}")
+    for column, value in values.items():
+        if column == "kind":
+            if value is None:
+                problems.add(["kind"], ErrorCode.REQUIRED, "kind cannot be cleared.")
+            else:
+                contact.kind = ContactKind(value)
+        elif column == "email":
+            contact.email = clean_email(problems, ["email"], value)
+        else:
+            cleaned = clean_text(
+                problems, [api_field(column)], value, max_length=TEXT_LIMITS[column]
+            )
+            setattr(contact, column, cleaned)
+    problems.raise_if_any()
+    if contact.kind is ContactKind.ORGANISATION and not contact.organisation_name:
+        raise UserInputError.single(
+            ["organisationName"], ErrorCode.REQUIRED, "An organisation needs an organisationName."
+        )
+    if contact.kind is ContactKind.PERSON and not (contact.first_name or contact.last_name):
+        raise UserInputError.single(
+            ["lastName"], ErrorCode.REQUIRED, "A person needs a firstName or a lastName."
+        )
+
+
+async def create_contact(session: AsyncSession, values: Mapping[str, Any]) -> Contact:
+    """Add a contact; ``values`` maps column names to values, absent ones stay empty."""
+    contact = Contact(kind=ContactKind.PERSON)
+    _apply(contact, values)
+    session.add(contact)
+    await session.flush()
+    return contact
+
+
+async def update_contact(
+    session: AsyncSession, contact_id: int, changes: Mapping[str, Any]
+) -> Contact:
+    """Change the given columns of a contact; absent keys stay as they are."""
+    contact = await session.get(Contact, contact_id)
+    if contact is None:
+        raise UserInputError.single(["id"], ErrorCode.NOT_FOUND, "No contact with this id.")
+    _apply(contact, changes)
+    await session.flush()
+    return contact
+
+
+def contact_search(term: str) -> ColumnElement[bool]:
+    """Case-insensitive match of ``term`` anywhere in a contact's names, e-mail or city."""
+    pattern = "%" + escape_like(term.strip().lower()) + "%"
+    columns = (
+        Contact.first_name,
+        Contact.last_name,
+        Contact.organisation_name,
+        Contact.email,
+        Contact.city,
+        Contact.postal_code,
+    )
+    full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
+    return or_(
+        func.lower(full_name).like(pattern, escape="\\"),
+        *(func.lower(column).like(pattern, escape="\\") for column in columns),
+    )

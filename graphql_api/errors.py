@@ -1,0 +1,59 @@
+"""Errors a caller can correct, raised by the domain services and shown as ``UserError``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable reasons; clients branch on these, never on messages."""
+
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    INVALID = "INVALID"
+    INVALID_ID = "INVALID_ID"
+    NOT_FOUND = "NOT_FOUND"
+    NAME_TAKEN = "NAME_TAKEN"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    TEMPLATE_REQUIRED = "TEMPLATE_REQUIRED"
+    END_BEFORE_START = "END_BEFORE_START"
+    UNKNOWN_ROLE = "UNKNOWN_ROLE"
+    TOO_MANY = "TOO_MANY"
+    NOT_STATIC = "NOT_STATIC"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: where (field path), what (code) and why (message)."""
+
+    field: tuple[str, ...]
+    code: ErrorCode
+    message: str
+
+
+class UserInputError(Exception):
+    """Raised by a service to abort its transaction with problems the caller can fix."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = tuple(problems)
+
+    @classmethod
+    def single(cls, field: Sequence[str], code: ErrorCode, message: str) -> UserInputError:
+        return cls([Problem(tuple(field), code, message)])
+
+
+class Problems:
+    """Collects problems so one call reports all of them, then raises once."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, field: Sequence[str], code: ErrorCode, message: str) -> None:
+        self.items.append(Problem(tuple(field), code, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise UserInputError(self.items)

@@ -1,0 +1,108 @@
+"""Groups, their explicit memberships and the append-only membership history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from graphql_api.db import Base, UtcDateTime, string_enum, utcnow
+
+
+class GroupKind(enum.StrEnum):
+    STATIC = "STATIC"
+    DYNAMIC = "DYNAMIC"
+    COMPOSITE = "COMPOSITE"
+
+
+class MembershipSource(enum.StrEnum):
+    MANUAL = "MANUAL"
+    BULK = "BULK"
+    PORTAL = "PORTAL"
+    API = "API"
+    IMPORT = "IMPORT"
+
+
+class MembershipAction(enum.StrEnum):
+    ADDED = "ADDED"
+    REMOVED = "REMOVED"
+
+
+class Group(Base):
+    """A group of contacts with the twelve settings of the "Nieuwe groep" form."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        CheckConstraint(
+            "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
+            name="end_not_before_start",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[GroupKind] = mapped_column(string_enum(GroupKind), default=GroupKind.STATIC)
+    responsible_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    show_on_portal: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_on_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    editable_on_portal: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_on_new_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    new_member_email_template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("email_templates.id", ondelete="RESTRICT"), index=True
+    )
+    neighbourhood_role: Mapped[str | None] = mapped_column(String(100))
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Membership(Base):
+    """A contact explicitly linked to a static group ("contactkoppeling")."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_contact_id_group_id", "contact_id", "group_id"),)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source: Mapped[MembershipSource] = mapped_column(string_enum(MembershipSource))
+
+
+class MembershipEvent(Base):
+    """One add or remove of a static membership; rows are only ever inserted."""
+
+    __tablename__ = "membership_events"
+    __table_args__ = (Index("ix_membership_events_group_id_id", "group_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[MembershipAction] = mapped_column(string_enum(MembershipAction))
+    source: Mapped[MembershipSource] = mapped_column(string_enum(MembershipSource))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

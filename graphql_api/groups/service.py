@@ -1,0 +1,291 @@
+"""Creating, changing and deleting groups and their explicit memberships.
+
+Every path that adds or removes a member goes through :func:`add_members` and
+:func:`remove_members`, so the rules and the history hold for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import Contact
+from graphql_api.db import utcnow
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.groups.models import (
+    Group,
+    GroupKind,
+    Membership,
+    MembershipAction,
+    MembershipEvent,
+    MembershipSource,
+)
+from graphql_api.naming import api_field
+from graphql_api.repository import missing_ids
+from graphql_api.users.models import User
+from graphql_api.validation import clean_text, name_key
+
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_REPORTED_IDS = 20
+"""How many unknown ids are reported one by one; a longer list of typos says nothing new."""
+
+BOOLEAN_SETTINGS = (
+    "show_on_portal",
+    "show_on_contact",
+    "editable_on_portal",
+    "email_on_new_member",
+    "closed",
+)
+SETTINGS = (
+    "name",
+    "description",
+    "responsible_id",
+    "start_date",
+    "end_date",
+    "new_member_email_template_id",
+    "neighbourhood_role",
+    *BOOLEAN_SETTINGS,
+)
+
+
+@dataclass(frozen=True)
+class GroupRules:
+    """What the rules depend on beyond the group itself: the roles plugins registered."""
+
+    role_keys: Collection[str] = ()
+
+
+async def create_group(
+    session: AsyncSession,
+    actor: User | None,
+    values: Mapping[str, Any],
+    rules: GroupRules,
+) -> Group:
+    """Create a static group from ``values`` (setting name -> value; absent = default)."""
+    group = Group(
+        kind=GroupKind.STATIC,
+        created_by_id=actor.id if actor else None,
+        **{setting: False for setting in BOOLEAN_SETTINGS},
+    )
+    if "name" not in values:
+        raise UserInputError.single(["name"], ErrorCode.REQUIRED, "name is required.")
+    await _apply_settings(session, group, values, rules)
+    session.add(group)
+    await session.flush()
+    return group
+
+
+async def update_group(
+    session: AsyncSession,
+    group_id: int,
+    changes: Mapping[str, Any],
+    rules: GroupRules,
+) -> Group:
+    """Change the settings named in ``changes``; absent ones stay, None clears."""
+    group = await get_group(session, group_id, field="id")
+    await _apply_settings(session, group, changes, rules)
+    group.updated_at = utcnow()
+    await session.flush()
+    return group
+
+
+async def delete_group(session: AsyncSession, group_id: int) -> None:
+    """Delete a group with its memberships and their history."""
+    await get_group(session, group_id, field="id")
+    await session.execute(delete(Group).where(Group.id == group_id))
+
+
+async def get_group(session: AsyncSession, group_id: int, *, field: str) -> Group:
+    group = await session.get(Group, group_id)
+    if group is None:
+        raise UserInputError.single([field], ErrorCode.NOT_FOUND, "No group with this id.")
+    return group
+
+
+async def _apply_settings(
+    session: AsyncSession, group: Group, values: Mapping[str, Any], rules: GroupRules
+) -> None:
+    unknown = set(values) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown group settings: {sorted(unknown)}")
+    problems = Problems()
+    for setting, value in values.items():
+        field = [api_field(setting)]
+        if setting in BOOLEAN_SETTINGS:
+            if value is None:
+                problems.add(field, ErrorCode.REQUIRED, f"{field[0]} is true or false, not null.")
+            else:
+                setattr(group, setting, bool(value))
+        elif setting == "name":
+            group.name = clean_text(
+                problems, field, value, max_length=MAX_NAME_LENGTH, required=True
+            )  # type: ignore[assignment]
+        elif setting == "description":
+            group.description = clean_text(
+                problems, field, value, max_length=MAX_DESCRIPTION_LENGTH
+            )
+        elif setting == "neighbourhood_role":
+            if value is not None and value not in rules.role_keys:
+                known = ", ".join(sorted(rules.role_keys)) or "none are registered"
+                problems.add(
+                    field, ErrorCode.UNKNOWN_ROLE, f"{value!r} is not a role (known: {known})."
+                )
+            else:
+                group.neighbourhood_role = value
+        else:
+            setattr(group, setting, value)
+    await _check_references(session, group, values, problems)
+    _check_consistency(group, values, problems)
+    if group.name and "name" in values:
+        await _check_name_free(session, group, problems)
+    problems.raise_if_any()
+
+
+async def _check_references(
+    session: AsyncSession, group: Group, values: Mapping[str, Any], problems: Problems
+) -> None:
+    references: tuple[tuple[str, type[User] | type[EmailTemplate], str], ...] = (
+        ("responsible_id", User, "user"),
+        ("new_member_email_template_id", EmailTemplate, "e-mail template"),
+    )
+    for setting, model, noun in references:
+        wanted = values.get(setting)
+        if wanted is not None and await missing_ids(session, model, [wanted]):
+            problems.add([api_field(setting)], ErrorCode.NOT_FOUND, f"No {noun} with this id.")
+
+
+def _check_consistency(group: Group, values: Mapping[str, Any], problems: Problems) -> None:
+    if group.email_on_new_member and group.new_member_email_template_id is None:
+        problems.add(
+            ["newMemberEmailTemplateId"],
+            ErrorCode.TEMPLATE_REQUIRED,
+            "emailOnNewMember needs a newMemberEmailTemplateId: which e-mail should be sent?",
+        )
+    start: date | None = group.start_date
+    end: date | None = group.end_date
+    if start is not None and end is not None and end < start:
+        problems.add(
+            ["endDate"],
+            ErrorCode.END_BEFORE_START,
+            f"endDate {end.isoformat()} is before startDate {start.isoformat()}.",
+        )
+
+
+async def _check_name_free(session: AsyncSession, group: Group, problems: Problems) -> None:
+    key = name_key(group.name)
+    clash = select(Group.id).where(Group.name_key == key)
+    if group.id is not None:
+        clash = clash.where(Group.id != group.id)
+    if await session.scalar(clash) is not None:
+        problems.add(
+            ["name"], ErrorCode.NAME_TAKEN, f"A group named {group.name!r} already exists."
+        )
+    group.name_key = key
+
+
+async def add_members(
+    session: AsyncSession,
+    actor: User | None,
+    group_id: int,
+    contact_ids: Sequence[int],
+    source: MembershipSource,
+) -> list[Membership]:
+    """Link contacts to a static group; returns the new links (existing members are skipped)."""
+    group = await _static_group(session, group_id)
+    wanted = await _existing_contacts(session, contact_ids)
+    already = set(
+        await session.scalars(
+            select(Membership.contact_id).where(
+                Membership.group_id == group.id, Membership.contact_id.in_(wanted)
+            )
+        )
+    )
+    now = utcnow()
+    actor_id = actor.id if actor else None
+    added = [
+        Membership(
+            group_id=group.id, contact_id=cid, member_since=now, added_by_id=actor_id, source=source
+        )
+        for cid in wanted
+        if cid not in already
+    ]
+    session.add_all(added)
+    _record(session, group.id, [m.contact_id for m in added], MembershipAction.ADDED, source, actor)
+    await session.flush()
+    return added
+
+
+async def remove_members(
+    session: AsyncSession,
+    actor: User | None,
+    group_id: int,
+    contact_ids: Sequence[int],
+    source: MembershipSource,
+) -> list[int]:
+    """Unlink contacts from a static group; returns the ids that were members."""
+    group = await _static_group(session, group_id)
+    wanted = await _existing_contacts(session, contact_ids)
+    result = await session.execute(
+        delete(Membership)
+        .where(Membership.group_id == group.id, Membership.contact_id.in_(wanted))
+        .returning(Membership.contact_id)
+    )
+    removed = sorted(result.scalars())
+    _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
+    await session.flush()
+    return removed
+
+
+def _record(
+    session: AsyncSession,
+    group_id: int,
+    contact_ids: Sequence[int],
+    action: MembershipAction,
+    source: MembershipSource,
+    actor: User | None,
+) -> None:
+    now = utcnow()
+    session.add_all(
+        MembershipEvent(
+            group_id=group_id,
+            contact_id=cid,
+            action=action,
+            source=source,
+            actor_id=actor.id if actor else None,
+            occurred_at=now,
+        )
+        for cid in contact_ids
+    )
+
+
+async def _static_group(session: AsyncSession, group_id: int) -> Group:
+    group = await get_group(session, group_id, field="groupId")
+    if group.kind is not GroupKind.STATIC:
+        raise UserInputError.single(
+            ["groupId"],
+            ErrorCode.NOT_STATIC,
+            f"{group.name!r} is a {group.kind.lower()} group: its members follow from its "
+            "definition and cannot be added or removed one by one.",
+        )
+    return group
+
+
+async def _existing_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> list[int]:
+    """The distinct ids in call order, or an error for each unknown one (by list position)."""
+    missing = set(await missing_ids(session, Contact, contact_ids))
+    if missing:
+        problems = Problems()
+        for index, contact_id in enumerate(contact_ids):
+            if contact_id in missing and len(problems.items) < MAX_REPORTED_IDS:
+                problems.add(
+                    ["contactIds", str(index)], ErrorCode.NOT_FOUND, "No contact with this id."
+                )
+        problems.raise_if_any()
+    return list(dict.fromkeys(contact_ids))

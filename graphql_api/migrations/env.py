@@ -1,0 +1,41 @@
+"""Alembic environment: runs on the connection ``graphql_api.migrate`` hands over,
+or, for ``alembic revision --autogenerate``, on an engine from ``sqlalchemy.url``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from graphql_api.db import create_engine
+from graphql_api.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_with_own_engine() -> None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    async with engine.connect() as connection:
+        await connection.run_sync(run_on)
+        await connection.commit()
+    await engine.dispose()
+
+
+given = config.attributes.get("connection")
+if given is not None:
+    run_on(given)
+else:
+    asyncio.run(run_with_own_engine())

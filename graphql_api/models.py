@@ -1,0 +1,18 @@
+"""Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from graphql_api.contacts.models import Contact
+from graphql_api.db import Base
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.groups.models import Group, Membership, MembershipEvent
+from graphql_api.users.models import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Contact",
+    "EmailTemplate",
+    "Group",
+    "Membership",
+    "MembershipEvent",
+    "User",
+]

@@ -1,0 +1,25 @@
+"""Service settings, read from ``GRAPHQL_API_*`` environment variables."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/graphql_api.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure; every field maps to ``GRAPHQL_API_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dev_mode: bool = False
+    """Requests without a token act as the first active admin. Only ``make run`` sets it."""
+    log_level: str = "INFO"
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_page_size: int = 100
+    default_page_size: int = 20
+    max_ids_per_call: int = 10_000
+    """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
