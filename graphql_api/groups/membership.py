@@ -30,7 +30,7 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict
         .where(Membership.group_id.in_(group_ids))
         .group_by(Membership.group_id)
     )
-    counts = dict(rows.tuples().all())
+    counts = {group_id: count for group_id, count in rows}
     return {group_id: counts.get(group_id, 0) for group_id in group_ids}
 
 
@@ -45,7 +45,7 @@ async def member_pairs(
             tuple_(Membership.group_id, Membership.contact_id).in_(list(set(pairs)))
         )
     )
-    return set(rows.tuples().all())
+    return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
 async def memberships_of_contacts(
@@ -78,7 +78,7 @@ async def groups_of_contacts(
         .order_by(Group.name_key)
     )
     found: dict[int, list[Group]] = defaultdict(list)
-    for contact_id, group in rows.tuples():
+    for contact_id, group in rows:
         found[contact_id].append(group)
     return {contact_id: found[contact_id] for contact_id in contact_ids}
 

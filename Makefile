@@ -1,0 +1,37 @@
+# `make run` serves the demo; `make test` runs every test. Both install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format schema clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/graphql-api migrate
+	$(BIN)/graphql-api seed --demo
+	GRAPHQL_API_DEV_MODE=true $(BIN)/graphql-api serve
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schema: install
+	$(BIN)/graphql-api export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""The command line as an operator uses it, and the service over a real HTTP socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLI = [sys.executable, "-m", "graphql_api.cli"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "GRAPHQL_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}",
+        "GRAPHQL_API_DEV_MODE": "false",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_migrate_create_user_and_seed(env: dict[str, str]):
+    assert run(env, "migrate").returncode == 0
+    created = run(env, "create-user", "--name", "Anna", "--email", "anna@example.coop", "--admin")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith("gapi_")
+
+    duplicate = run(env, "create-user", "--name", "Anna", "--email", "ANNA@example.coop")
+    assert duplicate.returncode != 0
+    assert "already exists" in duplicate.stderr
+    assert "Traceback" not in duplicate.stderr
+
+    seeded = run(env, "seed", "--demo")
+    assert "demo data not loaded" in seeded.stderr, "the database already had a user"
+
+
+def test_export_schema_prints_the_stored_schema(env: dict[str, str], repo_root: Path):
+    exported = run(env, "export-schema")
+    assert exported.returncode == 0
+    assert exported.stdout == (repo_root / "schema.graphql").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`graphql-api serve` on a free port, with demo data and a user token."""
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    token = run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[
+        -1
+    ]
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield url, token
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_over_http_requires_a_token(server: tuple[str, str]):
+    url, token = server
+    query = {
+        "query": "{ groups(filter: {closed: false}) { totalCount edges { node { name memberCount } } } }"
+    }
+    assert httpx.post(f"{url}/graphql", json=query, timeout=10).status_code == 401
+    response = httpx.post(
+        f"{url}/graphql", json=query, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code == 200
+    groups = response.json()["data"]["groups"]
+    assert groups["totalCount"] == 4, "the demo has one closed group of five"
+    assert all(edge["node"]["memberCount"] > 0 for edge in groups["edges"])

@@ -1,0 +1,345 @@
+"""Groups: the twelve settings of "Nieuwe groep", their rules, listing and deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import GraphQLClient
+
+GROUP_FIELDS = """
+  id name description kind startDate endDate showOnPortal showOnContact editableOnPortal
+  emailOnNewMember newMemberEmailTemplate { id name } neighbourhoodRole { key }
+  closed responsible { id name } createdBy { id name } createdAt updatedAt memberCount
+"""
+CREATE = f"""
+mutation($input: CreateGroupInput!) {{
+  createGroup(input: $input) {{ group {{ {GROUP_FIELDS} }} errors {{ field code message }} }}
+}}"""
+UPDATE = f"""
+mutation($id: ID!, $input: UpdateGroupInput!) {{
+  updateGroup(id: $id, input: $input) {{ group {{ {GROUP_FIELDS} }} errors {{ field code message }} }}
+}}"""
+DELETE = "mutation($id: ID!) { deleteGroup(id: $id) { deletedId errors { field code message } } }"
+COUNT = "{ groups { totalCount } }"
+
+
+async def create_template(client: GraphQLClient, name: str = "Welkom") -> str:
+    data = await client.data(
+        """mutation($input: EmailTemplateInput!) {
+             createEmailTemplate(input: $input) { emailTemplate { id } errors { code } } }""",
+        {"input": {"name": name, "subject": "Welkom", "body": "Beste {{ contact.firstName }}"}},
+    )
+    return data["createEmailTemplate"]["emailTemplate"]["id"]
+
+
+async def create_group(client: GraphQLClient, **values: Any) -> dict[str, Any]:
+    data = await client.data(CREATE, {"input": values})
+    payload = data["createGroup"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["group"]
+
+
+async def refused(client: GraphQLClient, mutation: str, variables: dict[str, Any]) -> list[dict]:
+    """Run a mutation that must be refused and change nothing; returns its errors."""
+    before = await client.data(COUNT)
+    data = await client.data(mutation, variables)
+    payload = next(iter(data.values()))
+    assert payload["errors"], payload
+    assert await client.data(COUNT) == before
+    return payload["errors"]
+
+
+async def test_create_group_with_every_setting(client: GraphQLClient, admin: tuple[int, str]):
+    template_id = await create_template(client)
+    users = await client.data("{ users { id name } }")
+    responsible = users["users"][0]["id"]
+    group = await create_group(
+        client,
+        name="  Nieuwsbrief  ",
+        description="Maandelijkse nieuwsbrief",
+        responsibleId=responsible,
+        startDate="2025-09-02",
+        endDate="2025-12-31",
+        showOnPortal=True,
+        showOnContact=True,
+        editableOnPortal=True,
+        emailOnNewMember=True,
+        newMemberEmailTemplateId=template_id,
+        closed=True,
+    )
+    assert group["name"] == "Nieuwsbrief"
+    assert group["kind"] == "STATIC"
+    assert group["description"] == "Maandelijkse nieuwsbrief"
+    assert group["responsible"]["id"] == responsible
+    assert (group["startDate"], group["endDate"]) == ("2025-09-02", "2025-12-31")
+    assert group["showOnPortal"] and group["showOnContact"] and group["editableOnPortal"]
+    assert group["emailOnNewMember"] and group["closed"]
+    assert group["newMemberEmailTemplate"]["id"] == template_id
+    assert group["neighbourhoodRole"] is None
+    assert group["createdBy"]["name"] == "Johannes Frölich"
+    assert group["createdAt"].endswith("+00:00")
+    assert group["memberCount"] == 0
+
+    again = await client.data(
+        f"query($id: ID!) {{ group(id: $id) {{ {GROUP_FIELDS} }} node(id: $id) {{ id }} }}",
+        {"id": group["id"]},
+    )
+    assert again["group"] == group
+    assert again["node"]["id"] == group["id"]
+
+
+async def test_defaults_are_off_and_empty(client: GraphQLClient):
+    group = await create_group(client, name="Leeg")
+    assert not any(
+        group[f]
+        for f in ("showOnPortal", "showOnContact", "editableOnPortal", "emailOnNewMember", "closed")
+    )
+    assert group["description"] is None and group["responsible"] is None
+
+
+async def test_update_absent_is_unchanged_and_null_clears(client: GraphQLClient):
+    template_id = await create_template(client)
+    group = await create_group(
+        client,
+        name="Zonnepanelen",
+        description="Collectief dak",
+        startDate="2024-03-01",
+        emailOnNewMember=True,
+        newMemberEmailTemplateId=template_id,
+    )
+    data = await client.data(
+        UPDATE, {"id": group["id"], "input": {"description": None, "closed": True}}
+    )
+    updated = data["updateGroup"]["group"]
+    assert data["updateGroup"]["errors"] == []
+    assert updated["description"] is None
+    assert updated["closed"] is True
+    assert updated["name"] == "Zonnepanelen"
+    assert updated["startDate"] == "2024-03-01"
+    assert updated["newMemberEmailTemplate"]["id"] == template_id
+    assert updated["updatedAt"] >= group["updatedAt"]
+
+    data = await client.data(
+        UPDATE,
+        {"id": group["id"], "input": {"emailOnNewMember": False, "newMemberEmailTemplateId": None}},
+    )
+    assert data["updateGroup"]["group"]["newMemberEmailTemplate"] is None
+
+
+async def test_update_can_rename_to_own_name_in_other_case(client: GraphQLClient):
+    group = await create_group(client, name="Buurtaanpak")
+    data = await client.data(UPDATE, {"id": group["id"], "input": {"name": "BUURTAANPAK"}})
+    assert data["updateGroup"]["group"]["name"] == "BUURTAANPAK"
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("", "REQUIRED"),
+        ("   ", "REQUIRED"),
+        ("x" * 10_000, "TOO_LONG"),
+        ("  nieuwsBRIEF ", "NAME_TAKEN"),
+    ],
+)
+async def test_bad_names_are_refused(client: GraphQLClient, name: str, code: str):
+    await create_group(client, name="Nieuwsbrief")
+    errors = await refused(client, CREATE, {"input": {"name": name}})
+    assert errors == [{"field": ["input", "name"], "code": code, "message": errors[0]["message"]}]
+    assert errors[0]["message"]
+
+
+async def test_rename_onto_another_group_is_refused(client: GraphQLClient):
+    await create_group(client, name="Een")
+    other = await create_group(client, name="Twee")
+    errors = await refused(
+        client, UPDATE, {"id": other["id"], "input": {"name": " één ".replace("é", "e")}}
+    )
+    assert errors[0]["code"] == "NAME_TAKEN"
+    group = await client.data("query($id: ID!) { group(id: $id) { name } }", {"id": other["id"]})
+    assert group["group"]["name"] == "Twee"
+
+
+async def test_email_on_new_member_requires_a_template(client: GraphQLClient):
+    errors = await refused(client, CREATE, {"input": {"name": "Mail", "emailOnNewMember": True}})
+    assert errors[0]["code"] == "TEMPLATE_REQUIRED"
+    assert errors[0]["field"] == ["input", "newMemberEmailTemplateId"]
+
+    template_id = await create_template(client)
+    group = await create_group(
+        client, name="Mail", emailOnNewMember=True, newMemberEmailTemplateId=template_id
+    )
+    errors = await refused(
+        client, UPDATE, {"id": group["id"], "input": {"newMemberEmailTemplateId": None}}
+    )
+    assert errors[0]["code"] == "TEMPLATE_REQUIRED"
+
+
+async def test_end_date_before_start_date_is_refused(client: GraphQLClient):
+    errors = await refused(
+        client,
+        CREATE,
+        {"input": {"name": "Data", "startDate": "2025-09-02", "endDate": "2025-09-01"}},
+    )
+    assert errors[0] == {
+        "field": ["input", "endDate"],
+        "code": "END_BEFORE_START",
+        "message": "endDate 2025-09-01 is before startDate 2025-09-02.",
+    }
+    group = await create_group(client, name="Data", startDate="2025-09-02")
+    errors = await refused(client, UPDATE, {"id": group["id"], "input": {"endDate": "2025-01-01"}})
+    assert errors[0]["code"] == "END_BEFORE_START"
+
+
+async def test_missing_and_malformed_references_are_refused(client: GraphQLClient):
+    template_id = await create_template(client)
+    missing_user = "VXNlcjo5OTk5"  # User:9999
+    errors = await refused(
+        client, CREATE, {"input": {"name": "Ref", "responsibleId": missing_user}}
+    )
+    assert errors[0] == {
+        "field": ["input", "responsibleId"],
+        "code": "NOT_FOUND",
+        "message": "No user with this id.",
+    }
+
+    errors = await refused(client, CREATE, {"input": {"name": "Ref", "responsibleId": template_id}})
+    assert errors[0]["code"] == "INVALID_ID"
+    assert errors[0]["field"] == ["input", "responsibleId"]
+
+    errors = await refused(
+        client, CREATE, {"input": {"name": "Ref", "newMemberEmailTemplateId": "not-an-id"}}
+    )
+    assert errors[0]["code"] == "INVALID_ID"
+
+    errors = await refused(client, CREATE, {"input": {"name": "Ref", "neighbourhoodRole": "coach"}})
+    assert errors[0]["code"] == "UNKNOWN_ROLE"
+    assert errors[0]["field"] == ["input", "neighbourhoodRole"]
+
+
+async def test_boolean_settings_cannot_be_null(client: GraphQLClient):
+    group = await create_group(client, name="Bool")
+    errors = await refused(client, UPDATE, {"id": group["id"], "input": {"closed": None}})
+    assert errors[0]["field"] == ["input", "closed"]
+    assert errors[0]["code"] == "REQUIRED"
+
+
+async def test_several_problems_are_reported_together(client: GraphQLClient):
+    errors = await refused(
+        client,
+        CREATE,
+        {"input": {"name": "", "description": "d" * 10_001, "emailOnNewMember": True}},
+    )
+    assert {e["code"] for e in errors} == {"REQUIRED", "TOO_LONG", "TEMPLATE_REQUIRED"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"input": {"name": 12}}, "String cannot represent a non string value"),
+        ({"input": {"name": "A", "startDate": "2025-13-45"}}, "startDate"),
+        ({"input": {"name": "A", "closed": "yes"}}, "Boolean cannot represent"),
+        ({"input": {}}, "name"),
+        ({"input": {"name": "A", "unknownSetting": 1}}, "unknownSetting"),
+    ],
+)
+async def test_wrong_types_are_graphql_errors(
+    client: GraphQLClient, variables: dict[str, Any], expected: str
+):
+    body = await client.execute(CREATE, variables)
+    assert body.get("data") is None
+    assert expected in body["errors"][0]["message"]
+    assert (await client.data(COUNT))["groups"]["totalCount"] == 0
+
+
+async def test_update_and_delete_of_unknown_group(client: GraphQLClient):
+    unknown = "R3JvdXA6OTk5"  # Group:999
+    data = await client.data(UPDATE, {"id": unknown, "input": {"closed": True}})
+    assert data["updateGroup"]["errors"][0] == {
+        "field": ["id"],
+        "code": "NOT_FOUND",
+        "message": "No group with this id.",
+    }
+    data = await client.data(DELETE, {"id": "garbage"})
+    assert data["deleteGroup"]["errors"][0]["code"] == "INVALID_ID"
+    assert data["deleteGroup"]["deletedId"] is None
+
+
+async def test_delete_group(client: GraphQLClient):
+    group = await create_group(client, name="Weg")
+    data = await client.data(DELETE, {"id": group["id"]})
+    assert data["deleteGroup"] == {"deletedId": group["id"], "errors": []}
+    gone = await client.data("query($id: ID!) { group(id: $id) { id } }", {"id": group["id"]})
+    assert gone["group"] is None
+    again = await client.data(DELETE, {"id": group["id"]})
+    assert again["deleteGroup"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+LIST = """
+query($filter: GroupFilter, $orderBy: GroupOrder, $first: Int, $after: String) {
+  groups(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
+    totalCount
+    edges { cursor node { name } }
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+  }
+}"""
+
+
+async def names(client: GraphQLClient, **variables: Any) -> list[str]:
+    data = await client.data(LIST, variables)
+    return [edge["node"]["name"] for edge in data["groups"]["edges"]]
+
+
+async def test_groups_filter_and_order(client: GraphQLClient):
+    users = await client.data("{ users { id } }")
+    me = users["users"][0]["id"]
+    await create_group(client, name="Bravo", closed=True)
+    await create_group(client, name="alpha", responsibleId=me)
+    await create_group(client, name="Charlie 50%")
+
+    assert await names(client) == ["alpha", "Bravo", "Charlie 50%"]
+    assert await names(client, orderBy="NAME_DESC") == ["Charlie 50%", "Bravo", "alpha"]
+    assert await names(client, orderBy="CREATED_AT_ASC") == ["Bravo", "alpha", "Charlie 50%"]
+    assert await names(client, orderBy="CREATED_AT_DESC") == ["Charlie 50%", "alpha", "Bravo"]
+    assert await names(client, filter={"closed": False}) == ["alpha", "Charlie 50%"]
+    assert await names(client, filter={"closed": True}) == ["Bravo"]
+    assert await names(client, filter={"search": "ALP"}) == ["alpha"]
+    assert await names(client, filter={"search": "50%"}) == ["Charlie 50%"]
+    assert await names(client, filter={"search": "%"}) == ["Charlie 50%"]
+    assert await names(client, filter={"responsibleId": me}) == ["alpha"]
+    assert await names(client, filter={"kind": "STATIC", "closed": False, "search": "a"}) == [
+        "alpha",
+        "Charlie 50%",
+    ]
+
+
+@pytest.mark.parametrize("order", ["NAME_ASC", "NAME_DESC", "CREATED_AT_ASC", "CREATED_AT_DESC"])
+async def test_groups_pagination_visits_every_group_once(client: GraphQLClient, order: str):
+    for i in range(7):
+        await create_group(client, name=f"Groep {i}")
+    seen: list[str] = []
+    after = None
+    while True:
+        data = await client.data(LIST, {"first": 3, "after": after, "orderBy": order})
+        page = data["groups"]
+        assert page["totalCount"] == 7
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(seen) == sorted(f"Groep {i}" for i in range(7))
+    assert len(seen) == 7
+
+
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"first": 101}, "BAD_USER_INPUT"),
+        ({"first": -1}, "BAD_USER_INPUT"),
+        ({"after": "bm9wZQ=="}, "BAD_USER_INPUT"),
+    ],
+)
+async def test_bad_paging_arguments(client: GraphQLClient, variables: dict[str, Any], code: str):
+    body = await client.execute(LIST, variables)
+    assert body["errors"][0]["extensions"]["code"] == code

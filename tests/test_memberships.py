@@ -1,0 +1,245 @@
+"""Static memberships: adding, removing, history, and how contacts see their groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import GraphQLClient
+from tests.test_groups import create_group
+
+ADD = """
+mutation($groupId: ID!, $contactIds: [ID!]!) {
+  addGroupMembers(groupId: $groupId, contactIds: $contactIds) {
+    group { memberCount }
+    memberships { source memberSince contact { displayName } addedBy { name } group { name } }
+    changedCount
+    errors { field code message }
+  }
+}"""
+REMOVE = """
+mutation($groupId: ID!, $contactIds: [ID!]!) {
+  removeGroupMembers(groupId: $groupId, contactIds: $contactIds) {
+    group { memberCount } changedCount errors { field code message }
+  }
+}"""
+STATE = """
+query($id: ID!) {
+  group(id: $id) {
+    memberCount
+    members(first: 100) { totalCount nodes { displayName } }
+    history(first: 100) { totalCount edges { node { action source contact { displayName } actor { name } } } }
+  }
+}"""
+
+
+async def create_contacts(client: GraphQLClient, *last_names: str) -> list[str]:
+    ids = []
+    for last_name in last_names:
+        data = await client.data(
+            """mutation($input: ContactInput!) {
+                 createContact(input: $input) { contact { id } errors { code } } }""",
+            {
+                "input": {
+                    "firstName": "Jan",
+                    "lastName": last_name,
+                    "email": f"{last_name}@example.nl",
+                }
+            },
+        )
+        ids.append(data["createContact"]["contact"]["id"])
+    return ids
+
+
+async def state(client: GraphQLClient, group_id: str) -> dict[str, Any]:
+    return (await client.data(STATE, {"id": group_id}))["group"]
+
+
+async def test_add_members_records_who_when_and_how(client: GraphQLClient):
+    group = await create_group(client, name="Nieuwsbrief")
+    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
+
+    data = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+    payload = data["addGroupMembers"]
+    assert payload["errors"] == []
+    assert payload["changedCount"] == 1
+    assert payload["group"]["memberCount"] == 1
+    [link] = payload["memberships"]
+    assert link["source"] == "MANUAL"
+    assert link["contact"]["displayName"] == "Jan Jansen"
+    assert link["addedBy"]["name"] == "Johannes Frölich"
+    assert link["group"]["name"] == "Nieuwsbrief"
+
+    data = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, bakker]})
+    payload = data["addGroupMembers"]
+    assert payload["changedCount"] == 1, "an existing member is not added twice"
+    assert [m["contact"]["displayName"] for m in payload["memberships"]] == ["Jan Bakker"]
+    assert payload["memberships"][0]["source"] == "BULK"
+
+    current = await state(client, group["id"])
+    assert current["memberCount"] == 2
+    assert current["members"]["totalCount"] == 2
+    assert [e["node"]["action"] for e in current["history"]["edges"]] == ["ADDED", "ADDED"]
+
+
+async def test_readding_an_existing_member_changes_nothing(client: GraphQLClient):
+    group = await create_group(client, name="Nieuwsbrief")
+    [jansen] = await create_contacts(client, "Jansen")
+    first = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+    since = first["addGroupMembers"]["memberships"][0]["memberSince"]
+
+    again = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, jansen]})
+    assert again["addGroupMembers"]["errors"] == []
+    assert again["addGroupMembers"]["changedCount"] == 0
+    memberships = await client.data(
+        "query($id: ID!) { contact(id: $id) { memberships { memberSince } } }", {"id": jansen}
+    )
+    assert memberships["contact"]["memberships"] == [{"memberSince": since}]
+    assert (await state(client, group["id"]))["history"]["totalCount"] == 1
+
+
+async def test_remove_keeps_history(client: GraphQLClient):
+    group = await create_group(client, name="Nieuwsbrief")
+    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
+    await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, bakker]})
+
+    data = await client.data(REMOVE, {"groupId": group["id"], "contactIds": [jansen]})
+    assert data["removeGroupMembers"] == {
+        "group": {"memberCount": 1},
+        "changedCount": 1,
+        "errors": [],
+    }
+    data = await client.data(REMOVE, {"groupId": group["id"], "contactIds": [jansen]})
+    assert data["removeGroupMembers"]["changedCount"] == 0
+
+    current = await state(client, group["id"])
+    assert [n["displayName"] for n in current["members"]["nodes"]] == ["Jan Bakker"]
+    history = [
+        (e["node"]["action"], e["node"]["contact"]["displayName"], e["node"]["actor"]["name"])
+        for e in current["history"]["edges"]
+    ]
+    assert history[0] == ("REMOVED", "Jan Jansen", "Johannes Frölich")
+    assert sorted(history[1:]) == [
+        ("ADDED", "Jan Bakker", "Johannes Frölich"),
+        ("ADDED", "Jan Jansen", "Johannes Frölich"),
+    ]
+
+
+@pytest.mark.parametrize("mutation", [ADD, REMOVE])
+async def test_unknown_or_malformed_contacts_refuse_the_whole_call(
+    client: GraphQLClient, mutation: str
+):
+    group = await create_group(client, name="Nieuwsbrief")
+    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
+    await client.data(ADD, {"groupId": group["id"], "contactIds": [bakker]})
+    before = await state(client, group["id"])
+    unknown = "Q29udGFjdDo5OTk5OQ=="  # Contact:99999
+
+    data = await client.data(
+        mutation, {"groupId": group["id"], "contactIds": [jansen, unknown, bakker]}
+    )
+    payload = next(iter(data.values()))
+    assert payload["errors"] == [
+        {"field": ["contactIds", "1"], "code": "NOT_FOUND", "message": "No contact with this id."}
+    ]
+    assert payload["group"] is None
+
+    data = await client.data(
+        mutation, {"groupId": group["id"], "contactIds": [jansen, group["id"]]}
+    )
+    payload = next(iter(data.values()))
+    assert payload["errors"][0]["field"] == ["contactIds", "1"]
+    assert payload["errors"][0]["code"] == "INVALID_ID"
+
+    data = await client.data(mutation, {"groupId": group["id"], "contactIds": []})
+    assert next(iter(data.values()))["errors"][0]["code"] == "REQUIRED"
+    assert await state(client, group["id"]) == before
+
+
+@pytest.mark.parametrize("mutation", [ADD, REMOVE])
+async def test_unknown_group(client: GraphQLClient, mutation: str):
+    [jansen] = await create_contacts(client, "Jansen")
+    data = await client.data(mutation, {"groupId": "R3JvdXA6OTk5", "contactIds": [jansen]})
+    assert next(iter(data.values()))["errors"] == [
+        {"field": ["groupId"], "code": "NOT_FOUND", "message": "No group with this id."}
+    ]
+    data = await client.data(mutation, {"groupId": jansen, "contactIds": [jansen]})
+    assert next(iter(data.values()))["errors"][0]["code"] == "INVALID_ID"
+
+
+async def test_too_many_ids_in_one_call(client: GraphQLClient):
+    group = await create_group(client, name="Groot")
+    ids = ["Q29udGFjdDox"] * 10_001
+    data = await client.data(ADD, {"groupId": group["id"], "contactIds": ids})
+    assert data["addGroupMembers"]["errors"][0]["code"] == "TOO_MANY"
+
+
+async def test_contact_sees_its_groups(client: GraphQLClient):
+    visible = await create_group(client, name="Zichtbaar", showOnContact=True)
+    hidden = await create_group(client, name="Verborgen")
+    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
+    for group in (visible, hidden):
+        await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+
+    data = await client.data(
+        """query($id: ID!) { contact(id: $id) {
+             groups { name }
+             memberships { group { name } source memberSince addedBy { name } contact { displayName } }
+             visibleGroups { static { group { name } memberSince } }
+           } }""",
+        {"id": jansen},
+    )
+    contact = data["contact"]
+    assert [g["name"] for g in contact["groups"]] == ["Verborgen", "Zichtbaar"]
+    assert [m["group"]["name"] for m in contact["memberships"]] == ["Zichtbaar", "Verborgen"]
+    assert [m["group"]["name"] for m in contact["visibleGroups"]["static"]] == ["Zichtbaar"]
+
+    membership_query = """query($g: ID!, $c: ID!, $f: GroupFilter) {
+        group(id: $g) { hasMember(contactId: $c) }
+        groups(filter: $f) { edges { node { name } } } }"""
+    data = await client.data(
+        membership_query, {"g": visible["id"], "c": jansen, "f": {"hasMemberId": jansen}}
+    )
+    assert data["group"]["hasMember"] is True
+    assert [e["node"]["name"] for e in data["groups"]["edges"]] == ["Verborgen", "Zichtbaar"]
+    data = await client.data(
+        membership_query, {"g": visible["id"], "c": bakker, "f": {"hasMemberId": bakker}}
+    )
+    assert data["group"]["hasMember"] is False
+    assert data["groups"]["edges"] == []
+
+
+async def test_deleting_a_group_removes_its_links(client: GraphQLClient):
+    group = await create_group(client, name="Tijdelijk")
+    [jansen] = await create_contacts(client, "Jansen")
+    await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+    await client.data(
+        "mutation($id: ID!) { deleteGroup(id: $id) { errors { code } } }", {"id": group["id"]}
+    )
+    data = await client.data(
+        "query($id: ID!) { contact(id: $id) { groups { name } memberships { source } } }",
+        {"id": jansen},
+    )
+    assert data["contact"] == {"groups": [], "memberships": []}
+
+
+async def test_members_search_and_paging(client: GraphQLClient):
+    group = await create_group(client, name="Groot")
+    ids = await create_contacts(client, *[f"Naam{i:02d}" for i in range(12)])
+    await client.data(ADD, {"groupId": group["id"], "contactIds": ids})
+    query = """query($id: ID!, $after: String, $search: String) { group(id: $id) {
+        members(first: 5, after: $after, search: $search) {
+          totalCount nodes { lastName } pageInfo { hasNextPage endCursor } } } }"""
+    seen: list[str] = []
+    after = None
+    while True:
+        page = (await client.data(query, {"id": group["id"], "after": after}))["group"]["members"]
+        seen += [n["lastName"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [f"Naam{i:02d}" for i in range(12)]
+    found = (await client.data(query, {"id": group["id"], "search": "naam1"}))["group"]["members"]
+    assert found["totalCount"] == 2
+    assert [n["lastName"] for n in found["nodes"]] == ["Naam10", "Naam11"]

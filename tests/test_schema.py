@@ -1,0 +1,55 @@
+"""The schema file, the migrations and the documentation stay in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+from sqlalchemy.engine import Connection
+
+from graphql_api.graphql.schema import build_schema
+from graphql_api.models import Base
+from graphql_api.settings import Settings
+
+
+def test_schema_graphql_is_fresh(repo_root: Path):
+    exported = build_schema(Settings()).as_str() + "\n"
+    stored = (repo_root / "schema.graphql").read_text()
+    assert stored == exported, (
+        "schema.graphql is stale: run `graphql-api export-schema > schema.graphql`"
+    )
+
+
+def test_every_type_field_and_argument_is_described():
+    schema = build_schema(Settings())._schema
+    missing = []
+    for name, graphql_type in schema.type_map.items():
+        if name.startswith("__") or not isinstance(
+            graphql_type,
+            GraphQLObjectType | GraphQLInputObjectType | GraphQLInterfaceType | GraphQLEnumType,
+        ):
+            continue
+        if not graphql_type.description:
+            missing.append(name)
+        if isinstance(graphql_type, GraphQLEnumType):
+            continue
+        for field_name, field in graphql_type.fields.items():
+            if not field.description:
+                missing.append(f"{name}.{field_name}")
+            for arg_name, arg in getattr(field, "args", {}).items():
+                if not arg.description:
+                    missing.append(f"{name}.{field_name}({arg_name})")
+    assert missing == []
+
+
+async def test_migrations_match_the_models(app):
+    """`alembic upgrade head` on an empty database (done by the fixture) equals the models."""
+
+    def differences(connection: Connection) -> list:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    async with app.state.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []

@@ -1,0 +1,57 @@
+"""Limits on query shape, and no internals in errors."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+
+from graphql_api.app import create_app
+from graphql_api.db import create_engine
+from graphql_api.migrate import upgrade
+from graphql_api.settings import Settings
+from tests.conftest import GraphQLClient, make_user
+
+DEEP = "{ groups { edges { node { members { edges { node { groups { members { edges { node { groups { members { edges { node { id } } } } } } } } } } } } } } }"
+
+
+async def test_query_depth_is_limited(client: GraphQLClient):
+    body = await client.execute(DEEP)
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert body.get("data") is None
+
+
+async def test_aliases_are_limited(client: GraphQLClient):
+    query = "{ " + " ".join(f"a{i}: users {{ id }}" for i in range(31)) + " }"
+    body = await client.execute(query)
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_tokens_are_limited(client: GraphQLClient):
+    query = "{ users { " + "id " * 6000 + "} }"
+    body = await client.execute(query)
+    assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_server_faults_reveal_nothing(tmp_path):
+    """A broken database yields a generic error: no SQL, no table names, no traceback."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'broken.sqlite3'}"
+    engine = create_engine(url)
+    await upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE email_templates"))
+    await engine.dispose()
+
+    app = create_app(Settings(database_url=url))
+    _, token = await make_user(app, "Johannes", "j@example.coop")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        body = await GraphQLClient(http, token).execute(
+            "{ emailTemplates { name } users { name } }"
+        )
+    await app.state.engine.dispose()
+    [error] = body["errors"]
+    assert error["message"] == "Internal server error."
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "email_templates" not in str(body) and "SELECT" not in str(body)
+    assert body["data"] is None or body["data"].get("users") is not None
