@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.contacts.models import Contact as ContactModel
 from graphql_api.contacts.models import ContactKind
 from graphql_api.contacts.service import contact_search, create_contact, update_contact
+from graphql_api.errors import ErrorCode, UserInputError
 from graphql_api.graphql.context import Info
-from graphql_api.graphql.errors import UserError
+from graphql_api.graphql.errors import PublicError, UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
 from graphql_api.graphql.relay import (
     Connection,
@@ -24,13 +25,18 @@ from graphql_api.graphql.relay import (
     query_id,
     rows_of,
 )
+from graphql_api.groups.filter_schema import ContactFilterInput, filter_to_domain
+from graphql_api.groups.filters import validate_filter
 from graphql_api.groups.loaders import (
     load_groups_of_contacts,
     load_memberships,
     load_visible_memberships,
 )
+from graphql_api.groups.membership import filter_condition
+from graphql_api.groups.models import Group as GroupModel
+from graphql_api.groups.models import GroupKind
 from graphql_api.pagination import Ordering
-from graphql_api.repository import load_by_id
+from graphql_api.repository import load_by_id, missing_ids
 
 if TYPE_CHECKING:
     from graphql_api.groups.schema import Group, Membership
@@ -55,6 +61,14 @@ class VisibleGroups:
     )
     async def static(self, info: Info) -> list[MembershipRef]:
         return await info.context.loader(load_visible_memberships).load(self.contact_id)
+
+    @strawberry.field(
+        description="Dynamic and composite groups with showOnContact that the contact is in: "
+        "shown with the basic contact details (basis contactgegevens)."
+    )
+    async def derived(self, info: Info) -> list[GroupRef]:
+        groups = await info.context.loader(load_groups_of_contacts).load(self.contact_id)
+        return [g for g in groups if g.show_on_contact and g.kind is not GroupKind.STATIC]
 
 
 @strawberry.type(description="A person or organisation in the CRM (contact).")
@@ -119,6 +133,22 @@ class ContactPayload:
     )
 
 
+async def _filter_condition(info: Info, filter: ContactFilterInput) -> Any:
+    try:
+        tree, groups = validate_filter(filter_to_domain(filter))
+        missing = await info.context.db.run(lambda s: missing_ids(s, GroupModel, groups))
+        if missing:
+            raise UserInputError.single(
+                ["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist."
+            )
+    except UserInputError as error:
+        raise PublicError(
+            "Invalid filter: "
+            + " ".join(f"{'.'.join(p.field)}: {p.message}" for p in error.problems)
+        ) from error
+    return await info.context.db.run(lambda session: filter_condition(session, tree))
+
+
 @strawberry.type
 class ContactQueries:
     @strawberry.field(description="One contact by id; null when it does not exist.")
@@ -129,10 +159,17 @@ class ContactQueries:
     ) -> Contact | None:
         return await info.context.loader(load_by_id(ContactModel)).load(query_id(id, "Contact"))
 
-    @strawberry.field(description="Contacts, oldest first, optionally narrowed by a search.")
+    @strawberry.field(
+        description="Contacts, oldest first, optionally narrowed by a filter (to preview who "
+        "a dynamic group would hold) and a search."
+    )
     async def contacts(
         self,
         info: Info,
+        filter: Annotated[
+            ContactFilterInput | None,
+            strawberry.argument(description="Only contacts matching this dynamic-group filter."),
+        ] = None,
         search: Annotated[
             str | None,
             strawberry.argument(
@@ -145,6 +182,8 @@ class ContactQueries:
         ] = None,
     ) -> Connection[Contact]:
         query = select(ContactModel)
+        if filter is not None:
+            query = query.where(await _filter_condition(info, filter))
         if search and search.strip():
             query = query.where(contact_search(search))
         return await paginate(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.groups import membership
-from graphql_api.groups.models import Group, Membership
+from graphql_api.groups import membership, service
+from graphql_api.groups.models import Group, GroupLink, LinkRole, Membership
 
 
 async def load_member_counts(session: AsyncSession, group_ids: Sequence[int]) -> list[int]:
@@ -41,3 +42,26 @@ async def load_groups_of_contacts(
 ) -> list[list[Group]]:
     found = await membership.groups_of_contacts(session, contact_ids)
     return [found[contact_id] for contact_id in contact_ids]
+
+
+async def load_links(
+    session: AsyncSession, group_ids: Sequence[int]
+) -> list[dict[LinkRole, list[Group]]]:
+    """Each group's included and excluded groups, in the order they were given."""
+    rows = await session.execute(
+        select(GroupLink.group_id, GroupLink.role, Group)
+        .join(Group, Group.id == GroupLink.member_group_id)
+        .where(GroupLink.group_id.in_(group_ids), GroupLink.role != LinkRole.FILTER)
+        .order_by(GroupLink.position)
+    )
+    found: dict[int, dict[LinkRole, list[Group]]] = {
+        group_id: {LinkRole.INCLUDE: [], LinkRole.EXCLUDE: []} for group_id in group_ids
+    }
+    for group_id, role, group in rows:
+        found[group_id][role].append(group)
+    return [found[group_id] for group_id in group_ids]
+
+
+async def load_used_by(session: AsyncSession, group_ids: Sequence[int]) -> list[list[Group]]:
+    found = await service.groups_using(session, group_ids)
+    return [found[group_id] for group_id in group_ids]

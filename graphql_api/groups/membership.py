@@ -1,37 +1,148 @@
-"""Who is in which group, answered with set-based SQL for many groups or contacts at once."""
+"""Who is in which group, computed in the database with set-based SQL.
+
+A group's members are compiled into one SQL statement: the group graph (a recursive CTE
+over group ids) becomes one CTE per group, each a set of contact ids: static groups read
+their memberships, dynamic groups their compiled filter, composites combine their parts
+with UNION (ANY) or INTERSECT (ALL) and EXCEPT for exclusions. A shared sub-group is one
+CTE however often it is used. Nothing is cached, so every read sees every committed write.
+
+Given ``candidates`` (a few contacts), every leaf is restricted to them first, which turns
+"is this contact in these groups?" into a cheap query even for very large groups.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import (
+    CTE,
+    Select,
+    except_,
+    func,
+    intersect,
+    literal,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import contact_search
-from graphql_api.groups.models import Group, Membership
+from graphql_api.groups.filters import compile_filter, referenced_groups
+from graphql_api.groups.graph import GroupGraph, load_graph
+from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
 
 
-def member_ids(group_id: int) -> Select[tuple[int]]:
-    """The ids of a group's members, as a subquery to select contacts with."""
-    return select(Membership.contact_id).where(Membership.group_id == group_id)
+def compile_members(graph: GroupGraph, candidates: Sequence[int] | None = None) -> dict[int, CTE]:
+    """One CTE of contact ids per group in ``graph`` (limited to ``candidates`` if given)."""
+    ctes: dict[int, CTE] = {}
+
+    def members_of(group_id: int) -> Select[Any]:
+        return select(ctes[group_id].c.contact_id)
+
+    for group_id in graph.order_from_leaves():
+        node = graph.nodes[group_id]
+        if node.kind is GroupKind.DYNAMIC and node.filter:
+            query: Any = select(Contact.id.label("contact_id")).where(
+                compile_filter(node.filter, members_of)
+            )
+            if candidates is not None:
+                query = query.where(Contact.id.in_(candidates))
+        elif node.kind is GroupKind.COMPOSITE and node.included:
+            parts = [members_of(i) for i in node.included]
+            combine = intersect if node.mode is CompositionMode.ALL else union
+            if len(parts) == 1:
+                query = parts[0]
+            elif node.excluded:
+                # SQLite cannot nest compound selects: name the combination first.
+                query = select(combine(*parts).cte(f"g{group_id}_in").c.contact_id)
+            else:
+                query = combine(*parts)
+            if node.excluded:
+                query = except_(query, *(members_of(i) for i in node.excluded))
+        else:
+            query = select(Membership.contact_id).where(Membership.group_id == group_id)
+            if candidates is not None:
+                query = query.where(Membership.contact_id.in_(candidates))
+        ctes[group_id] = query.cte(f"g{group_id}")
+    return ctes
 
 
-def members_query(group_id: int, search: str | None) -> Select[tuple[Contact]]:
-    query = select(Contact).where(Contact.id.in_(member_ids(group_id)))
+async def member_set(session: AsyncSession, group_id: int) -> Select[tuple[int]]:
+    """A subquery of an existing group's member ids (one statement to load its graph)."""
+    graph = await load_graph(session, [group_id])
+    return select(compile_members(graph)[group_id].c.contact_id)
+
+
+def members_query(member_ids: Select[tuple[int]], search: str | None) -> Select[tuple[Contact]]:
+    query = select(Contact).where(Contact.id.in_(member_ids))
     return query.where(contact_search(search)) if search else query
 
 
 async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, int]:
-    """Number of members of each group, in one aggregate statement."""
+    """Number of members of each group: one statement for the graph, one for the counts."""
+    graph = await load_graph(session, group_ids)
+    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
+    counts: dict[int, int] = dict.fromkeys(group_ids, 0)
+    if not present:
+        return counts
+    ctes = compile_members(graph)
     rows = await session.execute(
-        select(Membership.group_id, func.count())
-        .where(Membership.group_id.in_(group_ids))
-        .group_by(Membership.group_id)
+        union_all(
+            *(
+                select(literal(i).label("group_id"), func.count().label("n")).select_from(ctes[i])
+                for i in present
+            )
+        )
     )
-    counts = {group_id: count for group_id, count in rows}
-    return {group_id: counts.get(group_id, 0) for group_id in group_ids}
+    counts.update({group_id: n for group_id, n in rows})
+    return counts
+
+
+async def groups_containing(
+    session: AsyncSession, group_ids: Iterable[int], contact_ids: Sequence[int]
+) -> set[tuple[int, int]]:
+    """Which (group id, contact id) pairs are memberships, derived groups included."""
+    group_ids = list(group_ids)
+    if not group_ids or not contact_ids:
+        return set()
+    graph = await load_graph(session, group_ids)
+    return await _pairs(session, graph, group_ids, contact_ids)
+
+
+async def _pairs(
+    session: AsyncSession, graph: GroupGraph, group_ids: Iterable[int], contact_ids: Sequence[int]
+) -> set[tuple[int, int]]:
+    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
+    if not present:
+        return set()
+    ctes = compile_members(graph, candidates=list(dict.fromkeys(contact_ids)))
+    rows = await session.execute(
+        union_all(*(select(literal(i).label("group_id"), ctes[i].c.contact_id) for i in present))
+    )
+    return {(group_id, contact_id) for group_id, contact_id in rows}
+
+
+async def membership_path(
+    session: AsyncSession, group_id: int, contact_id: int
+) -> list[int] | None:
+    """Why a contact is in a group: the group ids from this group down to the static group
+    or dynamic filter that holds the contact; None when it is not a member."""
+    graph = await load_graph(session, [group_id])
+    holding = {g for g, _ in await _pairs(session, graph, graph.nodes, [contact_id])}
+    if group_id not in holding:
+        return None
+    path = [group_id]
+    node = graph.nodes[group_id]
+    while node.kind is GroupKind.COMPOSITE:
+        # Every included group on the way holds the contact in an ALL composite, at least
+        # one in an ANY composite; the first in the caller's order is the explanation.
+        node = graph.nodes[next(i for i in node.included if i in holding)]
+        path.append(node.id)
+    return path
 
 
 async def member_pairs(
@@ -40,12 +151,42 @@ async def member_pairs(
     """Which of the (group id, contact id) pairs are memberships."""
     if not pairs:
         return set()
-    rows = await session.execute(
+    found = await groups_containing(session, {g for g, _ in pairs}, [c for _, c in pairs])
+    return found & set(pairs)
+
+
+async def derived_group_ids(session: AsyncSession) -> list[int]:
+    return list(await session.scalars(select(Group.id).where(Group.kind != GroupKind.STATIC)))
+
+
+async def groups_of_contacts(
+    session: AsyncSession, contact_ids: Sequence[int]
+) -> dict[int, list[Group]]:
+    """Every group each contact is in, derived ones included, by name."""
+    static = await session.execute(
         select(Membership.group_id, Membership.contact_id).where(
-            tuple_(Membership.group_id, Membership.contact_id).in_(list(set(pairs)))
+            Membership.contact_id.in_(contact_ids)
         )
     )
-    return {(group_id, contact_id) for group_id, contact_id in rows}
+    pairs = {(group_id, contact_id) for group_id, contact_id in static}
+    pairs |= await groups_containing(session, await derived_group_ids(session), contact_ids)
+    groups = {
+        group.id: group
+        for group in await session.scalars(select(Group).where(Group.id.in_({g for g, _ in pairs})))
+    }
+    found: dict[int, list[Group]] = defaultdict(list)
+    for group_id, contact_id in pairs:
+        found[contact_id].append(groups[group_id])
+    return {
+        contact_id: sorted(found[contact_id], key=lambda g: (g.name_key, g.id))
+        for contact_id in contact_ids
+    }
+
+
+async def group_ids_of_contact(session: AsyncSession, contact_id: int) -> list[int]:
+    """Ids of every group a contact is in (for ``groups(filter: {hasMemberId})``)."""
+    groups = await groups_of_contacts(session, [contact_id])
+    return [group.id for group in groups[contact_id]]
 
 
 async def memberships_of_contacts(
@@ -67,22 +208,8 @@ async def memberships_of_contacts(
     return {contact_id: found[contact_id] for contact_id in contact_ids}
 
 
-async def groups_of_contacts(
-    session: AsyncSession, contact_ids: Sequence[int]
-) -> dict[int, list[Group]]:
-    """Every group each contact is in, by name."""
-    rows = await session.execute(
-        select(Membership.contact_id, Group)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Membership.contact_id.in_(contact_ids))
-        .order_by(Group.name_key)
-    )
-    found: dict[int, list[Group]] = defaultdict(list)
-    for contact_id, group in rows:
-        found[contact_id].append(group)
-    return {contact_id: found[contact_id] for contact_id in contact_ids}
-
-
-def group_ids_of_contact(contact_id: int) -> Select[tuple[int]]:
-    """The ids of the groups a contact is in, as a subquery to select groups with."""
-    return select(Membership.group_id).where(Membership.contact_id == contact_id)
+async def filter_condition(session: AsyncSession, tree: dict[str, Any]) -> Any:
+    """The SQL condition on contacts of a validated filter; ``memberOf`` groups must exist."""
+    graph = await load_graph(session, referenced_groups(tree))
+    ctes = compile_members(graph)
+    return compile_filter(tree, lambda group_id: select(ctes[group_id].c.contact_id))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -26,12 +28,26 @@ class GroupKind(enum.StrEnum):
     COMPOSITE = "COMPOSITE"
 
 
+class CompositionMode(enum.StrEnum):
+    ANY = "ANY"
+    ALL = "ALL"
+
+
+class LinkRole(enum.StrEnum):
+    """How a group depends on another: included, excluded, or named by its filter."""
+
+    INCLUDE = "INCLUDE"
+    EXCLUDE = "EXCLUDE"
+    FILTER = "FILTER"
+
+
 class MembershipSource(enum.StrEnum):
     MANUAL = "MANUAL"
     BULK = "BULK"
     PORTAL = "PORTAL"
     API = "API"
     IMPORT = "IMPORT"
+    CONVERSION = "CONVERSION"
 
 
 class MembershipAction(enum.StrEnum):
@@ -68,10 +84,35 @@ class Group(Base):
         ForeignKey("email_templates.id", ondelete="RESTRICT"), index=True
     )
     neighbourhood_role: Mapped[str | None] = mapped_column(String(100))
+    composition_mode: Mapped[CompositionMode] = mapped_column(
+        string_enum(CompositionMode), default=CompositionMode.ANY
+    )
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """A DYNAMIC group's stored filter tree (see ``groups.filters``)."""
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupLink(Base):
+    """An edge of the group graph: ``group_id`` depends on ``member_group_id``.
+
+    Composites include and exclude groups; a dynamic group's ``memberOf`` conditions name
+    groups too. Keeping all three here gives one graph for cycles, deletes and ``usedBy``.
+    """
+
+    __tablename__ = "group_links"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    role: Mapped[LinkRole] = mapped_column(string_enum(LinkRole), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    """Order in which the caller listed the group, so ``composedOf`` reads back as written."""
 
 
 class Membership(Base):

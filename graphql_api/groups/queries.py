@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, select
 
-from graphql_api.groups.membership import group_ids_of_contact
 from graphql_api.groups.models import Group, GroupKind
 from graphql_api.pagination import Ordering
 from graphql_api.repository import escape_like
@@ -37,7 +36,6 @@ class GroupCriteria:
     closed: bool | None = None
     responsible_id: int | None = None
     neighbourhood_role: str | None = None
-    has_member_id: int | None = None
 
 
 def groups_query(criteria: GroupCriteria) -> Select[tuple[Group]]:
@@ -53,6 +51,4 @@ def groups_query(criteria: GroupCriteria) -> Select[tuple[Group]]:
         query = query.where(Group.responsible_id == criteria.responsible_id)
     if criteria.neighbourhood_role is not None:
         query = query.where(Group.neighbourhood_role == criteria.neighbourhood_role)
-    if criteria.has_member_id is not None:
-        query = query.where(Group.id.in_(group_ids_of_contact(criteria.has_member_id)))
     return query

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact as ContactModel
 from graphql_api.email_templates.models import EmailTemplate as EmailTemplateModel
+from graphql_api.errors import ErrorCode, UserInputError
 from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
@@ -26,13 +27,31 @@ from graphql_api.graphql.relay import (
     rows_of,
 )
 from graphql_api.groups import service
-from graphql_api.groups.loaders import load_has_member, load_member_counts
-from graphql_api.groups.membership import members_query
+from graphql_api.groups.filter_schema import (
+    ContactFilter,
+    ContactFilterInput,
+    filter_from_domain,
+    filter_to_domain,
+)
+from graphql_api.groups.loaders import load_has_member, load_links, load_member_counts, load_used_by
+from graphql_api.groups.membership import (
+    group_ids_of_contact,
+    member_set,
+    members_query,
+    membership_path,
+)
+from graphql_api.groups.models import (
+    CompositionMode,
+    GroupKind,
+    LinkRole,
+    MembershipAction,
+    MembershipSource,
+)
 from graphql_api.groups.models import Group as GroupModel
-from graphql_api.groups.models import GroupKind, MembershipAction, MembershipSource
 from graphql_api.groups.models import Membership as MembershipModel
 from graphql_api.groups.models import MembershipEvent as MembershipEventModel
 from graphql_api.groups.queries import GROUP_ORDERINGS, GroupCriteria, GroupOrder, groups_query
+from graphql_api.naming import api_field
 from graphql_api.pagination import Ordering
 from graphql_api.repository import load_by_id
 from graphql_api.roles.schema import Role
@@ -58,6 +77,12 @@ MembershipActionType = strawberry.enum(
     MembershipAction, name="MembershipAction", description="Whether a contact was added or removed."
 )
 GroupOrderType = strawberry.enum(GroupOrder, name="GroupOrder", description="Order of `groups`.")
+CompositionModeType = strawberry.enum(
+    CompositionMode,
+    name="CompositionMode",
+    description="How a composite combines its groups: ANY = member of at least one (union), "
+    "ALL = member of every one (intersection).",
+)
 
 MEMBERS_BY_ID = Ordering((ContactModel.id,))
 HISTORY_NEWEST_FIRST = Ordering((MembershipEventModel.id,), descending=True)
@@ -135,7 +160,49 @@ class Group(Node):
     )
     created_at: datetime = strawberry.field(description="When it was created (Gemaakt op).")
     updated_at: datetime = strawberry.field(description="When its settings last changed.")
+    composition_mode: CompositionModeType = strawberry.field(
+        description="How composedOf is combined: ANY (union) or ALL (intersection)."
+    )
     is_type_of = rows_of(GroupModel)
+
+    @strawberry.field(
+        description="The groups this composite is built from (Samengesteld uit), as listed."
+    )
+    async def composed_of(self, root: strawberry.Parent[GroupModel], info: Info) -> list[Group]:
+        return (await info.context.loader(load_links).load(root.id))[LinkRole.INCLUDE]
+
+    @strawberry.field(description="Groups whose members are left out of this composite.")
+    async def excluded_groups(self, root: strawberry.Parent[GroupModel], info: Info) -> list[Group]:
+        return (await info.context.loader(load_links).load(root.id))[LinkRole.EXCLUDE]
+
+    @strawberry.field(description="A dynamic group's filter, as it was written; null otherwise.")
+    def filter(self, root: strawberry.Parent[GroupModel]) -> ContactFilter | None:
+        return filter_from_domain(root.filter)
+
+    @strawberry.field(
+        description="Groups that include or exclude this group, or name it in a memberOf "
+        "filter; while there are any, it cannot be deleted."
+    )
+    async def used_by(self, root: strawberry.Parent[GroupModel], info: Info) -> list[Group]:
+        return await info.context.loader(load_used_by).load(root.id)
+
+    @strawberry.field(
+        description="Why a contact is a member: this group, then each group down to the static "
+        "group or dynamic filter that holds the contact. Null when it is not a member."
+    )
+    async def membership_path(
+        self,
+        root: strawberry.Parent[GroupModel],
+        info: Info,
+        contact_id: Annotated[strawberry.ID, strawberry.argument(description="A contact id.")],
+    ) -> list[Group] | None:
+        contact_pk = query_id(contact_id, "Contact")
+        path = await info.context.db.run(
+            lambda session: membership_path(session, root.id, contact_pk)
+        )
+        if path is None:
+            return None
+        return await info.context.loader(load_by_id(GroupModel)).load_many(path)
 
     @strawberry.field(description="Owner and point of contact (Verantwoordelijke).")
     async def responsible(self, root: strawberry.Parent[GroupModel], info: Info) -> User | None:
@@ -176,7 +243,8 @@ class Group(Node):
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
         ] = None,
     ) -> Connection[ContactRef]:
-        query = members_query(root.id, search.strip() if search else None)
+        member_ids = await info.context.db.run(lambda session: member_set(session, root.id))
+        query = members_query(member_ids, search.strip() if search else None)
         return await paginate(
             info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
         )
@@ -224,6 +292,11 @@ SETTING_DESCRIPTIONS = {
     "new_member_email_template_id": "The template sent to new members.",
     "neighbourhood_role": "Key of a registered role (Rol in buurtaanpak), e.g. `coach`.",
     "closed": "Gesloten (archived).",
+    "composed_of_ids": "Groups this composite is built from (Samengesteld uit); any kind, "
+    "nested to any depth. Empty makes a static group.",
+    "composition_mode": "ANY (union, default) or ALL (intersection) of composedOfIds.",
+    "excluded_group_ids": "Groups whose members are removed from the composite.",
+    "filter": "Makes the group dynamic: its members are the contacts matching this filter.",
 }
 
 
@@ -245,6 +318,10 @@ class CreateGroupInput:
     new_member_email_template_id: strawberry.ID | None = _setting("new_member_email_template_id")
     neighbourhood_role: str | None = _setting("neighbourhood_role")
     closed: bool | None = _setting("closed")
+    composed_of_ids: list[strawberry.ID] | None = _setting("composed_of_ids")
+    composition_mode: CompositionModeType | None = _setting("composition_mode")
+    excluded_group_ids: list[strawberry.ID] | None = _setting("excluded_group_ids")
+    filter: ContactFilterInput | None = _setting("filter")
 
 
 @strawberry.input(description="Changes to a group: absent fields stay unchanged, null clears.")
@@ -261,6 +338,10 @@ class UpdateGroupInput:
     new_member_email_template_id: strawberry.ID | None = _setting("new_member_email_template_id")
     neighbourhood_role: str | None = _setting("neighbourhood_role")
     closed: bool | None = _setting("closed")
+    composed_of_ids: list[strawberry.ID] | None = _setting("composed_of_ids")
+    composition_mode: CompositionModeType | None = _setting("composition_mode")
+    excluded_group_ids: list[strawberry.ID] | None = _setting("excluded_group_ids")
+    filter: ContactFilterInput | None = _setting("filter")
 
 
 REFERENCES = {"responsible_id": "User", "new_member_email_template_id": "EmailTemplate"}
@@ -271,7 +352,12 @@ def group_values(input_object: CreateGroupInput | UpdateGroupInput) -> dict[str,
     values = given_fields(input_object)
     for setting, type_name in REFERENCES.items():
         if values.get(setting) is not None:
-            values[setting] = decode_id(values[setting], type_name, [service.api_field(setting)])
+            values[setting] = decode_id(values[setting], type_name, [api_field(setting)])
+    for setting in ("composed_of_ids", "excluded_group_ids"):
+        if values.get(setting) is not None:
+            values[setting] = decode_ids(values[setting], "Group", [api_field(setting)])
+    if values.get("filter") is not None:
+        values["filter"] = filter_to_domain(values["filter"])
     return values
 
 
@@ -301,7 +387,6 @@ class GroupFilter:
             closed=self.closed,
             responsible_id=query_id(self.responsible_id, "User") if self.responsible_id else None,
             neighbourhood_role=self.neighbourhood_role,
-            has_member_id=query_id(self.has_member_id, "Contact") if self.has_member_id else None,
         )
 
 
@@ -356,6 +441,12 @@ class GroupQueries:
     ) -> Connection[Group]:
         ordering = GROUP_ORDERINGS[GroupOrder(order_by)]
         query = groups_query(filter.criteria() if filter else GroupCriteria())
+        if filter and filter.has_member_id:
+            contact_pk = query_id(filter.has_member_id, "Contact")
+            ids = await info.context.db.run(
+                lambda session: group_ids_of_contact(session, contact_pk)
+            )
+            query = query.where(GroupModel.id.in_(ids))
         return await paginate(
             info,
             query,
@@ -369,12 +460,12 @@ class GroupQueries:
 def _contact_ids(info: Info, contact_ids: Sequence[str]) -> list[int]:
     limit = info.context.settings.max_ids_per_call
     if len(contact_ids) > limit:
-        raise service.UserInputError.single(
-            ["contactIds"], service.ErrorCode.TOO_MANY, f"At most {limit} contacts per call."
+        raise UserInputError.single(
+            ["contactIds"], ErrorCode.TOO_MANY, f"At most {limit} contacts per call."
         )
     if not contact_ids:
-        raise service.UserInputError.single(
-            ["contactIds"], service.ErrorCode.REQUIRED, "Name at least one contact."
+        raise UserInputError.single(
+            ["contactIds"], ErrorCode.REQUIRED, "Name at least one contact."
         )
     return decode_ids(contact_ids, "Contact", ["contactIds"])
 
@@ -429,6 +520,24 @@ class GroupMutations:
 
         deleted, errors = await run_mutation(info, work)
         return DeletePayload(deleted_id=deleted, errors=errors)
+
+    @strawberry.mutation(
+        description="Freeze a dynamic or composite group's current members into explicit "
+        "memberships (source CONVERSION, recorded in the history); the group becomes static."
+    )
+    async def convert_to_static(
+        self,
+        info: Info,
+        group_id: Annotated[
+            strawberry.ID, strawberry.argument(description="A dynamic or composite group.")
+        ],
+    ) -> GroupPayload:
+        async def work(session: AsyncSession) -> GroupModel:
+            pk = decode_id(group_id, "Group", ["groupId"])
+            return await service.convert_to_static(session, info.context.user, pk)
+
+        group, errors = await run_mutation(info, work)
+        return GroupPayload(group=group, errors=errors)  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Link contacts to a static group. Existing members are left as they are; "

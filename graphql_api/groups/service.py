@@ -11,16 +11,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Integer, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
-from graphql_api.db import utcnow
+from graphql_api.db import UtcDateTime, utcnow
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.groups.filters import validate_filter
+from graphql_api.groups.graph import find_cycle
+from graphql_api.groups.membership import member_set
 from graphql_api.groups.models import (
+    CompositionMode,
     Group,
     GroupKind,
+    GroupLink,
+    LinkRole,
     Membership,
     MembershipAction,
     MembershipEvent,
@@ -43,7 +49,10 @@ BOOLEAN_SETTINGS = (
     "email_on_new_member",
     "closed",
 )
+STRUCTURE = ("composed_of_ids", "composition_mode", "excluded_group_ids", "filter")
+"""Settings that decide a group's kind and members."""
 SETTINGS = (
+    *STRUCTURE,
     "name",
     "description",
     "responsible_id",
@@ -76,9 +85,11 @@ async def create_group(
     )
     if "name" not in values:
         raise UserInputError.single(["name"], ErrorCode.REQUIRED, "name is required.")
+    group.composition_mode = CompositionMode.ANY
     await _apply_settings(session, group, values, rules)
     session.add(group)
     await session.flush()
+    await _apply_structure(session, group, values, new=True)
     return group
 
 
@@ -91,15 +102,84 @@ async def update_group(
     """Change the settings named in ``changes``; absent ones stay, None clears."""
     group = await get_group(session, group_id, field="id")
     await _apply_settings(session, group, changes, rules)
+    await _apply_structure(session, group, changes, new=False)
     group.updated_at = utcnow()
     await session.flush()
     return group
 
 
 async def delete_group(session: AsyncSession, group_id: int) -> None:
-    """Delete a group with its memberships and their history."""
-    await get_group(session, group_id, field="id")
+    """Delete a group with its memberships and their history, unless another group uses it."""
+    group = await get_group(session, group_id, field="id")
+    users = (await groups_using(session, [group_id]))[group_id]
+    if users:
+        names = ", ".join(repr(user.name) for user in users)
+        raise UserInputError.single(
+            ["id"],
+            ErrorCode.GROUP_IN_USE,
+            f"{group.name!r} is used by {names}; change those groups first.",
+        )
     await session.execute(delete(Group).where(Group.id == group_id))
+
+
+async def groups_using(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[Group]]:
+    """The groups that include, exclude or filter on each group, by name."""
+    rows = await session.execute(
+        select(GroupLink.member_group_id, Group)
+        .join(Group, Group.id == GroupLink.group_id)
+        .where(GroupLink.member_group_id.in_(group_ids))
+        .order_by(Group.name_key)
+    )
+    found: dict[int, list[Group]] = {group_id: [] for group_id in group_ids}
+    for used_id, user in rows:
+        if user not in found[used_id]:
+            found[used_id].append(user)
+    return found
+
+
+async def convert_to_static(session: AsyncSession, actor: User | None, group_id: int) -> Group:
+    """Freeze a dynamic or composite group's current members into explicit memberships."""
+    group = await get_group(session, group_id, field="groupId")
+    if group.kind is GroupKind.STATIC:
+        raise UserInputError.single(
+            ["groupId"], ErrorCode.ALREADY_STATIC, f"{group.name!r} is already a static group."
+        )
+    now = utcnow()
+    actor_id = actor.id if actor else None
+    members = (await member_set(session, group_id)).subquery()
+    await session.execute(
+        insert(Membership).from_select(
+            ["group_id", "contact_id", "member_since", "added_by_id", "source"],
+            select(
+                literal(group_id),
+                members.c.contact_id,
+                literal(now, UtcDateTime()),
+                literal(actor_id, Integer()),
+                literal(MembershipSource.CONVERSION.value),
+            ),
+        )
+    )
+    await session.execute(
+        insert(MembershipEvent).from_select(
+            ["group_id", "contact_id", "action", "source", "actor_id", "occurred_at"],
+            select(
+                Membership.group_id,
+                Membership.contact_id,
+                literal(MembershipAction.ADDED.value),
+                literal(MembershipSource.CONVERSION.value),
+                literal(actor_id, Integer()),
+                literal(now, UtcDateTime()),
+            )
+            .where(Membership.group_id == group_id)
+            .order_by(Membership.contact_id),
+        )
+    )
+    await session.execute(delete(GroupLink).where(GroupLink.group_id == group_id))
+    group.kind = GroupKind.STATIC
+    group.filter = None
+    group.updated_at = now
+    await session.flush()
+    return group
 
 
 async def get_group(session: AsyncSession, group_id: int, *, field: str) -> Group:
@@ -118,6 +198,8 @@ async def _apply_settings(
     problems = Problems()
     for setting, value in values.items():
         field = [api_field(setting)]
+        if setting in STRUCTURE:
+            continue
         if setting in BOOLEAN_SETTINGS:
             if value is None:
                 problems.add(field, ErrorCode.REQUIRED, f"{field[0]} is true or false, not null.")
@@ -146,6 +228,120 @@ async def _apply_settings(
     if group.name and "name" in values:
         await _check_name_free(session, group, problems)
     problems.raise_if_any()
+
+
+async def _apply_structure(
+    session: AsyncSession, group: Group, values: Mapping[str, Any], *, new: bool
+) -> None:
+    """Set what the group is built from (composition or filter), and so its kind."""
+    if not new and not set(STRUCTURE) & set(values):
+        return
+    current = await _links(session, group.id)
+    included = _given_list(values, "composed_of_ids", current[LinkRole.INCLUDE])
+    excluded = _given_list(values, "excluded_group_ids", current[LinkRole.EXCLUDE])
+    tree = values.get("filter", group.filter)
+    mode = values.get("composition_mode", group.composition_mode)
+    problems = Problems()
+    filter_groups: set[int] = set()
+    if tree is not None:
+        try:
+            tree, filter_groups = validate_filter(tree)
+        except UserInputError as error:
+            problems.items.extend(error.problems)
+    _check_group_lists(included, excluded, problems)
+    if tree is not None and included:
+        problems.add(
+            ["filter"],
+            ErrorCode.KIND_CONFLICT,
+            "A group is dynamic (filter) or composite (composedOfIds), not both.",
+        )
+    if mode is None:
+        problems.add(["compositionMode"], ErrorCode.REQUIRED, "compositionMode is ANY or ALL.")
+    for field, ids in (("composedOfIds", included), ("excludedGroupIds", excluded)):
+        missing = set(await missing_ids(session, Group, ids))
+        for index, group_id in enumerate(ids):
+            if group_id in missing:
+                problems.add([field, str(index)], ErrorCode.NOT_FOUND, "No group with this id.")
+    if await missing_ids(session, Group, filter_groups):
+        problems.add(["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist.")
+    problems.raise_if_any()
+
+    kind = GroupKind.COMPOSITE if included else GroupKind.DYNAMIC if tree else GroupKind.STATIC
+    if kind is not GroupKind.STATIC and group.kind is GroupKind.STATIC and not new:
+        has_members = await session.scalar(
+            select(Membership.contact_id).where(Membership.group_id == group.id).limit(1)
+        )
+        if has_members is not None:
+            raise UserInputError.single(
+                ["composedOfIds" if included else "filter"],
+                ErrorCode.HAS_MEMBERS,
+                f"{group.name!r} has explicit members, which would silently stop counting; "
+                "remove them first.",
+            )
+    targets = [*included, *excluded, *sorted(filter_groups)]
+    cycle = await find_cycle(session, group.id, targets)
+    if cycle:
+        raise UserInputError.single(
+            ["filter" if tree else "composedOfIds"],
+            ErrorCode.CYCLE,
+            "This would make a group contain itself: " + " -> ".join(cycle) + ".",
+        )
+    group.kind, group.filter, group.composition_mode = kind, tree, mode
+    await session.execute(delete(GroupLink).where(GroupLink.group_id == group.id))
+    links = [
+        (LinkRole.INCLUDE, included),
+        (LinkRole.EXCLUDE, excluded),
+        (LinkRole.FILTER, sorted(filter_groups)),
+    ]
+    session.add_all(
+        GroupLink(group_id=group.id, member_group_id=member_id, role=role, position=position)
+        for role, ids in links
+        for position, member_id in enumerate(ids)
+    )
+    await session.flush()
+
+
+def _given_list(values: Mapping[str, Any], key: str, current: list[int]) -> list[int]:
+    given = values.get(key, current)
+    return list(given) if given is not None else []
+
+
+def _check_group_lists(included: list[int], excluded: list[int], problems: Problems) -> None:
+    for field, ids in (("composedOfIds", included), ("excludedGroupIds", excluded)):
+        seen: set[int] = set()
+        for index, group_id in enumerate(ids):
+            if group_id in seen:
+                problems.add(
+                    [field, str(index)], ErrorCode.DUPLICATE, "This group is listed twice."
+                )
+            seen.add(group_id)
+    for index, group_id in enumerate(excluded):
+        if group_id in included:
+            problems.add(
+                ["excludedGroupIds", str(index)],
+                ErrorCode.DUPLICATE,
+                "A group cannot be both included and excluded.",
+            )
+    if excluded and not included:
+        problems.add(
+            ["excludedGroupIds"],
+            ErrorCode.REQUIRED,
+            "Exclusions apply to a composite: give composedOfIds too.",
+        )
+
+
+async def _links(session: AsyncSession, group_id: int | None) -> dict[LinkRole, list[int]]:
+    found: dict[LinkRole, list[int]] = {role: [] for role in LinkRole}
+    if group_id is None:
+        return found
+    rows = await session.execute(
+        select(GroupLink.role, GroupLink.member_group_id)
+        .where(GroupLink.group_id == group_id)
+        .order_by(GroupLink.position)
+    )
+    for role, member_id in rows:
+        found[role].append(member_id)
+    return found
 
 
 async def _check_references(

@@ -1,0 +1,316 @@
+"""Dynamic-group filters: validated trees of conditions, compiled to SQL expressions.
+
+A filter is a tree of ``all`` / ``any`` / ``not`` nodes over conditions
+``{field, op, value | values}``, stored as JSON in exactly the shape it was written.
+Fields are typed; an operator or value that does not fit its field is a validation
+error, never a crash or a silent no-match. Text matching is case-insensitive and
+the same on SQLite and PostgreSQL (both use Unicode-aware ``lower``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+
+from graphql_api.contacts.models import Contact, ContactKind
+from graphql_api.errors import ErrorCode, Problems
+from graphql_api.repository import escape_like
+
+MAX_DEPTH = 20
+MAX_CONDITIONS = 200
+MAX_VALUE_LENGTH = 500
+MAX_VALUES = 1000
+
+
+class FilterOp(enum.StrEnum):
+    EQ = "EQ"
+    NEQ = "NEQ"
+    CONTAINS = "CONTAINS"
+    NOT_CONTAINS = "NOT_CONTAINS"
+    STARTS_WITH = "STARTS_WITH"
+    ENDS_WITH = "ENDS_WITH"
+    LT = "LT"
+    LTE = "LTE"
+    GT = "GT"
+    GTE = "GTE"
+    IN = "IN"
+    IS_EMPTY = "IS_EMPTY"
+    IS_NOT_EMPTY = "IS_NOT_EMPTY"
+
+
+class FieldType(enum.StrEnum):
+    TEXT = "TEXT"
+    CHOICE = "CHOICE"
+    DATE = "DATE"
+    GROUP = "GROUP"
+
+
+OPERATORS: Mapping[FieldType, frozenset[FilterOp]] = {
+    FieldType.TEXT: frozenset(FilterOp),
+    FieldType.CHOICE: frozenset({FilterOp.EQ, FilterOp.NEQ, FilterOp.IN}),
+    FieldType.DATE: frozenset(
+        {FilterOp.EQ, FilterOp.NEQ, FilterOp.LT, FilterOp.LTE, FilterOp.GT, FilterOp.GTE}
+    ),
+    FieldType.GROUP: frozenset({FilterOp.EQ, FilterOp.NEQ, FilterOp.IN}),
+}
+NO_VALUE = frozenset({FilterOp.IS_EMPTY, FilterOp.IS_NOT_EMPTY})
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """A field conditions can test: its type, and the column it reads (None for memberOf)."""
+
+    name: str
+    type: FieldType
+    column: Any = None
+    choices: tuple[str, ...] = ()
+
+
+CONTACT_FIELDS: dict[str, FilterField] = {
+    "kind": FilterField("kind", FieldType.CHOICE, Contact.kind, tuple(ContactKind)),
+    "firstName": FilterField("firstName", FieldType.TEXT, Contact.first_name),
+    "lastName": FilterField("lastName", FieldType.TEXT, Contact.last_name),
+    "organisationName": FilterField("organisationName", FieldType.TEXT, Contact.organisation_name),
+    "email": FilterField("email", FieldType.TEXT, Contact.email),
+    "phone": FilterField("phone", FieldType.TEXT, Contact.phone),
+    "street": FilterField("street", FieldType.TEXT, Contact.street),
+    "postalCode": FilterField("postalCode", FieldType.TEXT, Contact.postal_code),
+    "city": FilterField("city", FieldType.TEXT, Contact.city),
+    "createdAt": FilterField("createdAt", FieldType.DATE, Contact.created_at),
+    "memberOf": FilterField("memberOf", FieldType.GROUP),
+}
+
+
+def validate_filter(
+    tree: Any, field: Sequence[str] = ("filter",)
+) -> tuple[dict[str, Any], set[int]]:
+    """Check a filter tree; return it cleaned and the group ids its ``memberOf`` names.
+
+    Raises ``UserInputError`` with a problem per fault, each at its path in the tree.
+    """
+    problems = Problems()
+    groups: set[int] = set()
+    counter = [0]
+    cleaned = _validate_node(tree, tuple(field), problems, groups, counter, depth=1)
+    if counter[0] > MAX_CONDITIONS:
+        problems.add(
+            field, ErrorCode.TOO_LONG, f"A filter has at most {MAX_CONDITIONS} conditions."
+        )
+    problems.raise_if_any()
+    assert cleaned is not None
+    return cleaned, groups
+
+
+def _validate_node(
+    node: Any,
+    path: tuple[str, ...],
+    problems: Problems,
+    groups: set[int],
+    counter: list[int],
+    depth: int,
+) -> dict[str, Any] | None:
+    if depth > MAX_DEPTH:
+        problems.add(path, ErrorCode.TOO_LONG, f"A filter nests at most {MAX_DEPTH} levels.")
+        return None
+    given = {key: value for key, value in (node or {}).items() if value is not None}
+    if len(given) != 1 or not set(given) <= {"all", "any", "not", "condition"}:
+        problems.add(
+            path,
+            ErrorCode.INVALID,
+            "Each filter node has exactly one of all, any, not and condition"
+            + (f"; this one has {', '.join(sorted(given))}." if given else "; this one is empty."),
+        )
+        return None
+    [(kind, value)] = given.items()
+    if kind in ("all", "any"):
+        if not value:
+            problems.add((*path, kind), ErrorCode.REQUIRED, f"{kind} needs at least one filter.")
+            return None
+        children = [
+            _validate_node(child, (*path, kind, str(i)), problems, groups, counter, depth + 1)
+            for i, child in enumerate(value)
+        ]
+        return {kind: children}
+    if kind == "not":
+        return {"not": _validate_node(value, (*path, "not"), problems, groups, counter, depth + 1)}
+    counter[0] += 1
+    return {"condition": _validate_condition(value, (*path, "condition"), problems, groups)}
+
+
+def _validate_condition(
+    condition: Mapping[str, Any], path: tuple[str, ...], problems: Problems, groups: set[int]
+) -> dict[str, Any] | None:
+    name = condition.get("field")
+    spec = CONTACT_FIELDS.get(name or "")
+    if spec is None:
+        problems.add(
+            (*path, "field"),
+            ErrorCode.INVALID,
+            f"Unknown field {name!r}; known fields: {', '.join(CONTACT_FIELDS)}.",
+        )
+        return None
+    try:
+        op = FilterOp(condition.get("op"))
+    except ValueError:
+        problems.add((*path, "op"), ErrorCode.INVALID, f"Unknown operator {condition.get('op')!r}.")
+        return None
+    if op not in OPERATORS[spec.type]:
+        allowed = ", ".join(sorted(OPERATORS[spec.type]))
+        problems.add(
+            (*path, "op"),
+            ErrorCode.INVALID,
+            f"{op} does not apply to {name} ({spec.type.lower()}); use one of {allowed}.",
+        )
+        return None
+    value, values = condition.get("value"), condition.get("values")
+    cleaned: dict[str, Any] = {"field": name, "op": op.value}
+    if op in NO_VALUE:
+        if value is not None or values is not None:
+            problems.add(path, ErrorCode.INVALID, f"{op} takes no value.")
+        return cleaned
+    if op is FilterOp.IN:
+        if value is not None or not values:
+            problems.add((*path, "values"), ErrorCode.REQUIRED, "IN takes a non-empty values list.")
+            return None
+        if len(values) > MAX_VALUES:
+            problems.add((*path, "values"), ErrorCode.TOO_LONG, f"At most {MAX_VALUES} values.")
+            return None
+        checked = [
+            _validate_value(spec, v, (*path, "values", str(i)), problems, groups)
+            for i, v in enumerate(values)
+        ]
+        cleaned["values"] = checked
+        return cleaned
+    if values is not None or value is None:
+        problems.add((*path, "value"), ErrorCode.REQUIRED, f"{op} takes exactly one value.")
+        return None
+    cleaned["value"] = _validate_value(spec, value, (*path, "value"), problems, groups)
+    return cleaned
+
+
+def _validate_value(
+    spec: FilterField, value: Any, path: tuple[str, ...], problems: Problems, groups: set[int]
+) -> Any:
+    if not isinstance(value, str):
+        problems.add(path, ErrorCode.INVALID, "A value is text.")
+        return None
+    if len(value) > MAX_VALUE_LENGTH:
+        problems.add(
+            path, ErrorCode.TOO_LONG, f"A value has at most {MAX_VALUE_LENGTH} characters."
+        )
+        return None
+    if spec.type is FieldType.CHOICE and value not in spec.choices:
+        problems.add(path, ErrorCode.INVALID, f"{spec.name} is one of {', '.join(spec.choices)}.")
+    elif spec.type is FieldType.DATE:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            problems.add(path, ErrorCode.INVALID, f"{value!r} is not an ISO date (YYYY-MM-DD).")
+    elif spec.type is FieldType.GROUP:
+        if not value.isdigit():
+            problems.add(path, ErrorCode.INVALID_ID, f"{value!r} is not a group id.")
+        else:
+            groups.add(int(value))
+    return value
+
+
+def referenced_groups(tree: Mapping[str, Any] | None) -> set[int]:
+    """The group ids a stored filter's ``memberOf`` conditions name."""
+    if not tree:
+        return set()
+    return validate_filter(tree)[1]
+
+
+GroupMembers = Callable[[int], Any]
+"""Gives, for a group id, a selectable of its members' contact ids."""
+
+
+def compile_filter(tree: Mapping[str, Any], members_of: GroupMembers) -> ColumnElement[bool]:
+    """The SQL condition on ``contacts`` that a validated filter tree stands for."""
+    if "all" in tree:
+        return and_(true(), *(compile_filter(child, members_of) for child in tree["all"]))
+    if "any" in tree:
+        return or_(false(), *(compile_filter(child, members_of) for child in tree["any"]))
+    if "not" in tree:
+        return not_(compile_filter(tree["not"], members_of))
+    return _compile_condition(tree["condition"], members_of)
+
+
+def _compile_condition(
+    condition: Mapping[str, Any], members_of: GroupMembers
+) -> ColumnElement[bool]:
+    spec = CONTACT_FIELDS[condition["field"]]
+    op = FilterOp(condition["op"])
+    value: str | None = condition.get("value")
+    values: list[str] = condition.get("values") or []
+    if spec.type is FieldType.GROUP:
+        ids = [int(v) for v in values] if op is FilterOp.IN else [int(value or 0)]
+        inside = or_(*(Contact.id.in_(members_of(group_id)) for group_id in ids))
+        return not_(inside) if op is FilterOp.NEQ else inside
+    if spec.type is FieldType.DATE:
+        return _compile_date(spec.column, op, date.fromisoformat(value or ""))
+    if spec.type is FieldType.CHOICE:
+        if op is FilterOp.IN:
+            return spec.column.in_(values)
+        return spec.column == value if op is FilterOp.EQ else spec.column != value
+    return _compile_text(spec.column, op, value, values)
+
+
+def _compile_text(
+    column: Any, op: FilterOp, value: str | None, values: list[str]
+) -> ColumnElement[bool]:
+    # NULL and "" are the same to a user: both are "empty", and neither equals a value.
+    text = func.lower(func.coalesce(column, ""))
+    wanted = (value or "").lower()
+    like = escape_like(wanted)
+    match op:
+        case FilterOp.EQ:
+            return text == wanted
+        case FilterOp.NEQ:
+            return text != wanted
+        case FilterOp.CONTAINS:
+            return text.like(f"%{like}%", escape="\\")
+        case FilterOp.NOT_CONTAINS:
+            return not_(text.like(f"%{like}%", escape="\\"))
+        case FilterOp.STARTS_WITH:
+            return text.like(f"{like}%", escape="\\")
+        case FilterOp.ENDS_WITH:
+            return text.like(f"%{like}", escape="\\")
+        case FilterOp.LT:
+            return text < wanted
+        case FilterOp.LTE:
+            return text <= wanted
+        case FilterOp.GT:
+            return text > wanted
+        case FilterOp.GTE:
+            return text >= wanted
+        case FilterOp.IN:
+            return text.in_([v.lower() for v in values])
+        case FilterOp.IS_EMPTY:
+            return text == ""
+        case FilterOp.IS_NOT_EMPTY:
+            return text != ""
+
+
+def _compile_date(column: Any, op: FilterOp, day: date) -> ColumnElement[bool]:
+    # A timestamp is compared by the UTC day it falls on.
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    match op:
+        case FilterOp.EQ:
+            return and_(column >= start, column < end)
+        case FilterOp.NEQ:
+            return or_(column < start, column >= end)
+        case FilterOp.LT:
+            return column < start
+        case FilterOp.LTE:
+            return column < end
+        case FilterOp.GT:
+            return column >= end
+        case _:
+            return column >= start
