@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
 from graphql_api.contacts.models import Contact, ContactKind
+from graphql_api.db import CodepointOrder
 from graphql_api.errors import ErrorCode, Problems
 from graphql_api.repository import escape_like
 
@@ -281,14 +282,15 @@ def _compile_text(
             return text.like(f"{like}%", escape="\\")
         case FilterOp.ENDS_WITH:
             return text.like(f"%{like}", escape="\\")
+        # An empty value has no order: it is neither before nor after anything.
         case FilterOp.LT:
-            return text < wanted
+            return and_(text != "", CodepointOrder(text) < wanted)
         case FilterOp.LTE:
-            return text <= wanted
+            return and_(text != "", CodepointOrder(text) <= wanted)
         case FilterOp.GT:
-            return text > wanted
+            return and_(text != "", CodepointOrder(text) > wanted)
         case FilterOp.GTE:
-            return text >= wanted
+            return and_(text != "", CodepointOrder(text) >= wanted)
         case FilterOp.IN:
             return text.in_([v.lower() for v in values])
         case FilterOp.IS_EMPTY:

@@ -1,0 +1,291 @@
+"""Composite groups ("Samengesteld uit"): union, intersection, exclusion, nesting, cycles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import GraphQLClient
+from tests.test_groups import CREATE, DELETE, UPDATE, create_group, refused
+from tests.test_memberships import ADD, REMOVE, create_contacts
+
+MEMBERS = """query($id: ID!) { group(id: $id) {
+  kind memberCount compositionMode composedOf { name } excludedGroups { name }
+  members(first: 100) { totalCount nodes { lastName } } } }"""
+
+
+async def members(client: GraphQLClient, group_id: str) -> list[str]:
+    group = (await client.data(MEMBERS, {"id": group_id}))["group"]
+    names = [n["lastName"] for n in group["members"]["nodes"]]
+    assert group["memberCount"] == group["members"]["totalCount"] == len(names)
+    return names
+
+
+async def static_group(client: GraphQLClient, name: str, contact_ids: list[str]) -> str:
+    group = await create_group(client, name=name)
+    if contact_ids:
+        await client.data(ADD, {"groupId": group["id"], "contactIds": contact_ids})
+    return group["id"]
+
+
+@pytest.fixture
+async def people(client: GraphQLClient) -> dict[str, str]:
+    names = ["Aa", "Bb", "Cc", "Dd", "Ee"]
+    return dict(zip(names, await create_contacts(client, *names), strict=True))
+
+
+async def test_union_intersection_and_exclusion(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"], people["Bb"], people["Cc"]])
+    b = await static_group(client, "B", [people["Bb"], people["Cc"], people["Dd"]])
+    c = await static_group(client, "C", [people["Cc"]])
+
+    union = await create_group(client, name="A of B", composedOfIds=[b, a])
+    assert union["kind"] == "COMPOSITE"
+    assert await members(client, union["id"]) == ["Aa", "Bb", "Cc", "Dd"]
+    data = await client.data(MEMBERS, {"id": union["id"]})
+    assert [g["name"] for g in data["group"]["composedOf"]] == ["B", "A"]
+    assert data["group"]["compositionMode"] == "ANY"
+
+    both = await create_group(client, name="A en B", composedOfIds=[a, b], compositionMode="ALL")
+    assert await members(client, both["id"]) == ["Bb", "Cc"]
+
+    minus = await create_group(
+        client, name="A of B zonder C", composedOfIds=[a, b], excludedGroupIds=[c]
+    )
+    assert await members(client, minus["id"]) == ["Aa", "Bb", "Dd"]
+    data = await client.data(MEMBERS, {"id": minus["id"]})
+    assert [g["name"] for g in data["group"]["excludedGroups"]] == ["C"]
+
+
+async def test_nesting_and_diamonds(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
+    b = await static_group(client, "B", [people["Bb"], people["Cc"]])
+    left = await create_group(client, name="Links", composedOfIds=[a])
+    right = await create_group(client, name="Rechts", composedOfIds=[a, b], compositionMode="ALL")
+    top = await create_group(
+        client, name="Top", composedOfIds=[left["id"], right["id"]], compositionMode="ALL"
+    )
+    deeper = await create_group(
+        client, name="Dieper", composedOfIds=[top["id"], b], excludedGroupIds=[left["id"]]
+    )
+    assert await members(client, top["id"]) == ["Bb"]
+    assert await members(client, deeper["id"]) == ["Cc"]
+
+
+async def test_membership_is_live(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"]])
+    b = await static_group(client, "B", [])
+    union = await create_group(client, name="Samen", composedOfIds=[a, b], excludedGroupIds=[])
+    outer = await create_group(client, name="Buiten", composedOfIds=[union["id"]])
+    assert await members(client, outer["id"]) == ["Aa"]
+    await client.data(ADD, {"groupId": b, "contactIds": [people["Ee"], people["Cc"]]})
+    assert await members(client, outer["id"]) == ["Aa", "Cc", "Ee"]
+    await client.data(REMOVE, {"groupId": a, "contactIds": [people["Aa"]]})
+    assert await members(client, outer["id"]) == ["Cc", "Ee"]
+    await client.data(
+        UPDATE, {"id": union["id"], "input": {"excludedGroupIds": [a], "composedOfIds": [b]}}
+    )
+    assert await members(client, outer["id"]) == ["Cc", "Ee"]
+    await client.data(
+        UPDATE,
+        {
+            "id": union["id"],
+            "input": {"compositionMode": "ALL", "composedOfIds": [a, b], "excludedGroupIds": []},
+        },
+    )
+    assert await members(client, outer["id"]) == []
+
+
+async def test_contact_side_sees_derived_groups(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
+    shown = await create_group(
+        client, name="Zichtbaar samengesteld", composedOfIds=[a], showOnContact=True
+    )
+    await create_group(
+        client,
+        name="Verborgen samengesteld",
+        composedOfIds=[a],
+        excludedGroupIds=[await static_group(client, "X", [people["Bb"]])],
+    )
+    query = """query($id: ID!) { contact(id: $id) { groups { name kind }
+        visibleGroups { derived { name } static { group { name } } } } }"""
+    aa = (await client.data(query, {"id": people["Aa"]}))["contact"]
+    assert [g["name"] for g in aa["groups"]] == [
+        "A",
+        "Verborgen samengesteld",
+        "Zichtbaar samengesteld",
+    ]
+    assert aa["visibleGroups"] == {"derived": [{"name": "Zichtbaar samengesteld"}], "static": []}
+    bb = (await client.data(query, {"id": people["Bb"]}))["contact"]
+    assert [g["name"] for g in bb["groups"]] == ["A", "X", "Zichtbaar samengesteld"]
+
+    listed = await client.data(
+        "query($c: ID!) { groups(filter: {hasMemberId: $c, kind: COMPOSITE}) { edges { node { name } } } }",
+        {"c": people["Aa"]},
+    )
+    assert [e["node"]["name"] for e in listed["groups"]["edges"]] == [
+        "Verborgen samengesteld",
+        "Zichtbaar samengesteld",
+    ]
+    has = await client.data(
+        "query($g: ID!, $a: ID!, $c: ID!) { group(id: $g) { a: hasMember(contactId: $a) c: hasMember(contactId: $c) } }",
+        {"g": shown["id"], "a": people["Aa"], "c": people["Cc"]},
+    )
+    assert has["group"] == {"a": True, "c": False}
+
+
+async def test_membership_path_explains(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"]])
+    b = await static_group(client, "B", [people["Bb"]])
+    middle = await create_group(client, name="Midden", composedOfIds=[a, b])
+    top = await create_group(client, name="Top", composedOfIds=[middle["id"]])
+    query = (
+        """query($g: ID!, $c: ID!) { group(id: $g) { membershipPath(contactId: $c) { name } } }"""
+    )
+    path = (await client.data(query, {"g": top["id"], "c": people["Bb"]}))["group"][
+        "membershipPath"
+    ]
+    assert [g["name"] for g in path] == ["Top", "Midden", "B"]
+    path = (await client.data(query, {"g": top["id"], "c": people["Cc"]}))["group"][
+        "membershipPath"
+    ]
+    assert path is None
+    path = (await client.data(query, {"g": a, "c": people["Aa"]}))["group"]["membershipPath"]
+    assert [g["name"] for g in path] == ["A"]
+
+
+async def test_cycles_are_refused_with_their_path(client: GraphQLClient):
+    a = await static_group(client, "A", [])
+    b = await static_group(client, "B", [])
+    union = await create_group(client, name="A of B", composedOfIds=[a, b])
+    nested = await create_group(client, name="Genest", composedOfIds=[union["id"]])
+
+    errors = await refused(
+        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [a, nested["id"]]}}
+    )
+    assert errors[0]["code"] == "CYCLE"
+    assert "A of B -> Genest -> A of B" in errors[0]["message"]
+
+    errors = await refused(
+        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [union["id"]]}}
+    )
+    assert errors[0]["code"] == "CYCLE"
+    assert "A of B -> A of B" in errors[0]["message"]
+
+    errors = await refused(
+        client, UPDATE, {"id": union["id"], "input": {"excludedGroupIds": [nested["id"]]}}
+    )
+    assert errors[0]["code"] == "CYCLE"
+    data = await client.data(MEMBERS, {"id": union["id"]})
+    assert [g["name"] for g in data["group"]["composedOf"]] == ["A", "B"]
+    assert data["group"]["excludedGroups"] == []
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "code"),
+    [
+        (lambda a, b: {"composedOfIds": [a, a]}, ["input", "composedOfIds", "1"], "DUPLICATE"),
+        (
+            lambda a, b: {"composedOfIds": [a, b], "excludedGroupIds": [b]},
+            ["input", "excludedGroupIds", "0"],
+            "DUPLICATE",
+        ),
+        (lambda a, b: {"excludedGroupIds": [b]}, ["input", "excludedGroupIds"], "REQUIRED"),
+        (
+            lambda a, b: {"composedOfIds": [a, "R3JvdXA6OTk5OQ=="]},
+            ["input", "composedOfIds", "1"],
+            "NOT_FOUND",
+        ),
+        (lambda a, b: {"composedOfIds": [a, "bad"]}, ["input", "composedOfIds", "1"], "INVALID_ID"),
+        (
+            lambda a, b: {
+                "composedOfIds": [a],
+                "filter": {"condition": {"field": "city", "op": "EQ", "value": "Zwolle"}},
+            },
+            ["input", "filter"],
+            "KIND_CONFLICT",
+        ),
+        (
+            lambda a, b: {"composedOfIds": [a], "compositionMode": None},
+            ["input", "compositionMode"],
+            "REQUIRED",
+        ),
+    ],
+)
+async def test_bad_compositions_are_refused(
+    client: GraphQLClient, build: Any, field: list[str], code: str
+):
+    a = await static_group(client, "A", [])
+    b = await static_group(client, "B", [])
+    errors = await refused(client, CREATE, {"input": {"name": "Nieuw", **build(a, b)}})
+    assert {"field": field, "code": code} in [
+        {"field": e["field"], "code": e["code"]} for e in errors
+    ]
+
+
+async def test_a_static_group_with_members_does_not_silently_become_composite(
+    client: GraphQLClient, people: dict[str, str]
+):
+    a = await static_group(client, "A", [people["Aa"]])
+    b = await static_group(client, "B", [])
+    errors = await refused(client, UPDATE, {"id": a, "input": {"composedOfIds": [b]}})
+    assert errors[0]["code"] == "HAS_MEMBERS"
+    data = await client.data(UPDATE, {"id": b, "input": {"composedOfIds": [a]}})
+    assert data["updateGroup"]["group"]["kind"] == "COMPOSITE"
+
+
+async def test_members_of_derived_groups_cannot_be_edited(
+    client: GraphQLClient, people: dict[str, str]
+):
+    a = await static_group(client, "A", [])
+    union = await create_group(client, name="Samen", composedOfIds=[a])
+    for mutation in (ADD, REMOVE):
+        data = await client.data(mutation, {"groupId": union["id"], "contactIds": [people["Aa"]]})
+        error = next(iter(data.values()))["errors"][0]
+        assert error["code"] == "NOT_STATIC"
+        assert error["field"] == ["groupId"]
+    assert await members(client, union["id"]) == []
+
+
+async def test_groups_in_use_cannot_be_deleted(client: GraphQLClient):
+    a = await static_group(client, "A", [])
+    b = await static_group(client, "B", [])
+    await create_group(client, name="Eerste", composedOfIds=[a])
+    await create_group(client, name="Tweede", composedOfIds=[b], excludedGroupIds=[a])
+    errors = await refused(client, DELETE, {"id": a})
+    assert errors[0]["code"] == "GROUP_IN_USE"
+    assert "'Eerste'" in errors[0]["message"] and "'Tweede'" in errors[0]["message"]
+    used = await client.data("query($id: ID!) { group(id: $id) { usedBy { name } } }", {"id": a})
+    assert [g["name"] for g in used["group"]["usedBy"]] == ["Eerste", "Tweede"]
+
+
+async def test_convert_to_static_freezes_members(client: GraphQLClient, people: dict[str, str]):
+    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
+    union = await create_group(client, name="Samen", composedOfIds=[a])
+    convert = """mutation($id: ID!) { convertToStatic(groupId: $id) {
+        group { kind composedOf { name } memberCount } errors { code } } }"""
+    data = await client.data(convert, {"id": union["id"]})
+    assert data["convertToStatic"] == {
+        "group": {"kind": "STATIC", "composedOf": [], "memberCount": 2},
+        "errors": [],
+    }
+    await client.data(REMOVE, {"groupId": a, "contactIds": [people["Aa"]]})
+    assert await members(client, union["id"]) == ["Aa", "Bb"]
+    history = await client.data(
+        "query($id: ID!) { group(id: $id) { history { edges { node { action source } } } } }",
+        {"id": union["id"]},
+    )
+    assert [e["node"] for e in history["group"]["history"]["edges"]] == [
+        {"action": "ADDED", "source": "CONVERSION"}
+    ] * 2
+    contact = await client.data(
+        "query($id: ID!) { contact(id: $id) { memberships { group { name } source } } }",
+        {"id": people["Bb"]},
+    )
+    assert {"group": {"name": "Samen"}, "source": "CONVERSION"} in contact["contact"]["memberships"]
+
+    again = await client.data(convert, {"id": union["id"]})
+    assert again["convertToStatic"]["errors"] == [{"code": "ALREADY_STATIC"}]
+    unknown = await client.data(convert, {"id": "R3JvdXA6OTk5"})
+    assert unknown["convertToStatic"]["errors"] == [{"code": "NOT_FOUND"}]

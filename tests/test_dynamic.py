@@ -1,0 +1,254 @@
+"""Dynamic groups: stored filters, compiled to SQL, read back as written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import GraphQLClient
+from tests.test_composites import members, static_group
+from tests.test_groups import CREATE, UPDATE, create_group, refused
+
+CONTACTS = [
+    {
+        "firstName": "Anna",
+        "lastName": "Zonneveld",
+        "city": "Zwolle",
+        "postalCode": "8011 AB",
+        "email": "anna@zon.nl",
+    },
+    {"firstName": "Bram", "lastName": "Molenaar", "city": "ZWOLLE", "postalCode": "8021 CD"},
+    {
+        "firstName": "Cor",
+        "lastName": "de Wind",
+        "city": "Deventer",
+        "postalCode": "7411 EF",
+        "email": "cor@wind.nl",
+    },
+    {
+        "firstName": "Ölaf",
+        "lastName": "Åberg",
+        "city": "Utrecht",
+        "postalCode": "3511 GH",
+        "email": "",
+    },
+    {"kind": "ORGANISATION", "organisationName": "Zon BV", "city": "Zwolle"},
+]
+FILTER_FIELDS = """filter { all { condition { field op value values } not { condition { field op value } } }
+                            any { condition { field op value values } } condition { field op value values } }"""
+
+
+def cond(field: str, op: str, value: str | None = None, values: list[str] | None = None) -> dict:
+    condition: dict[str, Any] = {"field": field, "op": op}
+    if value is not None:
+        condition["value"] = value
+    if values is not None:
+        condition["values"] = values
+    return {"condition": condition}
+
+
+@pytest.fixture
+async def contacts(client: GraphQLClient) -> list[str]:
+    ids = []
+    for values in CONTACTS:
+        data = await client.data(
+            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } errors { message } } }",
+            {"i": values},
+        )
+        ids.append(data["createContact"]["contact"]["id"])
+    return ids
+
+
+async def preview(client: GraphQLClient, tree: dict) -> list[str]:
+    data = await client.data(
+        "query($f: ContactFilterInput) { contacts(filter: $f, first: 100) { nodes { displayName } } }",
+        {"f": tree},
+    )
+    return [n["displayName"] for n in data["contacts"]["nodes"]]
+
+
+@pytest.mark.parametrize(
+    ("tree", "expected"),
+    [
+        (cond("city", "EQ", "zwolle"), ["Anna Zonneveld", "Bram Molenaar", "Zon BV"]),
+        (cond("city", "NEQ", "Zwolle"), ["Cor de Wind", "Ölaf Åberg"]),
+        (cond("lastName", "CONTAINS", "OLEN"), ["Bram Molenaar"]),
+        (cond("lastName", "NOT_CONTAINS", "o"), ["Cor de Wind", "Ölaf Åberg", "Zon BV"]),
+        (cond("postalCode", "STARTS_WITH", "80"), ["Anna Zonneveld", "Bram Molenaar"]),
+        (cond("email", "ENDS_WITH", "WIND.NL"), ["Cor de Wind"]),
+        (cond("postalCode", "LT", "7500"), ["Cor de Wind", "Ölaf Åberg"]),
+        (cond("postalCode", "GTE", "8021 cd"), ["Bram Molenaar"]),
+        (cond("lastName", "GT", "z"), ["Anna Zonneveld", "Ölaf Åberg"]),
+        (cond("city", "IN", values=["deventer", "UTRECHT"]), ["Cor de Wind", "Ölaf Åberg"]),
+        (cond("email", "IS_EMPTY"), ["Bram Molenaar", "Ölaf Åberg", "Zon BV"]),
+        (cond("email", "IS_NOT_EMPTY"), ["Anna Zonneveld", "Cor de Wind"]),
+        (cond("firstName", "EQ", "ölaf"), ["Ölaf Åberg"]),
+        (cond("lastName", "EQ", "ÅBERG"), ["Ölaf Åberg"]),
+        (cond("kind", "EQ", "ORGANISATION"), ["Zon BV"]),
+        (
+            cond("kind", "IN", values=["PERSON"]),
+            ["Anna Zonneveld", "Bram Molenaar", "Cor de Wind", "Ölaf Åberg"],
+        ),
+        (
+            cond("createdAt", "GTE", "2000-01-01"),
+            ["Anna Zonneveld", "Bram Molenaar", "Cor de Wind", "Ölaf Åberg", "Zon BV"],
+        ),
+        (cond("createdAt", "LT", "2000-01-01"), []),
+        (
+            {"all": [cond("city", "EQ", "Zwolle"), {"not": cond("kind", "EQ", "ORGANISATION")}]},
+            ["Anna Zonneveld", "Bram Molenaar"],
+        ),
+        (
+            {"any": [cond("city", "EQ", "Utrecht"), cond("firstName", "STARTS_WITH", "an")]},
+            ["Anna Zonneveld", "Ölaf Åberg"],
+        ),
+        (
+            {"not": {"any": [cond("city", "EQ", "Zwolle"), cond("city", "EQ", "Utrecht")]}},
+            ["Cor de Wind"],
+        ),
+        (cond("lastName", "CONTAINS", "%"), []),
+    ],
+)
+async def test_operators(
+    client: GraphQLClient, contacts: list[str], tree: dict, expected: list[str]
+):
+    assert await preview(client, tree) == expected
+
+
+async def test_dynamic_group_reads_back_its_filter_and_stays_live(
+    client: GraphQLClient, contacts: list[str]
+):
+    tree = {"all": [cond("city", "EQ", "Zwolle"), {"not": cond("kind", "EQ", "ORGANISATION")}]}
+    data = await client.data(
+        f"mutation($i: CreateGroupInput!) {{ createGroup(input: $i) {{ group {{ id kind {FILTER_FIELDS} }} errors {{ code message }} }} }}",
+        {"i": {"name": "Zwolse personen", "filter": tree}},
+    )
+    group = data["createGroup"]["group"]
+    assert group["kind"] == "DYNAMIC"
+    stored = group["filter"]
+    assert stored["all"][0]["condition"] == {
+        "field": "city",
+        "op": "EQ",
+        "value": "Zwolle",
+        "values": None,
+    }
+    assert stored["all"][1]["not"]["condition"] == {
+        "field": "kind",
+        "op": "EQ",
+        "value": "ORGANISATION",
+    }
+    assert stored["any"] is None and stored["condition"] is None
+    assert await members(client, group["id"]) == ["Zonneveld", "Molenaar"]
+
+    await client.data(
+        'mutation($id: ID!) { updateContact(id: $id, input: {city: "Deventer"}) { errors { code } } }',
+        {"id": contacts[1]},
+    )
+    assert await members(client, group["id"]) == ["Zonneveld"]
+
+    data = await client.data(
+        UPDATE, {"id": group["id"], "input": {"filter": cond("city", "EQ", "Deventer")}}
+    )
+    assert data["updateGroup"]["errors"] == []
+    assert await members(client, group["id"]) == ["Molenaar", "de Wind"]
+
+
+async def test_member_of_other_groups(client: GraphQLClient, contacts: list[str]):
+    board = await static_group(client, "Bestuur", [contacts[0], contacts[2]])
+    union = await create_group(client, name="Bestuur samengesteld", composedOfIds=[board])
+    tree = {"all": [cond("memberOf", "EQ", union["id"]), cond("email", "IS_NOT_EMPTY")]}
+    group = await create_group(client, name="Bestuur met e-mail", filter=tree)
+    assert await members(client, group["id"]) == ["Zonneveld", "de Wind"]
+    outsiders = await create_group(
+        client, name="Niet bestuur", filter=cond("memberOf", "NEQ", board)
+    )
+    assert await members(client, outsiders["id"]) == ["Molenaar", "Åberg", None]
+    either = await create_group(
+        client, name="Een van beide", filter=cond("memberOf", "IN", values=[board, outsiders["id"]])
+    )
+    assert len(await members(client, either["id"])) == 5
+
+    data = await client.data(
+        f"query($id: ID!) {{ group(id: $id) {{ {FILTER_FIELDS} usedBy {{ name }} }} }}",
+        {"id": group["id"]},
+    )
+    assert data["group"]["filter"]["all"][0]["condition"]["value"] == union["id"]
+    used = await client.data(
+        "query($id: ID!) { group(id: $id) { usedBy { name } } }", {"id": union["id"]}
+    )
+    assert used["group"]["usedBy"] == [{"name": "Bestuur met e-mail"}]
+
+    path = await client.data(
+        "query($g: ID!, $c: ID!) { group(id: $g) { membershipPath(contactId: $c) { name } } }",
+        {"g": group["id"], "c": contacts[0]},
+    )
+    assert path["group"]["membershipPath"] == [{"name": "Bestuur met e-mail"}]
+
+    errors = await refused(
+        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [board, group["id"]]}}
+    )
+    assert errors[0]["code"] == "CYCLE"
+    assert (
+        "Bestuur samengesteld -> Bestuur met e-mail -> Bestuur samengesteld" in errors[0]["message"]
+    )
+    errors = await refused(
+        client,
+        UPDATE,
+        {"id": group["id"], "input": {"filter": cond("memberOf", "EQ", group["id"])}},
+    )
+    assert errors[0]["code"] == "CYCLE"
+
+
+@pytest.mark.parametrize(
+    ("tree", "field", "code"),
+    [
+        (cond("shoeSize", "EQ", "42"), ["input", "filter", "condition", "field"], "INVALID"),
+        (cond("createdAt", "CONTAINS", "2024"), ["input", "filter", "condition", "op"], "INVALID"),
+        (cond("createdAt", "GT", "gisteren"), ["input", "filter", "condition", "value"], "INVALID"),
+        (cond("kind", "EQ", "ROBOT"), ["input", "filter", "condition", "value"], "INVALID"),
+        (cond("kind", "STARTS_WITH", "P"), ["input", "filter", "condition", "op"], "INVALID"),
+        (
+            cond("city", "IN", value="Zwolle"),
+            ["input", "filter", "condition", "values"],
+            "REQUIRED",
+        ),
+        (cond("city", "IN", values=[]), ["input", "filter", "condition", "values"], "REQUIRED"),
+        (cond("city", "EQ"), ["input", "filter", "condition", "value"], "REQUIRED"),
+        (cond("city", "IS_EMPTY", "x"), ["input", "filter", "condition"], "INVALID"),
+        (cond("city", "EQ", "x" * 501), ["input", "filter", "condition", "value"], "TOO_LONG"),
+        ({}, ["input", "filter"], "INVALID"),
+        (
+            {"all": [cond("city", "EQ", "a")], "any": [cond("city", "EQ", "b")]},
+            ["input", "filter"],
+            "INVALID",
+        ),
+        ({"all": []}, ["input", "filter", "all"], "REQUIRED"),
+        ({"all": [{"not": {}}]}, ["input", "filter", "all", "0", "not"], "INVALID"),
+        (cond("memberOf", "EQ", "R3JvdXA6OTk5OQ=="), ["input", "filter"], "NOT_FOUND"),
+        (
+            cond("memberOf", "EQ", "Q29udGFjdDox"),
+            ["input", "filter", "condition", "value"],
+            "INVALID_ID",
+        ),
+    ],
+)
+async def test_bad_filters_are_refused(
+    client: GraphQLClient, tree: dict, field: list[str], code: str
+):
+    errors = await refused(client, CREATE, {"input": {"name": "Dynamisch", "filter": tree}})
+    assert {"field": field, "code": code} in [
+        {"field": e["field"], "code": e["code"]} for e in errors
+    ], errors
+    body = await client.execute(
+        "query($f: ContactFilterInput) { contacts(filter: $f) { totalCount } }", {"f": tree}
+    )
+    assert body["errors"][0]["extensions"]["code"] in {"BAD_USER_INPUT", "INVALID_ID"}
+
+
+async def test_deep_filters_are_limited(client: GraphQLClient):
+    tree: dict = cond("city", "EQ", "Zwolle")
+    for _ in range(25):
+        tree = {"not": tree}
+    errors = await refused(client, CREATE, {"input": {"name": "Diep", "filter": tree}})
+    assert errors[0]["code"] == "TOO_LONG"
