@@ -70,3 +70,73 @@ async def test_contact_list_statements_do_not_grow(
         data = await client.data(CONTACT_PAGE)
     assert len(data["contacts"]["nodes"]) == 37
     assert statements.count == count_for_7, statements.statements
+
+
+COMPOSITE_PAGE = """query($id: ID!) { group(id: $id) {
+  memberCount members(first: 100) { totalCount nodes { displayName } } } }"""
+CONTACT_GROUPS = """query($id: ID!) { contact(id: $id) {
+  groups { name } visibleGroups { derived { name } static { group { name } } } } }"""
+COMPOSED_PAGE = """{ groups(first: 50) { edges { node { name memberCount composedOf { name }
+  excludedGroups { name } usedBy { name } } } } }"""
+
+
+async def build_composites(
+    client: GraphQLClient, contacts: list[str], count: int, start: int = 0
+) -> str:
+    """``count`` static groups, a composite over them and a dynamic group; returns the top id."""
+    statics = []
+    for i in range(start, start + count):
+        group = await create_group(client, name=f"Statisch {i:03d}")
+        await client.data(ADD, {"groupId": group["id"], "contactIds": contacts[i % 3 :: 2]})
+        statics.append(group["id"])
+    union = await create_group(
+        client, name=f"Samen {start}", composedOfIds=statics, showOnContact=True
+    )
+    both = await create_group(
+        client,
+        name=f"Beide {start}",
+        composedOfIds=statics[:2],
+        compositionMode="ALL",
+        excludedGroupIds=statics[2:3],
+    )
+    await create_group(
+        client,
+        name=f"Dynamisch {start}",
+        showOnContact=True,
+        filter={
+            "any": [
+                {"condition": {"field": "memberOf", "op": "EQ", "value": union["id"]}},
+                {"condition": {"field": "lastName", "op": "STARTS_WITH", "value": "Lid1"}},
+            ]
+        },
+    )
+    top = await create_group(client, name=f"Top {start}", composedOfIds=[union["id"], both["id"]])
+    return top["id"]
+
+
+async def test_derived_membership_statements_do_not_grow(
+    client: GraphQLClient, statements: StatementCounter
+):
+    contacts = await create_contacts(client, *[f"Lid{i}" for i in range(12)])
+    top = await build_composites(client, contacts, 3)
+    counts = {}
+    for label, query, variables in (
+        ("members", COMPOSITE_PAGE, {"id": top}),
+        ("contact", CONTACT_GROUPS, {"id": contacts[0]}),
+        ("groups", COMPOSED_PAGE, {}),
+    ):
+        with statements:
+            await client.data(query, variables)
+        counts[label] = statements.count
+
+    contacts += await create_contacts(client, *[f"Extra{i}" for i in range(60)])
+    top = await build_composites(client, contacts, 12, start=100)
+    for label, query, variables in (
+        ("members", COMPOSITE_PAGE, {"id": top}),
+        ("contact", CONTACT_GROUPS, {"id": contacts[0]}),
+        ("groups", COMPOSED_PAGE, {}),
+    ):
+        with statements:
+            data = await client.data(query, variables)
+        assert statements.count == counts[label], (label, statements.statements)
+    assert len(data["groups"]["edges"]) > 20
