@@ -59,14 +59,18 @@ def _create_user(settings: Settings, name: str, email: str, admin: bool) -> None
     print(token)
 
 
-def _seed_demo(settings: Settings) -> None:
+def _seed(settings: Settings, demo: bool, size: str | None) -> None:
+    from graphql_api.datasets import seed_size
     from graphql_api.demo import seed_demo
 
-    created = asyncio.run(seed_demo(settings.database_url))
-    if created:
-        print("Loaded the demo data.", file=sys.stderr)
+    what = "the demo data" if demo else f"dataset {size}"
+    load = (
+        seed_demo(settings.database_url) if demo else seed_size(settings.database_url, size or "")
+    )
+    if asyncio.run(load):
+        print(f"Loaded {what}.", file=sys.stderr)
     else:
-        print("The database already holds data; demo data not loaded.", file=sys.stderr)
+        print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
 
 
 def _export_schema(settings: Settings) -> None:
@@ -92,9 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--name", required=True)
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--admin", action="store_true", help="make the user an admin")
-    seed = commands.add_parser("seed", help="load data")
-    seed.add_argument(
-        "--demo", action="store_true", required=True, help="users, contacts and groups to try"
+    seed = commands.add_parser("seed", help="load data into an empty database")
+    which = seed.add_mutually_exclusive_group(required=True)
+    which.add_argument("--demo", action="store_true", help="users, contacts and groups to try")
+    which.add_argument(
+        "--size", choices=["S", "M", "L"], help="a benchmark dataset (DESIGN.md section 8)"
     )
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     return parser
@@ -113,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "create-user":
             _create_user(settings, args.name, args.email, args.admin)
         case "seed":
-            _seed_demo(settings)
+            _seed(settings, args.demo, args.size)
         case "export-schema":
             _export_schema(settings)
 
