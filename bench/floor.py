@@ -69,7 +69,9 @@ class Floor:
         parts = [self.wrap(self.members(g, contact)) for g in group.included if g not in statics]
         if statics and group.mode == "ANY":
             ids = ", ".join(map(str, statics))
-            parts.insert(0, f"SELECT DISTINCT contact_id FROM memberships WHERE group_id IN ({ids}){only}")
+            parts.insert(
+                0, f"SELECT DISTINCT contact_id FROM memberships WHERE group_id IN ({ids}){only}"
+            )
         else:
             parts = [self.wrap(self.members(g, contact)) for g in statics] + parts
         operator = " INTERSECT " if group.mode == "ALL" else " UNION "

@@ -28,15 +28,15 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.floor import Floor, load_definitions  # noqa: E402
-from graphql_api.app import create_app  # noqa: E402
-from graphql_api.datasets import seed_size  # noqa: E402
-from graphql_api.db import create_engine, create_sessionmaker  # noqa: E402
-from graphql_api.graphql.relay import parse_global_id, to_global_id  # noqa: E402
-from graphql_api.migrate import upgrade  # noqa: E402
-from graphql_api.settings import Settings  # noqa: E402
-from graphql_api.users.models import User  # noqa: E402
-from graphql_api.users.service import issue_token  # noqa: E402
+from bench.floor import Floor, load_definitions
+from graphql_api.app import create_app
+from graphql_api.datasets import seed_size
+from graphql_api.db import create_engine, create_sessionmaker
+from graphql_api.graphql.relay import parse_global_id, to_global_id
+from graphql_api.migrate import upgrade
+from graphql_api.settings import Settings
+from graphql_api.users.models import User
+from graphql_api.users.service import issue_token
 
 POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -125,7 +125,9 @@ async def run(backend: str, size: str, iterations: int) -> list[dict[str, Any]]:
 
     composites = [g for g, d in definitions.items() if d.kind == "COMPOSITE"]
     counts = await sql(
-        " UNION ALL ".join(f"SELECT {g}, count(*) FROM ({floor.members(g)}) AS c{g}" for g in composites)
+        " UNION ALL ".join(
+            f"SELECT {g}, count(*) FROM ({floor.members(g)}) AS c{g}" for g in composites
+        )
     )
     largest = max(counts, key=lambda row: row[1])[0]
     dynamic = min(g for g, d in definitions.items() if d.kind == "DYNAMIC")
@@ -155,7 +157,8 @@ async def run(backend: str, size: str, iterations: int) -> list[dict[str, Any]]:
 
     async def count_graphql() -> int:
         data = await graphql(
-            "query($id: ID!) { group(id: $id) { memberCount } }", {"id": to_global_id("Group", largest)}
+            "query($id: ID!) { group(id: $id) { memberCount } }",
+            {"id": to_global_id("Group", largest)},
         )
         return data["group"]["memberCount"]
 
@@ -197,7 +200,11 @@ async def run(backend: str, size: str, iterations: int) -> list[dict[str, Any]]:
             "{ groups(first: 50) { edges { node { id memberCount responsible { name } } } } }", {}
         )
         return [
-            (pk(e["node"]["id"]), e["node"]["memberCount"], (e["node"]["responsible"] or {}).get("name"))
+            (
+                pk(e["node"]["id"]),
+                e["node"]["memberCount"],
+                (e["node"]["responsible"] or {}).get("name"),
+            )
             for e in data["groups"]["edges"]
         ]
 

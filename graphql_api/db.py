@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Enum, MetaData, event
+from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -106,23 +105,3 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay readable after commit: payloads are resolved after the transaction ends.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-class CodepointOrder(ColumnElement[str]):
-    """A text compared by code point, as SQLite always does and PostgreSQL does with "C"."""
-
-    inherit_cache = True
-
-    def __init__(self, text: ColumnElement[str]) -> None:
-        self.text = text
-        self.type = text.type
-
-
-@compiles(CodepointOrder)
-def _codepoint_order_default(element: CodepointOrder, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.text, **kw)
-
-
-@compiles(CodepointOrder, "postgresql")
-def _codepoint_order_postgresql(element: CodepointOrder, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.text, **kw)}) COLLATE "C"'

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
-
-from graphql_api.contacts.models import Contact, ContactKind
-from graphql_api.db import CodepointOrder
+from graphql_api.contacts.models import ContactKind
+from graphql_api.db import UtcDateTime
 from graphql_api.errors import ErrorCode, Problems
+from graphql_api.groups.sql import SqlText
 from graphql_api.repository import escape_like
 
 MAX_DEPTH = 20
@@ -64,25 +63,29 @@ NO_VALUE = frozenset({FilterOp.IS_EMPTY, FilterOp.IS_NOT_EMPTY})
 
 @dataclass(frozen=True)
 class FilterField:
-    """A field conditions can test: its type, and the column it reads (None for memberOf)."""
+    """A field conditions can test, and its type."""
 
     name: str
     type: FieldType
-    column: Any = None
     choices: tuple[str, ...] = ()
 
 
 CONTACT_FIELDS: dict[str, FilterField] = {
-    "kind": FilterField("kind", FieldType.CHOICE, Contact.kind, tuple(ContactKind)),
-    "firstName": FilterField("firstName", FieldType.TEXT, Contact.first_name),
-    "lastName": FilterField("lastName", FieldType.TEXT, Contact.last_name),
-    "organisationName": FilterField("organisationName", FieldType.TEXT, Contact.organisation_name),
-    "email": FilterField("email", FieldType.TEXT, Contact.email),
-    "phone": FilterField("phone", FieldType.TEXT, Contact.phone),
-    "street": FilterField("street", FieldType.TEXT, Contact.street),
-    "postalCode": FilterField("postalCode", FieldType.TEXT, Contact.postal_code),
-    "city": FilterField("city", FieldType.TEXT, Contact.city),
-    "createdAt": FilterField("createdAt", FieldType.DATE, Contact.created_at),
+    "kind": FilterField("kind", FieldType.CHOICE, tuple(ContactKind)),
+    **{
+        name: FilterField(name, FieldType.TEXT)
+        for name in (
+            "firstName",
+            "lastName",
+            "organisationName",
+            "email",
+            "phone",
+            "street",
+            "postalCode",
+            "city",
+        )
+    },
+    "createdAt": FilterField("createdAt", FieldType.DATE),
     "memberOf": FilterField("memberOf", FieldType.GROUP),
 }
 
@@ -227,92 +230,97 @@ def referenced_groups(tree: Mapping[str, Any] | None) -> set[int]:
     return validate_filter(tree)[1]
 
 
-GroupMembers = Callable[[int], Any]
-"""Gives, for a group id, a selectable of its members' contact ids."""
+GroupMembers = Callable[[int], str]
+"""Gives, for a group id, SQL selecting its members' contact ids."""
+
+COLUMNS = {
+    "kind": "kind",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "organisationName": "organisation_name",
+    "email": "email",
+    "phone": "phone",
+    "street": "street",
+    "postalCode": "postal_code",
+    "city": "city",
+    "createdAt": "created_at",
+}
 
 
-def compile_filter(tree: Mapping[str, Any], members_of: GroupMembers) -> ColumnElement[bool]:
+def compile_filter(tree: Mapping[str, Any], sql: SqlText, members_of: GroupMembers) -> str:
     """The SQL condition on ``contacts`` that a validated filter tree stands for."""
     if "all" in tree:
-        return and_(true(), *(compile_filter(child, members_of) for child in tree["all"]))
+        return "(" + " AND ".join(compile_filter(c, sql, members_of) for c in tree["all"]) + ")"
     if "any" in tree:
-        return or_(false(), *(compile_filter(child, members_of) for child in tree["any"]))
+        return "(" + " OR ".join(compile_filter(c, sql, members_of) for c in tree["any"]) + ")"
     if "not" in tree:
-        return not_(compile_filter(tree["not"], members_of))
-    return _compile_condition(tree["condition"], members_of)
+        return f"NOT {compile_filter(tree['not'], sql, members_of)}"
+    return _compile_condition(tree["condition"], sql, members_of)
 
 
-def _compile_condition(
-    condition: Mapping[str, Any], members_of: GroupMembers
-) -> ColumnElement[bool]:
+def _compile_condition(condition: Mapping[str, Any], sql: SqlText, members_of: GroupMembers) -> str:
     spec = CONTACT_FIELDS[condition["field"]]
     op = FilterOp(condition["op"])
-    value: str | None = condition.get("value")
+    value: str = condition.get("value") or ""
     values: list[str] = condition.get("values") or []
     if spec.type is FieldType.GROUP:
-        ids = [int(v) for v in values] if op is FilterOp.IN else [int(value or 0)]
-        inside = or_(*(Contact.id.in_(members_of(group_id)) for group_id in ids))
-        return not_(inside) if op is FilterOp.NEQ else inside
+        ids = [int(v) for v in values] if op is FilterOp.IN else [int(value)]
+        inside = " OR ".join(f"contacts.id IN ({members_of(group_id)})" for group_id in ids)
+        return f"NOT ({inside})" if op is FilterOp.NEQ else f"({inside})"
+    column = f"contacts.{COLUMNS[spec.name]}"
     if spec.type is FieldType.DATE:
-        return _compile_date(spec.column, op, date.fromisoformat(value or ""))
+        return _compile_date(column, op, date.fromisoformat(value), sql)
     if spec.type is FieldType.CHOICE:
         if op is FilterOp.IN:
-            return spec.column.in_(values)
-        return spec.column == value if op is FilterOp.EQ else spec.column != value
-    return _compile_text(spec.column, op, value, values)
+            return f"{column} IN ({', '.join(sql.bind(v) for v in values)})"
+        return f"{column} {'=' if op is FilterOp.EQ else '<>'} {sql.bind(value)}"
+    return _compile_text(column, op, value, values, sql)
 
 
-def _compile_text(
-    column: Any, op: FilterOp, value: str | None, values: list[str]
-) -> ColumnElement[bool]:
+def _compile_text(column: str, op: FilterOp, value: str, values: list[str], sql: SqlText) -> str:
     # NULL and "" are the same to a user: both are "empty", and neither equals a value.
-    text = func.lower(func.coalesce(column, ""))
-    wanted = (value or "").lower()
+    text = f"lower(coalesce({column}, ''))"
+    wanted = value.lower()
     like = escape_like(wanted)
-    match op:
-        case FilterOp.EQ:
-            return text == wanted
-        case FilterOp.NEQ:
-            return text != wanted
-        case FilterOp.CONTAINS:
-            return text.like(f"%{like}%", escape="\\")
-        case FilterOp.NOT_CONTAINS:
-            return not_(text.like(f"%{like}%", escape="\\"))
-        case FilterOp.STARTS_WITH:
-            return text.like(f"{like}%", escape="\\")
-        case FilterOp.ENDS_WITH:
-            return text.like(f"%{like}", escape="\\")
+    patterns = {
+        FilterOp.CONTAINS: f"%{like}%",
+        FilterOp.NOT_CONTAINS: f"%{like}%",
+        FilterOp.STARTS_WITH: f"{like}%",
+        FilterOp.ENDS_WITH: f"%{like}",
+    }
+    comparisons = {FilterOp.LT: "<", FilterOp.LTE: "<=", FilterOp.GT: ">", FilterOp.GTE: ">="}
+    if op in patterns:
+        matched = f"{text} LIKE {sql.bind(patterns[op])} ESCAPE '\\'"
+        return f"NOT ({matched})" if op is FilterOp.NOT_CONTAINS else matched
+    if op in comparisons:
         # An empty value has no order: it is neither before nor after anything.
-        case FilterOp.LT:
-            return and_(text != "", CodepointOrder(text) < wanted)
-        case FilterOp.LTE:
-            return and_(text != "", CodepointOrder(text) <= wanted)
-        case FilterOp.GT:
-            return and_(text != "", CodepointOrder(text) > wanted)
-        case FilterOp.GTE:
-            return and_(text != "", CodepointOrder(text) >= wanted)
-        case FilterOp.IN:
-            return text.in_([v.lower() for v in values])
-        case FilterOp.IS_EMPTY:
-            return text == ""
-        case FilterOp.IS_NOT_EMPTY:
-            return text != ""
+        ordered = sql.codepoint_order(text)
+        return f"({text} <> '' AND {ordered} {comparisons[op]} {sql.bind(wanted)})"
+    if op is FilterOp.IN:
+        return f"{text} IN ({', '.join(sql.bind(v.lower()) for v in values)})"
+    if op is FilterOp.IS_EMPTY:
+        return f"{text} = ''"
+    if op is FilterOp.IS_NOT_EMPTY:
+        return f"{text} <> ''"
+    return f"{text} {'=' if op is FilterOp.EQ else '<>'} {sql.bind(wanted)}"
 
 
-def _compile_date(column: Any, op: FilterOp, day: date) -> ColumnElement[bool]:
-    # A timestamp is compared by the UTC day it falls on.
+def _compile_date(column: str, op: FilterOp, day: date, sql: SqlText) -> str:
+    # A timestamp is compared by the UTC day it falls on: [start, start + 1 day).
     start = datetime.combine(day, time(), tzinfo=UTC)
     end = start + timedelta(days=1)
-    match op:
-        case FilterOp.EQ:
-            return and_(column >= start, column < end)
-        case FilterOp.NEQ:
-            return or_(column < start, column >= end)
-        case FilterOp.LT:
-            return column < start
-        case FilterOp.LTE:
-            return column < end
-        case FilterOp.GT:
-            return column >= end
-        case _:
-            return column >= start
+
+    def at(moment: datetime) -> str:
+        return sql.bind(moment, UtcDateTime())
+
+    if op is FilterOp.EQ:
+        return f"({column} >= {at(start)} AND {column} < {at(end)})"
+    if op is FilterOp.NEQ:
+        return f"({column} < {at(start)} OR {column} >= {at(end)})"
+    if op is FilterOp.LT:
+        return f"{column} < {at(start)}"
+    if op is FilterOp.LTE:
+        return f"{column} < {at(end)}"
+    if op is FilterOp.GT:
+        return f"{column} >= {at(end)}"
+    return f"{column} >= {at(start)}"

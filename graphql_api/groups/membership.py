@@ -16,68 +16,60 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    CTE,
-    Select,
-    except_,
-    func,
-    intersect,
-    literal,
-    select,
-    union,
-    union_all,
-)
+from sqlalchemy import Integer, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TextualSelect
 
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import contact_search
 from graphql_api.groups.filters import compile_filter, referenced_groups
 from graphql_api.groups.graph import GroupGraph, load_graph
 from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
+from graphql_api.groups.sql import SqlText
 
 
-def compile_members(graph: GroupGraph, candidates: Sequence[int] | None = None) -> dict[int, CTE]:
-    """One CTE of contact ids per group in ``graph`` (limited to ``candidates`` if given)."""
-    ctes: dict[int, CTE] = {}
+def member_sets(graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | None = None) -> str:
+    """``WITH`` clause defining a CTE ``g<id>`` of contact ids for every group in ``graph``.
 
-    def members_of(group_id: int) -> Select[Any]:
-        return select(ctes[group_id].c.contact_id)
-
+    With ``candidates``, every leaf (and so every set) is limited to those contacts.
+    """
+    only = f" AND {{column}} IN ({sql.ints(list(candidates))})" if candidates is not None else ""
+    definitions = []
     for group_id in graph.order_from_leaves():
         node = graph.nodes[group_id]
         if node.kind is GroupKind.DYNAMIC and node.filter:
-            query: Any = select(Contact.id.label("contact_id")).where(
-                compile_filter(node.filter, members_of)
+            condition = compile_filter(node.filter, sql, lambda i: f"SELECT contact_id FROM g{i}")
+            body = (
+                f"SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
+                + only.format(column="contacts.id")
             )
-            if candidates is not None:
-                query = query.where(Contact.id.in_(candidates))
         elif node.kind is GroupKind.COMPOSITE and node.included:
-            parts = [members_of(i) for i in node.included]
-            combine = intersect if node.mode is CompositionMode.ALL else union
-            if len(parts) == 1:
-                query = parts[0]
-            elif node.excluded:
-                # SQLite cannot nest compound selects: name the combination first.
-                query = select(combine(*parts).cte(f"g{group_id}_in").c.contact_id)
-            else:
-                query = combine(*parts)
+            parts = [f"SELECT contact_id FROM g{i}" for i in node.included]
+            operator = " INTERSECT " if node.mode is CompositionMode.ALL else " UNION "
+            body = operator.join(parts)
             if node.excluded:
-                query = except_(query, *(members_of(i) for i in node.excluded))
+                if len(parts) > 1:
+                    # SQLite cannot nest compound selects: name the combination first.
+                    definitions.append(f"g{group_id}_in AS ({body})")
+                    body = f"SELECT contact_id FROM g{group_id}_in"
+                body += "".join(f" EXCEPT SELECT contact_id FROM g{i}" for i in node.excluded)
         else:
-            query = select(Membership.contact_id).where(Membership.group_id == group_id)
-            if candidates is not None:
-                query = query.where(Membership.contact_id.in_(candidates))
-        ctes[group_id] = query.cte(f"g{group_id}")
-    return ctes
+            group = sql.bind(group_id, Integer())
+            body = f"SELECT contact_id FROM memberships WHERE group_id = {group}" + only.format(
+                column="contact_id"
+            )
+        definitions.append(f"g{group_id} AS ({body})")
+    return "WITH " + ",\n".join(definitions)
 
 
-async def member_set(session: AsyncSession, group_id: int) -> Select[tuple[int]]:
+async def member_set(session: AsyncSession, group_id: int) -> TextualSelect:
     """A subquery of an existing group's member ids (one statement to load its graph)."""
     graph = await load_graph(session, [group_id])
-    return select(compile_members(graph)[group_id].c.contact_id)
+    sql = SqlText(session.bind.dialect.name)
+    return sql.contact_ids(f"{member_sets(graph, sql)} SELECT contact_id FROM g{group_id}")
 
 
-def members_query(member_ids: Select[tuple[int]], search: str | None) -> Select[tuple[Contact]]:
+def members_query(member_ids: TextualSelect, search: str | None) -> Select[tuple[Contact]]:
     query = select(Contact).where(Contact.id.in_(member_ids))
     return query.where(contact_search(search)) if search else query
 
@@ -89,15 +81,10 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict
     counts: dict[int, int] = dict.fromkeys(group_ids, 0)
     if not present:
         return counts
-    ctes = compile_members(graph)
-    rows = await session.execute(
-        union_all(
-            *(
-                select(literal(i).label("group_id"), func.count().label("n")).select_from(ctes[i])
-                for i in present
-            )
-        )
-    )
+    sql = SqlText(session.bind.dialect.name)
+    with_clause = member_sets(graph, sql)
+    union = " UNION ALL ".join(f"SELECT {i}, count(*) FROM g{i}" for i in present)
+    rows = await session.execute(sql.statement(f"{with_clause} {union}"))
     counts.update({group_id: n for group_id, n in rows})
     return counts
 
@@ -119,10 +106,10 @@ async def _pairs(
     present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
     if not present:
         return set()
-    ctes = compile_members(graph, candidates=list(dict.fromkeys(contact_ids)))
-    rows = await session.execute(
-        union_all(*(select(literal(i).label("group_id"), ctes[i].c.contact_id) for i in present))
-    )
+    sql = SqlText(session.bind.dialect.name)
+    with_clause = member_sets(graph, sql, candidates=list(dict.fromkeys(contact_ids)))
+    union = " UNION ALL ".join(f"SELECT {i}, contact_id FROM g{i}" for i in present)
+    rows = await session.execute(sql.statement(f"{with_clause} {union}"))
     return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
@@ -208,8 +195,12 @@ async def memberships_of_contacts(
     return {contact_id: found[contact_id] for contact_id in contact_ids}
 
 
-async def filter_condition(session: AsyncSession, tree: dict[str, Any]) -> Any:
-    """The SQL condition on contacts of a validated filter; ``memberOf`` groups must exist."""
+async def contacts_matching(session: AsyncSession, tree: dict[str, Any]) -> TextualSelect:
+    """A subquery of the ids of contacts matching a validated filter (groups must exist)."""
     graph = await load_graph(session, referenced_groups(tree))
-    ctes = compile_members(graph)
-    return compile_filter(tree, lambda group_id: select(ctes[group_id].c.contact_id))
+    sql = SqlText(session.bind.dialect.name)
+    condition = compile_filter(tree, sql, lambda i: f"SELECT contact_id FROM g{i}")
+    with_clause = member_sets(graph, sql) + " " if graph.nodes else ""
+    return sql.contact_ids(
+        f"{with_clause}SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
+    )
