@@ -6,12 +6,13 @@ Membership of dynamic and composite groups is compiled from this graph into SQL
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.groups.filters import referenced_groups
@@ -68,29 +69,43 @@ def reachable_ids(roots: Iterable[int]) -> Any:
     return reach.union(step)
 
 
+GRAPH = text(
+    """
+    WITH RECURSIVE reach(id) AS (
+        SELECT id FROM groups WHERE id IN :roots
+        UNION
+        SELECT group_links.member_group_id
+        FROM group_links JOIN reach ON group_links.group_id = reach.id
+    )
+    SELECT groups.id, groups.name, groups.kind, groups.composition_mode, groups.filter,
+           group_links.member_group_id, group_links.role
+    FROM groups
+    JOIN reach ON reach.id = groups.id
+    LEFT JOIN group_links ON group_links.group_id = groups.id AND group_links.role <> 'FILTER'
+    ORDER BY groups.id, group_links.position
+    """
+).bindparams(bindparam("roots", expanding=True))
+"""The definitions of some groups and of all they depend on (a recursive CTE, UNION)."""
+
+
 async def load_graph(session: AsyncSession, roots: Iterable[int]) -> GroupGraph:
     """The definitions of the roots and all they depend on, in one statement."""
-    reach = reachable_ids(roots)
-    rows = await session.execute(
-        select(
-            Group.id,
-            Group.name,
-            Group.kind,
-            Group.composition_mode,
-            Group.filter,
-            GroupLink.member_group_id,
-            GroupLink.role,
-        )
-        .join(reach, reach.c.id == Group.id)
-        .outerjoin(GroupLink, GroupLink.group_id == Group.id)
-        .order_by(Group.id, GroupLink.position)
-    )
+    roots = list(roots)
     nodes: dict[int, GroupNode] = {}
+    if not roots:
+        return GroupGraph(nodes)
+    rows = await session.execute(GRAPH, {"roots": roots})
     for group_id, name, kind, mode, tree, member_id, role in rows:
-        node = nodes.setdefault(group_id, GroupNode(group_id, name, kind, mode, tree))
-        if role is LinkRole.INCLUDE:
+        node = nodes.get(group_id)
+        if node is None:
+            if isinstance(tree, str):
+                tree = json.loads(tree)
+            node = nodes[group_id] = GroupNode(
+                group_id, name, GroupKind(kind), CompositionMode(mode), tree
+            )
+        if role == LinkRole.INCLUDE:
             node.included.append(member_id)
-        elif role is LinkRole.EXCLUDE:
+        elif role == LinkRole.EXCLUDE:
             node.excluded.append(member_id)
     return GroupGraph(nodes)
 
