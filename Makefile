@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format schema clean
+.PHONY: install run test lint format schema clean bench
 
 install: $(STAMP)
 
@@ -35,3 +35,9 @@ schema: install
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
+
+# Benchmark on dataset M, SQLite then PostgreSQL (127.0.0.1:5432); tables go to bench/RESULTS.md.
+bench: install
+	printf '# Benchmark results\n\nWritten by `make bench`; see bench/README.md for what is measured.\n' > bench/RESULTS.md
+	$(BIN)/python bench/run.py --backend sqlite --size M --results bench/RESULTS.md
+	$(BIN)/python bench/run.py --backend postgresql --size M --results bench/RESULTS.md

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
@@ -85,6 +85,10 @@ async def seed_size(database_url: str, size_name: str) -> bool:
         static_ids = await _static_groups(sessions, size, admin.id, contact_ids, rng)
         async with sessions() as session, session.begin():
             await _derived_groups(session, size, admin, static_ids, rng)
+        async with engine.connect() as connection:
+            # Fresh statistics, or the planners guess badly about the bulk-loaded tables.
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
         return True
     finally:
         await engine.dispose()

@@ -32,7 +32,7 @@ from graphql_api.groups.loaders import (
     load_memberships,
     load_visible_memberships,
 )
-from graphql_api.groups.membership import contacts_matching
+from graphql_api.groups.membership import filter_contacts
 from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import GroupKind
 from graphql_api.pagination import Ordering
@@ -133,7 +133,7 @@ class ContactPayload:
     )
 
 
-async def _matching(info: Info, filter: ContactFilterInput) -> Any:
+async def _filtered(info: Info, query: Any, filter: ContactFilterInput) -> Any:
     try:
         tree, groups = validate_filter(filter_to_domain(filter))
         missing = await info.context.db.run(lambda s: missing_ids(s, GroupModel, groups))
@@ -146,7 +146,7 @@ async def _matching(info: Info, filter: ContactFilterInput) -> Any:
             "Invalid filter: "
             + " ".join(f"{'.'.join(p.field)}: {p.message}" for p in error.problems)
         ) from error
-    return await info.context.db.run(lambda session: contacts_matching(session, tree))
+    return await info.context.db.run(lambda session: filter_contacts(session, query, tree))
 
 
 @strawberry.type
@@ -183,7 +183,7 @@ class ContactQueries:
     ) -> Connection[Contact]:
         query = select(ContactModel)
         if filter is not None:
-            query = query.where(ContactModel.id.in_(await _matching(info, filter)))
+            query = await _filtered(info, query, filter)
         if search and search.strip():
             query = query.where(contact_search(search))
         return await paginate(

@@ -299,9 +299,9 @@ def _compile_text(column: str, op: FilterOp, value: str, values: list[str], sql:
     if op is FilterOp.IN:
         return f"{text} IN ({', '.join(sql.bind(v.lower()) for v in values)})"
     if op is FilterOp.IS_EMPTY:
-        return f"{text} = ''"
+        return f"coalesce({column}, '') = ''"
     if op is FilterOp.IS_NOT_EMPTY:
-        return f"{text} <> ''"
+        return f"coalesce({column}, '') <> ''"
     return f"{text} {'=' if op is FilterOp.EQ else '<>'} {sql.bind(wanted)}"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy.sql.selectable import CTE
 
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import contact_search
@@ -28,10 +28,11 @@ from graphql_api.groups.models import CompositionMode, Group, GroupKind, Members
 from graphql_api.groups.sql import SqlText
 
 
-def member_sets(graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | None = None) -> str:
-    """``WITH`` clause defining a CTE ``g<id>`` of contact ids for every group in ``graph``.
-
-    With ``candidates``, every leaf (and so every set) is limited to those contacts.
+def member_sets(
+    graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | None = None
+) -> list[tuple[str, str]]:
+    """``(name, SQL)`` of a set of contact ids named ``g<id>`` for every group in ``graph``,
+    each after the sets it reads. With ``candidates``, every set is limited to those contacts.
     """
     only = f" AND {{column}} IN ({sql.ints(list(candidates))})" if candidates is not None else ""
     definitions = []
@@ -50,7 +51,7 @@ def member_sets(graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | Non
             if node.excluded:
                 if len(parts) > 1:
                     # SQLite cannot nest compound selects: name the combination first.
-                    definitions.append(f"g{group_id}_in AS ({body})")
+                    definitions.append((f"g{group_id}_in", body))
                     body = f"SELECT contact_id FROM g{group_id}_in"
                 body += "".join(f" EXCEPT SELECT contact_id FROM g{i}" for i in node.excluded)
         else:
@@ -58,19 +59,35 @@ def member_sets(graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | Non
             body = f"SELECT contact_id FROM memberships WHERE group_id = {group}" + only.format(
                 column="contact_id"
             )
-        definitions.append(f"g{group_id} AS ({body})")
-    return "WITH " + ",\n".join(definitions)
+        definitions.append((f"g{group_id}", body))
+    return definitions
 
 
-async def member_set(session: AsyncSession, group_id: int) -> TextualSelect:
-    """A subquery of an existing group's member ids (one statement to load its graph)."""
+def with_clause(definitions: list[tuple[str, str]]) -> str:
+    return "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in definitions)
+
+
+def as_ctes(definitions: list[tuple[str, str]], sql: SqlText) -> dict[str, CTE]:
+    """The sets as CTEs for a query built with SQLAlchemy, rendered at its top level.
+
+    At the top, PostgreSQL inlines each set into the query that reads it and plans one
+    statement; a ``WITH`` inside an ``IN (...)`` would be planned apart, often badly.
+    """
+    return {name: sql.contact_ids(body).cte(name) for name, body in definitions}
+
+
+async def members_query(
+    session: AsyncSession, group_id: int, search: str | None = None
+) -> Select[tuple[Contact]]:
+    """The contacts in an existing group (one statement to load its graph)."""
     graph = await load_graph(session, [group_id])
     sql = SqlText(session.bind.dialect.name)
-    return sql.contact_ids(f"{member_sets(graph, sql)} SELECT contact_id FROM g{group_id}")
-
-
-def members_query(member_ids: TextualSelect, search: str | None) -> Select[tuple[Contact]]:
-    query = select(Contact).where(Contact.id.in_(member_ids))
+    ctes = as_ctes(member_sets(graph, sql), sql)
+    query = (
+        select(Contact)
+        .add_cte(*ctes.values())
+        .where(Contact.id.in_(select(ctes[f"g{group_id}"].c.contact_id)))
+    )
     return query.where(contact_search(search)) if search else query
 
 
@@ -82,9 +99,9 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict
     if not present:
         return counts
     sql = SqlText(session.bind.dialect.name)
-    with_clause = member_sets(graph, sql)
+    sets = with_clause(member_sets(graph, sql))
     union = " UNION ALL ".join(f"SELECT {i}, count(*) FROM g{i}" for i in present)
-    rows = await session.execute(sql.statement(f"{with_clause} {union}"))
+    rows = await session.execute(sql.statement(f"{sets} {union}"))
     counts.update({group_id: n for group_id, n in rows})
     return counts
 
@@ -107,9 +124,9 @@ async def _pairs(
     if not present:
         return set()
     sql = SqlText(session.bind.dialect.name)
-    with_clause = member_sets(graph, sql, candidates=list(dict.fromkeys(contact_ids)))
+    sets = with_clause(member_sets(graph, sql, candidates=list(dict.fromkeys(contact_ids))))
     union = " UNION ALL ".join(f"SELECT {i}, contact_id FROM g{i}" for i in present)
-    rows = await session.execute(sql.statement(f"{with_clause} {union}"))
+    rows = await session.execute(sql.statement(f"{sets} {union}"))
     return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
@@ -195,12 +212,12 @@ async def memberships_of_contacts(
     return {contact_id: found[contact_id] for contact_id in contact_ids}
 
 
-async def contacts_matching(session: AsyncSession, tree: dict[str, Any]) -> TextualSelect:
-    """A subquery of the ids of contacts matching a validated filter (groups must exist)."""
+async def filter_contacts(
+    session: AsyncSession, query: Select[tuple[Contact]], tree: dict[str, Any]
+) -> Select[tuple[Contact]]:
+    """``query`` narrowed to the contacts matching a validated filter (its groups exist)."""
     graph = await load_graph(session, referenced_groups(tree))
     sql = SqlText(session.bind.dialect.name)
+    ctes = as_ctes(member_sets(graph, sql), sql)
     condition = compile_filter(tree, sql, lambda i: f"SELECT contact_id FROM g{i}")
-    with_clause = member_sets(graph, sql) + " " if graph.nodes else ""
-    return sql.contact_ids(
-        f"{with_clause}SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
-    )
+    return query.add_cte(*ctes.values()).where(sql.statement(condition))

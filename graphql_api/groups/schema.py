@@ -36,7 +36,6 @@ from graphql_api.groups.filter_schema import (
 from graphql_api.groups.loaders import load_has_member, load_links, load_member_counts, load_used_by
 from graphql_api.groups.membership import (
     group_ids_of_contact,
-    member_set,
     members_query,
     membership_path,
 )
@@ -243,8 +242,8 @@ class Group(Node):
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
         ] = None,
     ) -> Connection[ContactRef]:
-        member_ids = await info.context.db.run(lambda session: member_set(session, root.id))
-        query = members_query(member_ids, search.strip() if search else None)
+        term = search.strip() if search else None
+        query = await info.context.db.run(lambda session: members_query(session, root.id, term))
         return await paginate(
             info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
         )

@@ -20,7 +20,7 @@ from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.errors import ErrorCode, Problems, UserInputError
 from graphql_api.groups.filters import validate_filter
 from graphql_api.groups.graph import find_cycle
-from graphql_api.groups.membership import member_set
+from graphql_api.groups.membership import members_query
 from graphql_api.groups.models import (
     CompositionMode,
     Group,
@@ -146,13 +146,13 @@ async def convert_to_static(session: AsyncSession, actor: User | None, group_id:
         )
     now = utcnow()
     actor_id = actor.id if actor else None
-    members = (await member_set(session, group_id)).subquery()
+    members = await members_query(session, group_id)
     await session.execute(
         insert(Membership).from_select(
             ["group_id", "contact_id", "member_since", "added_by_id", "source"],
-            select(
+            members.with_only_columns(
                 literal(group_id),
-                members.c.contact_id,
+                Contact.id,
                 literal(now, UtcDateTime()),
                 literal(actor_id, Integer()),
                 literal(MembershipSource.CONVERSION.value),

@@ -7,11 +7,14 @@ than running it. Writing the text directly is cheap, and every value is still bo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Integer, TextClause, bindparam, column, text
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeEngine
+
+PLACEHOLDER = re.compile(r":(p\d+)\b")
 
 
 class SqlText:
@@ -36,7 +39,9 @@ class SqlText:
         return f'({expression}) COLLATE "C"' if self.dialect == "postgresql" else expression
 
     def statement(self, sql: str) -> TextClause:
-        return text(sql).bindparams(*self._binds)
+        """The text with the parameters it uses bound (a text may use only some of them)."""
+        used = set(PLACEHOLDER.findall(sql))
+        return text(sql).bindparams(*(b for b in self._binds if b.key in used))
 
     def contact_ids(self, sql: str) -> TextualSelect:
         """A statement selecting one ``contact_id`` column, usable inside ``IN (...)``."""
