@@ -49,10 +49,10 @@ class Ordering:
 
 @dataclass(frozen=True)
 class Page(Generic[RowT]):
-    """One page of rows with the cursor of each and whether more follow."""
+    """One page of rows with the ordering key of each and whether more follow."""
 
     rows: list[RowT]
-    cursors: list[str]
+    keys: list[tuple[Any, ...]]
     has_next_page: bool
     has_previous_page: bool
 
@@ -103,7 +103,7 @@ async def fetch_page(
     rows = rows[:first]
     return Page(
         rows=rows,
-        cursors=[encode_cursor(key_of(row)) for row in rows],
+        keys=[tuple(key_of(row)) for row in rows],
         has_next_page=has_next,
         has_previous_page=after is not None,
     )

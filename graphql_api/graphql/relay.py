@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, select
 from graphql_api.errors import ErrorCode, Problem, UserInputError
 from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import PublicError
-from graphql_api.pagination import InvalidCursor, Ordering, Page, fetch_page
+from graphql_api.pagination import InvalidCursor, Ordering, Page, encode_cursor, fetch_page
 
 NodeT = TypeVar("NodeT")
 MAX_REPORTED_PROBLEMS = 20
@@ -104,7 +104,12 @@ class PageInfo:
 @strawberry.type(description="One row of a page, with its cursor.")
 class Edge(Generic[NodeT]):
     node: NodeT = strawberry.field(description="The row.")
-    cursor: str = strawberry.field(description="Opaque position of this row.")
+    key: strawberry.Private[tuple[Any, ...]]
+
+    @strawberry.field(description="Opaque position of this row.")
+    def cursor(self) -> str:
+        # Made only when asked for: most clients read the page's endCursor alone.
+        return encode_cursor(self.key)
 
 
 @strawberry.type(description="A page of a list that can be long, with cursor pagination.")
@@ -124,14 +129,12 @@ class Connection(Generic[NodeT]):
     @classmethod
     def from_page(cls, page: Page[Any], count_total: Callable[[], Awaitable[int]]) -> Any:
         return cls(
-            edges=[
-                Edge(node=row, cursor=c) for row, c in zip(page.rows, page.cursors, strict=True)
-            ],
+            edges=[Edge(node=row, key=key) for row, key in zip(page.rows, page.keys, strict=True)],
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
-                start_cursor=page.cursors[0] if page.cursors else None,
-                end_cursor=page.cursors[-1] if page.cursors else None,
+                start_cursor=encode_cursor(page.keys[0]) if page.keys else None,
+                end_cursor=encode_cursor(page.keys[-1]) if page.keys else None,
             ),
             count_total=count_total,
         )
