@@ -53,3 +53,27 @@ async def test_migrations_match_the_models(app):
 
     async with app.state.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+async def test_migrations_go_down_and_up_again(app):
+    """Every migration can be undone, and redone to the same schema."""
+    from alembic import command
+
+    from graphql_api.migrate import alembic_config, upgrade
+
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+
+    engine = app.state.engine
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade)
+    await upgrade(engine)
+
+    def differences(connection: Connection) -> list:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
