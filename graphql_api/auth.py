@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import parse_qs
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -76,7 +77,13 @@ def _bearer_token(headers: dict[bytes, bytes]) -> str | None:
 
 
 def _wants_graphiql_page(scope: Scope, headers: dict[bytes, bytes]) -> bool:
-    return scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b"")
+    """A browser asking for the GraphiQL page: a GET that carries no operation."""
+    parameters = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return (
+        scope["method"] == "GET"
+        and not parameters.keys() & {"query", "variables", "operationName", "extensions"}
+        and b"text/html" in headers.get(b"accept", b"")
+    )
 
 
 async def _send_unauthorized(send: Send) -> None:

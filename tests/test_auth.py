@@ -51,6 +51,17 @@ async def test_graphiql_page_is_served_to_browsers(http: httpx.AsyncClient):
     assert "graphiql" in response.text.lower()
 
 
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "text/html,application/json"])
+async def test_a_browser_get_with_a_query_needs_a_token(
+    http: httpx.AsyncClient, admin: tuple[int, str], accept: str
+):
+    response = await http.get(
+        "/graphql", params={"query": "{ users { email } }"}, headers={"Accept": accept}
+    )
+    assert response.status_code == 401
+    assert "example.coop" not in response.text
+
+
 async def test_the_token_owner_is_the_acting_user(app: Any, http: httpx.AsyncClient):
     _, token = await make_user(app, "Anna de Vries", "anna@example.coop")
     client = GraphQLClient(http, token)
