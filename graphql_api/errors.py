@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     KIND_CONFLICT = "KIND_CONFLICT"
     HAS_MEMBERS = "HAS_MEMBERS"
+    CONFLICT = "CONFLICT"
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ class Context:
     def rules(self) -> GroupRules:
         return GroupRules(role_keys=frozenset(self.roles))
 
+    def forget_loaded(self) -> None:
+        """Drop every loader's cache, after a change made what it holds stale."""
+        self._loaders.clear()
+
     def loader(self, load: LoadFn) -> DataLoader[Any, Any]:
         """The request's DataLoader for ``load(session, keys) -> values in key order``."""
         existing = self._loaders.get(load)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import strawberry
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.errors import UserInputError
+from graphql_api.errors import ErrorCode, Problem, UserInputError
 from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import UserError
 
@@ -30,16 +31,25 @@ async def run_mutation(
         async with info.context.db.transaction() as session:
             return await work(session), []
     except UserInputError as error:
-        return None, [
-            UserError(
-                field=list(p.field)
-                if p.field[:1] and p.field[0] in arguments
-                else ["input", *p.field],
-                code=p.code,
-                message=p.message,
-            )
-            for p in error.problems
-        ]
+        problems = error.problems
+    except IntegrityError:
+        # A concurrent request won a race the checks could not see (same name, same link).
+        problems = (Problem((), ErrorCode.CONFLICT, CONFLICT_MESSAGE),)
+    finally:
+        # Values loaded before this change may be stale now; later fields load afresh.
+        info.context.forget_loaded()
+    return None, [
+        UserError(field=_path(p.field, arguments), code=p.code, message=p.message) for p in problems
+    ]
+
+
+def _path(field: Sequence[str], arguments: Collection[str]) -> list[str] | None:
+    if not field:
+        return None
+    return list(field) if field[0] in arguments else ["input", *field]
+
+
+CONFLICT_MESSAGE = "Another change got there first; nothing was changed. Try again."
 
 
 def given_fields(input_object: Any, renames: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -7,16 +7,16 @@ Membership of dynamic and composite groups is compiled from this graph into SQL
 from __future__ import annotations
 
 import json
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.groups.filters import referenced_groups
-from graphql_api.groups.models import CompositionMode, Group, GroupKind, GroupLink, LinkRole
+from graphql_api.groups.models import CompositionMode, GroupKind, LinkRole
 
 
 @dataclass
@@ -30,6 +30,12 @@ class GroupNode:
     filter: dict[str, Any] | None
     included: list[int] = field(default_factory=list)
     excluded: list[int] = field(default_factory=list)
+    filtered_on: list[int] = field(default_factory=list)
+    """Groups the filter's ``memberOf`` conditions name."""
+
+    @property
+    def dependencies(self) -> list[int]:
+        return [*self.included, *self.excluded, *self.filtered_on]
 
 
 @dataclass
@@ -40,33 +46,25 @@ class GroupGraph:
 
     def order_from_leaves(self) -> list[int]:
         """Group ids with each group after every group it depends on."""
-        done: set[int] = set()
-        order: list[int] = []
+        sorter = TopologicalSorter({i: node.dependencies for i, node in self.nodes.items()})
+        return list(sorter.static_order())
 
-        def visit(group_id: int) -> None:
-            # Depth is bounded by the graph, which writes keep acyclic.
-            if group_id in done:
-                return
-            done.add(group_id)
-            node = self.nodes[group_id]
-            for dependency in self.dependencies(node):
-                visit(dependency)
-            order.append(group_id)
-
-        for group_id in sorted(self.nodes):
-            visit(group_id)
-        return order
-
-    def dependencies(self, node: GroupNode) -> list[int]:
-        return [*node.included, *node.excluded, *sorted(referenced_groups(node.filter))]
-
-
-def reachable_ids(roots: Iterable[int]) -> Any:
-    """A recursive CTE of the roots and every group they depend on (UNION: each once)."""
-    start = select(Group.id.label("id")).where(Group.id.in_(list(roots)))
-    reach = start.cte("reach", recursive=True)
-    step = select(GroupLink.member_group_id).join(reach, GroupLink.group_id == reach.c.id)
-    return reach.union(step)
+    def path(self, start: int, goal: int) -> list[int] | None:
+        """The shortest chain of dependencies from ``start`` to ``goal``, both included."""
+        previous: dict[int, int] = {start: start}
+        queue = deque([start])
+        while queue:
+            current = queue.popleft()
+            if current == goal:
+                chain = [goal]
+                while chain[-1] != start:
+                    chain.append(previous[chain[-1]])
+                return chain[::-1]
+            for following in self.nodes[current].dependencies:
+                if following not in previous and following in self.nodes:
+                    previous[following] = current
+                    queue.append(following)
+        return None
 
 
 GRAPH = text(
@@ -81,11 +79,17 @@ GRAPH = text(
            group_links.member_group_id, group_links.role
     FROM groups
     JOIN reach ON reach.id = groups.id
-    LEFT JOIN group_links ON group_links.group_id = groups.id AND group_links.role <> 'FILTER'
+    LEFT JOIN group_links ON group_links.group_id = groups.id
     ORDER BY groups.id, group_links.position
     """
 ).bindparams(bindparam("roots", expanding=True))
 """The definitions of some groups and of all they depend on (a recursive CTE, UNION)."""
+
+LINK_LISTS = {
+    LinkRole.INCLUDE: "included",
+    LinkRole.EXCLUDE: "excluded",
+    LinkRole.FILTER: "filtered_on",
+}
 
 
 async def load_graph(session: AsyncSession, roots: Iterable[int]) -> GroupGraph:
@@ -103,48 +107,37 @@ async def load_graph(session: AsyncSession, roots: Iterable[int]) -> GroupGraph:
             node = nodes[group_id] = GroupNode(
                 group_id, name, GroupKind(kind), CompositionMode(mode), tree
             )
-        if role == LinkRole.INCLUDE:
-            node.included.append(member_id)
-        elif role == LinkRole.EXCLUDE:
-            node.excluded.append(member_id)
+        if role is not None:
+            getattr(node, LINK_LISTS[LinkRole(role)]).append(member_id)
     return GroupGraph(nodes)
 
 
+GRAPH_LOCK = 7_245_110_921
+"""PostgreSQL advisory lock key held while the group graph changes."""
+
+
+async def lock_graph(session: AsyncSession) -> None:
+    """Serialise changes to the group graph, so two changes cannot close a cycle together.
+
+    SQLite allows one writer at a time anyway; PostgreSQL needs the lock.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRAPH_LOCK})
+
+
 async def find_cycle(
-    session: AsyncSession, group_id: int, targets: Iterable[int]
-) -> list[str] | None:
-    """Names on a path ``group -> target -> ... -> group``, if linking would close a cycle."""
+    session: AsyncSession, group_id: int, name: str, targets: Iterable[int]
+) -> tuple[int, list[str]] | None:
+    """If linking ``group`` to ``targets`` would close a cycle: the target it goes through
+    and the names on the path ``group -> target -> ... -> group``."""
     targets = list(targets)
     if group_id in targets:
-        name = await session.scalar(select(Group.name).where(Group.id == group_id))
-        return [name or "?", name or "?"]
-    reach = reachable_ids(targets)
-    rows = await session.execute(
-        select(GroupLink.group_id, GroupLink.member_group_id).join(
-            reach, reach.c.id == GroupLink.group_id
-        )
-    )
-    edges: dict[int, list[int]] = defaultdict(list)
-    for source, target in rows:
-        edges[source].append(target)
-    edges[group_id] = targets
-    previous: dict[int, int] = {}
-    queue = deque([group_id])
-    while queue:
-        current = queue.popleft()
-        for following in edges.get(current, []):
-            if following == group_id:
-                path = [current]
-                while path[-1] != group_id:
-                    path.append(previous[path[-1]])
-                ids = [group_id, *reversed(path[:-1]), group_id]
-                names = dict(
-                    (
-                        await session.execute(select(Group.id, Group.name).where(Group.id.in_(ids)))
-                    ).all()
-                )
-                return [names[i] for i in ids]
-            if following not in previous and following != group_id:
-                previous[following] = current
-                queue.append(following)
+        return group_id, [name, name]
+    graph = await load_graph(session, targets)
+    if group_id not in graph.nodes:
+        return None
+    for target in targets:
+        chain = graph.path(target, group_id)
+        if chain:
+            return target, [name, *(graph.nodes[i].name for i in chain[:-1]), name]
     return None

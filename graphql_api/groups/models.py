@@ -68,7 +68,7 @@ class Group(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    name_key: Mapped[str] = mapped_column(String(800), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[GroupKind] = mapped_column(string_enum(GroupKind), default=GroupKind.STATIC)
     responsible_id: Mapped[int | None] = mapped_column(
@@ -139,7 +139,8 @@ class MembershipEvent(Base):
     __table_args__ = (Index("ix_membership_events_group_id_id", "group_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    """None once the group is deleted: the history outlives it."""
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )

@@ -19,7 +19,7 @@ from graphql_api.db import UtcDateTime, utcnow
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.errors import ErrorCode, Problems, UserInputError
 from graphql_api.groups.filters import validate_filter
-from graphql_api.groups.graph import find_cycle
+from graphql_api.groups.graph import find_cycle, lock_graph
 from graphql_api.groups.membership import members_query
 from graphql_api.groups.models import (
     CompositionMode,
@@ -183,7 +183,8 @@ async def convert_to_static(session: AsyncSession, actor: User | None, group_id:
 
 
 async def get_group(session: AsyncSession, group_id: int, *, field: str) -> Group:
-    group = await session.get(Group, group_id)
+    """The group, locked against concurrent changes until the transaction ends."""
+    group = await session.get(Group, group_id, with_for_update=True)
     if group is None:
         raise UserInputError.single([field], ErrorCode.NOT_FOUND, "No group with this id.")
     return group
@@ -278,13 +279,23 @@ async def _apply_structure(
                 f"{group.name!r} has explicit members, which would silently stop counting; "
                 "remove them first.",
             )
-    targets = [*included, *excluded, *sorted(filter_groups)]
-    cycle = await find_cycle(session, group.id, targets)
+    await lock_graph(session)
+    cycle = await find_cycle(
+        session, group.id, group.name, [*included, *excluded, *sorted(filter_groups)]
+    )
     if cycle:
+        target, names = cycle
+        field = (
+            "composedOfIds"
+            if target in included
+            else "excludedGroupIds"
+            if target in excluded
+            else "filter"
+        )
         raise UserInputError.single(
-            ["filter" if tree else "composedOfIds"],
+            [field],
             ErrorCode.CYCLE,
-            "This would make a group contain itself: " + " -> ".join(cycle) + ".",
+            "This would make a group contain itself: " + " -> ".join(names) + ".",
         )
     group.kind, group.filter, group.composition_mode = kind, tree, mode
     await session.execute(delete(GroupLink).where(GroupLink.group_id == group.id))

@@ -51,7 +51,7 @@ def upgrade() -> None:
         "email_templates",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("name_key", sa.String(length=200), nullable=False),
+        sa.Column("name_key", sa.String(length=800), nullable=False),
         sa.Column("subject", sa.String(length=500), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
@@ -89,7 +89,7 @@ def upgrade() -> None:
         "groups",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("name_key", sa.String(length=200), nullable=False),
+        sa.Column("name_key", sa.String(length=800), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column(
             "kind",
@@ -155,7 +155,7 @@ def upgrade() -> None:
     op.create_table(
         "membership_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=True),
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column(
             "action",
@@ -202,7 +202,7 @@ def upgrade() -> None:
             ["group_id"],
             ["groups.id"],
             name=op.f("fk_membership_events_group_id_groups"),
-            ondelete="CASCADE",
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_membership_events")),
     )
