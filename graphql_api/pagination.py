@@ -69,18 +69,26 @@ def decode_cursor(cursor: str, ordering: Ordering) -> list[Any]:
         raise InvalidCursor("malformed cursor") from error
     if not isinstance(plain, list) or len(plain) != len(ordering.columns):
         raise InvalidCursor("cursor does not fit this list")
-    key: list[Any] = []
-    for column, value in zip(ordering.columns, plain, strict=True):
-        python_type = column.type.python_type
-        if python_type is datetime and isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError as error:
-                raise InvalidCursor("malformed cursor") from error
-        if not isinstance(value, python_type):
-            raise InvalidCursor("cursor does not fit this list")
-        key.append(value)
-    return key
+    return [
+        _key_part(column.type.python_type, value)
+        for column, value in zip(ordering.columns, plain, strict=True)
+    ]
+
+
+def _key_part(python_type: type, value: Any) -> Any:
+    """One value of a cursor, checked as strictly as the column it is compared with."""
+    if python_type is datetime and isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise InvalidCursor("malformed cursor") from error
+        if value.tzinfo is None:
+            raise InvalidCursor("malformed cursor")
+    if not isinstance(value, python_type) or isinstance(value, bool):
+        raise InvalidCursor("cursor does not fit this list")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise InvalidCursor("cursor does not fit this list")
+    return value
 
 
 async def fetch_page(

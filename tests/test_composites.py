@@ -289,3 +289,28 @@ async def test_convert_to_static_freezes_members(client: GraphQLClient, people: 
     assert again["convertToStatic"]["errors"] == [{"code": "ALREADY_STATIC"}]
     unknown = await client.data(convert, {"id": "R3JvdXA6OTk5"})
     assert unknown["convertToStatic"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+async def test_more_derived_groups_than_sqlite_combines_in_one_select(
+    app: Any, client: GraphQLClient, people: dict[str, str]
+):
+    """SQLite allows 500 terms in a compound SELECT; a contact may be in more groups."""
+    from graphql_api.db import create_sessionmaker
+    from graphql_api.graphql.relay import parse_global_id
+    from graphql_api.groups.service import GroupRules
+    from graphql_api.groups.service import create_group as create_in_service
+
+    base = await static_group(client, "Basis", [people["Aa"]])
+    base_id = parse_global_id(base)[1]
+    async with create_sessionmaker(app.state.engine)() as session, session.begin():
+        for i in range(450):
+            await create_in_service(
+                session, None, {"name": f"S{i:03d}", "composed_of_ids": [base_id]}, GroupRules()
+            )
+    data = await client.data(
+        "query($c: ID!) { contact(id: $c) { groups { name } } groups(first: 100, filter: {kind: COMPOSITE}) { totalCount edges { node { memberCount } } } }",
+        {"c": people["Aa"]},
+    )
+    assert len(data["contact"]["groups"]) == 451
+    assert data["groups"]["totalCount"] == 450
+    assert {e["node"]["memberCount"] for e in data["groups"]["edges"]} == {1}

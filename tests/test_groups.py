@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -332,12 +334,25 @@ async def test_groups_pagination_visits_every_group_once(client: GraphQLClient, 
     assert len(seen) == 7
 
 
+def crafted(key: list) -> str:
+    """A cursor made by hand, as an attacker would."""
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
 @pytest.mark.parametrize(
     ("variables", "code"),
     [
         ({"first": 101}, "BAD_USER_INPUT"),
         ({"first": -1}, "BAD_USER_INPUT"),
         ({"after": "bm9wZQ=="}, "BAD_USER_INPUT"),
+        ({"after": crafted(["a", 10**30])}, "BAD_USER_INPUT"),
+        ({"after": crafted(["a", True])}, "BAD_USER_INPUT"),
+        ({"after": crafted(["a"])}, "BAD_USER_INPUT"),
+        (
+            {"after": crafted(["2024-01-01T00:00:00", 1]), "orderBy": "CREATED_AT_ASC"},
+            "BAD_USER_INPUT",
+        ),
+        ({"after": crafted(["gisteren", 1]), "orderBy": "CREATED_AT_DESC"}, "BAD_USER_INPUT"),
     ],
 )
 async def test_bad_paging_arguments(client: GraphQLClient, variables: dict[str, Any], code: str):

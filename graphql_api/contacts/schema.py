@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.contacts.models import Contact as ContactModel
 from graphql_api.contacts.models import ContactKind
 from graphql_api.contacts.service import contact_search, create_contact, update_contact
-from graphql_api.errors import ErrorCode, UserInputError
+from graphql_api.errors import UserInputError
 from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import PublicError, UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
@@ -26,23 +26,23 @@ from graphql_api.graphql.relay import (
     rows_of,
 )
 from graphql_api.groups.filter_schema import ContactFilterInput, filter_to_domain
-from graphql_api.groups.filters import validate_filter
 from graphql_api.groups.loaders import (
     load_groups_of_contacts,
     load_memberships,
     load_visible_memberships,
 )
 from graphql_api.groups.membership import filter_contacts
-from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import GroupKind
 from graphql_api.pagination import Ordering
-from graphql_api.repository import load_by_id, missing_ids
+from graphql_api.repository import load_by_id
 
 if TYPE_CHECKING:
     from graphql_api.groups.schema import Group, Membership
+    from graphql_api.roles.schema import Role
 
 GroupRef = Annotated["Group", strawberry.lazy("graphql_api.groups.schema")]
 MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.schema")]
+RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.schema")]
 
 ContactKindType = strawberry.enum(
     ContactKind, name="ContactKind", description="Person (persoon) or organisation (organisatie)."
@@ -103,6 +103,17 @@ class Contact(Node):
     async def groups(self, root: strawberry.Parent[ContactModel], info: Info) -> list[GroupRef]:
         return await info.context.loader(load_groups_of_contacts).load(root.id)
 
+    @strawberry.field(
+        description="Roles in the neighbourhood approach (Rol in buurtaanpak) of the groups "
+        "the contact is in."
+    )
+    async def neighbourhood_roles(
+        self, root: strawberry.Parent[ContactModel], info: Info
+    ) -> list[RoleRef]:
+        groups = await info.context.loader(load_groups_of_contacts).load(root.id)
+        keys = dict.fromkeys(g.neighbourhood_role for g in groups if g.neighbourhood_role)
+        return [info.context.roles[key] for key in keys if key in info.context.roles]
+
     @strawberry.field(description="Groups that show on this contact (Zichtbaar bij contact).")
     def visible_groups(self, root: strawberry.Parent[ContactModel]) -> VisibleGroups:
         return VisibleGroups(contact_id=root.id)
@@ -135,18 +146,11 @@ class ContactPayload:
 
 async def _filtered(info: Info, query: Any, filter: ContactFilterInput) -> Any:
     try:
-        tree, groups = validate_filter(filter_to_domain(filter))
-        missing = await info.context.db.run(lambda s: missing_ids(s, GroupModel, groups))
-        if missing:
-            raise UserInputError.single(
-                ["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist."
-            )
+        tree = filter_to_domain(filter)
+        return await info.context.db.run(lambda session: filter_contacts(session, query, tree))
     except UserInputError as error:
-        raise PublicError(
-            "Invalid filter: "
-            + " ".join(f"{'.'.join(p.field)}: {p.message}" for p in error.problems)
-        ) from error
-    return await info.context.db.run(lambda session: filter_contacts(session, query, tree))
+        details = " ".join(f"{'.'.join(p.field)}: {p.message}" for p in error.problems)
+        raise PublicError(f"Invalid filter: {details}") from error
 
 
 @strawberry.type

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import ColumnElement, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
@@ -77,8 +77,9 @@ async def update_contact(
 
 
 def contact_search(term: str) -> ColumnElement[bool]:
-    """Case-insensitive match of ``term`` anywhere in a contact's names, e-mail or city."""
-    pattern = "%" + escape_like(term.strip().lower()) + "%"
+    """Case-insensitive match of ``term`` anywhere in a contact's names (first, last, full,
+    organisation), e-mail, postal code or city; both sides are lowered by the database."""
+    pattern = func.lower(literal("%" + escape_like(term.strip()) + "%"))
     columns = (
         Contact.first_name,
         Contact.last_name,

@@ -223,13 +223,6 @@ def _validate_value(
     return value
 
 
-def referenced_groups(tree: Mapping[str, Any] | None) -> set[int]:
-    """The group ids a stored filter's ``memberOf`` conditions name."""
-    if not tree:
-        return set()
-    return validate_filter(tree)[1]
-
-
 GroupMembers = Callable[[int], str]
 """Gives, for a group id, SQL selecting its members' contact ids."""
 
@@ -279,9 +272,9 @@ def _compile_condition(condition: Mapping[str, Any], sql: SqlText, members_of: G
 
 def _compile_text(column: str, op: FilterOp, value: str, values: list[str], sql: SqlText) -> str:
     # NULL and "" are the same to a user: both are "empty", and neither equals a value.
+    # Both sides are lowered by the database, so they are folded alike.
     text = f"lower(coalesce({column}, ''))"
-    wanted = value.lower()
-    like = escape_like(wanted)
+    like = escape_like(value)
     patterns = {
         FilterOp.CONTAINS: f"%{like}%",
         FilterOp.NOT_CONTAINS: f"%{like}%",
@@ -290,19 +283,20 @@ def _compile_text(column: str, op: FilterOp, value: str, values: list[str], sql:
     }
     comparisons = {FilterOp.LT: "<", FilterOp.LTE: "<=", FilterOp.GT: ">", FilterOp.GTE: ">="}
     if op in patterns:
-        matched = f"{text} LIKE {sql.bind(patterns[op])} ESCAPE '\\'"
+        matched = f"{text} LIKE lower({sql.bind(patterns[op])}) ESCAPE '\\'"
         return f"NOT ({matched})" if op is FilterOp.NOT_CONTAINS else matched
     if op in comparisons:
         # An empty value has no order: it is neither before nor after anything.
         ordered = sql.codepoint_order(text)
-        return f"({text} <> '' AND {ordered} {comparisons[op]} {sql.bind(wanted)})"
+        wanted = sql.codepoint_order(f"lower({sql.bind(value)})")
+        return f"({text} <> '' AND {ordered} {comparisons[op]} {wanted})"
     if op is FilterOp.IN:
-        return f"{text} IN ({', '.join(sql.bind(v.lower()) for v in values)})"
+        return f"{text} IN ({', '.join(f'lower({sql.bind(v)})' for v in values)})"
     if op is FilterOp.IS_EMPTY:
         return f"coalesce({column}, '') = ''"
     if op is FilterOp.IS_NOT_EMPTY:
         return f"coalesce({column}, '') <> ''"
-    return f"{text} {'=' if op is FilterOp.EQ else '<>'} {sql.bind(wanted)}"
+    return f"{text} {'=' if op is FilterOp.EQ else '<>'} lower({sql.bind(value)})"
 
 
 def _compile_date(column: str, op: FilterOp, day: date, sql: SqlText) -> str:

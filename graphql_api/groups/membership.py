@@ -22,7 +22,8 @@ from sqlalchemy.sql.selectable import CTE
 
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import contact_search
-from graphql_api.groups.filters import compile_filter, referenced_groups
+from graphql_api.errors import ErrorCode, UserInputError
+from graphql_api.groups.filters import compile_filter, validate_filter
 from graphql_api.groups.graph import GroupGraph, load_graph
 from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
 from graphql_api.groups.sql import SqlText
@@ -91,17 +92,35 @@ async def members_query(
     return query.where(contact_search(search)) if search else query
 
 
+COMPOUND_LIMIT = 400
+"""Groups per statement when one ``SELECT`` per group is combined: SQLite allows 500."""
+
+
+async def _per_group(
+    session: AsyncSession,
+    graph: GroupGraph,
+    group_ids: Iterable[int],
+    select_from_set: str,
+    candidates: Sequence[int] | None = None,
+) -> list[Any]:
+    """Rows of ``select_from_set`` (with ``{id}`` for a group's id) for each group, combined
+    with UNION ALL: one statement, or one per 400 groups when there are more."""
+    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
+    rows: list[Any] = []
+    for start in range(0, len(present), COMPOUND_LIMIT):
+        sql = SqlText(session.bind.dialect.name)
+        sets = with_clause(member_sets(graph, sql, candidates))
+        chunk = present[start : start + COMPOUND_LIMIT]
+        union = " UNION ALL ".join(select_from_set.format(id=i) for i in chunk)
+        rows += (await session.execute(sql.statement(f"{sets} {union}"))).all()
+    return rows
+
+
 async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, int]:
     """Number of members of each group: one statement for the graph, one for the counts."""
     graph = await load_graph(session, group_ids)
-    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
     counts: dict[int, int] = dict.fromkeys(group_ids, 0)
-    if not present:
-        return counts
-    sql = SqlText(session.bind.dialect.name)
-    sets = with_clause(member_sets(graph, sql))
-    union = " UNION ALL ".join(f"SELECT {i}, count(*) FROM g{i}" for i in present)
-    rows = await session.execute(sql.statement(f"{sets} {union}"))
+    rows = await _per_group(session, graph, group_ids, "SELECT {id}, count(*) FROM g{id}")
     counts.update({group_id: n for group_id, n in rows})
     return counts
 
@@ -120,13 +139,9 @@ async def groups_containing(
 async def _pairs(
     session: AsyncSession, graph: GroupGraph, group_ids: Iterable[int], contact_ids: Sequence[int]
 ) -> set[tuple[int, int]]:
-    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
-    if not present:
-        return set()
-    sql = SqlText(session.bind.dialect.name)
-    sets = with_clause(member_sets(graph, sql, candidates=list(dict.fromkeys(contact_ids))))
-    union = " UNION ALL ".join(f"SELECT {i}, contact_id FROM g{i}" for i in present)
-    rows = await session.execute(sql.statement(f"{sets} {union}"))
+    candidates = list(dict.fromkeys(contact_ids))
+    select_pairs = "SELECT {id}, contact_id FROM g{id}"
+    rows = await _per_group(session, graph, group_ids, select_pairs, candidates)
     return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
@@ -215,8 +230,14 @@ async def memberships_of_contacts(
 async def filter_contacts(
     session: AsyncSession, query: Select[tuple[Contact]], tree: dict[str, Any]
 ) -> Select[tuple[Contact]]:
-    """``query`` narrowed to the contacts matching a validated filter (its groups exist)."""
-    graph = await load_graph(session, referenced_groups(tree))
+    """``query`` narrowed to the contacts matching a filter; a filter that does not
+    validate, or names a group that does not exist, raises ``UserInputError``."""
+    tree, groups = validate_filter(tree)
+    graph = await load_graph(session, groups)
+    if set(groups) - set(graph.nodes):
+        raise UserInputError.single(
+            ["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist."
+        )
     sql = SqlText(session.bind.dialect.name)
     ctes = as_ctes(member_sets(graph, sql), sql)
     condition = compile_filter(tree, sql, lambda i: f"SELECT contact_id FROM g{i}")

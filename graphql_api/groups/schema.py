@@ -431,14 +431,14 @@ class GroupQueries:
             GroupFilter | None, strawberry.argument(description="Which groups.")
         ] = None,
         order_by: Annotated[
-            GroupOrderType, strawberry.argument(description="Sort order.")
+            GroupOrderType | None, strawberry.argument(description="Sort order; NAME_ASC if null.")
         ] = GroupOrder.NAME_ASC,
         first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
         after: Annotated[
             str | None, strawberry.argument(description="Cursor of the row to start after.")
         ] = None,
     ) -> Connection[Group]:
-        ordering = GROUP_ORDERINGS[GroupOrder(order_by)]
+        ordering = GROUP_ORDERINGS[GroupOrder(order_by or GroupOrder.NAME_ASC)]
         query = groups_query(filter.criteria() if filter else GroupCriteria())
         if filter and filter.has_member_id:
             contact_pk = query_id(filter.has_member_id, "Contact")
@@ -475,7 +475,10 @@ def _source(count: int) -> MembershipSource:
 
 @strawberry.type
 class GroupMutations:
-    @strawberry.mutation(description="Create a static group (Nieuwe groep).")
+    @strawberry.mutation(
+        description="Create a group (Nieuwe groep): static, or dynamic with a filter, or "
+        "composite with composedOfIds."
+    )
     async def create_group(
         self,
         info: Info,

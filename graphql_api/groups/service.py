@@ -1,7 +1,9 @@
 """Creating, changing and deleting groups and their explicit memberships.
 
 Every path that adds or removes a member goes through :func:`add_members` and
-:func:`remove_members`, so the rules and the history hold for all of them.
+:func:`remove_members`, so the rules and the history hold for all of them. The one
+exception is :func:`convert_to_static`, which writes links for contacts that are members
+already (derived), with source CONVERSION and their history, in two set-based statements.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from graphql_api.validation import clean_text, name_key
 
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
+MAX_PARTS = 100
+"""Most groups a composite includes (or excludes); nest composites for more."""
 MAX_REPORTED_IDS = 20
 """How many unknown ids are reported one by one; a longer list of typos says nothing new."""
 
@@ -77,7 +81,8 @@ async def create_group(
     values: Mapping[str, Any],
     rules: GroupRules,
 ) -> Group:
-    """Create a static group from ``values`` (setting name -> value; absent = default)."""
+    """Create a group from ``values`` (setting name -> value; absent = default); its kind
+    follows from them: composite with ``composed_of_ids``, dynamic with ``filter``."""
     group = Group(
         kind=GroupKind.STATIC,
         created_by_id=actor.id if actor else None,
@@ -225,7 +230,7 @@ async def _apply_settings(
         else:
             setattr(group, setting, value)
     await _check_references(session, group, values, problems)
-    _check_consistency(group, values, problems)
+    _check_consistency(group, problems)
     if group.name and "name" in values:
         await _check_name_free(session, group, problems)
     problems.raise_if_any()
@@ -319,6 +324,8 @@ def _given_list(values: Mapping[str, Any], key: str, current: list[int]) -> list
 
 def _check_group_lists(included: list[int], excluded: list[int], problems: Problems) -> None:
     for field, ids in (("composedOfIds", included), ("excludedGroupIds", excluded)):
+        if len(ids) > MAX_PARTS:
+            problems.add([field], ErrorCode.TOO_MANY, f"At most {MAX_PARTS} groups.")
         seen: set[int] = set()
         for index, group_id in enumerate(ids):
             if group_id in seen:
@@ -368,7 +375,7 @@ async def _check_references(
             problems.add([api_field(setting)], ErrorCode.NOT_FOUND, f"No {noun} with this id.")
 
 
-def _check_consistency(group: Group, values: Mapping[str, Any], problems: Problems) -> None:
+def _check_consistency(group: Group, problems: Problems) -> None:
     if group.email_on_new_member and group.new_member_email_template_id is None:
         problems.add(
             ["newMemberEmailTemplateId"],

@@ -19,9 +19,11 @@ class Role:
     def label(
         self,
         root: strawberry.Parent[RoleDefinition],
-        locale: Annotated[str, strawberry.argument(description="`nl` or `en`.")] = "nl",
+        locale: Annotated[
+            str | None, strawberry.argument(description="`nl` (default) or `en`.")
+        ] = "nl",
     ) -> str:
-        return root.label(locale)
+        return root.label(locale or "nl")
 
 
 @strawberry.type

@@ -62,7 +62,8 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
 
 
 async def development_user(session: AsyncSession) -> User | None:
-    """Who anonymous requests act as in development mode: the first active admin."""
+    """Who anonymous requests act as in development mode: the first active admin, or the
+    first active user when there is no admin."""
     return await session.scalar(
         select(User)
         .where(User.is_active.is_(True))
