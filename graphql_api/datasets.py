@@ -22,7 +22,7 @@ from graphql_api.contacts.models import Contact
 from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.demo import CITIES, FIRST_NAMES, LAST_NAMES, STREETS
 from graphql_api.groups.models import Group, Membership, MembershipSource
-from graphql_api.groups.service import GroupRules, create_group
+from graphql_api.groups.service import create_group
 from graphql_api.users.models import User
 from graphql_api.users.service import create_user
 from graphql_api.validation import name_key
@@ -184,7 +184,6 @@ async def _static_groups(
 async def _derived_groups(
     session: AsyncSession, size: Size, admin: User, static_ids: Sequence[int], rng: random.Random
 ) -> None:
-    rules = GroupRules()
     available = list(static_ids)
     total = sum(size.composites_per_level) + size.dynamic_groups
     progress = Progress("derived", total)
@@ -205,7 +204,6 @@ async def _derived_groups(
                     "composition_mode": "ALL" if rng.random() < 0.25 else "ANY",
                     "show_on_contact": rng.random() < 0.5,
                 },
-                rules,
             )
             made.append(group.id)
             number += 1
@@ -230,6 +228,5 @@ async def _derived_groups(
             session,
             admin,
             {"name": f"Dynamisch {index:02d} {city}", "filter": tree, "show_on_contact": True},
-            rules,
         )
         progress.advance(1)

@@ -15,7 +15,7 @@ from graphql_api.contacts.service import create_contact
 from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.email_templates.service import create_email_template
 from graphql_api.groups.models import MembershipSource
-from graphql_api.groups.service import GroupRules, add_members, create_group
+from graphql_api.groups.service import add_members, create_group
 from graphql_api.users.models import User
 from graphql_api.users.service import create_user
 
@@ -155,7 +155,6 @@ async def _load(session: AsyncSession) -> None:
         },
     )
 
-    rules = GroupRules()
     groups = [
         (
             {
@@ -198,5 +197,5 @@ async def _load(session: AsyncSession) -> None:
         ),
     ]
     for values, members in groups:
-        group = await create_group(session, johannes, values, rules)
+        group = await create_group(session, johannes, values)
         await add_members(session, johannes, group.id, members, MembershipSource.IMPORT)

@@ -297,7 +297,6 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     """SQLite allows 500 terms in a compound SELECT; a contact may be in more groups."""
     from graphql_api.db import create_sessionmaker
     from graphql_api.graphql.relay import parse_global_id
-    from graphql_api.groups.service import GroupRules
     from graphql_api.groups.service import create_group as create_in_service
 
     base = await static_group(client, "Basis", [people["Aa"]])
@@ -305,7 +304,7 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     async with create_sessionmaker(app.state.engine)() as session, session.begin():
         for i in range(450):
             await create_in_service(
-                session, None, {"name": f"S{i:03d}", "composed_of_ids": [base_id]}, GroupRules()
+                session, None, {"name": f"S{i:03d}", "composed_of_ids": [base_id]}
             )
     data = await client.data(
         "query($c: ID!) { contact(id: $c) { groups { name } } groups(first: 100, filter: {kind: COMPOSITE}) { totalCount edges { node { memberCount } } } }",

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from graphql_api.groups.service import GroupRules
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
 from graphql_api.users.models import User
@@ -60,10 +59,6 @@ class Context:
     settings: Settings
     roles: Mapping[str, RoleDefinition]
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
-
-    @property
-    def rules(self) -> GroupRules:
-        return GroupRules(role_keys=frozenset(self.roles))
 
     def forget_loaded(self) -> None:
         """Drop every loader's cache, after a change made what it holds stale."""

@@ -61,13 +61,21 @@ OPERATORS: Mapping[FieldType, frozenset[FilterOp]] = {
 NO_VALUE = frozenset({FilterOp.IS_EMPTY, FilterOp.IS_NOT_EMPTY})
 
 
+CompileCondition = Callable[["FilterOp", list[str], "SqlText"], str]
+"""Writes the SQL condition on ``contacts`` for an operator and its values (a plugin's field)."""
+
+
 @dataclass(frozen=True)
 class FilterField:
-    """A field conditions can test, and its type."""
+    """A field conditions can test: its type decides the operators and values it takes.
+
+    Core fields read a column of ``contacts``; a plugin's field brings ``compile``.
+    """
 
     name: str
     type: FieldType
     choices: tuple[str, ...] = ()
+    compile: CompileCondition | None = None
 
 
 CONTACT_FIELDS: dict[str, FilterField] = {
@@ -91,7 +99,9 @@ CONTACT_FIELDS: dict[str, FilterField] = {
 
 
 def validate_filter(
-    tree: Any, field: Sequence[str] = ("filter",)
+    tree: Any,
+    fields: Mapping[str, FilterField] = CONTACT_FIELDS,
+    field: Sequence[str] = ("filter",),
 ) -> tuple[dict[str, Any], set[int]]:
     """Check a filter tree; return it cleaned and the group ids its ``memberOf`` names.
 
@@ -100,7 +110,7 @@ def validate_filter(
     problems = Problems()
     groups: set[int] = set()
     counter = [0]
-    cleaned = _validate_node(tree, tuple(field), problems, groups, counter, depth=1)
+    cleaned = _validate_node(tree, tuple(field), fields, problems, groups, counter, depth=1)
     if counter[0] > MAX_CONDITIONS:
         problems.add(
             field, ErrorCode.TOO_LONG, f"A filter has at most {MAX_CONDITIONS} conditions."
@@ -113,6 +123,7 @@ def validate_filter(
 def _validate_node(
     node: Any,
     path: tuple[str, ...],
+    fields: Mapping[str, FilterField],
     problems: Problems,
     groups: set[int],
     counter: list[int],
@@ -136,26 +147,33 @@ def _validate_node(
             problems.add((*path, kind), ErrorCode.REQUIRED, f"{kind} needs at least one filter.")
             return None
         children = [
-            _validate_node(child, (*path, kind, str(i)), problems, groups, counter, depth + 1)
+            _validate_node(
+                child, (*path, kind, str(i)), fields, problems, groups, counter, depth + 1
+            )
             for i, child in enumerate(value)
         ]
         return {kind: children}
     if kind == "not":
-        return {"not": _validate_node(value, (*path, "not"), problems, groups, counter, depth + 1)}
+        not_ = _validate_node(value, (*path, "not"), fields, problems, groups, counter, depth + 1)
+        return {"not": not_}
     counter[0] += 1
-    return {"condition": _validate_condition(value, (*path, "condition"), problems, groups)}
+    return {"condition": _validate_condition(value, (*path, "condition"), fields, problems, groups)}
 
 
 def _validate_condition(
-    condition: Mapping[str, Any], path: tuple[str, ...], problems: Problems, groups: set[int]
+    condition: Mapping[str, Any],
+    path: tuple[str, ...],
+    fields: Mapping[str, FilterField],
+    problems: Problems,
+    groups: set[int],
 ) -> dict[str, Any] | None:
     name = condition.get("field")
-    spec = CONTACT_FIELDS.get(name or "")
+    spec = fields.get(name or "")
     if spec is None:
         problems.add(
             (*path, "field"),
             ErrorCode.INVALID,
-            f"Unknown field {name!r}; known fields: {', '.join(CONTACT_FIELDS)}.",
+            f"Unknown field {name!r}; known fields: {', '.join(fields)}.",
         )
         return None
     try:
@@ -240,22 +258,34 @@ COLUMNS = {
 }
 
 
-def compile_filter(tree: Mapping[str, Any], sql: SqlText, members_of: GroupMembers) -> str:
+def compile_filter(
+    tree: Mapping[str, Any],
+    sql: SqlText,
+    members_of: GroupMembers,
+    fields: Mapping[str, FilterField] = CONTACT_FIELDS,
+) -> str:
     """The SQL condition on ``contacts`` that a validated filter tree stands for."""
-    if "all" in tree:
-        return "(" + " AND ".join(compile_filter(c, sql, members_of) for c in tree["all"]) + ")"
-    if "any" in tree:
-        return "(" + " OR ".join(compile_filter(c, sql, members_of) for c in tree["any"]) + ")"
+    if "all" in tree or "any" in tree:
+        joiner = " AND " if "all" in tree else " OR "
+        children = tree.get("all") or tree["any"]
+        return "(" + joiner.join(compile_filter(c, sql, members_of, fields) for c in children) + ")"
     if "not" in tree:
-        return f"NOT {compile_filter(tree['not'], sql, members_of)}"
-    return _compile_condition(tree["condition"], sql, members_of)
+        return f"NOT {compile_filter(tree['not'], sql, members_of, fields)}"
+    return _compile_condition(tree["condition"], sql, members_of, fields)
 
 
-def _compile_condition(condition: Mapping[str, Any], sql: SqlText, members_of: GroupMembers) -> str:
-    spec = CONTACT_FIELDS[condition["field"]]
+def _compile_condition(
+    condition: Mapping[str, Any],
+    sql: SqlText,
+    members_of: GroupMembers,
+    fields: Mapping[str, FilterField],
+) -> str:
+    spec = fields[condition["field"]]
     op = FilterOp(condition["op"])
     value: str = condition.get("value") or ""
     values: list[str] = condition.get("values") or []
+    if spec.compile is not None:
+        return spec.compile(op, values if op is FilterOp.IN else [value], sql)
     if spec.type is FieldType.GROUP:
         ids = [int(v) for v in values] if op is FilterOp.IN else [int(value)]
         inside = " OR ".join(f"contacts.id IN ({members_of(group_id)})" for group_id in ids)

@@ -13,7 +13,7 @@ Given ``candidates`` (a few contacts), every leaf is restricted to them first, w
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, Select, select
@@ -23,14 +23,18 @@ from sqlalchemy.sql.selectable import CTE
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import contact_search
 from graphql_api.errors import ErrorCode, UserInputError
-from graphql_api.groups.filters import compile_filter, validate_filter
+from graphql_api.groups.filters import FilterField, compile_filter, validate_filter
 from graphql_api.groups.graph import GroupGraph, load_graph
 from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
 from graphql_api.groups.sql import SqlText
+from graphql_api.rules import rules_of
 
 
 def member_sets(
-    graph: GroupGraph, sql: SqlText, candidates: Sequence[int] | None = None
+    graph: GroupGraph,
+    sql: SqlText,
+    fields: Mapping[str, FilterField],
+    candidates: Sequence[int] | None = None,
 ) -> list[tuple[str, str]]:
     """``(name, SQL)`` of a set of contact ids named ``g<id>`` for every group in ``graph``,
     each after the sets it reads. With ``candidates``, every set is limited to those contacts.
@@ -40,7 +44,7 @@ def member_sets(
     for group_id in graph.order_from_leaves():
         node = graph.nodes[group_id]
         if node.kind is GroupKind.DYNAMIC and node.filter:
-            condition = compile_filter(node.filter, sql, lambda i: f"SELECT contact_id FROM g{i}")
+            condition = compile_filter(node.filter, sql, _set_of, fields)
             body = (
                 f"SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
                 + only.format(column="contacts.id")
@@ -64,6 +68,10 @@ def member_sets(
     return definitions
 
 
+def _set_of(group_id: int) -> str:
+    return f"SELECT contact_id FROM g{group_id}"
+
+
 def with_clause(definitions: list[tuple[str, str]]) -> str:
     return "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in definitions)
 
@@ -83,7 +91,7 @@ async def members_query(
     """The contacts in an existing group (one statement to load its graph)."""
     graph = await load_graph(session, [group_id])
     sql = SqlText(session.bind.dialect.name)
-    ctes = as_ctes(member_sets(graph, sql), sql)
+    ctes = as_ctes(member_sets(graph, sql, rules_of(session).filter_fields), sql)
     query = (
         select(Contact)
         .add_cte(*ctes.values())
@@ -109,7 +117,7 @@ async def _per_group(
     rows: list[Any] = []
     for start in range(0, len(present), COMPOUND_LIMIT):
         sql = SqlText(session.bind.dialect.name)
-        sets = with_clause(member_sets(graph, sql, candidates))
+        sets = with_clause(member_sets(graph, sql, rules_of(session).filter_fields, candidates))
         chunk = present[start : start + COMPOUND_LIMIT]
         union = " UNION ALL ".join(select_from_set.format(id=i) for i in chunk)
         rows += (await session.execute(sql.statement(f"{sets} {union}"))).all()
@@ -232,13 +240,14 @@ async def filter_contacts(
 ) -> Select[tuple[Contact]]:
     """``query`` narrowed to the contacts matching a filter; a filter that does not
     validate, or names a group that does not exist, raises ``UserInputError``."""
-    tree, groups = validate_filter(tree)
+    fields = rules_of(session).filter_fields
+    tree, groups = validate_filter(tree, fields)
     graph = await load_graph(session, groups)
     if set(groups) - set(graph.nodes):
         raise UserInputError.single(
             ["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist."
         )
     sql = SqlText(session.bind.dialect.name)
-    ctes = as_ctes(member_sets(graph, sql), sql)
-    condition = compile_filter(tree, sql, lambda i: f"SELECT contact_id FROM g{i}")
+    ctes = as_ctes(member_sets(graph, sql, fields), sql)
+    condition = compile_filter(tree, sql, _set_of, fields)
     return query.add_cte(*ctes.values()).where(sql.statement(condition))

@@ -485,9 +485,7 @@ class GroupMutations:
         input: Annotated[CreateGroupInput, strawberry.argument(description="Its settings.")],
     ) -> GroupPayload:
         async def work(session: AsyncSession) -> GroupModel:
-            return await service.create_group(
-                session, info.context.user, group_values(input), info.context.rules
-            )
+            return await service.create_group(session, info.context.user, group_values(input))
 
         group, errors = await run_mutation(info, work)
         return GroupPayload(group=group, errors=errors)  # type: ignore[arg-type]
@@ -504,7 +502,7 @@ class GroupMutations:
         async def work(session: AsyncSession) -> GroupModel:
             group_id = decode_id(id, "Group", ["id"])
             return await service.update_group(
-                session, group_id, group_values(input), info.context.rules
+                session, info.context.user, group_id, group_values(input)
             )
 
         group, errors = await run_mutation(info, work)
@@ -517,7 +515,7 @@ class GroupMutations:
         id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the group.")],
     ) -> DeletePayload:
         async def work(session: AsyncSession) -> strawberry.ID:
-            await service.delete_group(session, decode_id(id, "Group", ["id"]))
+            await service.delete_group(session, info.context.user, decode_id(id, "Group", ["id"]))
             return id
 
         deleted, errors = await run_mutation(info, work)

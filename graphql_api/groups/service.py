@@ -8,14 +8,21 @@ already (derived), with source CONVERSION and their history, in two set-based st
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Integer, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.changes import (
+    GroupCreated,
+    GroupDeleted,
+    GroupSnapshot,
+    GroupUpdated,
+    MembersAdded,
+    MembersRemoved,
+)
 from graphql_api.contacts.models import Contact
 from graphql_api.db import UtcDateTime, utcnow
 from graphql_api.email_templates.models import EmailTemplate
@@ -36,6 +43,7 @@ from graphql_api.groups.models import (
 )
 from graphql_api.naming import api_field
 from graphql_api.repository import missing_ids
+from graphql_api.rules import rules_of
 from graphql_api.users.models import User
 from graphql_api.validation import clean_text, name_key
 
@@ -68,18 +76,8 @@ SETTINGS = (
 )
 
 
-@dataclass(frozen=True)
-class GroupRules:
-    """What the rules depend on beyond the group itself: the roles plugins registered."""
-
-    role_keys: Collection[str] = ()
-
-
 async def create_group(
-    session: AsyncSession,
-    actor: User | None,
-    values: Mapping[str, Any],
-    rules: GroupRules,
+    session: AsyncSession, actor: User | None, values: Mapping[str, Any]
 ) -> Group:
     """Create a group from ``values`` (setting name -> value; absent = default); its kind
     follows from them: composite with ``composed_of_ids``, dynamic with ``filter``."""
@@ -91,29 +89,34 @@ async def create_group(
     if "name" not in values:
         raise UserInputError.single(["name"], ErrorCode.REQUIRED, "name is required.")
     group.composition_mode = CompositionMode.ANY
-    await _apply_settings(session, group, values, rules)
+    await _apply_settings(session, group, values)
     session.add(group)
     await session.flush()
     await _apply_structure(session, group, values, new=True)
+    await rules_of(session).changed(session, GroupCreated(GroupSnapshot.of(group), _id(actor)))
     return group
 
 
 async def update_group(
-    session: AsyncSession,
-    group_id: int,
-    changes: Mapping[str, Any],
-    rules: GroupRules,
+    session: AsyncSession, actor: User | None, group_id: int, changes: Mapping[str, Any]
 ) -> Group:
     """Change the settings named in ``changes``; absent ones stay, None clears."""
     group = await get_group(session, group_id, field="id")
-    await _apply_settings(session, group, changes, rules)
+    before = GroupSnapshot.of(group)
+    await _apply_settings(session, group, changes)
     await _apply_structure(session, group, changes, new=False)
     group.updated_at = utcnow()
     await session.flush()
+    change = GroupUpdated(before, GroupSnapshot.of(group), _id(actor))
+    await rules_of(session).changed(session, change)
     return group
 
 
-async def delete_group(session: AsyncSession, group_id: int) -> None:
+def _id(actor: User | None) -> int | None:
+    return actor.id if actor else None
+
+
+async def delete_group(session: AsyncSession, actor: User | None, group_id: int) -> None:
     """Delete a group with its memberships and their history, unless another group uses it."""
     group = await get_group(session, group_id, field="id")
     users = (await groups_using(session, [group_id]))[group_id]
@@ -124,6 +127,7 @@ async def delete_group(session: AsyncSession, group_id: int) -> None:
             ErrorCode.GROUP_IN_USE,
             f"{group.name!r} is used by {names}; change those groups first.",
         )
+    await rules_of(session).changed(session, GroupDeleted(GroupSnapshot.of(group), _id(actor)))
     await session.execute(delete(Group).where(Group.id == group_id))
 
 
@@ -195,9 +199,7 @@ async def get_group(session: AsyncSession, group_id: int, *, field: str) -> Grou
     return group
 
 
-async def _apply_settings(
-    session: AsyncSession, group: Group, values: Mapping[str, Any], rules: GroupRules
-) -> None:
+async def _apply_settings(session: AsyncSession, group: Group, values: Mapping[str, Any]) -> None:
     unknown = set(values) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown group settings: {sorted(unknown)}")
@@ -220,8 +222,9 @@ async def _apply_settings(
                 problems, field, value, max_length=MAX_DESCRIPTION_LENGTH
             )
         elif setting == "neighbourhood_role":
-            if value is not None and value not in rules.role_keys:
-                known = ", ".join(sorted(rules.role_keys)) or "none are registered"
+            roles = rules_of(session).roles
+            if value is not None and value not in roles:
+                known = ", ".join(sorted(roles)) or "none are registered"
                 problems.add(
                     field, ErrorCode.UNKNOWN_ROLE, f"{value!r} is not a role (known: {known})."
                 )
@@ -251,7 +254,7 @@ async def _apply_structure(
     filter_groups: set[int] = set()
     if tree is not None:
         try:
-            tree, filter_groups = validate_filter(tree)
+            tree, filter_groups = validate_filter(tree, rules_of(session).filter_fields)
         except UserInputError as error:
             problems.items.extend(error.problems)
     _check_group_lists(included, excluded, problems)
@@ -431,8 +434,12 @@ async def add_members(
         if cid not in already
     ]
     session.add_all(added)
-    _record(session, group.id, [m.contact_id for m in added], MembershipAction.ADDED, source, actor)
+    contact_ids = tuple(m.contact_id for m in added)
+    _record(session, group.id, contact_ids, MembershipAction.ADDED, source, actor)
     await session.flush()
+    if contact_ids:
+        change = MembersAdded(GroupSnapshot.of(group), contact_ids, source, _id(actor))
+        await rules_of(session).changed(session, change)
     return added
 
 
@@ -454,6 +461,9 @@ async def remove_members(
     removed = sorted(result.scalars())
     _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
     await session.flush()
+    if removed:
+        change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, _id(actor))
+        await rules_of(session).changed(session, change)
     return removed
 
 
