@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,50 +18,57 @@ from graphql_api.auth import RequestScope
 from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.graphql.context import Context
 from graphql_api.graphql.schema import build_schema
-from graphql_api.roles.registry import RoleDefinition
+from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api")
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context: the request's session, user and rules."""
+    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
 
-    def __init__(self, settings: Settings, roles: Mapping[str, RoleDefinition]) -> None:
-        super().__init__(build_schema(settings), graphql_ide="graphiql")
+    def __init__(self, settings: Settings, plugins: Plugins) -> None:
+        super().__init__(build_schema(settings, plugins.schema), graphql_ide="graphiql")
         self.settings = settings
-        self.roles = roles
+        self.plugins = plugins
 
     async def get_context(self, request: Any, response: Any) -> Context:
         return Context(
             db=request.state.db,
             user=request.state.user,
             settings=self.settings,
-            roles=self.roles,
+            roles=self.plugins.roles,
+            plugins=self.plugins.infos,
         )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build an independent application: its own engine, schema and settings."""
+def create_app(
+    settings: Settings | None = None, plugins: Sequence[object] | None = None
+) -> Starlette:
+    """Build an independent application: its own engine, plugins, schema and settings.
+
+    ``plugins`` given: exactly these (for tests); None: the installed ones (entry points).
+    """
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    sessions = create_sessionmaker(engine)
-    roles: dict[str, RoleDefinition] = {}
+    manager = Plugins(settings, plugins)
+    sessions = create_sessionmaker(engine, info={"rules": manager.rules()})
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(application: Starlette) -> AsyncIterator[None]:
         if settings.dev_mode:
             logger.warning(
                 "Development mode: requests without a token act as the first admin user. "
                 "Never expose this to a network."
             )
+        await manager.startup(application)
         yield
         await engine.dispose()
 
-    graphql = GraphQLEndpoint(settings, roles)
+    graphql = GraphQLEndpoint(settings, manager)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -73,4 +80,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.plugins = manager
     return app

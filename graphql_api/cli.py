@@ -14,11 +14,12 @@ from graphql_api.settings import Settings
 def _migrate(settings: Settings) -> None:
     from graphql_api.db import create_engine
     from graphql_api.migrate import upgrade
+    from graphql_api.plugins.manager import Plugins
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine)
+            await upgrade(engine, Plugins(settings).migrations())
         finally:
             await engine.dispose()
 
@@ -75,8 +76,9 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 
 def _export_schema(settings: Settings) -> None:
     from graphql_api.graphql.schema import build_schema
+    from graphql_api.plugins.manager import Plugins
 
-    print(build_schema(settings).as_str())
+    print(build_schema(settings, Plugins(settings).schema).as_str())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     KIND_CONFLICT = "KIND_CONFLICT"
     HAS_MEMBERS = "HAS_MEMBERS"
     CONFLICT = "CONFLICT"
+    ROLE_CONFLICT = "ROLE_CONFLICT"
+    ROLE_IN_USE = "ROLE_IN_USE"
 
 
 @dataclass(frozen=True)

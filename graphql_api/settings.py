@@ -21,5 +21,11 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_page_size: int = 100
     default_page_size: int = 20
+    plugins: list[str] = []
+    """Entry-point names of the plugins to load; empty loads every installed plugin."""
+    disable_plugin_autoload: bool = False
+    """Load no installed plugins (tests pass theirs to ``create_app``)."""
+    strict_plugins: bool = False
+    """Refuse to start when a plugin fails to import or register, instead of leaving it out."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""

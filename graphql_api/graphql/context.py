@@ -58,6 +58,8 @@ class Context:
     user: User | None
     settings: Settings
     roles: Mapping[str, RoleDefinition]
+    plugins: Sequence[Any] = ()
+    """What ``plugins`` reports (``PluginInfo`` of the manager)."""
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def forget_loaded(self) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -18,7 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graphql_api.contacts.models import Contact as ContactModel
-from graphql_api.contacts.schema import ContactMutations, ContactQueries
+from graphql_api.contacts.schema import Contact, ContactMutations, ContactQueries
 from graphql_api.db import Base
 from graphql_api.email_templates.models import EmailTemplate as EmailTemplateModel
 from graphql_api.email_templates.schema import EmailTemplateMutations, EmailTemplateQueries
@@ -27,7 +31,9 @@ from graphql_api.graphql.errors import MaskInternalErrors, log_internal_errors
 from graphql_api.graphql.relay import Node, parse_global_id
 from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import MembershipEvent as MembershipEventModel
-from graphql_api.groups.schema import GroupMutations, GroupQueries
+from graphql_api.groups.schema import Group, GroupMutations, GroupQueries
+from graphql_api.plugins.manager import SchemaContributions
+from graphql_api.plugins.schema import PluginQueries
 from graphql_api.repository import load_by_id
 from graphql_api.roles.schema import RoleQueries
 from graphql_api.settings import Settings
@@ -44,7 +50,9 @@ NODE_MODELS: dict[str, type[Base]] = {
 
 
 @strawberry.type(description="Everything that can be read.")
-class Query(GroupQueries, ContactQueries, UserQueries, EmailTemplateQueries, RoleQueries):
+class Query(
+    GroupQueries, ContactQueries, UserQueries, EmailTemplateQueries, RoleQueries, PluginQueries
+):
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(
         self,
@@ -72,24 +80,73 @@ class Schema(strawberry.Schema):
         log_internal_errors(errors)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    """The schema with limits on query depth, aliases and tokens from ``settings``."""
+_BUILD_LOCK = threading.Lock()
+
+
+def build_schema(
+    settings: Settings, contributions: SchemaContributions | None = None
+) -> strawberry.Schema:
+    """The schema of one application: the core, every plugin's types and fields, and the
+    limits on query depth, aliases and tokens from ``settings``."""
     # The rules are made once: the validation cache is keyed by them, so rules made
     # afresh for every request would make every request miss it.
     limits = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    return Schema(
-        query=Query,
-        mutation=Mutation,
-        config=StrawberryConfig(auto_camel_case=True),
-        extensions=[
-            lambda: AddValidationRules(limits),
-            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-            MaskInternalErrors,
-            # Clients send the same documents again and again; parse and check each once.
-            lambda: ParserCache(maxsize=1000),
-            lambda: ValidationCache(maxsize=1000),
-        ],
+    contributions = contributions or SchemaContributions()
+    fields = contributions.fields
+    query = _extended(Query, fields["query"])
+    mutation = _extended(Mutation, fields["mutation"])
+    # Group and Contact are shared by every application, and referenced by core fields,
+    # so they cannot be subclassed: plugin fields join them only while this schema is
+    # converted, which copies them into this schema alone.
+    with _BUILD_LOCK, _joined(Group, fields["group"]), _joined(Contact, fields["contact"]):
+        return Schema(
+            query=query,
+            mutation=mutation,
+            types=contributions.types,
+            config=StrawberryConfig(auto_camel_case=True),
+            extensions=[
+                lambda: AddValidationRules(limits),
+                lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+                MaskInternalErrors,
+                # Clients send the same documents again and again; parse and check each once.
+                lambda: ParserCache(maxsize=1000),
+                lambda: ValidationCache(maxsize=1000),
+            ],
+        )
+
+
+def _extended(base: type, contributed: list[tuple[str, Any]]) -> type:
+    """A subclass of a root type with the plugins' fields, for one application."""
+    if not contributed:
+        return base
+    namespace = {_python_name(f): f for _, f in contributed}
+    definition = base.__strawberry_definition__  # type: ignore[attr-defined]
+    return strawberry.type(
+        type(base.__name__, (base,), namespace),
+        name=definition.name,
+        description=definition.description,
     )
+
+
+@contextmanager
+def _joined(target: type, contributed: list[tuple[str, Any]]) -> Iterator[None]:
+    definition = target.__strawberry_definition__  # type: ignore[attr-defined]
+    added = []
+    for _, schema_field in contributed:
+        schema_field = copy.copy(schema_field)
+        schema_field.python_name = _python_name(schema_field)
+        schema_field.origin = target
+        added.append(schema_field)
+    definition.fields.extend(added)
+    try:
+        yield
+    finally:
+        for schema_field in added:
+            definition.fields.remove(schema_field)
+
+
+def _python_name(schema_field: Any) -> str:
+    return schema_field.python_name or schema_field.base_resolver.name

@@ -1,0 +1,96 @@
+"""The hooks a plugin can implement. Every hook is documented in docs/plugins.md.
+
+Results of all plugins are combined, so the order plugins run in does not matter;
+conflicting contributions (two roles or fields of one name) stop the service at startup
+with both plugins named. A hook may be ``async``; it is awaited. Arguments are read-only
+values: snapshots and frozen dataclasses, never live rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from starlette.applications import Starlette
+
+    from graphql_api.changes import Change
+    from graphql_api.errors import Problem
+    from graphql_api.groups.filters import FilterField
+    from graphql_api.roles.registry import RoleDefinition
+
+PROJECT = "graphql_api"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_roles() -> list[RoleDefinition]:
+    """Roles in the neighbourhood approach ("Rol in buurtaanpak") this plugin provides."""
+
+
+@hookspec
+def graphql_types() -> list[type]:
+    """Strawberry types the plugin adds to the schema (types its fields do not reach)."""
+
+
+@hookspec
+def query_fields() -> list[Any]:
+    """``strawberry.field`` objects to add to ``Query``."""
+
+
+@hookspec
+def mutation_fields() -> list[Any]:
+    """``strawberry.mutation`` objects to add to ``Mutation``."""
+
+
+@hookspec
+def group_fields() -> list[Any]:
+    """``strawberry.field`` objects to add to ``Group``; the resolver's parent is the group row."""
+
+
+@hookspec
+def contact_fields() -> list[Any]:
+    """``strawberry.field`` objects to add to ``Contact``; the parent is the contact row."""
+
+
+@hookspec
+def filter_fields(roles: Mapping[str, RoleDefinition]) -> list[FilterField]:
+    """Fields dynamic-group filters can test, each compiled to SQL on ``contacts``.
+
+    ``roles`` are the roles every plugin registered, for fields whose values are roles.
+    """
+
+
+@hookspec
+def validate_change(session: AsyncSession, change: Change) -> list[Problem] | None:
+    """Problems that refuse ``change``; called inside its transaction, after it is written."""
+
+
+@hookspec
+def apply_change(session: AsyncSession, change: Change) -> None:
+    """Take part in ``change`` inside its transaction, e.g. by writing the plugin's rows."""
+
+
+@hookspec
+def event_subscriptions() -> list[str]:
+    """Event types the plugin wants delivered through the notification outbox."""
+
+
+@hookspec
+def plugin_settings() -> dict[str, Any] | None:
+    """The plugin's settings and their current values, shown to admins."""
+
+
+@hookspec
+def migrations() -> str | None:
+    """The folder of the plugin's own Alembic revisions (a branch of its own)."""
+
+
+@hookspec
+def startup(app: Starlette) -> None:
+    """Called once when the application starts serving."""
