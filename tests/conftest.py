@@ -18,6 +18,7 @@ from graphql_api.app import create_app
 from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.migrate import upgrade
 from graphql_api.models import Base
+from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
 from graphql_api.users.service import create_user
 
@@ -65,8 +66,9 @@ async def database_url(
 
 
 async def _migrate(url: str) -> None:
+    """The core's migrations and those of every installed plugin, as `graphql-api migrate`."""
     engine = create_engine(url)
-    await upgrade(engine)
+    await upgrade(engine, Plugins(Settings()).migrations())
     await engine.dispose()
 
 
@@ -81,6 +83,7 @@ async def app(database_url: str) -> AsyncIterator[Any]:
             tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         else:
+            # Plugins' tables refer to core tables with ON DELETE CASCADE: they empty too.
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.execute(table.delete())
     await engine.dispose()

@@ -32,7 +32,7 @@ from graphql_api.graphql.relay import Node, parse_global_id
 from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import MembershipEvent as MembershipEventModel
 from graphql_api.groups.schema import Group, GroupMutations, GroupQueries
-from graphql_api.plugins.manager import SchemaContributions
+from graphql_api.plugins.manager import SchemaContributions, graphql_name
 from graphql_api.plugins.schema import PluginQueries
 from graphql_api.repository import load_by_id
 from graphql_api.roles.schema import RoleQueries
@@ -149,4 +149,5 @@ def _joined(target: type, contributed: list[tuple[str, Any]]) -> Iterator[None]:
 
 
 def _python_name(schema_field: Any) -> str:
-    return schema_field.python_name or schema_field.base_resolver.name
+    # Resolvers made by one factory share a function name; the GraphQL name is unique.
+    return graphql_name(schema_field)

@@ -1,0 +1,182 @@
+"""The coach plugin: the role, plus ``linkHoomdossier``, ``unlinkHoomdossier`` and
+``Contact.hoomdossierAccountId``."""
+
+# Strawberry reads these resolvers' annotations at runtime: no postponed annotations here.
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.changes import Change, GroupDeleted, MembersRemoved
+from graphql_api.contacts.models import Contact as ContactModel
+from graphql_api.contacts.schema import Contact
+from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.graphql.context import Info
+from graphql_api.graphql.errors import UserError
+from graphql_api.graphql.mutations import run_mutation
+from graphql_api.graphql.relay import decode_id
+from graphql_api.groups.models import Group, Membership
+from graphql_api.plugins.hookspecs import hookimpl
+from graphql_api.roles.kit import RolePlugin, holder_ids
+from graphql_api.validation import clean_text
+from graphql_api_coach.models import HoomdossierLink
+
+ROLE = "coach"
+
+
+@strawberry.type(description="Result of linking or unlinking a coach's Hoomdossier account.")
+class HoomdossierLinkPayload:
+    contact: Contact | None = strawberry.field(description="The coach, when the change was made.")
+    errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
+
+
+async def link(session: AsyncSession, contact_id: int, account_id: str) -> ContactModel:
+    """Link a coach to a Hoomdossier account, replacing the coach's earlier link."""
+    problems = Problems()
+    account = clean_text(problems, ["accountId"], account_id, max_length=100, required=True)
+    problems.raise_if_any()
+    contact = await session.get(ContactModel, contact_id)
+    if contact is None:
+        raise UserInputError.single(["contactId"], ErrorCode.NOT_FOUND, "No contact with this id.")
+    is_coach = await session.scalar(holder_ids(ROLE).where(Membership.contact_id == contact_id))
+    if is_coach is None:
+        raise UserInputError.single(
+            ["contactId"],
+            ErrorCode.INVALID,
+            f"{contact.display_name} is not a coach: only members of a group with the role "
+            "'Is coach' can be linked to Hoomdossier.",
+        )
+    taken = await session.scalar(
+        select(HoomdossierLink.contact_id).where(
+            HoomdossierLink.account_id == account, HoomdossierLink.contact_id != contact_id
+        )
+    )
+    if taken is not None:
+        raise UserInputError.single(
+            ["accountId"],
+            ErrorCode.DUPLICATE,
+            "This Hoomdossier account is linked to another coach.",
+        )
+    await session.execute(delete(HoomdossierLink).where(HoomdossierLink.contact_id == contact_id))
+    session.add(HoomdossierLink(contact_id=contact_id, account_id=account))
+    await session.flush()
+    return contact
+
+
+async def unlink(session: AsyncSession, contact_id: int) -> ContactModel:
+    result = await session.execute(
+        delete(HoomdossierLink)
+        .where(HoomdossierLink.contact_id == contact_id)
+        .returning(HoomdossierLink.contact_id)
+    )
+    if result.scalar() is None:
+        raise UserInputError.single(
+            ["contactId"], ErrorCode.NOT_FOUND, "This contact has no Hoomdossier link."
+        )
+    contact = await session.get(ContactModel, contact_id)
+    assert contact is not None
+    return contact
+
+
+async def load_accounts(session: AsyncSession, contact_ids: Sequence[int]) -> list[str | None]:
+    rows = await session.execute(
+        select(HoomdossierLink.contact_id, HoomdossierLink.account_id).where(
+            HoomdossierLink.contact_id.in_(contact_ids)
+        )
+    )
+    accounts = {contact_id: account for contact_id, account in rows}
+    return [accounts.get(contact_id) for contact_id in contact_ids]
+
+
+class CoachPlugin(RolePlugin):
+    def __init__(self) -> None:
+        super().__init__(
+            key=ROLE,
+            labels={"nl": "Is coach", "en": "Is coach"},
+            description="An energy coach (energiecoach) in the neighbourhood approach; "
+            "can be linked to a Hoomdossier account.",
+            holders_field="coaches",
+            flag_field="isCoach",
+        )
+
+    @hookimpl
+    def migrations(self) -> str:
+        return str(Path(__file__).parent / "migrations")
+
+    @hookimpl
+    def mutation_fields(self) -> list[Any]:
+        async def link_hoomdossier(
+            info: Info,
+            contact_id: Annotated[strawberry.ID, strawberry.argument(description="A coach.")],
+            account_id: Annotated[
+                str, strawberry.argument(description="The coach's Hoomdossier account id.")
+            ],
+        ) -> HoomdossierLinkPayload:
+            async def work(session: AsyncSession) -> ContactModel:
+                pk = decode_id(contact_id, "Contact", ["contactId"])
+                return await link(session, pk, account_id)
+
+            contact, errors = await run_mutation(info, work, arguments=("contactId", "accountId"))
+            return HoomdossierLinkPayload(contact=contact, errors=errors)  # type: ignore[arg-type]
+
+        async def unlink_hoomdossier(
+            info: Info,
+            contact_id: Annotated[strawberry.ID, strawberry.argument(description="A coach.")],
+        ) -> HoomdossierLinkPayload:
+            async def work(session: AsyncSession) -> ContactModel:
+                return await unlink(session, decode_id(contact_id, "Contact", ["contactId"]))
+
+            contact, errors = await run_mutation(info, work, arguments=("contactId",))
+            return HoomdossierLinkPayload(contact=contact, errors=errors)  # type: ignore[arg-type]
+
+        return [
+            strawberry.mutation(
+                resolver=link_hoomdossier,
+                description="Link a coach (a member of an 'Is coach' group) to a Hoomdossier "
+                "account; replaces the coach's earlier link.",
+            ),
+            strawberry.mutation(
+                resolver=unlink_hoomdossier, description="Remove a coach's Hoomdossier link."
+            ),
+        ]
+
+    @hookimpl
+    def contact_fields(self) -> list[Any]:
+        async def hoomdossier_account_id(
+            root: strawberry.Parent[ContactModel], info: Info
+        ) -> str | None:
+            return await info.context.loader(load_accounts).load(root.id)
+
+        return [
+            *super().contact_fields(),
+            strawberry.field(
+                resolver=hoomdossier_account_id,
+                description="The coach's Hoomdossier account, if linked.",
+            ),
+        ]
+
+    @hookimpl
+    async def apply_change(self, session: AsyncSession, change: Change) -> None:
+        """A contact who stops being a coach keeps no Hoomdossier link."""
+        if not (isinstance(change, MembersRemoved | GroupDeleted)):
+            return
+        if change.group.neighbourhood_role != ROLE:
+            return
+        if isinstance(change, MembersRemoved):
+            former = list(change.contact_ids)
+        else:
+            former = list(
+                await session.scalars(
+                    select(Membership.contact_id).where(Membership.group_id == change.group.id)
+                )
+            )
+        still_coach = holder_ids(ROLE).where(Group.id != change.group.id)
+        await session.execute(
+            delete(HoomdossierLink).where(
+                HoomdossierLink.contact_id.in_(former),
+                HoomdossierLink.contact_id.not_in(still_coach),
+            )
+        )
