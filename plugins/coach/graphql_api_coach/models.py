@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from graphql_api.contacts.models import Contact
 from graphql_api.db import NAMING_CONVENTION, UtcDateTime, utcnow
 
 
@@ -19,8 +20,9 @@ class HoomdossierLink(Base):
 
     __tablename__ = "coach_hoomdossier_links"
 
+    # Refers to the core's column itself: the table lives in the core's metadata.
     contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey(Contact.id, ondelete="CASCADE"), primary_key=True
     )
     account_id: Mapped[str] = mapped_column(String(100), unique=True)
     linked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,137 @@
+"""The coach plugin, tested with graphql-api's testing kit as any third party would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graphql_api.plugins.testing import GraphQLClient
+
+GROUP = """mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code field message } } }"""
+ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
+  changedCount errors { field code message } } }"""
+REMOVE = """mutation($g: ID!, $c: [ID!]!) { removeGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
+LINK = """mutation($c: ID!, $a: String!) { linkHoomdossier(contactId: $c, accountId: $a) {
+  contact { hoomdossierAccountId isCoach } errors { field code message } } }"""
+UNLINK = """mutation($c: ID!) { unlinkHoomdossier(contactId: $c) { contact { hoomdossierAccountId } errors { code } } }"""
+
+
+async def group(client: GraphQLClient, **values: Any) -> str:
+    data = await client.data(GROUP, {"i": values})
+    assert data["createGroup"]["errors"] == [], data
+    return data["createGroup"]["group"]["id"]
+
+
+async def contacts(client: GraphQLClient, *names: str) -> list[str]:
+    ids = []
+    for name in names:
+        data = await client.data(
+            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
+            {"i": {"lastName": name}},
+        )
+        ids.append(data["createContact"]["contact"]["id"])
+    return ids
+
+
+@pytest.fixture
+async def coach_group(client: GraphQLClient) -> str:
+    return await group(client, name="Energiecoaches", neighbourhoodRole="coach")
+
+
+async def test_the_role_is_registered_with_labels(client: GraphQLClient):
+    data = await client.data('{ roles { key nl: label en: label(locale: "en") description } }')
+    coach = next(role for role in data["roles"] if role["key"] == "coach")
+    assert coach["nl"] == "Is coach" and coach["en"] == "Is coach" and coach["description"]
+    plugins = await client.data("{ plugins { name version hooks error } }")
+    entry = next(p for p in plugins["plugins"] if p["name"] == "coach")
+    assert entry["error"] is None and entry["version"] == "0.1.0"
+    assert {"register_roles", "migrations", "apply_change"} <= set(entry["hooks"])
+
+
+async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group: str):
+    anna, bram = await contacts(client, "Anna", "Bram")
+    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    data = await client.data(
+        """query($a: ID!, $b: ID!) { coaches(first: 10) { totalCount nodes { lastName } }
+             a: contact(id: $a) { isCoach neighbourhoodRoles { key } }
+             b: contact(id: $b) { isCoach neighbourhoodRoles { key } } }""",
+        {"a": anna, "b": bram},
+    )
+    assert data["coaches"] == {"totalCount": 1, "nodes": [{"lastName": "Anna"}]}
+    assert data["a"] == {"isCoach": True, "neighbourhoodRoles": [{"key": "coach"}]}
+    assert data["b"] == {"isCoach": False, "neighbourhoodRoles": []}
+
+
+async def test_only_a_coach_can_be_linked(client: GraphQLClient, coach_group: str):
+    anna, bram = await contacts(client, "Anna", "Bram")
+    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    data = await client.data(LINK, {"c": bram, "a": "HD-1"})
+    assert data["linkHoomdossier"]["errors"][0]["code"] == "INVALID"
+    assert data["linkHoomdossier"]["errors"][0]["field"] == ["contactId"]
+
+    data = await client.data(LINK, {"c": anna, "a": "HD-1"})
+    assert data["linkHoomdossier"] == {
+        "contact": {"hoomdossierAccountId": "HD-1", "isCoach": True},
+        "errors": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("contact", "account", "field", "code"),
+    [
+        ("Q29udGFjdDo5OTk5", "HD-1", ["contactId"], "NOT_FOUND"),
+        ("nonsense", "HD-1", ["contactId"], "INVALID_ID"),
+        (None, "", ["accountId"], "REQUIRED"),
+        (None, "x" * 101, ["accountId"], "TOO_LONG"),
+        (None, "HD-TAKEN", ["accountId"], "DUPLICATE"),
+    ],
+)
+async def test_bad_links_are_refused(
+    client: GraphQLClient,
+    coach_group: str,
+    contact: str | None,
+    account: str,
+    field: list,
+    code: str,
+):
+    anna, bram = await contacts(client, "Anna", "Bram")
+    await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
+    await client.data(LINK, {"c": bram, "a": "HD-TAKEN"})
+    data = await client.data(LINK, {"c": contact or anna, "a": account})
+    error = data["linkHoomdossier"]["errors"][0]
+    assert (error["field"], error["code"]) == (field, code)
+    current = await client.data(
+        "query($c: ID!) { contact(id: $c) { hoomdossierAccountId } }", {"c": anna}
+    )
+    assert current["contact"]["hoomdossierAccountId"] is None
+
+
+async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coach_group: str):
+    other_coaches = await group(client, name="Coaches Noord", neighbourhoodRole="coach")
+    anna, bram = await contacts(client, "Anna", "Bram")
+    await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
+    await client.data(ADD, {"g": other_coaches, "c": [bram]})
+    for contact, account in ((anna, "HD-A"), (bram, "HD-B")):
+        await client.data(LINK, {"c": contact, "a": account})
+
+    await client.data(REMOVE, {"g": coach_group, "c": [anna, bram]})
+    query = "query($a: ID!, $b: ID!) { a: contact(id: $a) { hoomdossierAccountId } b: contact(id: $b) { hoomdossierAccountId } }"
+    data = await client.data(query, {"a": anna, "b": bram})
+    assert data == {"a": {"hoomdossierAccountId": None}, "b": {"hoomdossierAccountId": "HD-B"}}
+
+    await client.data(
+        "mutation($id: ID!) { deleteGroup(id: $id) { errors { code } } }", {"id": other_coaches}
+    )
+    data = await client.data(query, {"a": anna, "b": bram})
+    assert data["b"]["hoomdossierAccountId"] is None
+
+
+async def test_unlink(client: GraphQLClient, coach_group: str):
+    [anna] = await contacts(client, "Anna")
+    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    await client.data(LINK, {"c": anna, "a": "HD-A"})
+    data = await client.data(UNLINK, {"c": anna})
+    assert data["unlinkHoomdossier"] == {"contact": {"hoomdossierAccountId": None}, "errors": []}
+    again = await client.data(UNLINK, {"c": anna})
+    assert again["unlinkHoomdossier"]["errors"] == [{"code": "NOT_FOUND"}]
