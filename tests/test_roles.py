@@ -84,7 +84,7 @@ async def test_only_static_groups_give_a_role(client: GraphQLClient):
 async def test_filters_and_lists_by_role(client: GraphQLClient):
     coaches = await group(client, name="Coaches", neighbourhoodRole="coach")
     parties = await group(client, name="Installateurs", neighbourhoodRole="external_party")
-    anna, bram, cor = await contacts(client, "Anna", "Bram", "Cor")
+    anna, bram, _cor = await contacts(client, "Anna", "Bram", "Cor")
     await client.data(ADD, {"g": coaches, "c": [anna]})
     await client.data(ADD, {"g": parties, "c": [bram]})
     dynamic = await group(
