@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from pydantic_settings import BaseSettings
     from sqlalchemy.ext.asyncio import AsyncSession
     from starlette.applications import Starlette
 
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from graphql_api.roles.registry import RoleDefinition
 
 PROJECT = "graphql_api"
+EVENT_TYPES = (
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "members.added",
+    "members.removed",
+)
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -78,12 +86,14 @@ def apply_change(session: AsyncSession, change: Change) -> None:
 
 @hookspec
 def event_subscriptions() -> list[str]:
-    """Event types the plugin wants delivered through the notification outbox."""
+    """Event types the plugin wants delivered through the notification outbox, from
+    ``EVENT_TYPES``; ``plugins { subscriptions }`` shows them."""
 
 
 @hookspec
-def plugin_settings() -> dict[str, Any] | None:
-    """The plugin's settings and their current values, shown to admins."""
+def plugin_settings() -> type[BaseSettings] | None:
+    """A pydantic-settings class for the plugin's own settings (give it an ``env_prefix``
+    such as ``GRAPHQL_API_COACH_``). It is read at startup; invalid values stop the plugin."""
 
 
 @hookspec

@@ -39,6 +39,7 @@ class PluginInfo:
     version: str | None
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    subscriptions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Plugins:
                 self._register(plugin, _name_of(plugin), getattr(plugin, "__version__", None))
         elif not settings.disable_plugin_autoload:
             self._discover()
+        self.plugin_settings = self._plugin_settings()
+        self._subscribe()
         self.roles = self._roles()
         self.filter_fields = self._filter_fields()
         self.schema = self._schema_contributions()
@@ -93,6 +96,13 @@ class Plugins:
         hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
         self.infos.append(PluginInfo(name, version, hooks))
 
+    def _drop(self, name: str, error: Exception) -> None:
+        """Leave out a registered plugin whose startup hook failed, reporting why."""
+        version = next((i.version for i in self.infos if i.name == name), None)
+        self._failed(name, version, error)
+        self.manager.unregister(name=name)
+        self.infos = [i for i in self.infos if i.name != name or i.error]
+
     def _failed(self, name: str, version: str | None, error: Exception) -> None:
         if self.settings.strict_plugins:
             raise RuntimeError(f"plugin {name!r} failed: {error}") from error
@@ -109,9 +119,7 @@ class Plugins:
             try:
                 result = impl.function(**kwargs)
             except Exception as error:
-                self._failed(impl.plugin_name, None, error)
-                self.manager.unregister(name=impl.plugin_name)
-                self.infos = [i for i in self.infos if i.name != impl.plugin_name or i.error]
+                self._drop(impl.plugin_name, error)
                 continue
             if result is not None:
                 results.append((impl.plugin_name, result))
@@ -149,11 +157,28 @@ class Plugins:
                     contributions.fields[target].append((plugin, schema_field))
         return contributions
 
+    def _plugin_settings(self) -> dict[str, Any]:
+        """Each plugin's settings, read from the environment once."""
+        found = {}
+        for plugin, settings_class in self._results("plugin_settings"):
+            try:
+                found[plugin] = settings_class()
+            except Exception as error:
+                self._drop(plugin, error)
+        return found
+
+    def _subscribe(self) -> None:
+        for plugin, events in self._results("event_subscriptions"):
+            unknown = set(events) - set(hookspecs.EVENT_TYPES)
+            if unknown:
+                self._drop(plugin, ValueError(f"unknown event types {sorted(unknown)}"))
+                continue
+            for info in self.infos:
+                if info.name == plugin and not info.error:
+                    info.subscriptions = sorted(events)
+
     def migrations(self) -> list[str]:
         return [folder for _, folder in self._results("migrations")]
-
-    def event_subscriptions(self) -> dict[str, list[str]]:
-        return {plugin: list(events) for plugin, events in self._results("event_subscriptions")}
 
     def rules(self) -> Rules:
         """The domain rules of this application: roles, filter fields and change hooks."""

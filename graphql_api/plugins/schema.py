@@ -15,6 +15,9 @@ class PluginInfo:
     error: str | None = strawberry.field(
         description="Why it is not active (failed to import or register); null when it is."
     )
+    subscriptions: list[str] = strawberry.field(
+        description="Event types delivered to it through the notification outbox."
+    )
 
 
 @strawberry.type

@@ -1,0 +1,195 @@
+"""The plugin system: discovery, every kind of hook, isolation between apps, failures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy.engine import Connection
+
+from graphql_api.app import create_app
+from graphql_api.db import create_engine
+from graphql_api.migrate import alembic_config, upgrade
+from graphql_api.plugins import hookimpl
+from graphql_api.plugins.manager import PluginConflict, Plugins
+from graphql_api.roles.registry import RoleDefinition
+from graphql_api.settings import Settings
+from tests.conftest import GraphQLClient, make_user
+
+EXAMPLE = Path(__file__).parent / "example_plugin"
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The example plugins on sys.path, with the entry points their dist-info declares."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    importlib.invalidate_caches()
+    yield
+    for name in [m for m in sys.modules if m.startswith(("example_plugin", "broken_plugin"))]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+async def example_database(database_url: str, installed: None) -> AsyncIterator[str]:
+    """The test database with the example plugin's own migration applied, then undone."""
+    folders = Plugins(Settings(plugins=["example", "coach"])).migrations()
+    engine = create_engine(database_url)
+    await upgrade(engine, folders)
+    yield database_url
+
+    def undo(connection: Connection) -> None:
+        config = alembic_config(plugin_folders=folders)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "example@base")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(undo)
+    await engine.dispose()
+
+
+async def client_for(app: Any, http: httpx.AsyncClient) -> GraphQLClient:
+    _, token = await make_user(app, "Plugin Tester", "tester@example.coop", admin=True)
+    return GraphQLClient(http, token)
+
+
+async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_database: str):
+    app = app_factory()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        client = await client_for(app, http)
+        info = await client.data("{ plugins { name version hooks error subscriptions } }")
+        example = next(p for p in info["plugins"] if p["name"] == "example")
+        assert example["error"] is None and example["version"] == "0.1.0"
+        assert example["subscriptions"] == ["group.created"]
+        assert {
+            "graphql_types",
+            "query_fields",
+            "group_fields",
+            "filter_fields",
+            "validate_change",
+            "apply_change",
+            "migrations",
+            "register_roles",
+            "plugin_settings",
+            "startup",
+            "event_subscriptions",
+        } <= set(example["hooks"])
+
+        refused = await client.data(
+            'mutation { createGroup(input: {name: "Forbidden club"}) { group { id } errors { field code message } } }'
+        )
+        assert refused["createGroup"]["errors"] == [
+            {
+                "field": ["input", "name"],
+                "code": "INVALID",
+                "message": "The example plugin forbids this name.",
+            }
+        ]
+        created = await client.data(
+            'mutation { createGroup(input: {name: "Buurt", neighbourhoodRole: "buddy"}) { group { shoutedName neighbourhoodRole { label(locale: "en") } } } }'
+        )
+        assert created["createGroup"]["group"] == {
+            "shoutedName": "BUURT",
+            "neighbourhoodRole": {"label": "Is buddy"},
+        }
+        assert (await client.data("{ badges { groupName } }"))["badges"] == [{"groupName": "Buurt"}]
+
+        for values in (
+            {"lastName": "Zon", "email": "a@Zonnedak.nl"},
+            {"lastName": "Wind", "email": "b@wind.nl"},
+        ):
+            await client.data(
+                "mutation($i: ContactInput!) { createContact(input: $i) { errors { code } } }",
+                {"i": values},
+            )
+        preview = await client.data(
+            '{ contacts(filter: {condition: {field: "emailDomain", op: EQ, value: "zonnedak.nl"}}) { nodes { lastName } } }'
+        )
+        assert preview["contacts"]["nodes"] == [{"lastName": "Zon"}]
+    import example_plugin
+
+    assert example_plugin.started == [], "startup runs with the lifespan, not at import"
+    async with app.router.lifespan_context(app):
+        assert example_plugin.started == [app]
+    example_plugin.started.clear()
+    assert app.state.plugins.plugin_settings["example"].greeting == "hallo"
+
+
+async def test_a_refused_change_leaves_the_plugin_table_untouched(
+    app_factory: Any, example_database: str
+):
+    app = app_factory()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        client = await client_for(app, http)
+        await client.data(
+            'mutation { createGroup(input: {name: "Forbidden"}) { errors { code } } }'
+        )
+        assert (await client.data("{ badges { groupName } }"))["badges"] == []
+
+
+async def test_each_app_has_its_own_plugins(app_factory: Any, installed: None):
+    import example_plugin
+    import graphql_api_coach
+
+    with_example = app_factory(plugins=[example_plugin])
+    with_coach = app_factory(plugins=[graphql_api_coach.plugin])
+    schemas = [a.routes[0].app.schema.as_str() for a in (with_example, with_coach)]
+    assert "shoutedName" in schemas[0] and "shoutedName" not in schemas[1]
+    assert "coaches" in schemas[1] and "coaches" not in schemas[0]
+    assert set(with_coach.state.plugins.roles) == {"coach"}
+
+
+async def test_a_plugin_that_fails_to_import_is_reported(installed: None):
+    app = create_app(
+        Settings(database_url="sqlite+aiosqlite:///:memory:", plugins=["broken", "coach"])
+    )
+    infos = {i.name: i for i in app.state.plugins.infos}
+    assert infos["broken"].error == "ImportError: No module named 'a_missing_dependency'"
+    assert infos["coach"].error is None
+    with pytest.raises(RuntimeError, match="broken"):
+        create_app(
+            Settings(
+                database_url="sqlite+aiosqlite:///:memory:", plugins=["broken"], strict_plugins=True
+            )
+        )
+    await app.state.engine.dispose()
+
+
+class TwinRole:
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+    @hookimpl
+    def register_roles(self) -> list[RoleDefinition]:
+        return [RoleDefinition("coach", {"nl": "Ook coach"})]
+
+
+def test_conflicting_plugins_stop_startup_naming_both():
+    with pytest.raises(PluginConflict, match="'coach' is contributed by both 'first' and 'second'"):
+        Plugins(Settings(), [TwinRole("first"), TwinRole("second")])
+
+
+def test_autoload_can_be_switched_off():
+    names = {i.name for i in Plugins(Settings(disable_plugin_autoload=True)).infos}
+    assert names == {"core.roles"}
+    names = {i.name for i in Plugins(Settings(plugins=["coach"])).infos}
+    assert names == {"core.roles", "coach"}
+
+
+def test_every_hook_has_a_reference_entry(repo_root: Path):
+    from graphql_api.plugins import hookspecs
+
+    docs = (repo_root / "docs" / "plugins.md").read_text()
+    names = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "graphql_api_spec")]
+    assert len(names) >= 13
+    missing = [n for n in names if f"### `{n}(" not in docs]
+    assert missing == []
