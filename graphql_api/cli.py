@@ -65,9 +65,7 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
     from graphql_api.demo import seed_demo
 
     what = "the demo data" if demo else f"dataset {size}"
-    load = (
-        seed_demo(settings.database_url) if demo else seed_size(settings.database_url, size or "")
-    )
+    load = seed_demo(settings) if demo else seed_size(settings.database_url, size or "")
     if asyncio.run(load):
         print(f"Loaded {what}.", file=sys.stderr)
     else:

@@ -6,6 +6,7 @@ Everything goes through the domain services, so the demo obeys the same rules as
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import date
 
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.email_templates.service import create_email_template
 from graphql_api.groups.models import MembershipSource
 from graphql_api.groups.service import add_members, create_group
+from graphql_api.plugins.manager import Plugins
+from graphql_api.settings import Settings
 from graphql_api.users.models import User
 from graphql_api.users.service import create_user
 
@@ -85,20 +88,24 @@ ORGANISATIONS = [
 ]
 
 
-async def seed_demo(database_url: str) -> bool:
-    """Load the demo into an empty database; returns False (and changes nothing) otherwise."""
-    engine = create_engine(database_url)
+async def seed_demo(settings: Settings) -> bool:
+    """Load the demo into an empty database; returns False (and changes nothing) otherwise.
+
+    The installed plugins' rules apply, so the demo can use their roles.
+    """
+    engine = create_engine(settings.database_url)
+    rules = Plugins(settings).rules()
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        async with create_sessionmaker(engine, {"rules": rules})() as session, session.begin():
             if await session.scalar(select(User.id).limit(1)) is not None:
                 return False
-            await _load(session)
+            await _load(session, rules.roles)
             return True
     finally:
         await engine.dispose()
 
 
-async def _load(session: AsyncSession) -> None:
+async def _load(session: AsyncSession, roles: Collection[str]) -> None:
     rng = random.Random(2025)
     johannes, _ = await create_user(
         session, name="Johannes Frölich", email="johannes@example.coop", admin=True
@@ -192,10 +199,49 @@ async def _load(session: AsyncSession) -> None:
         ),
         ({"name": "Ledenvergadering 2025", "show_on_portal": True}, contact_ids[::3]),
         (
-            {"name": "Energiecoaches", "description": "Vrijwillige energiecoaches."},
+            {
+                "name": "Energiecoaches",
+                "description": "Vrijwillige energiecoaches; te koppelen aan Hoomdossier.",
+                **({"neighbourhood_role": "coach"} if "coach" in roles else {}),
+            },
             contact_ids[40:45],
         ),
     ]
+    made = {}
     for values, members in groups:
         group = await create_group(session, johannes, values)
         await add_members(session, johannes, group.id, members, MembershipSource.IMPORT)
+        made[group.name] = group.id
+    composite = {
+        "name": "Nieuwsbrief of warmtepomp, geen ledenvergadering",
+        "description": "Samengesteld: leden van een van beide groepen, min de genodigden.",
+        "composed_of_ids": [made["Nieuwsbrief"], made["Warmtepomp interesse"]],
+        "excluded_group_ids": [made["Ledenvergadering 2025"]],
+        "show_on_contact": True,
+        "responsible_id": anna.id,
+    }
+    await create_group(session, johannes, composite)
+    in_zwolle_without_newsletter = {
+        "all": [
+            {"condition": {"field": "city", "op": "EQ", "value": "Zwolle"}},
+            {
+                "not": {
+                    "condition": {
+                        "field": "memberOf",
+                        "op": "EQ",
+                        "value": str(made["Nieuwsbrief"]),
+                    }
+                }
+            },
+        ]
+    }
+    await create_group(
+        session,
+        johannes,
+        {
+            "name": "Zwolle zonder nieuwsbrief",
+            "description": "Dynamisch: inwoners van Zwolle die de nieuwsbrief nog niet krijgen.",
+            "filter": in_zwolle_without_newsletter,
+            "show_on_contact": True,
+        },
+    )

@@ -100,5 +100,5 @@ def test_serve_over_http_requires_a_token(server: tuple[str, str]):
     )
     assert response.status_code == 200
     groups = response.json()["data"]["groups"]
-    assert groups["totalCount"] == 4, "the demo has one closed group of five"
+    assert groups["totalCount"] == 6, "the demo has one closed group of seven"
     assert all(edge["node"]["memberCount"] > 0 for edge in groups["edges"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import strawberry
 from alembic import command
 from sqlalchemy.engine import Connection
 
@@ -176,6 +177,38 @@ class TwinRole:
 def test_conflicting_plugins_stop_startup_naming_both():
     with pytest.raises(PluginConflict, match="'coach' is contributed by both 'first' and 'second'"):
         Plugins(Settings(), [TwinRole("first"), TwinRole("second")])
+
+
+class NameThief:
+    __name__ = "thief"
+
+    @hookimpl
+    def group_fields(self) -> list[Any]:
+        def name(root: Any) -> str:
+            return "mine"
+
+        return [strawberry.field(resolver=name, description="Clashes with Group.name.")]
+
+
+class AsyncRoles:
+    __name__ = "async_roles"
+
+    @hookimpl
+    async def register_roles(self) -> list[RoleDefinition]:
+        return []
+
+
+def test_a_field_clashing_with_the_core_stops_startup():
+    with pytest.raises(
+        PluginConflict, match="group field 'name' is contributed by both 'core' and 'thief'"
+    ):
+        Plugins(Settings(), [NameThief()])
+
+
+def test_a_build_time_hook_must_not_be_async():
+    plugins = Plugins(Settings(), [AsyncRoles()])
+    [info] = [i for i in plugins.infos if i.name == "async_roles"]
+    assert info.error == "TypeError: hook 'register_roles' must not be async"
 
 
 def test_autoload_can_be_switched_off():

@@ -121,6 +121,11 @@ class Plugins:
             except Exception as error:
                 self._drop(impl.plugin_name, error)
                 continue
+            if inspect.isawaitable(result):
+                # These hooks run while the schema is built, before any event loop serves.
+                getattr(result, "close", lambda: None)()
+                self._drop(impl.plugin_name, TypeError(f"hook {hook!r} must not be async"))
+                continue
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
@@ -150,7 +155,7 @@ class Plugins:
         for _, types in self._results("graphql_types"):
             contributions.types.extend(types)
         for target in SCHEMA_TARGETS:
-            owners: dict[str, str] = {}
+            owners = dict.fromkeys(core_field_names(target), "core")
             for plugin, fields in self._results(f"{target}_fields"):
                 for schema_field in fields:
                     _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
@@ -199,6 +204,19 @@ class Plugins:
             raise UserInputError(problems)
         for impl in self.manager.hook.apply_change.get_hookimpls():
             await _maybe_await(impl.function(session=session, change=change))
+
+
+def core_field_names(target: str) -> list[str]:
+    """GraphQL names of the core's fields on a target type, which plugins may not reuse."""
+    from graphql_api.graphql import schema
+
+    root = {
+        "query": schema.Query,
+        "mutation": schema.Mutation,
+        "group": schema.Group,
+        "contact": schema.Contact,
+    }[target]
+    return [graphql_name(f) for f in root.__strawberry_definition__.fields]
 
 
 def graphql_name(schema_field: Any) -> str:
