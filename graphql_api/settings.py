@@ -1,6 +1,9 @@
 """Service settings, read from ``GRAPHQL_API_*`` environment variables."""
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/graphql_api.sqlite3"
 
@@ -21,7 +24,7 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_page_size: int = 100
     default_page_size: int = 20
-    plugins: list[str] = []
+    plugins: Annotated[list[str], NoDecode] = []
     """Entry-point names of the plugins to load; empty loads every installed plugin."""
     disable_plugin_autoload: bool = False
     """Load no installed plugins (tests pass theirs to ``create_app``)."""
@@ -29,3 +32,10 @@ class Settings(BaseSettings):
     """Refuse to start when a plugin fails to import or register, instead of leaving it out."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value

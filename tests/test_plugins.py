@@ -226,3 +226,9 @@ def test_every_hook_has_a_reference_entry(repo_root: Path):
     assert len(names) >= 13
     missing = [n for n in names if f"### `{n}(" not in docs]
     assert missing == []
+
+
+def test_the_allowlist_reads_comma_separated_names(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GRAPHQL_API_PLUGINS", "coach, projectleider")
+    names = {i.name for i in Plugins(Settings()).infos}
+    assert names == {"core.roles", "coach", "projectleider"}
