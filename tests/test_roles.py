@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from graphql_api.plugins.testing import new_contact_ids, new_group_id
 from tests.conftest import GraphQLClient
 
 GROUP = """mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code field message } } }"""
 UPDATE = """mutation($id: ID!, $i: UpdateGroupInput!) { updateGroup(id: $id, input: $i) { group { neighbourhoodRole { key } } errors { code field message } } }"""
 ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
   changedCount errors { field code message } } }"""
-
-
-async def group(client: GraphQLClient, **values: Any) -> str:
-    data = await client.data(GROUP, {"i": values})
-    assert data["createGroup"]["errors"] == [], data
-    return data["createGroup"]["group"]["id"]
-
-
-async def contacts(client: GraphQLClient, *names: str) -> list[str]:
-    ids = []
-    for name in names:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
-            {"i": {"lastName": name}},
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
 
 
 async def members(client: GraphQLClient, group_id: str) -> list[str]:
@@ -37,11 +19,11 @@ async def members(client: GraphQLClient, group_id: str) -> list[str]:
 
 
 async def test_a_contact_holds_one_role(client: GraphQLClient):
-    coaches = await group(client, name="Coaches", neighbourhoodRole="coach")
-    leaders = await group(client, name="Projectleiders", neighbourhoodRole="projectleider")
-    more_coaches = await group(client, name="Meer coaches", neighbourhoodRole="coach")
-    plain = await group(client, name="Nieuwsbrief")
-    anna, bram, cor = await contacts(client, "Anna", "Bram", "Cor")
+    coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
+    leaders = await new_group_id(client, name="Projectleiders", neighbourhoodRole="projectleider")
+    more_coaches = await new_group_id(client, name="Meer coaches", neighbourhoodRole="coach")
+    plain = await new_group_id(client, name="Nieuwsbrief")
+    anna, bram, cor = await new_contact_ids(client, "Anna", "Bram", "Cor")
     await client.data(ADD, {"g": coaches, "c": [anna, bram]})
 
     data = await client.data(ADD, {"g": leaders, "c": [cor, anna, bram]})
@@ -59,20 +41,20 @@ async def test_a_contact_holds_one_role(client: GraphQLClient):
 
 
 async def test_a_role_cannot_change_while_the_group_has_members(client: GraphQLClient):
-    coaches = await group(client, name="Coaches", neighbourhoodRole="coach")
-    [anna] = await contacts(client, "Anna")
+    coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
+    [anna] = await new_contact_ids(client, "Anna")
     await client.data(ADD, {"g": coaches, "c": [anna]})
     for role in ("projectleider", None):
         data = await client.data(UPDATE, {"id": coaches, "i": {"neighbourhoodRole": role}})
         assert data["updateGroup"]["errors"][0]["code"] == "ROLE_IN_USE"
         assert data["updateGroup"]["errors"][0]["field"] == ["input", "neighbourhoodRole"]
-    empty = await group(client, name="Leeg", neighbourhoodRole="coach")
+    empty = await new_group_id(client, name="Leeg", neighbourhoodRole="coach")
     data = await client.data(UPDATE, {"id": empty, "i": {"neighbourhoodRole": "external_party"}})
     assert data["updateGroup"]["group"]["neighbourhoodRole"] == {"key": "external_party"}
 
 
 async def test_only_static_groups_give_a_role(client: GraphQLClient):
-    base = await group(client, name="Basis")
+    base = await new_group_id(client, name="Basis")
     data = await client.data(
         GROUP,
         {"i": {"name": "Samengesteld", "composedOfIds": [base], "neighbourhoodRole": "coach"}},
@@ -82,12 +64,12 @@ async def test_only_static_groups_give_a_role(client: GraphQLClient):
 
 
 async def test_filters_and_lists_by_role(client: GraphQLClient):
-    coaches = await group(client, name="Coaches", neighbourhoodRole="coach")
-    parties = await group(client, name="Installateurs", neighbourhoodRole="external_party")
-    anna, bram, _cor = await contacts(client, "Anna", "Bram", "Cor")
+    coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
+    parties = await new_group_id(client, name="Installateurs", neighbourhoodRole="external_party")
+    anna, bram, _cor = await new_contact_ids(client, "Anna", "Bram", "Cor")
     await client.data(ADD, {"g": coaches, "c": [anna]})
     await client.data(ADD, {"g": parties, "c": [bram]})
-    dynamic = await group(
+    dynamic = await new_group_id(
         client,
         name="Geen coach",
         filter={"condition": {"field": "neighbourhoodRole", "op": "NEQ", "value": "coach"}},
@@ -115,14 +97,14 @@ async def test_filters_and_lists_by_role(client: GraphQLClient):
 
 
 async def test_role_flags_cost_one_statement_for_many_contacts(client: GraphQLClient, statements):
-    coaches = await group(client, name="Coaches", neighbourhoodRole="coach")
+    coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
     query = "{ contacts(first: 50) { nodes { isCoach isProjectLeader isExternalParty hoomdossierAccountId } } }"
-    ids = await contacts(client, "A", "B")
+    ids = await new_contact_ids(client, "A", "B")
     await client.data(ADD, {"g": coaches, "c": ids})
     with statements:
         await client.data(query)
     few = statements.count
-    ids = await contacts(client, *[f"C{i}" for i in range(30)])
+    ids = await new_contact_ids(client, *[f"C{i}" for i in range(30)])
     await client.data(ADD, {"g": coaches, "c": ids})
     with statements:
         data = await client.data(query)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -551,22 +551,7 @@ class GroupMutations:
             list[strawberry.ID], strawberry.argument(description="The contacts to add.")
         ],
     ) -> MembershipPayload:
-        async def work(session: AsyncSession) -> tuple[GroupModel, list[MembershipModel]]:
-            pk = decode_id(group_id, "Group", ["groupId"])
-            ids = _contact_ids(info, contact_ids)
-            added = await service.add_members(
-                session, info.context.user, pk, ids, _source(len(ids))
-            )
-            return await service.get_group(session, pk, field="groupId"), added
-
-        result, errors = await run_mutation(info, work)
-        group, added = result if result else (None, [])
-        return MembershipPayload(
-            group=group,
-            memberships=added,
-            changed_count=len(added),
-            errors=errors,  # type: ignore[arg-type]
-        )
+        return await _change_members(info, group_id, contact_ids, service.add_members)
 
     @strawberry.mutation(
         description="Unlink contacts from a static group; the history keeps that they were members."
@@ -579,19 +564,28 @@ class GroupMutations:
             list[strawberry.ID], strawberry.argument(description="The contacts to remove.")
         ],
     ) -> MembershipPayload:
-        async def work(session: AsyncSession) -> tuple[GroupModel, list[int]]:
-            pk = decode_id(group_id, "Group", ["groupId"])
-            ids = _contact_ids(info, contact_ids)
-            removed = await service.remove_members(
-                session, info.context.user, pk, ids, _source(len(ids))
-            )
-            return await service.get_group(session, pk, field="groupId"), removed
+        return await _change_members(info, group_id, contact_ids, service.remove_members)
 
-        result, errors = await run_mutation(info, work)
-        group, removed = result if result else (None, [])
-        return MembershipPayload(
-            group=group,
-            memberships=[],
-            changed_count=len(removed),
-            errors=errors,  # type: ignore[arg-type]
-        )
+
+async def _change_members(
+    info: Info,
+    group_id: str,
+    contact_ids: Sequence[str],
+    change: Callable[..., Awaitable[Sequence[MembershipModel | int]]],
+) -> MembershipPayload:
+    """Add or remove members; the payload lists the links made (none for removals)."""
+
+    async def work(session: AsyncSession) -> tuple[GroupModel, Sequence[MembershipModel | int]]:
+        pk = decode_id(group_id, "Group", ["groupId"])
+        ids = _contact_ids(info, contact_ids)
+        changed = await change(session, info.context.user, pk, ids, _source(len(ids)))
+        return await service.get_group(session, pk, field="groupId"), changed
+
+    result, errors = await run_mutation(info, work)
+    group, changed = result if result else (None, [])
+    return MembershipPayload(
+        group=group,  # type: ignore[arg-type]
+        memberships=[m for m in changed if isinstance(m, MembershipModel)],  # type: ignore[misc]
+        changed_count=len(changed),
+        errors=errors,
+    )

@@ -198,3 +198,26 @@ def statements(app: Any) -> Iterator[StatementCounter]:
     event.listen(sync_engine, "before_cursor_execute", counter)
     yield counter
     event.remove(sync_engine, "before_cursor_execute", counter)
+
+
+async def new_contact_ids(client: GraphQLClient, *last_names: str) -> list[str]:
+    """Create one person per last name; their ids."""
+    ids = []
+    for last_name in last_names:
+        data = await client.data(
+            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
+            {"i": {"lastName": last_name}},
+        )
+        ids.append(data["createContact"]["contact"]["id"])
+    return ids
+
+
+async def new_group_id(client: GraphQLClient, **values: Any) -> str:
+    """Create a group from ``CreateGroupInput`` values (it must succeed); its id."""
+    data = await client.data(
+        "mutation($i: CreateGroupInput!) "
+        "{ createGroup(input: $i) { group { id } errors { message } } }",
+        {"i": values},
+    )
+    assert data["createGroup"]["errors"] == [], data["createGroup"]["errors"]
+    return data["createGroup"]["group"]["id"]

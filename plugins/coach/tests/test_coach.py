@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from graphql_api.plugins.testing import GraphQLClient
+from graphql_api.plugins.testing import GraphQLClient, new_contact_ids, new_group_id
 
-GROUP = """mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code field message } } }"""
 ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
   changedCount errors { field code message } } }"""
 REMOVE = """mutation($g: ID!, $c: [ID!]!) { removeGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
@@ -17,26 +14,9 @@ LINK = """mutation($c: ID!, $a: String!) { linkHoomdossier(contactId: $c, accoun
 UNLINK = """mutation($c: ID!) { unlinkHoomdossier(contactId: $c) { contact { hoomdossierAccountId } errors { code } } }"""
 
 
-async def group(client: GraphQLClient, **values: Any) -> str:
-    data = await client.data(GROUP, {"i": values})
-    assert data["createGroup"]["errors"] == [], data
-    return data["createGroup"]["group"]["id"]
-
-
-async def contacts(client: GraphQLClient, *names: str) -> list[str]:
-    ids = []
-    for name in names:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
-            {"i": {"lastName": name}},
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
-
-
 @pytest.fixture
 async def coach_group(client: GraphQLClient) -> str:
-    return await group(client, name="Energiecoaches", neighbourhoodRole="coach")
+    return await new_group_id(client, name="Energiecoaches", neighbourhoodRole="coach")
 
 
 async def test_the_role_is_registered_with_labels(client: GraphQLClient):
@@ -50,7 +30,7 @@ async def test_the_role_is_registered_with_labels(client: GraphQLClient):
 
 
 async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group: str):
-    anna, bram = await contacts(client, "Anna", "Bram")
+    anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await client.data(ADD, {"g": coach_group, "c": [anna]})
     data = await client.data(
         """query($a: ID!, $b: ID!) { coaches(first: 10) { totalCount nodes { lastName } }
@@ -64,7 +44,7 @@ async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group
 
 
 async def test_only_a_coach_can_be_linked(client: GraphQLClient, coach_group: str):
-    anna, bram = await contacts(client, "Anna", "Bram")
+    anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await client.data(ADD, {"g": coach_group, "c": [anna]})
     data = await client.data(LINK, {"c": bram, "a": "HD-1"})
     assert data["linkHoomdossier"]["errors"][0]["code"] == "INVALID"
@@ -95,7 +75,7 @@ async def test_bad_links_are_refused(
     field: list,
     code: str,
 ):
-    anna, bram = await contacts(client, "Anna", "Bram")
+    anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
     await client.data(LINK, {"c": bram, "a": "HD-TAKEN"})
     data = await client.data(LINK, {"c": contact or anna, "a": account})
@@ -108,8 +88,8 @@ async def test_bad_links_are_refused(
 
 
 async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coach_group: str):
-    other_coaches = await group(client, name="Coaches Noord", neighbourhoodRole="coach")
-    anna, bram = await contacts(client, "Anna", "Bram")
+    other_coaches = await new_group_id(client, name="Coaches Noord", neighbourhoodRole="coach")
+    anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
     await client.data(ADD, {"g": other_coaches, "c": [bram]})
     for contact, account in ((anna, "HD-A"), (bram, "HD-B")):
@@ -128,7 +108,7 @@ async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coac
 
 
 async def test_unlink(client: GraphQLClient, coach_group: str):
-    [anna] = await contacts(client, "Anna")
+    [anna] = await new_contact_ids(client, "Anna")
     await client.data(ADD, {"g": coach_group, "c": [anna]})
     await client.data(LINK, {"c": anna, "a": "HD-A"})
     data = await client.data(UNLINK, {"c": anna})
