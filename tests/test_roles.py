@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_api.plugins.testing import new_contact_ids, new_group_id
+from graphql_api.testing import new_contact_ids, new_group_id
 from tests.conftest import GraphQLClient
 
 GROUP = """mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code field message } } }"""

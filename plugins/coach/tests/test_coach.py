@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphql_api.plugins.testing import GraphQLClient, new_contact_ids, new_group_id
+from graphql_api.testing import GraphQLClient, new_contact_ids, new_group_id
 
 ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
   changedCount errors { field code message } } }"""

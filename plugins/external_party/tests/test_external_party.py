@@ -1,6 +1,6 @@
 """The external_party role plugin, through the testing kit."""
 
-from graphql_api.plugins.testing import GraphQLClient
+from graphql_api.testing import GraphQLClient
 
 
 async def test_external_parties_are_registered_listed_and_flagged(client: GraphQLClient):
