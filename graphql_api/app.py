@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from graphql_api.auth import RequestScope
 from graphql_api.db import create_engine, create_sessionmaker
 from graphql_api.graphql.context import Context
 from graphql_api.graphql.schema import build_schema
+from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
 
@@ -65,7 +67,14 @@ def create_app(
                 "Never expose this to a network."
             )
         await manager.startup(application)
+        stop = asyncio.Event()
+        delivering = None
+        if settings.outbox_in_process_worker and manager.subscribers:
+            delivering = asyncio.create_task(Worker(sessions, manager, settings).run_forever(stop))
         yield
+        stop.set()
+        if delivering is not None:
+            await delivering
         await engine.dispose()
 
     graphql = GraphQLEndpoint(settings, manager)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -72,6 +73,28 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
         print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
 
 
+def _worker(settings: Settings) -> None:
+    from graphql_api.db import create_engine, create_sessionmaker
+    from graphql_api.notifications.worker import Worker
+    from graphql_api.plugins.manager import Plugins
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        plugins = Plugins(settings)
+        sessions = create_sessionmaker(engine, {"rules": plugins.rules()})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_name in ("SIGINT", "SIGTERM"):
+            loop.add_signal_handler(getattr(signal, signal_name), stop.set)
+        print(f"Delivering for {', '.join(plugins.subscribers) or 'no plugin'}.", file=sys.stderr)
+        try:
+            await Worker(sessions, plugins, settings).run_forever(stop)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def _export_schema(settings: Settings) -> None:
     from graphql_api.graphql.schema import build_schema
     from graphql_api.plugins.manager import Plugins
@@ -103,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", choices=["S", "M", "L"], help="a benchmark dataset (DESIGN.md section 8)"
     )
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    commands.add_parser("worker", help="deliver notifications (outbox) until stopped")
     return parser
 
 
@@ -122,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _seed(settings, args.demo, args.size)
         case "export-schema":
             _export_schema(settings)
+        case "worker":
+            _worker(settings)
 
 
 if __name__ == "__main__":

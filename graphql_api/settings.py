@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     """Load no installed plugins (tests pass theirs to ``create_app``)."""
     strict_plugins: bool = False
     """Refuse to start when a plugin fails to import or register, instead of leaving it out."""
+    outbox_retry_base_seconds: float = 5.0
+    """First retry after about this long; each next one waits twice as long, with jitter."""
+    outbox_max_attempts: int = 8
+    """Attempts before a delivery is DEAD (admins can retry it)."""
+    outbox_handler_timeout_seconds: float = 30.0
+    outbox_lease_seconds: float = 120.0
+    """How long a worker holds a delivery; a crashed worker's deliveries are taken over after."""
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 50
+    outbox_retention_days: int = 30
+    """Delivered and skipped deliveries older than this are purged."""
+    outbox_in_process_worker: bool = True
+    """``graphql-api serve`` delivers too; turn off when ``graphql-api worker`` runs apart."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
 

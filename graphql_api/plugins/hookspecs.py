@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from graphql_api.changes import Change
     from graphql_api.errors import Problem
     from graphql_api.groups.filters import FilterField
+    from graphql_api.notifications.outbox import Event
     from graphql_api.roles.registry import RoleDefinition
 
 PROJECT = "graphql_api"
@@ -88,6 +89,16 @@ def apply_change(session: AsyncSession, change: Change) -> None:
 def event_subscriptions() -> list[str]:
     """Event types the plugin wants delivered through the notification outbox, from
     ``EVENT_TYPES``; ``plugins { subscriptions }`` shows them."""
+
+
+@hookspec
+def deliver(event: Event, delivery_id: int) -> None:
+    """Handle one event the plugin subscribed to, outside any request, at least once.
+
+    Raise to fail the attempt (it is retried with backoff, then DEAD); raise
+    ``SkipDelivery(reason)`` when there is nothing to do. ``delivery_id`` is stable across
+    retries: use it as the idempotency key (a Message-ID, a webhook id).
+    """
 
 
 @hookspec

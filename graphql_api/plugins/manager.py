@@ -17,6 +17,7 @@ from graphql_api import __version__
 from graphql_api.changes import Change
 from graphql_api.errors import Problem, UserInputError
 from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
+from graphql_api.notifications.outbox import Event, SkipDelivery, record
 from graphql_api.plugins import hookspecs
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.rules import Rules
@@ -204,6 +205,19 @@ class Plugins:
             raise UserInputError(problems)
         for impl in self.manager.hook.apply_change.get_hookimpls():
             await _maybe_await(impl.function(session=session, change=change))
+        await record(session, change, self.subscribers)
+
+    @property
+    def subscribers(self) -> dict[str, list[str]]:
+        """Event types each active plugin wants delivered."""
+        return {i.name: i.subscriptions for i in self.infos if i.subscriptions and not i.error}
+
+    async def deliver(self, plugin: str, event: Event, delivery_id: int) -> None:
+        """Hand one event to one plugin's ``deliver`` hook."""
+        impls = [i for i in self.manager.hook.deliver.get_hookimpls() if i.plugin_name == plugin]
+        if not impls:
+            raise SkipDelivery(f"plugin {plugin!r} is not installed or has no deliver hook")
+        await _maybe_await(impls[0].function(event=event, delivery_id=delivery_id))
 
 
 def core_field_names(target: str) -> list[str]:

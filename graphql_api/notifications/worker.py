@@ -1,0 +1,181 @@
+"""The worker: delivers due outbox deliveries to their plugins, at least once.
+
+Each round claims a batch by setting a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+so several workers never claim the same delivery), commits, then runs each plugin's
+handler with a timeout and records the outcome. A worker that dies mid-delivery loses
+nothing: when its lease runs out, another worker claims the delivery again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graphql_api.db import utcnow
+from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
+from graphql_api.notifications.outbox import Event, SkipDelivery
+from graphql_api.plugins.manager import Plugins
+from graphql_api.settings import Settings
+
+logger = logging.getLogger("graphql_api.worker")
+
+RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    plugin: str
+    attempts: int
+    event: Event
+
+
+class Worker:
+    """Delivers for one process; run several against PostgreSQL to share the work."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        plugins: Plugins,
+        settings: Settings,
+    ) -> None:
+        self.sessions = sessions
+        self.plugins = plugins
+        self.settings = settings
+
+    async def run_once(self) -> int:
+        """Deliver one batch of due deliveries; returns how many were handled."""
+        claimed = await self._claim()
+        await asyncio.gather(*(self._deliver(c) for c in claimed))
+        return len(claimed)
+
+    async def run_until_idle(self) -> int:
+        """Deliver until nothing is due (for tests and the CLI)."""
+        total = 0
+        while handled := await self.run_once():
+            total += handled
+        return total
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+                await self.purge()
+            except Exception:
+                logger.exception("worker round failed; trying again")
+                handled = 0
+            if not handled:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.outbox_poll_seconds)
+
+    async def _claim(self) -> list[Claimed]:
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.outbox_lease_seconds)
+        async with self.sessions() as session, session.begin():
+            due = (
+                select(Delivery.id)
+                .where(
+                    Delivery.status.in_(RETRYABLE),
+                    Delivery.next_attempt_at <= now,
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+                )
+                .order_by(Delivery.id)
+                .limit(self.settings.outbox_batch_size)
+            )
+            if session.bind.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(await session.scalars(due))
+            if not ids:
+                return []
+            # Claiming counts as an attempt: a worker that dies mid-delivery used one.
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(lease_until=lease, attempts=Delivery.attempts + 1)
+            )
+            rows = await session.execute(
+                select(Delivery.id, Delivery.plugin, Delivery.attempts, OutboxEvent)
+                .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            )
+            return [
+                Claimed(d_id, plugin, attempts, Event(e.id, e.type, e.occurred_at, e.data))
+                for d_id, plugin, attempts, e in rows
+            ]
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        timeout = self.settings.outbox_handler_timeout_seconds
+        try:
+            await asyncio.wait_for(
+                self.plugins.deliver(claimed.plugin, claimed.event, claimed.delivery_id), timeout
+            )
+        except SkipDelivery as skip:
+            await self._finish(claimed, DeliveryStatus.SKIPPED, str(skip))
+        except Exception as error:
+            reason = (
+                f"timed out after {timeout:g} s"
+                if isinstance(error, TimeoutError)
+                else (f"{type(error).__name__}: {error}")
+            )
+            await self._failed(claimed, reason[:MAX_ERROR_LENGTH])
+        else:
+            await self._finish(claimed, DeliveryStatus.DELIVERED, None)
+
+    async def _finish(self, claimed: Claimed, status: DeliveryStatus, note: str | None) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == claimed.delivery_id)
+                .values(status=status, lease_until=None, last_error=note, delivered_at=utcnow())
+            )
+
+    async def _failed(self, claimed: Claimed, reason: str) -> None:
+        now = utcnow()
+        dead = claimed.attempts >= self.settings.outbox_max_attempts
+        delay = self.settings.outbox_retry_base_seconds * 2 ** (claimed.attempts - 1)
+        delay *= 1 + random.random() / 2  # jitter: failed deliveries do not retry in step
+        async with self.sessions() as session, session.begin():
+            delivery = await session.get(Delivery, claimed.delivery_id)
+            assert delivery is not None
+            delivery.status = DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED
+            delivery.lease_until = None
+            delivery.last_error = reason
+            delivery.errors = [
+                *delivery.errors,
+                {"attempt": claimed.attempts, "at": now.isoformat(), "error": reason},
+            ]
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        log = logger.error if dead else logger.warning
+        log(
+            "delivery %s to %s failed (attempt %s): %s",
+            claimed.delivery_id,
+            claimed.plugin,
+            claimed.attempts,
+            reason,
+        )
+
+    async def purge(self) -> None:
+        """Forget delivered and skipped deliveries past the retention, and their events."""
+        before = utcnow() - timedelta(days=self.settings.outbox_retention_days)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                delete(Delivery).where(
+                    Delivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.SKIPPED]),
+                    Delivery.delivered_at < before,
+                )
+            )
+            await session.execute(
+                delete(OutboxEvent).where(
+                    OutboxEvent.occurred_at < before,
+                    ~select(Delivery.id).where(Delivery.event_id == OutboxEvent.id).exists(),
+                )
+            )
