@@ -32,6 +32,7 @@ from graphql_api.graphql.relay import Node, parse_global_id
 from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import MembershipEvent as MembershipEventModel
 from graphql_api.groups.schema import Group, GroupMutations, GroupQueries
+from graphql_api.notifications.schema import NotificationMutations, NotificationQueries
 from graphql_api.plugins.manager import SchemaContributions, graphql_name
 from graphql_api.plugins.schema import PluginQueries
 from graphql_api.repository import load_by_id
@@ -51,7 +52,13 @@ NODE_MODELS: dict[str, type[Base]] = {
 
 @strawberry.type(description="Everything that can be read.")
 class Query(
-    GroupQueries, ContactQueries, UserQueries, EmailTemplateQueries, RoleQueries, PluginQueries
+    GroupQueries,
+    ContactQueries,
+    UserQueries,
+    EmailTemplateQueries,
+    RoleQueries,
+    PluginQueries,
+    NotificationQueries,
 ):
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(
@@ -67,7 +74,7 @@ class Query(
 
 
 @strawberry.type(description="Every change; each mutation is one transaction.")
-class Mutation(GroupMutations, ContactMutations, EmailTemplateMutations):
+class Mutation(GroupMutations, ContactMutations, EmailTemplateMutations, NotificationMutations):
     pass
 
 

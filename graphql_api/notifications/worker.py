@@ -92,15 +92,17 @@ class Worker:
             )
             if session.bind.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
-            ids = list(await session.scalars(due))
+            # One statement claims: atomic under SQLite's write lock too. Claiming counts
+            # as an attempt, so a worker that dies mid-delivery has used one.
+            claim = (
+                update(Delivery)
+                .where(Delivery.id.in_(due.scalar_subquery()))
+                .values(lease_until=lease, attempts=Delivery.attempts + 1)
+                .returning(Delivery.id)
+            )
+            ids = list(await session.scalars(claim))
             if not ids:
                 return []
-            # Claiming counts as an attempt: a worker that dies mid-delivery used one.
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(lease_until=lease, attempts=Delivery.attempts + 1)
-            )
             rows = await session.execute(
                 select(Delivery.id, Delivery.plugin, Delivery.attempts, OutboxEvent)
                 .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)

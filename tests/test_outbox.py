@@ -1,0 +1,189 @@
+"""The outbox: events commit with their change, the worker delivers each at least once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from graphql_api.notifications.models import Delivery, DeliveryStatus
+from graphql_api.notifications.outbox import Event, SkipDelivery
+from graphql_api.notifications.worker import Worker
+from graphql_api.plugins import hookimpl
+from graphql_api.testing import GraphQLClient, make_user, new_contact_ids, new_group_id
+
+ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
+DELIVERIES = """query($s: DeliveryStatus) { notificationDeliveries(status: $s, first: 100) {
+  totalCount nodes { id plugin eventType status attempts lastError deliveredAt } } }"""
+
+
+class Recorder:
+    """A plugin that records what it is handed, and fails or skips on request."""
+
+    __name__ = "recorder"
+
+    def __init__(self) -> None:
+        self.received: list[tuple[int, Event]] = []
+        self.fail: Exception | None = None
+        self.delay = 0.0
+
+    @hookimpl
+    def event_subscriptions(self) -> list[str]:
+        return ["members.added", "group.created"]
+
+    @hookimpl
+    async def deliver(self, event: Event, delivery_id: int) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        self.received.append((delivery_id, event))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def setup(app_factory: Any, recorder: Recorder) -> Any:
+    app = app_factory(plugins=[recorder], outbox_retry_base_seconds=0, outbox_max_attempts=3)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    _, token = await make_user(app, "Admin", "admin@example.coop", admin=True)
+    yield app, GraphQLClient(http, token)
+    await http.aclose()
+
+
+def worker(app: Any, **overrides: Any) -> Worker:
+    settings = app.state.settings.model_copy(update=overrides)
+    return Worker(app.state.sessions, app.state.plugins, settings)
+
+
+async def statuses(app: Any) -> Counter:
+    async with app.state.sessions() as session:
+        return Counter(await session.scalars(select(Delivery.status)))
+
+
+async def test_events_commit_with_the_change_and_are_delivered(setup: Any, recorder: Recorder):
+    app, client = setup
+    group = await new_group_id(client, name="Nieuwsbrief")
+    contacts = await new_contact_ids(client, "Aa", "Bb")
+    await client.data(ADD, {"g": group, "c": [*contacts, "Q29udGFjdDo5OTk="]})  # refused whole
+    assert await statuses(app) == Counter({DeliveryStatus.PENDING: 1}), "only group.created"
+    await client.data(ADD, {"g": group, "c": contacts})
+    await client.data(ADD, {"g": group, "c": contacts})  # existing members: no new events
+    assert await statuses(app) == Counter({DeliveryStatus.PENDING: 3})
+
+    assert await worker(app).run_until_idle() == 3
+    kinds = sorted(event.type for _, event in recorder.received)
+    assert kinds == ["group.created", "members.added", "members.added"]
+    added = [e for _, e in recorder.received if e.type == "members.added"]
+    assert {e.data["group"]["name"] for e in added} == {"Nieuwsbrief"}
+    assert {e.data["source"] for e in added} == {"BULK"}
+    data = await client.data(DELIVERIES, {"s": "DELIVERED"})
+    assert data["notificationDeliveries"]["totalCount"] == 3
+    assert {n["eventType"] for n in data["notificationDeliveries"]["nodes"]} == {
+        "group.created",
+        "members.added",
+    }
+    assert all(
+        n["attempts"] == 1 and n["deliveredAt"] for n in data["notificationDeliveries"]["nodes"]
+    )
+    assert await worker(app).run_until_idle() == 0, "each delivery is handed over once"
+
+
+async def test_failures_back_off_then_die_and_can_be_retried(setup: Any, recorder: Recorder):
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    recorder.fail = ConnectionError("mail server down")
+    for _attempt in (1, 2):
+        assert await worker(app).run_once() == 1
+        assert await statuses(app) == Counter({DeliveryStatus.FAILED: 1})
+    assert await worker(app).run_once() == 1
+    data = await client.data(DELIVERIES, {"s": "DEAD"})
+    [dead] = data["notificationDeliveries"]["nodes"]
+    assert dead["attempts"] == 3 and dead["lastError"] == "ConnectionError: mail server down"
+    async with app.state.sessions() as session:
+        errors = await session.scalar(select(Delivery.errors))
+    assert [e["attempt"] for e in errors] == [1, 2, 3]
+
+    recorder.fail = None
+    retried = await client.data(
+        "mutation($id: ID!) { retryDelivery(id: $id) { delivery { status attempts } errors { code } } }",
+        {"id": dead["id"]},
+    )
+    assert retried["retryDelivery"] == {
+        "delivery": {"status": "PENDING", "attempts": 0},
+        "errors": [],
+    }
+    assert await worker(app).run_until_idle() == 1
+    assert len(recorder.received) == 1
+    again = await client.data(
+        "mutation($id: ID!) { retryDelivery(id: $id) { errors { code } } }", {"id": dead["id"]}
+    )
+    assert again["retryDelivery"]["errors"] == [{"code": "INVALID"}]
+
+
+async def test_backoff_waits_before_the_next_attempt(setup: Any, recorder: Recorder):
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    recorder.fail = RuntimeError("no")
+    assert await worker(app, outbox_retry_base_seconds=60).run_once() == 1
+    assert await worker(app).run_once() == 0, "not due for about a minute"
+
+
+async def test_skips_and_timeouts(setup: Any, recorder: Recorder):
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    recorder.fail = SkipDelivery("contact has no e-mail address")
+    await worker(app).run_once()
+    data = await client.data(DELIVERIES, {"s": "SKIPPED"})
+    assert (
+        data["notificationDeliveries"]["nodes"][0]["lastError"] == "contact has no e-mail address"
+    )
+
+    recorder.fail, recorder.delay = None, 1.0
+    await new_group_id(client, name="Traag")
+    await worker(app, outbox_handler_timeout_seconds=0.05).run_once()
+    data = await client.data(DELIVERIES, {"s": "FAILED"})
+    assert data["notificationDeliveries"]["nodes"][0]["lastError"] == "timed out after 0.05 s"
+
+
+async def test_a_crashed_worker_loses_nothing(setup: Any, recorder: Recorder):
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    crashed = worker(app, outbox_lease_seconds=60)
+    assert len(await crashed._claim()) == 1  # claimed, then the process died
+    assert await worker(app).run_once() == 0, "leased to the crashed worker"
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(
+            update(Delivery).values(lease_until=Delivery.created_at)
+        )  # lease over
+    assert await worker(app).run_until_idle() == 1
+    [(_delivery_id, _)] = recorder.received
+    data = await client.data(DELIVERIES, {"s": "DELIVERED"})
+    assert data["notificationDeliveries"]["nodes"][0]["attempts"] == 2
+
+
+async def test_two_workers_deliver_each_delivery_once(setup: Any, recorder: Recorder):
+    app, client = setup
+    group = await new_group_id(client, name="Groot")
+    contacts = await new_contact_ids(client, *[f"C{i}" for i in range(60)])
+    await client.data(ADD, {"g": group, "c": contacts})
+    recorder.delay = 0.001
+    first, second = worker(app, outbox_batch_size=7), worker(app, outbox_batch_size=7)
+    counts = await asyncio.gather(first.run_until_idle(), second.run_until_idle())
+    delivered = Counter(delivery_id for delivery_id, _ in recorder.received)
+    assert sum(counts) == 61 and len(delivered) == 61
+    assert set(delivered.values()) == {1}
+    assert await statuses(app) == Counter({DeliveryStatus.DELIVERED: 61})
+
+
+async def test_only_admins_see_deliveries(setup: Any):
+    app, client = setup
+    _, token = await make_user(app, "Anna", "anna@example.coop")
+    body = await GraphQLClient(client.http, token).execute(DELIVERIES)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
