@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -12,28 +11,50 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CORE_VERSION_TABLE = "alembic_version"
 
 
-def alembic_config(url: str = "", plugin_folders: Sequence[str] = ()) -> Config:
-    """The core's revisions and each plugin's own branch, in one history."""
+def alembic_config(folder: str | None = None, version_table: str = CORE_VERSION_TABLE) -> Config:
+    """Alembic's configuration for the core's revisions, or for one plugin's ``folder``."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
-    folders = [str(MIGRATIONS / "versions"), *plugin_folders]
-    config.set_main_option("version_locations", os.pathsep.join(folders))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option("version_locations", folder or str(MIGRATIONS / "versions"))
+    config.attributes["version_table"] = version_table
     return config
 
 
-async def upgrade(
-    engine: AsyncEngine, plugin_folders: Sequence[str] = (), revision: str = "heads"
-) -> None:
-    """Apply every migration of the core and the plugins, in one transaction."""
+def histories(plugin_migrations: Mapping[str, str]) -> list[Config]:
+    """The core's history first, then each plugin's, each with a version table of its own,
+    so a plugin can be removed (or added later) without breaking the others'."""
+    return [
+        alembic_config(),
+        *(
+            alembic_config(folder, f"{CORE_VERSION_TABLE}_{name}")
+            for name, folder in sorted(plugin_migrations.items())
+        ),
+    ]
+
+
+async def upgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
+    """Apply every migration of the core and then of each plugin, in one transaction."""
 
     def run(connection: Connection) -> None:
-        config = alembic_config(plugin_folders=plugin_folders)
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        for config in histories(plugin_migrations):
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
+    """Undo every migration: the plugins' first, then the core's."""
+
+    def run(connection: Connection) -> None:
+        for config in reversed(histories(plugin_migrations)):
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
 
     async with engine.begin() as connection:
         await connection.run_sync(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from graphql_api.app import create_app
 from graphql_api.db import create_engine
-from graphql_api.migrate import alembic_config, upgrade
+from graphql_api.migrate import histories, upgrade
 from graphql_api.plugins import hookimpl
 from graphql_api.plugins.manager import PluginConflict, Plugins
 from graphql_api.roles.registry import RoleDefinition
@@ -39,15 +40,15 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 async def example_database(database_url: str, installed: None) -> AsyncIterator[str]:
     """The test database with the example plugin's own migration applied, then undone."""
-    folders = Plugins(Settings(plugins=["example", "coach"])).migrations()
+    example = {"example": Plugins(Settings(plugins=["example"])).migrations()["example"]}
     engine = create_engine(database_url)
-    await upgrade(engine, folders)
+    await upgrade(engine, example)
     yield database_url
 
     def undo(connection: Connection) -> None:
-        config = alembic_config(plugin_folders=folders)
+        [config] = histories(example)[1:]
         config.attributes["connection"] = connection
-        command.downgrade(config, "example@base")
+        command.downgrade(config, "base")
 
     async with engine.begin() as connection:
         await connection.run_sync(undo)
@@ -195,7 +196,30 @@ class AsyncRoles:
 
     @hookimpl
     async def register_roles(self) -> list[RoleDefinition]:
-        return []
+        await asyncio.sleep(0)
+        return [RoleDefinition("async_role", {"nl": "Is asynchroon"})]
+
+
+class HalfBroken:
+    """Registers a role, then fails in a later hook: it must contribute nothing at all."""
+
+    __name__ = "half_broken"
+
+    @hookimpl
+    def register_roles(self) -> list[RoleDefinition]:
+        return [RoleDefinition("half", {"nl": "Half"})]
+
+    @hookimpl
+    def contact_fields(self) -> list[Any]:
+        raise RuntimeError("broken on purpose")
+
+
+class WrongShape:
+    __name__ = "wrong_shape"
+
+    @hookimpl
+    def register_roles(self) -> Any:
+        return RoleDefinition("single", {"nl": "Geen lijst"})
 
 
 def test_a_field_clashing_with_the_core_stops_startup():
@@ -205,10 +229,26 @@ def test_a_field_clashing_with_the_core_stops_startup():
         Plugins(Settings(), [NameThief()])
 
 
-def test_a_build_time_hook_must_not_be_async():
+async def test_async_build_time_hooks_are_awaited():
     plugins = Plugins(Settings(), [AsyncRoles()])
-    [info] = [i for i in plugins.infos if i.name == "async_roles"]
-    assert info.error == "TypeError: hook 'register_roles' must not be async"
+    assert "async_role" in plugins.roles
+
+
+def test_a_plugin_failing_in_any_hook_contributes_nothing():
+    plugins = Plugins(Settings(), [HalfBroken(), WrongShape()])
+    errors = {i.name: i.error for i in plugins.infos if i.error}
+    assert errors == {
+        "half_broken": "RuntimeError: broken on purpose",
+        "wrong_shape": "TypeError: hook 'register_roles' must return a list of RoleDefinition",
+    }
+    assert "half" not in plugins.roles and "single" not in plugins.roles
+    with pytest.raises(RuntimeError, match="half_broken"):
+        Plugins(Settings(strict_plugins=True), [HalfBroken()])
+
+
+def test_a_misspelt_allowlist_name_is_reported():
+    infos = {i.name: i.error for i in Plugins(Settings(plugins=["coahc"])).infos}
+    assert infos["coahc"] == "LookupError: not installed (named in GRAPHQL_API_PLUGINS)"
 
 
 def test_autoload_can_be_switched_off():

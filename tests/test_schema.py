@@ -10,6 +10,7 @@ from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceTyp
 from sqlalchemy.engine import Connection
 
 from graphql_api.graphql.schema import build_schema
+from graphql_api.migrate import downgrade, upgrade
 from graphql_api.models import Base
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
@@ -71,20 +72,10 @@ def differences(connection: Connection) -> list:
 
 
 async def test_migrations_go_down_and_up_again(app):
-    """Every migration can be undone, and redone to the same schema."""
-    from alembic import command
-
-    from graphql_api.migrate import alembic_config, upgrade
-
-    def downgrade(connection: Connection) -> None:
-        config = alembic_config(plugin_folders=Plugins(Settings()).migrations())
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
-
+    """Every migration, the plugins' included, can be undone, and redone to the same schema."""
+    plugin_migrations = Plugins(Settings()).migrations()
     engine = app.state.engine
-    async with engine.begin() as connection:
-        await connection.run_sync(downgrade)
-    await upgrade(engine, Plugins(Settings()).migrations())
-
+    await downgrade(engine, plugin_migrations)
+    await upgrade(engine, plugin_migrations)
     async with engine.connect() as connection:
         assert await connection.run_sync(differences) == []

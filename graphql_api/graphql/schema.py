@@ -89,6 +89,17 @@ class Schema(strawberry.Schema):
 
 _BUILD_LOCK = threading.Lock()
 
+CORE_FIELD_NAMES = {
+    target: frozenset(graphql_name(f) for f in root.__strawberry_definition__.fields)
+    for target, root in (
+        ("query", Query),
+        ("mutation", Mutation),
+        ("group", Group),
+        ("contact", Contact),
+    )
+}
+"""Taken before any plugin field joins a core type, so no build can see another's."""
+
 
 def build_schema(
     settings: Settings, contributions: SchemaContributions | None = None
@@ -112,7 +123,7 @@ def build_schema(
         return Schema(
             query=query,
             mutation=mutation,
-            types=contributions.types,
+            types=[graphql_type for _, graphql_type in contributions.types],
             config=StrawberryConfig(auto_camel_case=True),
             extensions=[
                 lambda: AddValidationRules(limits),

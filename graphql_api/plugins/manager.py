@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pluggy
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import to_camel_case
 
 from graphql_api import __version__
@@ -47,7 +51,7 @@ class PluginInfo:
 class SchemaContributions:
     """The GraphQL types and fields plugins add, per target type."""
 
-    types: list[type] = field(default_factory=list)
+    types: list[tuple[str, type]] = field(default_factory=list)
     fields: dict[str, list[Any]] = field(default_factory=lambda: {t: [] for t in SCHEMA_TARGETS})
 
 
@@ -67,17 +71,29 @@ class Plugins:
                 self._register(plugin, _name_of(plugin), getattr(plugin, "__version__", None))
         elif not settings.disable_plugin_autoload:
             self._discover()
-        self.plugin_settings = self._plugin_settings()
-        self._subscribe()
-        self.roles = self._roles()
-        self.filter_fields = self._filter_fields()
-        self.schema = self._schema_contributions()
+        self._collect()
+
+    def _collect(self) -> None:
+        """Gather every plugin's contributions. A plugin dropped on the way may have
+        contributed already, so gathering starts over until no plugin is dropped."""
+        while True:
+            active = len(self.manager.get_plugins())
+            self.plugin_settings = self._plugin_settings()
+            self._subscribe()
+            self.roles = MappingProxyType(self._roles())
+            self.filter_fields = self._filter_fields()
+            self.schema = self._schema_contributions()
+            if len(self.manager.get_plugins()) == active:
+                return
 
     # Registration -------------------------------------------------------------------
 
     def _discover(self) -> None:
         allowed = set(self.settings.plugins) if self.settings.plugins else None
-        for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT)
+        for missing in sorted((allowed or set()) - {e.name for e in entry_points}):
+            self._failed(missing, None, LookupError("not installed (named in GRAPHQL_API_PLUGINS)"))
+        for entry_point in entry_points:
             if allowed is not None and entry_point.name not in allowed:
                 continue
             version = entry_point.dist.version if entry_point.dist else None
@@ -110,22 +126,23 @@ class Plugins:
         logger.exception("plugin %r failed and is left out", name, exc_info=error)
         self.infos.append(PluginInfo(name, version, [], f"{type(error).__name__}: {error}"))
 
-    def _results(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Each plugin's result of a startup hook, with the plugin's name.
+    def _results(
+        self, hook: str, of_type: type | tuple[type, ...] | None = None, **kwargs: Any
+    ) -> list[tuple[str, Any]]:
+        """Each plugin's result of a hook run while the app is built, with its name.
 
-        A plugin whose hook raises is unregistered and reported, unless strict mode is on.
+        An ``async`` implementation is run to completion. A plugin whose hook raises, or
+        returns something other than a list of ``of_type``, is dropped and reported
+        (unless strict mode is on).
         """
         results = []
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
-                result = impl.function(**kwargs)
+                result = _run_to_completion(impl.function(**kwargs))
+                if of_type is not None and result is not None:
+                    _check_list(hook, result, of_type)
             except Exception as error:
                 self._drop(impl.plugin_name, error)
-                continue
-            if inspect.isawaitable(result):
-                # These hooks run while the schema is built, before any event loop serves.
-                getattr(result, "close", lambda: None)()
-                self._drop(impl.plugin_name, TypeError(f"hook {hook!r} must not be async"))
                 continue
             if result is not None:
                 results.append((impl.plugin_name, result))
@@ -136,7 +153,7 @@ class Plugins:
     def _roles(self) -> dict[str, RoleDefinition]:
         roles: dict[str, RoleDefinition] = {}
         owners: dict[str, str] = {}
-        for plugin, definitions in self._results("register_roles"):
+        for plugin, definitions in self._results("register_roles", RoleDefinition):
             for role in definitions:
                 _claim(owners, role.key, plugin, "role")
                 roles[role.key] = role
@@ -145,7 +162,7 @@ class Plugins:
     def _filter_fields(self) -> dict[str, FilterField]:
         fields = dict(CONTACT_FIELDS)
         owners = dict.fromkeys(CONTACT_FIELDS, "core")
-        for plugin, contributed in self._results("filter_fields", roles=self.roles):
+        for plugin, contributed in self._results("filter_fields", FilterField, roles=self.roles):
             for filter_field in contributed:
                 _claim(owners, filter_field.name, plugin, "filter field")
                 fields[filter_field.name] = filter_field
@@ -153,11 +170,14 @@ class Plugins:
 
     def _schema_contributions(self) -> SchemaContributions:
         contributions = SchemaContributions()
-        for _, types in self._results("graphql_types"):
-            contributions.types.extend(types)
+        type_owners: dict[str, str] = {}
+        for plugin, types in self._results("graphql_types", type):
+            for graphql_type in types:
+                _claim(type_owners, _type_name(graphql_type), plugin, "type")
+                contributions.types.append((plugin, graphql_type))
         for target in SCHEMA_TARGETS:
             owners = dict.fromkeys(core_field_names(target), "core")
-            for plugin, fields in self._results(f"{target}_fields"):
+            for plugin, fields in self._results(f"{target}_fields", StrawberryField):
                 for schema_field in fields:
                     _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
                     contributions.fields[target].append((plugin, schema_field))
@@ -166,7 +186,7 @@ class Plugins:
     def _plugin_settings(self) -> dict[str, Any]:
         """Each plugin's settings, read from the environment once."""
         found = {}
-        for plugin, settings_class in self._results("plugin_settings"):
+        for plugin, settings_class in self._results("plugin_settings", None):
             try:
                 found[plugin] = settings_class()
             except Exception as error:
@@ -174,7 +194,7 @@ class Plugins:
         return found
 
     def _subscribe(self) -> None:
-        for plugin, events in self._results("event_subscriptions"):
+        for plugin, events in self._results("event_subscriptions", str):
             unknown = set(events) - set(hookspecs.EVENT_TYPES)
             if unknown:
                 self._drop(plugin, ValueError(f"unknown event types {sorted(unknown)}"))
@@ -183,16 +203,32 @@ class Plugins:
                 if info.name == plugin and not info.error:
                     info.subscriptions = sorted(events)
 
-    def migrations(self) -> list[str]:
-        return [folder for _, folder in self._results("migrations")]
+    def migrations(self) -> dict[str, str]:
+        """Each plugin's folder of Alembic revisions (kept in a version table of its own)."""
+        return dict(self._results("migrations", None))
 
     def rules(self) -> Rules:
-        """The domain rules of this application: roles, filter fields and change hooks."""
-        return Rules(roles=self.roles, filter_fields=self.filter_fields, on_change=self.on_change)
+        """The domain rules of this application: roles, filter fields, change hooks and
+        the plugins' settings."""
+        return Rules(
+            roles=self.roles,
+            filter_fields=self.filter_fields,
+            on_change=self.on_change,
+            plugin_settings=MappingProxyType(self.plugin_settings),
+        )
 
     async def startup(self, app: Any) -> None:
+        """Run each plugin's startup; one that fails is reported and does not stop the rest."""
         for impl in self.manager.hook.startup.get_hookimpls():
-            await _maybe_await(impl.function(app=app))
+            try:
+                await _maybe_await(impl.function(app=app))
+            except Exception as error:
+                if self.settings.strict_plugins:
+                    raise
+                logger.exception("startup of plugin %r failed", impl.plugin_name)
+                for info in self.infos:
+                    if info.name == impl.plugin_name:
+                        info.error = f"startup failed: {type(error).__name__}: {error}"
 
     # Changes ---------------------------------------------------------------------------
 
@@ -220,17 +256,39 @@ class Plugins:
         await _maybe_await(impls[0].function(event=event, delivery_id=delivery_id))
 
 
-def core_field_names(target: str) -> list[str]:
+def core_field_names(target: str) -> frozenset[str]:
     """GraphQL names of the core's fields on a target type, which plugins may not reuse."""
-    from graphql_api.graphql import schema
+    from graphql_api.graphql.schema import CORE_FIELD_NAMES
 
-    root = {
-        "query": schema.Query,
-        "mutation": schema.Mutation,
-        "group": schema.Group,
-        "contact": schema.Contact,
-    }[target]
-    return [graphql_name(f) for f in root.__strawberry_definition__.fields]
+    return CORE_FIELD_NAMES[target]
+
+
+def _type_name(graphql_type: type) -> str:
+    definition = getattr(graphql_type, "__strawberry_definition__", None)
+    if definition is None:
+        raise TypeError(f"{graphql_type!r} is not a Strawberry type")
+    return str(definition.name)
+
+
+def _check_list(hook: str, result: Any, of_type: type | tuple[type, ...]) -> None:
+    if not isinstance(result, list | tuple) or not all(isinstance(x, of_type) for x in result):
+        name = getattr(of_type, "__name__", of_type)
+        raise TypeError(f"hook {hook!r} must return a list of {name}")
+
+
+def _run_to_completion(result: Any) -> Any:
+    """The value of a hook, awaiting it (in a thread of its own) if it is async.
+
+    These hooks run while the application is built, which may be inside a running loop.
+    """
+    if not inspect.isawaitable(result):
+        return result
+
+    async def wait() -> Any:
+        return await result
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
 
 
 def graphql_name(schema_field: Any) -> str:

@@ -108,7 +108,9 @@ async def empty_tables(engine: Any) -> None:
     """Delete every row of every table but Alembic's, plugins' tables included."""
     async with engine.begin() as connection:
         names = await connection.run_sync(
-            lambda sync: [n for n in inspect(sync).get_table_names() if n != "alembic_version"]
+            lambda sync: [
+                n for n in inspect(sync).get_table_names() if not n.startswith("alembic_version")
+            ]
         )
         if engine.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -10,9 +12,13 @@ class RoleDefinition:
     """A role a group can give its members, e.g. ``coach`` ("Is coach")."""
 
     key: str
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     """Label per locale, at least ``nl``."""
     description: str | None = None
+
+    def __post_init__(self) -> None:
+        # Read-only like the rest: plugins get the same definition the app uses.
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
 
     def label(self, locale: str) -> str:
         return self.labels.get(locale) or self.labels.get("nl") or self.key

@@ -1,4 +1,4 @@
-"""Hoomdossier links of coaches (the coach plugin's own branch).
+"""Hoomdossier links of coaches (the coach plugin's own history).
 
 Revision ID: coach_0001
 Revises:
@@ -14,8 +14,8 @@ import graphql_api.db
 
 revision: str = "coach_0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = ("coach",)
-depends_on: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "example_0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = ("example",)
+branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
