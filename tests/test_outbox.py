@@ -187,3 +187,21 @@ async def test_only_admins_see_deliveries(setup: Any):
     _, token = await make_user(app, "Anna", "anna@example.coop")
     body = await GraphQLClient(client.http, token).execute(DELIVERIES)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_conversion_reports_its_members(setup: Any, recorder: Recorder):
+    app, client = setup
+    base = await new_group_id(client, name="Basis")
+    contacts = await new_contact_ids(client, "Aa", "Bb")
+    await client.data(ADD, {"g": base, "c": contacts})
+    union = await new_group_id(client, name="Samen", composedOfIds=[base])
+    await worker(app).run_until_idle()
+    recorder.received.clear()
+    await client.data(
+        "mutation($g: ID!) { convertToStatic(groupId: $g) { errors { code } } }", {"g": union}
+    )
+    await worker(app).run_until_idle()
+    added = [e for _, e in recorder.received if e.type == "members.added"]
+    assert [(e.data["group"]["name"], e.data["source"]) for e in added] == [
+        ("Samen", "CONVERSION")
+    ] * 2

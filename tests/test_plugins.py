@@ -246,6 +246,27 @@ def test_a_plugin_failing_in_any_hook_contributes_nothing():
         Plugins(Settings(strict_plugins=True), [HalfBroken()])
 
 
+@strawberry.type(description="Clashes with the core's Role.")
+class Role:
+    key: str = strawberry.field(description="A key.")
+
+
+class TypeThief:
+    __name__ = "type_thief"
+
+    @hookimpl
+    def graphql_types(self) -> list[type]:
+        return [Role]
+
+
+def test_a_type_clashing_with_the_core_stops_startup():
+    from graphql_api.graphql.schema import build_schema
+
+    settings = Settings()
+    with pytest.raises(PluginConflict, match="type_thief"):
+        build_schema(settings, Plugins(settings, [TypeThief()]).schema)
+
+
 def test_a_misspelt_allowlist_name_is_reported():
     infos = {i.name: i.error for i in Plugins(Settings(plugins=["coahc"])).infos}
     assert infos["coahc"] == "LookupError: not installed (named in GRAPHQL_API_PLUGINS)"

@@ -32,7 +32,10 @@ async def test_a_contact_holds_one_role(client: GraphQLClient):
         (["contactIds", "1"], "ROLE_CONFLICT"),
         (["contactIds", "2"], "ROLE_CONFLICT"),
     ]
-    assert "coach through 'Coaches'" in errors[0]["message"]
+    assert errors[0]["message"].startswith("Anna already holds coach through 'Coaches'")
+    # Positions are those of the caller's list, existing members and repeats included.
+    data = await client.data(ADD, {"g": leaders, "c": [cor, cor, bram]})
+    assert [e["field"] for e in data["addGroupMembers"]["errors"]] == [["contactIds", "2"]]
     assert await members(client, leaders) == [], "the whole call is refused"
 
     for target in (more_coaches, plain):

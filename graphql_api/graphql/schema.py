@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.exceptions import DuplicatedTypeName
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -33,7 +34,7 @@ from graphql_api.groups.models import Group as GroupModel
 from graphql_api.groups.models import MembershipEvent as MembershipEventModel
 from graphql_api.groups.schema import Group, GroupMutations, GroupQueries
 from graphql_api.notifications.schema import NotificationMutations, NotificationQueries
-from graphql_api.plugins.manager import SchemaContributions, graphql_name
+from graphql_api.plugins.manager import PluginConflict, SchemaContributions, graphql_name
 from graphql_api.plugins.schema import PluginQueries
 from graphql_api.repository import load_by_id
 from graphql_api.roles.schema import RoleQueries
@@ -119,7 +120,12 @@ def build_schema(
     # Group and Contact are shared by every application, and referenced by core fields,
     # so they cannot be subclassed: plugin fields join them only while this schema is
     # converted, which copies them into this schema alone.
-    with _BUILD_LOCK, _joined(Group, fields["group"]), _joined(Contact, fields["contact"]):
+    with (
+        _BUILD_LOCK,
+        _joined(Group, fields["group"]),
+        _joined(Contact, fields["contact"]),
+        _named_clashes(contributions),
+    ):
         return Schema(
             query=query,
             mutation=mutation,
@@ -164,6 +170,16 @@ def _joined(target: type, contributed: list[tuple[str, Any]]) -> Iterator[None]:
     finally:
         for schema_field in added:
             definition.fields.remove(schema_field)
+
+
+@contextmanager
+def _named_clashes(contributions: SchemaContributions) -> Iterator[None]:
+    """A plugin type named like a core type stops startup naming the plugin."""
+    try:
+        yield
+    except DuplicatedTypeName as error:
+        owners = [p for p, t in contributions.types if t.__name__ in str(error)]
+        raise PluginConflict(f"{error} (core and plugin {', '.join(owners) or '?'})") from error
 
 
 def _python_name(schema_field: Any) -> str:

@@ -26,7 +26,7 @@ from graphql_api.changes import (
 from graphql_api.contacts.models import Contact
 from graphql_api.db import UtcDateTime, utcnow
 from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.errors import ErrorCode, Problem, Problems, UserInputError
 from graphql_api.groups.filters import validate_filter
 from graphql_api.groups.graph import find_cycle, lock_graph
 from graphql_api.groups.membership import members_query
@@ -153,6 +153,7 @@ async def convert_to_static(session: AsyncSession, actor: User | None, group_id:
         raise UserInputError.single(
             ["groupId"], ErrorCode.ALREADY_STATIC, f"{group.name!r} is already a static group."
         )
+    before = GroupSnapshot.of(group)
     now = utcnow()
     actor_id = actor.id if actor else None
     members = await members_query(session, group_id)
@@ -188,6 +189,19 @@ async def convert_to_static(session: AsyncSession, actor: User | None, group_id:
     group.filter = None
     group.updated_at = now
     await session.flush()
+    rules = rules_of(session)
+    after = GroupSnapshot.of(group)
+    await rules.changed(session, GroupUpdated(before, after, actor_id))
+    frozen = tuple(
+        await session.scalars(
+            select(Membership.contact_id)
+            .where(Membership.group_id == group_id)
+            .order_by(Membership.contact_id)
+        )
+    )
+    if frozen:
+        source = MembershipSource.CONVERSION
+        await rules.changed(session, MembersAdded(after, frozen, source, actor_id))
     return group
 
 
@@ -434,12 +448,12 @@ async def add_members(
         if cid not in already
     ]
     session.add_all(added)
-    contact_ids = tuple(m.contact_id for m in added)
-    _record(session, group.id, contact_ids, MembershipAction.ADDED, source, actor)
+    new_ids = tuple(m.contact_id for m in added)
+    _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor)
     await session.flush()
-    if contact_ids:
-        change = MembersAdded(GroupSnapshot.of(group), contact_ids, source, _id(actor))
-        await rules_of(session).changed(session, change)
+    if new_ids:
+        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, _id(actor))
+        await _changed_for(session, change, contact_ids)
     return added
 
 
@@ -463,8 +477,30 @@ async def remove_members(
     await session.flush()
     if removed:
         change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, _id(actor))
-        await rules_of(session).changed(session, change)
+        await _changed_for(session, change, contact_ids)
     return removed
+
+
+async def _changed_for(
+    session: AsyncSession, change: MembersAdded | MembersRemoved, given: Sequence[int]
+) -> None:
+    """Report a membership change; a problem a plugin raises about one contact
+    (``["contactIds", "<contact id>"]``) is pointed at that contact's place in ``given``."""
+    try:
+        await rules_of(session).changed(session, change)
+    except UserInputError as error:
+        place = {contact_id: index for index, contact_id in reversed(list(enumerate(given)))}
+        raise UserInputError(
+            [
+                Problem((p.field[0], str(place[int(p.field[1])])), p.code, p.message)
+                if p.field[:1] == ("contactIds",)
+                and len(p.field) == 2
+                and p.field[1].isdigit()
+                and int(p.field[1]) in place
+                else p
+                for p in error.problems
+            ]
+        ) from error
 
 
 def _record(

@@ -77,7 +77,8 @@ def filter_fields(roles: Mapping[str, RoleDefinition]) -> list[FilterField]:
 
 @hookspec
 def validate_change(session: AsyncSession, change: Change) -> list[Problem] | None:
-    """Problems that refuse ``change``; called inside its transaction, after it is written."""
+    """Problems that refuse ``change``; called inside its transaction, after it is written
+    (``GroupDeleted``: just before the row goes, so its members can still be read)."""
 
 
 @hookspec

@@ -1,8 +1,9 @@
 """Everything a role plugin needs, so each role plugin is a few lines.
 
 ``RolePlugin`` registers one role ("Rol in buurtaanpak"), lists its holders on ``Query``
-(paginated) and flags them on ``Contact``, without N+1: one statement per request for
-all flags. The rules every role obeys live in the built-in ``core.roles`` plugin.
+(paginated) and flags them on ``Contact``, without N+1: one statement per request and
+role for all contacts asked for. The rules every role obeys live in the built-in
+``core.roles`` plugin.
 """
 
 # Strawberry reads these resolvers' annotations at runtime: no postponed annotations here.

@@ -18,6 +18,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.changes import Change, GroupCreated, GroupUpdated, MembersAdded
+from graphql_api.contacts.models import Contact
 from graphql_api.errors import ErrorCode, Problem
 from graphql_api.groups.filters import FieldType, FilterField, FilterOp
 from graphql_api.groups.models import Group, GroupKind, Membership
@@ -59,6 +60,10 @@ async def validate_change(session: AsyncSession, change: Change) -> list[Problem
 async def _conflicts(session: AsyncSession, change: MembersAdded) -> list[Problem]:
     """The added contacts who hold another role through another group."""
     role = change.group.neighbourhood_role
+    # Lock the contacts: two concurrent adds of one contact to groups of different roles
+    # would otherwise both see no conflict. SQLite has one writer at a time anyway.
+    locked = select(Contact).where(Contact.id.in_(change.contact_ids)).order_by(Contact.id)
+    contacts = {c.id: c for c in await session.scalars(locked.with_for_update())}
     rows = await session.execute(
         select(Membership.contact_id, Group.neighbourhood_role, Group.name)
         .join(Group, Group.id == Membership.group_id)
@@ -75,10 +80,10 @@ async def _conflicts(session: AsyncSession, change: MembersAdded) -> list[Proble
     wanted = labels[role].label("en") if role in labels else role
     return [
         Problem(
-            ("contactIds", str(change.contact_ids.index(contact_id))),
+            ("contactIds", str(contact_id)),
             ErrorCode.ROLE_CONFLICT,
-            f"Contact {contact_id} already holds {', '.join(held)}; a contact holds one "
-            f"role, so it cannot also become {wanted!r}.",
+            f"{contacts[contact_id].display_name} already holds {', '.join(held)}; a contact "
+            f"holds one role, so cannot also become {wanted!r}.",
         )
         for contact_id, held in others.items()
     ]

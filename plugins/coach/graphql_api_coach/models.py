@@ -20,7 +20,7 @@ class HoomdossierLink(Base):
 
     __tablename__ = "coach_hoomdossier_links"
 
-    # Refers to the core's column itself: the table lives in the core's metadata.
+    # Refers to the core's column itself: the core's table is in another MetaData.
     contact_id: Mapped[int] = mapped_column(
         ForeignKey(Contact.id, ondelete="CASCADE"), primary_key=True
     )

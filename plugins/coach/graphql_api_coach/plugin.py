@@ -38,7 +38,9 @@ async def link(session: AsyncSession, contact_id: int, account_id: str) -> Conta
     problems = Problems()
     account = clean_text(problems, ["accountId"], account_id, max_length=100, required=True)
     problems.raise_if_any()
-    contact = await session.get(ContactModel, contact_id)
+    # Locked, so a concurrent removal from the coach group waits for this link, or this
+    # link waits for the removal and then sees the contact is no coach any more.
+    contact = await session.get(ContactModel, contact_id, with_for_update=True)
     if contact is None:
         raise UserInputError.single(["contactId"], ErrorCode.NOT_FOUND, "No contact with this id.")
     is_coach = await session.scalar(holder_ids(ROLE).where(Membership.contact_id == contact_id))
@@ -82,9 +84,11 @@ async def unlink(session: AsyncSession, contact_id: int) -> ContactModel:
 
 
 async def load_accounts(session: AsyncSession, contact_ids: Sequence[int]) -> list[str | None]:
+    # Only a coach's link counts, even one left behind while this plugin was not installed.
     rows = await session.execute(
         select(HoomdossierLink.contact_id, HoomdossierLink.account_id).where(
-            HoomdossierLink.contact_id.in_(contact_ids)
+            HoomdossierLink.contact_id.in_(contact_ids),
+            HoomdossierLink.contact_id.in_(holder_ids(ROLE)),
         )
     )
     accounts = {contact_id: account for contact_id, account in rows}
@@ -173,6 +177,10 @@ class CoachPlugin(RolePlugin):
                     select(Membership.contact_id).where(Membership.group_id == change.group.id)
                 )
             )
+        locked = (
+            select(ContactModel.id).where(ContactModel.id.in_(former)).order_by(ContactModel.id)
+        )
+        await session.execute(locked.with_for_update())
         still_coach = holder_ids(ROLE).where(Group.id != change.group.id)
         await session.execute(
             delete(HoomdossierLink).where(
