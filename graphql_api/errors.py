@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     ROLE_CONFLICT = "ROLE_CONFLICT"
     ROLE_IN_USE = "ROLE_IN_USE"
+    TEMPLATE_IN_USE = "TEMPLATE_IN_USE"
 
 
 @dataclass(frozen=True)

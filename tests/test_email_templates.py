@@ -46,3 +46,69 @@ async def test_bad_templates_are_refused(
         "errors": [{"field": ["input", field], "code": code}],
     }
     assert len((await client.data("{ emailTemplates { id } }"))["emailTemplates"]) == 1
+
+
+UPDATE = """mutation($id: ID!, $input: UpdateEmailTemplateInput!) {
+  updateEmailTemplate(id: $id, input: $input) { emailTemplate { name subject body } errors { field code message } } }"""
+DELETE = "mutation($id: ID!) { deleteEmailTemplate(id: $id) { deletedId errors { field code message } } }"
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "reason"),
+    [
+        ("body", "Beste {{ contact.firstName ", "line 1"),
+        ("subject", "{% if %}", "line 1"),
+        ("body", "{{ ''.__class__.__mro__ }}", "not allowed"),
+        ("body", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "not allowed"),
+        ("body", "{{ contact.shoeSize }}", "shoeSize"),
+    ],
+)
+async def test_templates_that_cannot_render_are_refused(
+    client: GraphQLClient, field: str, text: str, reason: str
+):
+    values = {"name": "Fout", "subject": "s", "body": "b", field: text}
+    data = await client.data(CREATE, {"input": values})
+    [error] = data["createEmailTemplate"]["errors"]
+    assert error == {"field": ["input", field], "code": "INVALID"}
+    full = await client.execute(
+        "mutation($input: EmailTemplateInput!) { createEmailTemplate(input: $input) { errors { message } } }",
+        {"input": values},
+    )
+    assert reason in full["data"]["createEmailTemplate"]["errors"][0]["message"]
+    assert (await client.data("{ emailTemplates { id } }"))["emailTemplates"] == []
+
+
+async def test_update_and_delete(client: GraphQLClient):
+    data = await client.data(
+        CREATE, {"input": {"name": "Welkom", "subject": "Hoi", "body": "Tekst"}}
+    )
+    template_id = data["createEmailTemplate"]["emailTemplate"]["id"]
+    changed = await client.data(
+        UPDATE, {"id": template_id, "input": {"subject": "Welkom bij {{ group.name }}"}}
+    )
+    assert changed["updateEmailTemplate"]["emailTemplate"] == {
+        "name": "Welkom",
+        "subject": "Welkom bij {{ group.name }}",
+        "body": "Tekst",
+    }
+    refused = await client.data(UPDATE, {"id": template_id, "input": {"body": "{{ oops"}})
+    assert refused["updateEmailTemplate"]["errors"][0]["code"] == "INVALID"
+
+    group = await client.data(
+        'mutation($t: ID!) { createGroup(input: {name: "Nieuwsbrief", emailOnNewMember: true, newMemberEmailTemplateId: $t}) { group { id } } }',
+        {"t": template_id},
+    )
+    in_use = await client.data(DELETE, {"id": template_id})
+    assert in_use["deleteEmailTemplate"]["errors"][0]["code"] == "TEMPLATE_IN_USE"
+    assert "'Nieuwsbrief'" in in_use["deleteEmailTemplate"]["errors"][0]["message"]
+    await client.data(
+        "mutation($g: ID!) { updateGroup(id: $g, input: {emailOnNewMember: false, newMemberEmailTemplateId: null}) { errors { code } } }",
+        {"g": group["createGroup"]["group"]["id"]},
+    )
+    assert (await client.data(DELETE, {"id": template_id}))["deleteEmailTemplate"] == {
+        "deletedId": template_id,
+        "errors": [],
+    }
+    assert (await client.data(DELETE, {"id": template_id}))["deleteEmailTemplate"]["errors"][0][
+        "code"
+    ] == "NOT_FOUND"

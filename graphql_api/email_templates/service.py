@@ -1,41 +1,95 @@
-"""Creating and listing e-mail templates."""
+"""Creating, changing, deleting and listing e-mail templates."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.db import utcnow
 from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.email_templates.rendering import check
 from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.groups.models import Group
 from graphql_api.validation import clean_text, name_key
 
 MAX_BODY_LENGTH = 100_000
+LIMITS = {"name": 200, "subject": 500, "body": MAX_BODY_LENGTH}
 
 
 async def create_email_template(session: AsyncSession, values: Mapping[str, Any]) -> EmailTemplate:
-    """Store a template; its name is unique, case-insensitively and trimmed."""
-    problems = Problems()
-    name = clean_text(problems, ["name"], values.get("name"), max_length=200, required=True)
-    subject = clean_text(
-        problems, ["subject"], values.get("subject"), max_length=500, required=True
-    )
-    body = clean_text(
-        problems, ["body"], values.get("body"), max_length=MAX_BODY_LENGTH, required=True
-    )
-    problems.raise_if_any()
-    assert name is not None and subject is not None and body is not None
-    key = name_key(name)
-    if await session.scalar(select(EmailTemplate.id).where(EmailTemplate.name_key == key)):
-        raise UserInputError.single(
-            ["name"], ErrorCode.NAME_TAKEN, f"An e-mail template named {name!r} already exists."
-        )
-    template = EmailTemplate(name=name, name_key=key, subject=subject, body=body)
+    """Store a template; its name is unique (case-insensitively, trimmed), and its subject
+    and body must render in the sandbox with the merge fields."""
+    template = EmailTemplate()
+    await _apply(session, template, {field: values.get(field) for field in LIMITS})
     session.add(template)
     await session.flush()
     return template
+
+
+async def update_email_template(
+    session: AsyncSession, template_id: int, changes: Mapping[str, Any]
+) -> EmailTemplate:
+    """Change the given fields of a template; absent ones stay."""
+    template = await _get(session, template_id)
+    await _apply(session, template, changes)
+    template.updated_at = utcnow()
+    await session.flush()
+    return template
+
+
+async def delete_email_template(session: AsyncSession, template_id: int) -> None:
+    """Delete a template no group sends."""
+    template = await _get(session, template_id)
+    users = list(
+        await session.scalars(
+            select(Group.name)
+            .where(Group.new_member_email_template_id == template_id)
+            .order_by(Group.name_key)
+        )
+    )
+    if users:
+        raise UserInputError.single(
+            ["id"],
+            ErrorCode.TEMPLATE_IN_USE,
+            f"{template.name!r} is sent by {', '.join(map(repr, users))}; "
+            "choose another template there first.",
+        )
+    await session.execute(delete(EmailTemplate).where(EmailTemplate.id == template_id))
+
+
+async def _get(session: AsyncSession, template_id: int) -> EmailTemplate:
+    template = await session.get(EmailTemplate, template_id, with_for_update=True)
+    if template is None:
+        raise UserInputError.single(["id"], ErrorCode.NOT_FOUND, "No e-mail template with this id.")
+    return template
+
+
+async def _apply(session: AsyncSession, template: EmailTemplate, values: Mapping[str, Any]) -> None:
+    problems = Problems()
+    for field, value in values.items():
+        text = clean_text(problems, [field], value, max_length=LIMITS[field], required=True)
+        if text is None:
+            continue
+        if field != "name" and (reason := check(text)) is not None:
+            problems.add([field], ErrorCode.INVALID, f"The {field} cannot be rendered: {reason}.")
+            continue
+        setattr(template, field, text)
+    problems.raise_if_any()
+    if "name" in values:
+        key = name_key(template.name)
+        clash = select(EmailTemplate.id).where(EmailTemplate.name_key == key)
+        if template.id is not None:
+            clash = clash.where(EmailTemplate.id != template.id)
+        if await session.scalar(clash) is not None:
+            raise UserInputError.single(
+                ["name"],
+                ErrorCode.NAME_TAKEN,
+                f"An e-mail template named {template.name!r} already exists.",
+            )
+        template.name_key = key
 
 
 async def list_email_templates(session: AsyncSession) -> list[EmailTemplate]:

@@ -16,6 +16,7 @@ from graphql_api.errors import ErrorCode, UserInputError
 from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
+from graphql_api.graphql.payloads import DeletePayload
 from graphql_api.graphql.relay import (
     Connection,
     Node,
@@ -392,12 +393,6 @@ class GroupFilter:
 @strawberry.type(description="Result of a group mutation.")
 class GroupPayload:
     group: Group | None = strawberry.field(description="The group, when the change was made.")
-    errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
-
-
-@strawberry.type(description="Result of a delete.")
-class DeletePayload:
-    deleted_id: strawberry.ID | None = strawberry.field(description="Id of what was deleted.")
     errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
 
 
