@@ -117,9 +117,11 @@ class Worker:
     async def _deliver(self, claimed: Claimed) -> None:
         timeout = self.settings.outbox_handler_timeout_seconds
         try:
-            await asyncio.wait_for(
-                self.plugins.deliver(claimed.plugin, claimed.event, claimed.delivery_id), timeout
-            )
+            async with self.sessions() as session:
+                handing_over = self.plugins.deliver(
+                    claimed.plugin, claimed.event, claimed.delivery_id, session
+                )
+                await asyncio.wait_for(handing_over, timeout)
         except SkipDelivery as skip:
             await self._finish(claimed, DeliveryStatus.SKIPPED, str(skip))
         except Exception as error:

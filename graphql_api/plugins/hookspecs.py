@@ -1,6 +1,7 @@
 """The hooks a plugin can implement. Every hook is documented in docs/plugins.md.
 
-Results of all plugins are combined, so the order plugins run in does not matter;
+A hook implementation may take any subset of the arguments. Results of all plugins are
+combined, so the order plugins run in does not matter;
 conflicting contributions (two roles or fields of one name) stop the service at startup
 with both plugins named. A hook may be ``async``; it is awaited. Arguments are read-only
 values: snapshots and frozen dataclasses, never live rows.
@@ -93,8 +94,11 @@ def event_subscriptions() -> list[str]:
 
 
 @hookspec
-def deliver(event: Event, delivery_id: int) -> None:
+def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
     """Handle one event the plugin subscribed to, outside any request, at least once.
+
+    ``session`` reads the current data (the contact's address, the template); it is
+    not committed.
 
     Raise to fail the attempt (it is retried with backoff, then DEAD); raise
     ``SkipDelivery(reason)`` when there is nothing to do. ``delivery_id`` is stable across

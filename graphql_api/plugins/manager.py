@@ -138,7 +138,7 @@ class Plugins:
         results = []
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
-                result = _run_to_completion(impl.function(**kwargs))
+                result = _run_to_completion(_call(impl, **kwargs))
                 if of_type is not None and result is not None:
                     _check_list(hook, result, of_type)
             except Exception as error:
@@ -221,7 +221,7 @@ class Plugins:
         """Run each plugin's startup; one that fails is reported and does not stop the rest."""
         for impl in self.manager.hook.startup.get_hookimpls():
             try:
-                await _maybe_await(impl.function(app=app))
+                await _maybe_await(_call(impl, app=app))
             except Exception as error:
                 if self.settings.strict_plugins:
                     raise
@@ -236,11 +236,11 @@ class Plugins:
         """Ask every plugin to check ``change``, then let every plugin take part in it."""
         problems: list[Problem] = []
         for impl in self.manager.hook.validate_change.get_hookimpls():
-            problems.extend(await _maybe_await(impl.function(session=session, change=change)) or [])
+            problems.extend(await _maybe_await(_call(impl, session=session, change=change)) or [])
         if problems:
             raise UserInputError(problems)
         for impl in self.manager.hook.apply_change.get_hookimpls():
-            await _maybe_await(impl.function(session=session, change=change))
+            await _maybe_await(_call(impl, session=session, change=change))
         await record(session, change, self.subscribers)
 
     @property
@@ -248,12 +248,14 @@ class Plugins:
         """Event types each active plugin wants delivered."""
         return {i.name: i.subscriptions for i in self.infos if i.subscriptions and not i.error}
 
-    async def deliver(self, plugin: str, event: Event, delivery_id: int) -> None:
+    async def deliver(
+        self, plugin: str, event: Event, delivery_id: int, session: AsyncSession
+    ) -> None:
         """Hand one event to one plugin's ``deliver`` hook."""
         impls = [i for i in self.manager.hook.deliver.get_hookimpls() if i.plugin_name == plugin]
         if not impls:
             raise SkipDelivery(f"plugin {plugin!r} is not installed or has no deliver hook")
-        await _maybe_await(impls[0].function(event=event, delivery_id=delivery_id))
+        await _maybe_await(_call(impls[0], event=event, delivery_id=delivery_id, session=session))
 
 
 def core_field_names(target: str) -> frozenset[str]:
@@ -274,6 +276,12 @@ def _check_list(hook: str, result: Any, of_type: type | tuple[type, ...]) -> Non
     if not isinstance(result, list | tuple) or not all(isinstance(x, of_type) for x in result):
         name = getattr(of_type, "__name__", of_type)
         raise TypeError(f"hook {hook!r} must return a list of {name}")
+
+
+def _call(impl: Any, **kwargs: Any) -> Any:
+    """Call a hook implementation with the arguments it names (a subset is fine, as in
+    pluggy itself)."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def _run_to_completion(result: Any) -> Any:

@@ -1,0 +1,119 @@
+"""E-mail a group's ``newMemberEmailTemplate`` to each new member ("Verstuur e-mail bij
+nieuwe contactkoppeling"), through the notification outbox.
+
+Every path that links a contact (single, bulk, portal, import) goes through the one
+membership service, which records ``members.added``; the worker hands each to this plugin
+at least once. The Message-ID comes from the delivery id, so a retried delivery is
+recognisably the same message. Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``,
+``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import Contact
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.email_templates.rendering import render
+from graphql_api.groups.models import Group
+from graphql_api.notifications.outbox import Event, SkipDelivery
+from graphql_api.plugins import hookimpl
+from graphql_api.rules import rules_of
+from graphql_api.users.models import User
+
+__version__ = "0.1.0"
+NAME = "email_notifications"
+
+
+class SmtpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_SMTP_", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = Field("groepen@example.coop", validation_alias="GRAPHQL_API_SMTP_FROM")
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_seconds: float = 20.0
+
+
+@hookimpl
+def plugin_settings() -> type[BaseSettings]:
+    return SmtpSettings
+
+
+@hookimpl
+def event_subscriptions() -> list[str]:
+    return ["members.added"]
+
+
+@hookimpl
+async def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
+    group_data = event.data["group"]
+    if not group_data["email_on_new_member"] or group_data["new_member_email_template_id"] is None:
+        raise SkipDelivery("the group does not e-mail new members")
+    contact = await session.get(Contact, event.data["contactId"])
+    if contact is None:
+        raise SkipDelivery("the contact no longer exists")
+    if not contact.email:
+        raise SkipDelivery("the contact has no e-mail address")
+    template = await session.get(EmailTemplate, group_data["new_member_email_template_id"])
+    if template is None:
+        raise SkipDelivery("the group's template no longer exists")
+    group = await session.get(Group, group_data["id"])
+    responsible = (
+        await session.get(User, group.responsible_id) if group and group.responsible_id else None
+    )
+    fields = merge_fields(contact, group_data, group, responsible)
+    rendered = render(template.subject, template.body, fields)
+    settings: SmtpSettings = rules_of(session).plugin_settings[NAME]
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = settings.sender
+    message["To"] = contact.email
+    domain = settings.sender.rpartition("@")[2] or "graphql-api"
+    message["Message-ID"] = f"<delivery-{delivery_id}@{domain}>"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    await aiosmtplib.send(
+        message,
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password,
+        start_tls=settings.starttls,
+        timeout=settings.timeout_seconds,
+    )
+
+
+def merge_fields(
+    contact: Contact, group_data: dict[str, Any], group: Group | None, responsible: User | None
+) -> dict[str, Any]:
+    """Plain values only: the template sees data, never objects with methods."""
+    return {
+        "contact": {
+            "firstName": contact.first_name,
+            "lastName": contact.last_name,
+            "displayName": contact.display_name,
+            "organisationName": contact.organisation_name,
+            "email": contact.email,
+            "phone": contact.phone,
+            "street": contact.street,
+            "postalCode": contact.postal_code,
+            "city": contact.city,
+        },
+        "group": {
+            "name": group.name if group else group_data["name"],
+            "description": group.description if group else None,
+            "responsible": {
+                "name": responsible.name if responsible else None,
+                "email": responsible.email if responsible else None,
+            },
+        },
+    }

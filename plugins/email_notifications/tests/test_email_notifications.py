@@ -1,0 +1,158 @@
+"""E-mails to new members through a real SMTP server on loopback (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import update
+
+from graphql_api.notifications.models import Delivery
+from graphql_api.notifications.worker import Worker
+from graphql_api.testing import GraphQLClient, make_user, new_group_id
+
+ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
+
+
+class Inbox:
+    """An SMTP handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SmtpServer:
+    """A real SMTP server on loopback that can go down and come back on the same port."""
+
+    def __init__(self, inbox: Inbox, port: int) -> None:
+        self.inbox, self.port = inbox, port
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop(no_assert=True)
+            self.controller = None
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpServer]]:
+    inbox = Inbox()
+    server = SmtpServer(inbox, free_port())
+    server.start()
+    monkeypatch.setenv("GRAPHQL_API_SMTP_PORT", str(server.port))
+    monkeypatch.setenv("GRAPHQL_API_SMTP_FROM", "groepen@zonnedael.coop")
+    yield inbox, server
+    server.stop()
+
+
+@pytest.fixture
+async def setup(app_factory: Any, smtp: Any) -> Any:
+    app = app_factory(plugins=None, outbox_retry_base_seconds=0)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
+    client = GraphQLClient(http, token)
+    users = await client.data("{ users { id } }")
+    template = await client.data(
+        """mutation { createEmailTemplate(input: {name: "Welkom", subject: "Welkom bij {{ group.name }}",
+             body: "Beste {{ contact.firstName }},\\n\\nWelkom bij {{ group.name }}. Groet, {{ group.responsible.name }}"})
+             { emailTemplate { id } } }"""
+    )
+    group = await new_group_id(
+        client,
+        name="Nieuwsbrief <Zon & Wind>",
+        responsibleId=users["users"][0]["id"],
+        emailOnNewMember=True,
+        newMemberEmailTemplateId=template["createEmailTemplate"]["emailTemplate"]["id"],
+    )
+    yield app, client, group
+    await http.aclose()
+
+
+async def contacts(client: GraphQLClient, *people: tuple[str, str | None]) -> list[str]:
+    ids = []
+    for first, address in people:
+        data = await client.data(
+            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
+            {"i": {"firstName": first, "lastName": "Test", "email": address}},
+        )
+        ids.append(data["createContact"]["contact"]["id"])
+    return ids
+
+
+def work(app: Any) -> Worker:
+    return Worker(app.state.sessions, app.state.plugins, app.state.settings)
+
+
+async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(
+        client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"), ("Cor", None)
+    )
+    await client.data(ADD, {"g": group, "c": people})
+    await client.data(ADD, {"g": group, "c": people[:1]})  # already a member: no second mail
+    await work(app).run_until_idle()
+
+    assert sorted(m["To"] for m in inbox.messages) == ["anna@example.nl", "bram@example.nl"]
+    anna = next(m for m in inbox.messages if m["To"] == "anna@example.nl")
+    assert anna["Subject"] == "Welkom bij Nieuwsbrief <Zon & Wind>"
+    assert anna["From"] == "groepen@zonnedael.coop"
+    assert anna["Message-ID"].startswith("<delivery-") and anna["Message-ID"].endswith(
+        "@zonnedael.coop>"
+    )
+    text, html = (part.get_content() for part in anna.iter_parts())
+    assert "Beste Anna," in text and "Groet, Johannes Frölich" in text
+    assert "Nieuwsbrief &lt;Zon &amp; Wind&gt;" in html, "values are escaped in the HTML part"
+    data = await client.data("{ notificationDeliveries(status: SKIPPED) { nodes { lastError } } }")
+    assert data["notificationDeliveries"]["nodes"] == [
+        {"lastError": "the contact has no e-mail address"}
+    ]
+
+
+async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, server = smtp
+    server.stop()
+    people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(5)])
+    await client.data(ADD, {"g": group, "c": people})
+    await work(app).run_once()
+    data = await client.data(
+        "{ notificationDeliveries(status: FAILED) { totalCount nodes { lastError } } }"
+    )
+    assert data["notificationDeliveries"]["totalCount"] == 5
+    assert inbox.messages == []
+
+    server.start()
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(update(Delivery).values(next_attempt_at=Delivery.created_at))
+    await work(app).run_until_idle()
+    assert Counter(m["To"] for m in inbox.messages) == Counter(
+        f"lid{i}@example.nl" for i in range(5)
+    )
+    assert len({m["Message-ID"] for m in inbox.messages}) == 5
+    data = await client.data("{ notificationDeliveries(status: DELIVERED) { totalCount } }")
+    assert data["notificationDeliveries"]["totalCount"] == 5
