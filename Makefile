@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications
+PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications plugins/webhooks
 
 .PHONY: install run test lint format schema clean bench
 

@@ -1,0 +1,84 @@
+"""POST every event as signed JSON to the URLs in ``GRAPHQL_API_WEBHOOK_URLS``.
+
+The body is ``{"id", "type", "occurredAt", "data"}``; ``X-Webhook-Signature`` is
+``sha256=<hex HMAC-SHA256 of the raw body with GRAPHQL_API_WEBHOOK_SECRET>`` and
+``X-Webhook-Id`` the delivery id, the same on every retry: receivers use it to ignore
+repeats. A non-2xx answer or a timeout from any URL fails the attempt, which is retried
+like any delivery (to every URL, so receivers see repeats).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Annotated, Any
+
+import httpx
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.notifications.outbox import Event, SkipDelivery
+from graphql_api.plugins import hookimpl
+from graphql_api.plugins.hookspecs import EVENT_TYPES
+from graphql_api.rules import rules_of
+
+__version__ = "0.1.0"
+NAME = "webhooks"
+
+
+class WebhookSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_WEBHOOK_")
+
+    urls: Annotated[list[str], NoDecode] = []
+    secret: str = ""
+    timeout_seconds: float = 10.0
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+
+@hookimpl
+def plugin_settings() -> type[BaseSettings]:
+    return WebhookSettings
+
+
+@hookimpl
+def event_subscriptions() -> list[str]:
+    return list(EVENT_TYPES)
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@hookimpl
+async def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
+    settings: WebhookSettings = rules_of(session).plugin_settings[NAME]
+    if not settings.urls:
+        raise SkipDelivery("no webhook URLs are configured")
+    body = json.dumps(
+        {
+            "id": delivery_id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "data": dict(event.data),
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Signature": signature(body, settings.secret),
+        "X-Webhook-Id": str(delivery_id),
+    }
+    async with httpx.AsyncClient(timeout=settings.timeout_seconds) as client:
+        for url in settings.urls:
+            response = await client.post(url, content=body, headers=headers)
+            if not response.is_success:
+                raise RuntimeError(f"{url} answered {response.status_code}")
