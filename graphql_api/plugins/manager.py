@@ -316,8 +316,10 @@ def _claim(owners: dict[str, str], name: str, plugin: str, what: str) -> None:
 
 
 def _name_of(plugin: object) -> str:
-    name = getattr(plugin, "__name__", None) or type(plugin).__name__
-    return str(name)
+    """The name of a plugin given directly: its ``PLUGIN_NAME`` (the entry-point name it is
+    installed under), else its module's or object's name."""
+    name = getattr(plugin, "PLUGIN_NAME", None) or getattr(plugin, "__name__", None)
+    return str(name or type(plugin).__name__)
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -28,7 +28,7 @@ from graphql_api.rules import rules_of
 from graphql_api.users.models import User
 
 __version__ = "0.1.0"
-NAME = "email_notifications"
+PLUGIN_NAME = NAME = "email_notifications"
 
 
 class SmtpSettings(BaseSettings):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from email.message import Message
 from typing import Any
 
+import graphql_api_email_notifications
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
@@ -71,7 +72,7 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpServer]]:
 
 @pytest.fixture
 async def setup(app_factory: Any, smtp: Any) -> Any:
-    app = app_factory(plugins=None, outbox_retry_base_seconds=0)
+    app = app_factory(plugins=[graphql_api_email_notifications], outbox_retry_base_seconds=0)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
     client = GraphQLClient(http, token)

@@ -25,7 +25,7 @@ from graphql_api.plugins.hookspecs import EVENT_TYPES
 from graphql_api.rules import rules_of
 
 __version__ = "0.1.0"
-NAME = "webhooks"
+PLUGIN_NAME = NAME = "webhooks"
 
 
 class WebhookSettings(BaseSettings):
