@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, update
 
+from graphql_api.db import utcnow
 from graphql_api.notifications.models import Delivery, DeliveryStatus
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.notifications.worker import Worker
@@ -205,3 +207,19 @@ async def test_conversion_reports_its_members(setup: Any, recorder: Recorder):
     assert [(e.data["group"]["name"], e.data["source"]) for e in added] == [
         ("Samen", "CONVERSION")
     ] * 2
+
+
+async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
+    app, client = setup
+    await new_group_id(client, name="Oud")
+    await new_group_id(client, name="Nieuw")
+    await worker(app).run_until_idle()
+    async with app.state.sessions() as session, session.begin():
+        first = await session.scalar(select(Delivery.id).order_by(Delivery.id).limit(1))
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == first)
+            .values(delivered_at=utcnow() - timedelta(days=31))
+        )
+    await worker(app).purge()
+    assert await statuses(app) == Counter({DeliveryStatus.DELIVERED: 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -157,3 +158,29 @@ async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, 
     assert len({m["Message-ID"] for m in inbox.messages}) == 5
     data = await client.data("{ notificationDeliveries(status: DELIVERED) { totalCount } }")
     assert data["notificationDeliveries"]["totalCount"] == 5
+
+
+async def test_a_worker_crash_loses_no_mail_and_doubles_none(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(3)])
+    await client.data(ADD, {"g": group, "c": people})
+    assert len(await work(app)._claim()) == 3  # claimed, then the worker process died
+    assert await work(app).run_until_idle() == 0, "still leased to the dead worker"
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(update(Delivery).values(lease_until=Delivery.created_at))
+    await work(app).run_until_idle()
+    assert sorted(m["To"] for m in inbox.messages) == [f"lid{i}@example.nl" for i in range(3)]
+
+
+async def test_the_service_delivers_in_process(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    [anna] = await contacts(client, ("Anna", "anna@example.nl"))
+    async with app.router.lifespan_context(app):
+        await client.data(ADD, {"g": group, "c": [anna]})
+        for _ in range(100):
+            if inbox.messages:
+                break
+            await asyncio.sleep(0.05)
+    assert [m["To"] for m in inbox.messages] == ["anna@example.nl"]
