@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications plugins/webhooks
 
-.PHONY: install run test lint format schema clean bench
+.PHONY: install run test lint format schema clean bench bench-outbox
 
 install: $(STAMP)
 
@@ -42,3 +42,9 @@ bench: install
 	printf '# Benchmark results\n\nWritten by `make bench`; see bench/README.md for what is measured.\n' > bench/RESULTS.md
 	$(BIN)/python bench/run.py --backend sqlite --size M --results bench/RESULTS.md
 	$(BIN)/python bench/run.py --backend postgresql --size M --results bench/RESULTS.md
+
+# The outbox's cost on addGroupMembers and the worker's e-mails per second, both databases.
+bench-outbox: install
+	printf '# Outbox benchmark results\n\nWritten by `make bench-outbox` (`bench/outbox.py`); see bench/README.md.\n' > bench/RESULTS-outbox.md
+	$(BIN)/python bench/outbox.py --backend sqlite --results bench/RESULTS-outbox.md
+	$(BIN)/python bench/outbox.py --backend postgresql --results bench/RESULTS-outbox.md

@@ -1,0 +1,160 @@
+"""Benchmark of the notification outbox.
+
+1. ``addGroupMembers`` of 1,000 contacts through GraphQL, without and with the e-mail
+   plugin installed: what writing the outbox costs the request.
+2. The worker's deliveries per second to a real SMTP server on loopback (aiosmtpd).
+
+    python bench/outbox.py --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import graphql_api_email_notifications
+
+from graphql_api.app import create_app
+from graphql_api.contacts.models import Contact
+from graphql_api.db import create_engine
+from graphql_api.graphql.relay import to_global_id
+from graphql_api.migrate import upgrade
+from graphql_api.notifications.worker import Worker
+from graphql_api.plugins.manager import Plugins
+from graphql_api.plugins.testing import GraphQLClient, make_user, new_group_id
+from graphql_api.settings import Settings
+
+CONTACTS = 1000
+ROUNDS = 5
+POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        return "250 OK"
+
+
+async def fresh_database(backend: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/outbox.sqlite3"
+    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text('DROP DATABASE IF EXISTS "bench_outbox" WITH (FORCE)'))
+        await connection.execute(text('CREATE DATABASE "bench_outbox"'))
+    await admin.dispose()
+    return make_url(POSTGRES_SERVER).set(database="bench_outbox").render_as_string(False)
+
+
+async def run(backend: str) -> list[str]:
+    url = await fresh_database(backend)
+    engine = create_engine(url)
+    await upgrade(engine, Plugins(Settings()).migrations())
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Contact),
+            [{"last_name": f"Lid {i}", "email": f"lid{i}@example.nl"} for i in range(CONTACTS)],
+        )
+    await engine.dispose()
+    ids = [to_global_id("Contact", i + 1) for i in range(CONTACTS)]
+    lines = []
+    sink = Sink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    import os
+
+    os.environ["GRAPHQL_API_SMTP_PORT"] = str(port)
+    try:
+        for label, plugins in (
+            ("without e-mail plugin", []),
+            ("with e-mail plugin", [graphql_api_email_notifications]),
+        ):
+            app = create_app(Settings(database_url=url), plugins)
+            _, token = await make_user(app, "Bench", f"bench{len(lines)}@example.coop", admin=True)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://b"
+            ) as http:
+                client = GraphQLClient(http, token)
+                template = await client.data(
+                    'mutation { createEmailTemplate(input: {name: "W'
+                    + label
+                    + '", subject: "Welkom", body: "Beste {{ contact.lastName }}"}) { emailTemplate { id } } }'
+                )
+                template_id = template["createEmailTemplate"]["emailTemplate"]["id"]
+                samples = []
+                for round_ in range(ROUNDS):
+                    group = await new_group_id(
+                        client,
+                        name=f"{label} {round_}",
+                        emailOnNewMember=True,
+                        newMemberEmailTemplateId=template_id,
+                    )
+                    started = time.perf_counter()
+                    data = await client.data(
+                        "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { changedCount } }",
+                        {"g": group, "c": ids},
+                    )
+                    samples.append((time.perf_counter() - started) * 1000)
+                    assert data["addGroupMembers"]["changedCount"] == CONTACTS
+                lines.append(
+                    f"| addGroupMembers of {CONTACTS}, {label} | {statistics.median(samples):.0f} ms | {max(samples):.0f} ms |"
+                )
+                if plugins:
+                    worker = Worker(
+                        app.state.sessions,
+                        app.state.plugins,
+                        app.state.settings.model_copy(update={"outbox_batch_size": 100}),
+                    )
+                    started = time.perf_counter()
+                    delivered = await worker.run_until_idle()
+                    seconds = time.perf_counter() - started
+                    assert sink.count == delivered == CONTACTS * ROUNDS
+                    lines.append(
+                        f"| worker: {delivered} e-mails to loopback SMTP | {delivered / seconds:.0f} per second | {seconds:.1f} s in all |"
+                    )
+            await app.state.engine.dispose()
+    finally:
+        controller.stop(no_assert=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--results", type=Path, help="append a markdown table to this file")
+    args = parser.parse_args()
+    lines = asyncio.run(run(args.backend))
+    table = "\n".join(["| measure | p50 / rate | worst / total |", "|---|---|---|", *lines])
+    print(table)
+    if args.results:
+        with args.results.open("a") as out:
+            out.write(
+                f"\n### outbox, {args.backend}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+                f"{ROUNDS} rounds; {platform.machine()}, Python {platform.python_version()}.\n\n{table}\n"
+            )
+
+
+if __name__ == "__main__":
+    main()
