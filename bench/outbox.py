@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import socket
 import statistics
@@ -83,9 +84,7 @@ async def run(backend: str) -> list[str]:
         port = s.getsockname()[1]
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    import os
-
-    os.environ["GRAPHQL_API_SMTP_PORT"] = str(port)
+    os.environ["GRAPHQL_API_SMTP_PORT"] = str(port)  # read by the e-mail plugin's settings
     try:
         for label, plugins in (
             ("without e-mail plugin", []),
