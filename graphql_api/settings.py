@@ -2,8 +2,18 @@
 
 from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+"""A list setting written as ``a,b,c`` in the environment (plugins use it too)."""
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/graphql_api.sqlite3"
 
@@ -24,7 +34,7 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_page_size: int = 100
     default_page_size: int = 20
-    plugins: Annotated[list[str], NoDecode] = []
+    plugins: CommaSeparated = []
     """Entry-point names of the plugins to load; empty loads every installed plugin."""
     disable_plugin_autoload: bool = False
     """Load no installed plugins (tests pass theirs to ``create_app``)."""
@@ -45,10 +55,3 @@ class Settings(BaseSettings):
     """``graphql-api serve`` delivers too; turn off when ``graphql-api worker`` runs apart."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
-
-    @field_validator("plugins", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",") if name.strip()]
-        return value

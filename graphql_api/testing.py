@@ -7,6 +7,7 @@ and these helpers live in ``graphql_api.plugins.testing``. See docs/plugins.md.
 from graphql_api.plugins.testing import (
     GraphQLClient,
     StatementCounter,
+    check_role_plugin,
     empty_tables,
     make_user,
     new_contact_ids,
@@ -16,6 +17,7 @@ from graphql_api.plugins.testing import (
 __all__ = [
     "GraphQLClient",
     "StatementCounter",
+    "check_role_plugin",
     "empty_tables",
     "make_user",
     "new_contact_ids",

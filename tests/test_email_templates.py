@@ -112,3 +112,35 @@ async def test_update_and_delete(client: GraphQLClient):
     assert (await client.data(DELETE, {"id": template_id}))["deleteEmailTemplate"]["errors"][0][
         "code"
     ] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("template_id", "changes", "field", "code"),
+    [
+        ("garbage", {"subject": "s"}, ["id"], "INVALID_ID"),
+        ("RW1haWxUZW1wbGF0ZTo5OTk=", {"subject": "s"}, ["id"], "NOT_FOUND"),  # EmailTemplate:999
+        (None, {"name": " ANDER "}, ["input", "name"], "NAME_TAKEN"),
+        (None, {"subject": ""}, ["input", "subject"], "REQUIRED"),
+        (None, {"subject": None}, ["input", "subject"], "REQUIRED"),
+        (None, {"body": "b" * 100_001}, ["input", "body"], "TOO_LONG"),
+    ],
+)
+async def test_bad_updates_are_refused_and_change_nothing(
+    client: GraphQLClient, template_id: str | None, changes: dict, field: list[str], code: str
+):
+    first = await client.data(CREATE, {"input": {"name": "Welkom", "subject": "s", "body": "b"}})
+    await client.data(CREATE, {"input": {"name": "Ander", "subject": "s", "body": "b"}})
+    own_id = first["createEmailTemplate"]["emailTemplate"]["id"]
+    data = await client.data(UPDATE, {"id": template_id or own_id, "input": changes})
+    [error] = data["updateEmailTemplate"]["errors"]
+    assert (error["field"], error["code"]) == (field, code)
+    listed = await client.data("{ emailTemplates { name subject body } }")
+    assert listed["emailTemplates"] == [
+        {"name": "Ander", "subject": "s", "body": "b"},
+        {"name": "Welkom", "subject": "s", "body": "b"},
+    ]
+
+
+async def test_delete_with_a_malformed_id(client: GraphQLClient):
+    data = await client.data(DELETE, {"id": "Q29udGFjdDox"})  # a Contact id
+    assert data["deleteEmailTemplate"]["errors"][0]["code"] == "INVALID_ID"

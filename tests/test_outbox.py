@@ -223,3 +223,20 @@ async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
         )
     await worker(app).purge()
     assert await statuses(app) == Counter({DeliveryStatus.DELIVERED: 1})
+
+
+@pytest.mark.parametrize(
+    ("delivery_id", "code"),
+    [
+        ("garbage", "INVALID_ID"),
+        ("R3JvdXA6MQ==", "INVALID_ID"),
+        ("Tm90aWZpY2F0aW9uRGVsaXZlcnk6OTk5", "NOT_FOUND"),
+    ],
+)
+async def test_retry_of_a_bad_id(setup: Any, delivery_id: str, code: str):
+    _, client = setup
+    data = await client.data(
+        "mutation($id: ID!) { retryDelivery(id: $id) { delivery { id } errors { field code } } }",
+        {"id": delivery_id},
+    )
+    assert data["retryDelivery"] == {"delivery": None, "errors": [{"field": ["id"], "code": code}]}

@@ -17,7 +17,9 @@ from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import PublicError, UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
 from graphql_api.graphql.relay import (
+    After,
     Connection,
+    First,
     Node,
     decode_id,
     global_id_field,
@@ -180,10 +182,8 @@ class ContactQueries:
                 description="Case-insensitive text in name, e-mail, postal code or city."
             ),
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor of the row to start after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Contact]:
         query = select(ContactModel)
         if filter is not None:

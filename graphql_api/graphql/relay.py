@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from sqlalchemy import Select, func, select
@@ -71,6 +71,12 @@ def query_id(global_id: str, type_name: str) -> int:
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
 class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
+
+
+First = Annotated[int | None, strawberry.argument(description="Page size.")]
+"""The ``first`` argument of every connection field."""
+After = Annotated[str | None, strawberry.argument(description="Cursor of the row to start after.")]
+"""The ``after`` argument of every connection field."""
 
 
 def global_id_field(type_name: str) -> Any:

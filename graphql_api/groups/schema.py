@@ -18,7 +18,9 @@ from graphql_api.graphql.errors import UserError
 from graphql_api.graphql.mutations import given_fields, run_mutation
 from graphql_api.graphql.payloads import DeletePayload
 from graphql_api.graphql.relay import (
+    After,
     Connection,
+    First,
     Node,
     decode_id,
     decode_ids,
@@ -234,10 +236,8 @@ class Group(Node):
         self,
         root: strawberry.Parent[GroupModel],
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor of the row to start after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
         search: Annotated[
             str | None,
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
@@ -268,10 +268,8 @@ class Group(Node):
         self,
         root: strawberry.Parent[GroupModel],
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor of the row to start after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[MembershipEvent]:
         query = select(MembershipEventModel).where(MembershipEventModel.group_id == root.id)
         return await paginate(
@@ -428,10 +426,8 @@ class GroupQueries:
         order_by: Annotated[
             GroupOrderType | None, strawberry.argument(description="Sort order; NAME_ASC if null.")
         ] = GroupOrder.NAME_ASC,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor of the row to start after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Group]:
         ordering = GROUP_ORDERINGS[GroupOrder(order_by or GroupOrder.NAME_ASC)]
         query = groups_query(filter.criteria() if filter else GroupCriteria())

@@ -12,7 +12,9 @@ from graphql_api.graphql.context import Info
 from graphql_api.graphql.errors import PublicError, UserError
 from graphql_api.graphql.mutations import run_mutation
 from graphql_api.graphql.relay import (
+    After,
     Connection,
+    First,
     Node,
     decode_id,
     global_id_field,
@@ -76,10 +78,8 @@ class NotificationQueries:
         status: Annotated[
             DeliveryStatusType | None, strawberry.argument(description="Only this status.")
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor of the row to start after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[NotificationDelivery]:
         require_admin(info)
         return await paginate(

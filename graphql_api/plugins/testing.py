@@ -223,3 +223,28 @@ async def new_group_id(client: GraphQLClient, **values: Any) -> str:
     )
     assert data["createGroup"]["errors"] == [], data["createGroup"]["errors"]
     return data["createGroup"]["group"]["id"]
+
+
+async def check_role_plugin(
+    client: GraphQLClient, role: str, label_en: str, holders_field: str, flag_field: str
+) -> None:
+    """What every ``RolePlugin`` promises: the role is registered, a member of a group
+    with the role is listed in ``holders_field`` and flagged in ``flag_field``, and a
+    contact outside is neither."""
+    roles = await client.data('{ roles { key label(locale: "en") } }')
+    assert {"key": role, "label": label_en} in roles["roles"]
+    group = await new_group_id(client, name=f"Groep {role}", neighbourhoodRole=role)
+    holder, other = await new_contact_ids(client, "Houder", "Ander")
+    added = await client.data(
+        "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) "
+        "{ changedCount } }",
+        {"g": group, "c": [holder]},
+    )
+    assert added["addGroupMembers"]["changedCount"] == 1
+    data = await client.data(
+        f"query($h: ID!, $o: ID!) {{ {holders_field} {{ totalCount nodes {{ lastName }} }} "
+        f"h: contact(id: $h) {{ {flag_field} }} o: contact(id: $o) {{ {flag_field} }} }}",
+        {"h": holder, "o": other},
+    )
+    assert data[holders_field] == {"totalCount": 1, "nodes": [{"lastName": "Houder"}]}
+    assert data["h"][flag_field] is True and data["o"][flag_field] is False

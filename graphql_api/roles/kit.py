@@ -8,7 +8,7 @@ role for all contacts asked for. The rules every role obeys live in the built-in
 
 # Strawberry reads these resolvers' annotations at runtime: no postponed annotations here.
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from sqlalchemy import Select, select
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.contacts.models import Contact as ContactModel
 from graphql_api.contacts.schema import Contact
 from graphql_api.graphql.context import Info
-from graphql_api.graphql.relay import Connection, paginate
+from graphql_api.graphql.relay import After, Connection, First, paginate
 from graphql_api.groups.models import Group, Membership
 from graphql_api.pagination import Ordering
 from graphql_api.plugins.hookspecs import hookimpl
@@ -61,10 +61,8 @@ class RolePlugin:
 
         async def holders(
             info: Info,
-            first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-            after: Annotated[
-                str | None, strawberry.argument(description="Cursor of the row to start after.")
-            ] = None,
+            first: First = None,
+            after: After = None,
         ) -> Connection[Contact]:
             query = select(ContactModel).where(ContactModel.id.in_(holder_ids(role)))
             return await paginate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphql_api.testing import GraphQLClient, new_contact_ids, new_group_id
+from graphql_api.testing import GraphQLClient, check_role_plugin, new_contact_ids, new_group_id
 
 ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
   changedCount errors { field code message } } }"""
@@ -115,3 +115,7 @@ async def test_unlink(client: GraphQLClient, coach_group: str):
     assert data["unlinkHoomdossier"] == {"contact": {"hoomdossierAccountId": None}, "errors": []}
     again = await client.data(UNLINK, {"c": anna})
     assert again["unlinkHoomdossier"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+async def test_the_role_kit_promises_hold(client: GraphQLClient):
+    await check_role_plugin(client, "coach", "Is coach", "coaches", "isCoach")

@@ -12,17 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Annotated, Any
 
 import httpx
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugins import hookimpl
 from graphql_api.plugins.hookspecs import EVENT_TYPES
 from graphql_api.rules import rules_of
+from graphql_api.settings import CommaSeparated
 
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "webhooks"
@@ -31,16 +30,9 @@ PLUGIN_NAME = NAME = "webhooks"
 class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_WEBHOOK_")
 
-    urls: Annotated[list[str], NoDecode] = []
+    urls: CommaSeparated = []
     secret: str = ""
     timeout_seconds: float = 10.0
-
-    @field_validator("urls", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [url.strip() for url in value.split(",") if url.strip()]
-        return value
 
 
 @hookimpl
