@@ -31,15 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import graphql_api_email_notifications
 
-from graphql_api.app import create_app
+from graphql_api.api.relay import to_global_id
+from graphql_api.app import create_app, load_plugins
 from graphql_api.contacts.models import Contact
-from graphql_api.db import create_engine
-from graphql_api.graphql.relay import to_global_id
-from graphql_api.migrate import upgrade
+from graphql_api.kernel.db import create_engine
+from graphql_api.migrations.runner import upgrade
 from graphql_api.notifications.worker import Worker
-from graphql_api.plugins.manager import Plugins
-from graphql_api.plugins.testing import GraphQLClient, make_user, new_group_id
 from graphql_api.settings import Settings
+from graphql_api.testing import GraphQLClient, make_user, new_group_id
 
 CONTACTS = 1000
 ROUNDS = 5
@@ -69,7 +68,7 @@ async def fresh_database(backend: str) -> str:
 async def run(backend: str) -> list[str]:
     url = await fresh_database(backend)
     engine = create_engine(url)
-    await upgrade(engine, Plugins(Settings()).migrations())
+    await upgrade(engine, load_plugins(Settings()).migrations())
     async with engine.begin() as connection:
         await connection.execute(
             insert(Contact),

@@ -29,11 +29,11 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.floor import Floor, load_definitions
+from graphql_api.api.relay import parse_global_id, to_global_id
 from graphql_api.app import create_app
-from graphql_api.datasets import seed_size
-from graphql_api.db import create_engine, create_sessionmaker
-from graphql_api.graphql.relay import parse_global_id, to_global_id
-from graphql_api.migrate import upgrade
+from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.migrations.runner import upgrade
+from graphql_api.seeding.datasets import seed_size
 from graphql_api.settings import Settings
 from graphql_api.users.models import User
 from graphql_api.users.service import issue_token

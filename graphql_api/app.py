@@ -15,10 +15,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from graphql_api.auth import RequestScope
-from graphql_api.db import create_engine, create_sessionmaker
-from graphql_api.graphql.context import Context
-from graphql_api.graphql.schema import build_schema
+from graphql_api.api.context import Context
+from graphql_api.api.schema import CORE_FIELD_NAMES, build_schema
+from graphql_api.auth.middleware import RequestScope
+from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
@@ -40,8 +40,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             user=request.state.user,
             settings=self.settings,
             roles=self.plugins.roles,
-            plugins=self.plugins.infos,
+            plugin_infos=self.plugins.infos,
         )
+
+
+def load_plugins(settings: Settings, plugins: Sequence[object] | None = None) -> Plugins:
+    """The plugins of one application: ``plugins`` given, exactly these; None, the
+    installed ones (entry points). Their fields are checked against the core's."""
+    return Plugins(settings, plugins, core_fields=CORE_FIELD_NAMES)
 
 
 def create_app(
@@ -53,7 +59,7 @@ def create_app(
     """
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    manager = Plugins(settings, plugins)
+    manager = load_plugins(settings, plugins)
     sessions = create_sessionmaker(engine, info={"rules": manager.rules()})
 
     async def health(_: Request) -> JSONResponse:

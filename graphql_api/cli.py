@@ -13,14 +13,14 @@ from graphql_api.settings import Settings
 
 
 def _migrate(settings: Settings) -> None:
-    from graphql_api.db import create_engine
-    from graphql_api.migrate import upgrade
-    from graphql_api.plugins.manager import Plugins
+    from graphql_api.app import load_plugins
+    from graphql_api.kernel.db import create_engine
+    from graphql_api.migrations.runner import upgrade
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine, Plugins(settings).migrations())
+            await upgrade(engine, load_plugins(settings).migrations())
         finally:
             await engine.dispose()
 
@@ -40,8 +40,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 def _create_user(settings: Settings, name: str, email: str, admin: bool) -> None:
-    from graphql_api.db import create_engine, create_sessionmaker
-    from graphql_api.errors import UserInputError
+    from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.kernel.errors import UserInputError
     from graphql_api.users.service import create_user
 
     async def run() -> str:
@@ -62,8 +62,8 @@ def _create_user(settings: Settings, name: str, email: str, admin: bool) -> None
 
 
 def _seed(settings: Settings, demo: bool, size: str | None) -> None:
-    from graphql_api.datasets import seed_size
-    from graphql_api.demo import seed_demo
+    from graphql_api.seeding.datasets import seed_size
+    from graphql_api.seeding.demo import seed_demo
 
     what = "the demo data" if demo else f"dataset {size}"
     load = seed_demo(settings) if demo else seed_size(settings.database_url, size or "")
@@ -74,13 +74,13 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 
 
 def _worker(settings: Settings) -> None:
-    from graphql_api.db import create_engine, create_sessionmaker
+    from graphql_api.app import load_plugins
+    from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.notifications.worker import Worker
-    from graphql_api.plugins.manager import Plugins
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
-        plugins = Plugins(settings)
+        plugins = load_plugins(settings)
         sessions = create_sessionmaker(engine, {"rules": plugins.rules()})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -96,10 +96,10 @@ def _worker(settings: Settings) -> None:
 
 
 def _export_schema(settings: Settings) -> None:
-    from graphql_api.graphql.schema import build_schema
-    from graphql_api.plugins.manager import Plugins
+    from graphql_api.api.schema import build_schema
+    from graphql_api.app import load_plugins
 
-    print(build_schema(settings, Plugins(settings).schema).as_str())
+    print(build_schema(settings, load_plugins(settings).schema).as_str())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,10 @@
-"""The core's tests use the testing kit (graphql_api.plugins.testing) like any plugin's."""
+"""The core's tests use the testing kit (graphql_api.testing) like any plugin's."""
 
 from pathlib import Path
 
 import pytest
 
-from graphql_api.plugins.testing import GraphQLClient, StatementCounter, make_user
+from graphql_api.testing import GraphQLClient, StatementCounter, make_user
 
 __all__ = ["GraphQLClient", "StatementCounter", "make_user"]
 

@@ -295,9 +295,9 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     app: Any, client: GraphQLClient, people: dict[str, str]
 ):
     """SQLite allows 500 terms in a compound SELECT; a contact may be in more groups."""
-    from graphql_api.db import create_sessionmaker
-    from graphql_api.graphql.relay import parse_global_id
-    from graphql_api.groups.service import create_group as create_in_service
+    from graphql_api.api.relay import parse_global_id
+    from graphql_api.groups.lifecycle import create_group as create_in_service
+    from graphql_api.kernel.db import create_sessionmaker
 
     base = await static_group(client, "Basis", [people["Aa"]])
     base_id = parse_global_id(base)[1]

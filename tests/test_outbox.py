@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from graphql_api.db import utcnow
+from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, DeliveryStatus
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.notifications.worker import Worker

@@ -15,11 +15,11 @@ import strawberry
 from alembic import command
 from sqlalchemy.engine import Connection
 
-from graphql_api.app import create_app
-from graphql_api.db import create_engine
-from graphql_api.migrate import histories, upgrade
+from graphql_api.app import create_app, load_plugins
+from graphql_api.kernel.db import create_engine
+from graphql_api.migrations.runner import histories, upgrade
 from graphql_api.plugins import hookimpl
-from graphql_api.plugins.manager import PluginConflict, Plugins
+from graphql_api.plugins.contributions import PluginConflict
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
 from tests.conftest import GraphQLClient, make_user
@@ -40,7 +40,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 async def example_database(database_url: str, installed: None) -> AsyncIterator[str]:
     """The test database with the example plugin's own migration applied, then undone."""
-    example = {"example": Plugins(Settings(plugins=["example"])).migrations()["example"]}
+    example = {"example": load_plugins(Settings(plugins=["example"])).migrations()["example"]}
     engine = create_engine(database_url)
     await upgrade(engine, example)
     yield database_url
@@ -177,7 +177,7 @@ class TwinRole:
 
 def test_conflicting_plugins_stop_startup_naming_both():
     with pytest.raises(PluginConflict, match="'coach' is contributed by both 'first' and 'second'"):
-        Plugins(Settings(), [TwinRole("first"), TwinRole("second")])
+        load_plugins(Settings(), [TwinRole("first"), TwinRole("second")])
 
 
 class NameThief:
@@ -226,16 +226,16 @@ def test_a_field_clashing_with_the_core_stops_startup():
     with pytest.raises(
         PluginConflict, match="group field 'name' is contributed by both 'core' and 'thief'"
     ):
-        Plugins(Settings(), [NameThief()])
+        load_plugins(Settings(), [NameThief()])
 
 
 async def test_async_build_time_hooks_are_awaited():
-    plugins = Plugins(Settings(), [AsyncRoles()])
+    plugins = load_plugins(Settings(), [AsyncRoles()])
     assert "async_role" in plugins.roles
 
 
 def test_a_plugin_failing_in_any_hook_contributes_nothing():
-    plugins = Plugins(Settings(), [HalfBroken(), WrongShape()])
+    plugins = load_plugins(Settings(), [HalfBroken(), WrongShape()])
     errors = {i.name: i.error for i in plugins.infos if i.error}
     assert errors == {
         "half_broken": "RuntimeError: broken on purpose",
@@ -243,7 +243,7 @@ def test_a_plugin_failing_in_any_hook_contributes_nothing():
     }
     assert "half" not in plugins.roles and "single" not in plugins.roles
     with pytest.raises(RuntimeError, match="half_broken"):
-        Plugins(Settings(strict_plugins=True), [HalfBroken()])
+        load_plugins(Settings(strict_plugins=True), [HalfBroken()])
 
 
 @strawberry.type(description="Clashes with the core's Role.")
@@ -260,22 +260,22 @@ class TypeThief:
 
 
 def test_a_type_clashing_with_the_core_stops_startup():
-    from graphql_api.graphql.schema import build_schema
+    from graphql_api.api.schema import build_schema
 
     settings = Settings()
     with pytest.raises(PluginConflict, match="type_thief"):
-        build_schema(settings, Plugins(settings, [TypeThief()]).schema)
+        build_schema(settings, load_plugins(settings, [TypeThief()]).schema)
 
 
 def test_a_misspelt_allowlist_name_is_reported():
-    infos = {i.name: i.error for i in Plugins(Settings(plugins=["coahc"])).infos}
+    infos = {i.name: i.error for i in load_plugins(Settings(plugins=["coahc"])).infos}
     assert infos["coahc"] == "LookupError: not installed (named in GRAPHQL_API_PLUGINS)"
 
 
 def test_autoload_can_be_switched_off():
-    names = {i.name for i in Plugins(Settings(disable_plugin_autoload=True)).infos}
+    names = {i.name for i in load_plugins(Settings(disable_plugin_autoload=True)).infos}
     assert names == {"core.roles"}
-    names = {i.name for i in Plugins(Settings(plugins=["coach"])).infos}
+    names = {i.name for i in load_plugins(Settings(plugins=["coach"])).infos}
     assert names == {"core.roles", "coach"}
 
 
@@ -291,5 +291,5 @@ def test_every_hook_has_a_reference_entry(repo_root: Path):
 
 def test_the_allowlist_reads_comma_separated_names(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GRAPHQL_API_PLUGINS", "coach, projectleider")
-    names = {i.name for i in Plugins(Settings()).infos}
+    names = {i.name for i in load_plugins(Settings()).infos}
     assert names == {"core.roles", "coach", "projectleider"}

@@ -9,17 +9,17 @@ from alembic.migration import MigrationContext
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 from sqlalchemy.engine import Connection
 
-from graphql_api.graphql.schema import build_schema
-from graphql_api.migrate import downgrade, upgrade
-from graphql_api.models import Base
-from graphql_api.plugins.manager import Plugins
+from graphql_api.api.schema import build_schema
+from graphql_api.app import load_plugins
+from graphql_api.migrations.models import Base
+from graphql_api.migrations.runner import downgrade, upgrade
 from graphql_api.settings import Settings
 
 
 def installed_schema():
     """The schema as served with every installed plugin (the built-in ones after install)."""
     settings = Settings()
-    return build_schema(settings, Plugins(settings).schema)
+    return build_schema(settings, load_plugins(settings).schema)
 
 
 def test_schema_graphql_is_fresh(repo_root: Path):
@@ -73,7 +73,7 @@ def differences(connection: Connection) -> list:
 
 async def test_migrations_go_down_and_up_again(app):
     """Every migration, the plugins' included, can be undone, and redone to the same schema."""
-    plugin_migrations = Plugins(Settings()).migrations()
+    plugin_migrations = load_plugins(Settings()).migrations()
     engine = app.state.engine
     await downgrade(engine, plugin_migrations)
     await upgrade(engine, plugin_migrations)

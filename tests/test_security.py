@@ -6,8 +6,8 @@ import httpx
 from sqlalchemy import text
 
 from graphql_api.app import create_app
-from graphql_api.db import create_engine
-from graphql_api.migrate import upgrade
+from graphql_api.kernel.db import create_engine
+from graphql_api.migrations.runner import upgrade
 from graphql_api.settings import Settings
 from tests.conftest import GraphQLClient, make_user
 

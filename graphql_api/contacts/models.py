@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
 
 
 class ContactKind(enum.StrEnum):

@@ -9,10 +9,9 @@ from sqlalchemy import ColumnElement, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
-from graphql_api.errors import ErrorCode, Problems, UserInputError
-from graphql_api.naming import api_field
-from graphql_api.repository import escape_like
-from graphql_api.validation import clean_email, clean_text
+from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
+from graphql_api.kernel.repository import escape_like
+from graphql_api.kernel.validation import clean_email, clean_text
 
 TEXT_LIMITS = {
     "first_name": 200,
@@ -40,18 +39,16 @@ def _apply(contact: Contact, values: Mapping[str, Any]) -> None:
         elif column == "email":
             contact.email = clean_email(problems, ["email"], value)
         else:
-            cleaned = clean_text(
-                problems, [api_field(column)], value, max_length=TEXT_LIMITS[column]
-            )
+            cleaned = clean_text(problems, [column], value, max_length=TEXT_LIMITS[column])
             setattr(contact, column, cleaned)
     problems.raise_if_any()
     if contact.kind is ContactKind.ORGANISATION and not contact.organisation_name:
         raise UserInputError.single(
-            ["organisationName"], ErrorCode.REQUIRED, "An organisation needs an organisationName."
+            ["organisation_name"], ErrorCode.REQUIRED, "An organisation needs an organisationName."
         )
     if contact.kind is ContactKind.PERSON and not (contact.first_name or contact.last_name):
         raise UserInputError.single(
-            ["lastName"], ErrorCode.REQUIRED, "A person needs a firstName or a lastName."
+            ["last_name"], ErrorCode.REQUIRED, "A person needs a firstName or a lastName."
         )
 
 
@@ -70,7 +67,7 @@ async def update_contact(
     """Change the given columns of a contact; absent keys stay as they are."""
     contact = await session.get(Contact, contact_id)
     if contact is None:
-        raise UserInputError.single(["id"], ErrorCode.NOT_FOUND, "No contact with this id.")
+        raise UserInputError.single(["contact_id"], ErrorCode.NOT_FOUND, "No contact with this id.")
     _apply(contact, changes)
     await session.flush()
     return contact

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.db import utcnow
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.email_templates.rendering import check
-from graphql_api.errors import ErrorCode, Problems, UserInputError
 from graphql_api.groups.models import Group
-from graphql_api.validation import clean_text, name_key
+from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
+from graphql_api.kernel.validation import clean_text, name_key
 
 MAX_BODY_LENGTH = 100_000
 LIMITS = {"name": 200, "subject": 500, "body": MAX_BODY_LENGTH}
@@ -52,7 +52,7 @@ async def delete_email_template(session: AsyncSession, template_id: int) -> None
     )
     if users:
         raise UserInputError.single(
-            ["id"],
+            ["template_id"],
             ErrorCode.TEMPLATE_IN_USE,
             f"{template.name!r} is sent by {', '.join(map(repr, users))}; "
             "choose another template there first.",
@@ -63,7 +63,9 @@ async def delete_email_template(session: AsyncSession, template_id: int) -> None
 async def _get(session: AsyncSession, template_id: int) -> EmailTemplate:
     template = await session.get(EmailTemplate, template_id, with_for_update=True)
     if template is None:
-        raise UserInputError.single(["id"], ErrorCode.NOT_FOUND, "No e-mail template with this id.")
+        raise UserInputError.single(
+            ["template_id"], ErrorCode.NOT_FOUND, "No e-mail template with this id."
+        )
     return template
 
 

@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from graphql_api.contacts.models import ContactKind
-from graphql_api.db import UtcDateTime
-from graphql_api.errors import ErrorCode, Problems
-from graphql_api.groups.sql import SqlText
-from graphql_api.repository import escape_like
+from graphql_api.kernel.db import UtcDateTime
+from graphql_api.kernel.errors import ErrorCode, Problems
+from graphql_api.kernel.repository import escape_like
+from graphql_api.kernel.sql import SqlText
 
 MAX_DEPTH = 20
 MAX_CONDITIONS = 200

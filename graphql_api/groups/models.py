@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
 
 
 class GroupKind(enum.StrEnum):

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection ``graphql_api.migrate`` hands over,
+"""Alembic environment: runs on the connection ``graphql_api.migrations.runner`` hands over,
 or, for ``alembic revision --autogenerate``, on an engine from ``sqlalchemy.url``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from graphql_api.db import create_engine
-from graphql_api.models import Base
+from graphql_api.kernel.db import create_engine
+from graphql_api.migrations.models import Base
 
 config = context.config
 target_metadata = Base.metadata

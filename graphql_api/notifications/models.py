@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.changes import (
+from graphql_api.groups.changes import (
     Change,
     GroupCreated,
     GroupDeleted,
@@ -23,7 +23,7 @@ from graphql_api.changes import (
     MembersAdded,
     MembersRemoved,
 )
-from graphql_api.db import utcnow
+from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, OutboxEvent
 
 

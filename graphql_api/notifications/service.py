@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.db import utcnow
-from graphql_api.errors import ErrorCode, UserInputError
+from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.notifications.models import Delivery, DeliveryStatus
 
 
@@ -19,10 +19,12 @@ async def retry_delivery(session: AsyncSession, delivery_id: int) -> Delivery:
     """Make a DEAD delivery due again, with a fresh set of attempts."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
     if delivery is None:
-        raise UserInputError.single(["id"], ErrorCode.NOT_FOUND, "No delivery with this id.")
+        raise UserInputError.single(
+            ["delivery_id"], ErrorCode.NOT_FOUND, "No delivery with this id."
+        )
     if delivery.status is not DeliveryStatus.DEAD:
         raise UserInputError.single(
-            ["id"],
+            ["delivery_id"],
             ErrorCode.INVALID,
             f"Only a DEAD delivery is retried; this one is {delivery.status}.",
         )

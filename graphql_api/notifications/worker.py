@@ -14,20 +14,28 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graphql_api.db import utcnow
+from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api.worker")
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 MAX_ERROR_LENGTH = 2000
+
+
+class Deliverer(Protocol):
+    """Hands one event to one plugin; the plugin manager is one (the worker needs no more)."""
+
+    async def deliver(
+        self, plugin: str, event: Event, delivery_id: int, session: AsyncSession
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,11 @@ class Worker:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        plugins: Plugins,
+        deliverer: Deliverer,
         settings: Settings,
     ) -> None:
         self.sessions = sessions
-        self.plugins = plugins
+        self.deliverer = deliverer
         self.settings = settings
 
     async def run_once(self) -> int:
@@ -118,7 +126,7 @@ class Worker:
         timeout = self.settings.outbox_handler_timeout_seconds
         try:
             async with self.sessions() as session:
-                handing_over = self.plugins.deliver(
+                handing_over = self.deliverer.deliver(
                     claimed.plugin, claimed.event, claimed.delivery_id, session
                 )
                 await asyncio.wait_for(handing_over, timeout)

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from starlette.applications import Starlette
 
-    from graphql_api.changes import Change
-    from graphql_api.errors import Problem
+    from graphql_api.groups.changes import Change
     from graphql_api.groups.filters import FilterField
+    from graphql_api.kernel.errors import Problem
     from graphql_api.notifications.outbox import Event
     from graphql_api.roles.registry import RoleDefinition
 

@@ -6,66 +6,55 @@ import asyncio
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import pluggy
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.field import StrawberryField
-from strawberry.utils.str_converters import to_camel_case
 
 from graphql_api import __version__
-from graphql_api.changes import Change
-from graphql_api.errors import Problem, UserInputError
+from graphql_api.groups.changes import Change
 from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
+from graphql_api.groups.rules import Rules
+from graphql_api.kernel.errors import Problem, UserInputError
 from graphql_api.notifications.outbox import Event, SkipDelivery, record
 from graphql_api.plugins import hookspecs
+from graphql_api.plugins.api.types import PluginInfo
+from graphql_api.plugins.contributions import (
+    SCHEMA_TARGETS,
+    PluginConflict,
+    SchemaContributions,
+    graphql_name,
+)
+from graphql_api.roles import core_plugin
 from graphql_api.roles.registry import RoleDefinition
-from graphql_api.rules import Rules
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api.plugins")
 
-SCHEMA_TARGETS = ("query", "mutation", "group", "contact")
-
-
-class PluginConflict(RuntimeError):
-    """Two plugins contribute the same name; the service cannot start."""
-
-
-@dataclass
-class PluginInfo:
-    """What ``plugins`` reports about one plugin."""
-
-    name: str
-    version: str | None
-    hooks: list[str] = field(default_factory=list)
-    error: str | None = None
-    subscriptions: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SchemaContributions:
-    """The GraphQL types and fields plugins add, per target type."""
-
-    types: list[tuple[str, type]] = field(default_factory=list)
-    fields: dict[str, list[Any]] = field(default_factory=lambda: {t: [] for t in SCHEMA_TARGETS})
+CoreFieldNames = Mapping[str, frozenset[str]]
+"""GraphQL names of the core's fields on each target type, which plugins may not reuse."""
 
 
 class Plugins:
     """The plugins of one application. Never shared between applications."""
 
-    def __init__(self, settings: Settings, plugins: Sequence[object] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: Sequence[object] | None = None,
+        *,
+        core_fields: CoreFieldNames,
+    ) -> None:
         self.settings = settings
+        self.core_fields = core_fields
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
-        from graphql_api.roles import rules as role_rules
-
-        self._register(role_rules, "core.roles", __version__)
+        self._register(core_plugin, "core.roles", __version__)
         if plugins is not None:
             for plugin in plugins:
                 self._register(plugin, _name_of(plugin), getattr(plugin, "__version__", None))
@@ -111,7 +100,7 @@ class Plugins:
             self._failed(name, version, error)
             return
         hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
-        self.infos.append(PluginInfo(name, version, hooks))
+        self.infos.append(PluginInfo(name=name, version=version, hooks=hooks))
 
     def _drop(self, name: str, error: Exception) -> None:
         """Leave out a registered plugin whose startup hook failed, reporting why."""
@@ -124,7 +113,9 @@ class Plugins:
         if self.settings.strict_plugins:
             raise RuntimeError(f"plugin {name!r} failed: {error}") from error
         logger.exception("plugin %r failed and is left out", name, exc_info=error)
-        self.infos.append(PluginInfo(name, version, [], f"{type(error).__name__}: {error}"))
+        self.infos.append(
+            PluginInfo(name=name, version=version, error=f"{type(error).__name__}: {error}")
+        )
 
     def _results(
         self, hook: str, of_type: type | tuple[type, ...] | None = None, **kwargs: Any
@@ -176,7 +167,7 @@ class Plugins:
                 _claim(type_owners, _type_name(graphql_type), plugin, "type")
                 contributions.types.append((plugin, graphql_type))
         for target in SCHEMA_TARGETS:
-            owners = dict.fromkeys(core_field_names(target), "core")
+            owners = dict.fromkeys(self.core_fields[target], "core")
             for plugin, fields in self._results(f"{target}_fields", StrawberryField):
                 for schema_field in fields:
                     _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
@@ -258,13 +249,6 @@ class Plugins:
         await _maybe_await(_call(impls[0], event=event, delivery_id=delivery_id, session=session))
 
 
-def core_field_names(target: str) -> frozenset[str]:
-    """GraphQL names of the core's fields on a target type, which plugins may not reuse."""
-    from graphql_api.graphql.schema import CORE_FIELD_NAMES
-
-    return CORE_FIELD_NAMES[target]
-
-
 def _type_name(graphql_type: type) -> str:
     definition = getattr(graphql_type, "__strawberry_definition__", None)
     if definition is None:
@@ -297,14 +281,6 @@ def _run_to_completion(result: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, wait()).result()
-
-
-def graphql_name(schema_field: Any) -> str:
-    """The GraphQL name a contributed field will have."""
-    if schema_field.graphql_name:
-        return schema_field.graphql_name
-    python_name = schema_field.python_name or schema_field.base_resolver.name
-    return to_camel_case(python_name)
 
 
 def _claim(owners: dict[str, str], name: str, plugin: str, what: str) -> None:

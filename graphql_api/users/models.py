@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.db import Base, UtcDateTime, utcnow
+from graphql_api.kernel.db import Base, UtcDateTime, utcnow
 
 
 class User(Base):

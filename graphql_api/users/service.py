@@ -8,9 +8,9 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.errors import ErrorCode, Problems, UserInputError
+from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
+from graphql_api.kernel.validation import clean_email, clean_text
 from graphql_api.users.models import ApiToken, User
-from graphql_api.validation import clean_email, clean_text
 
 TOKEN_PREFIX = "gapi_"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import graphql_api.db
+import graphql_api.kernel.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -43,8 +43,8 @@ def upgrade() -> None:
         sa.Column("street", sa.String(length=200), nullable=True),
         sa.Column("postal_code", sa.String(length=20), nullable=True),
         sa.Column("city", sa.String(length=200), nullable=True),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
     op.create_table(
@@ -54,8 +54,8 @@ def upgrade() -> None:
         sa.Column("name_key", sa.String(length=800), nullable=False),
         sa.Column("subject", sa.String(length=500), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_templates")),
         sa.UniqueConstraint("name_key", name=op.f("uq_email_templates_name_key")),
     )
@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
         ),
@@ -115,8 +115,8 @@ def upgrade() -> None:
         sa.Column("neighbourhood_role", sa.String(length=100), nullable=True),
         sa.Column("closed", sa.Boolean(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
             name=op.f("ck_groups_end_not_before_start"),
@@ -185,7 +185,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column("occurred_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["actor_id"],
             ["users.id"],
@@ -216,7 +216,7 @@ def upgrade() -> None:
         "memberships",
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
-        sa.Column("member_since", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("member_since", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("added_by_id", sa.Integer(), nullable=True),
         sa.Column(
             "source",

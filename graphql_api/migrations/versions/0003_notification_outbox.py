@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import graphql_api.db
+import graphql_api.kernel.db
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         "outbox_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=50), nullable=False),
-        sa.Column("occurred_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
     )
@@ -49,12 +49,14 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("lease_until", graphql_api.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "next_attempt_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("lease_until", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("errors", sa.JSON(), nullable=False),
-        sa.Column("created_at", graphql_api.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", graphql_api.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["event_id"],
             ["outbox_events.id"],

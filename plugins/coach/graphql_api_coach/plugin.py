@@ -10,43 +10,47 @@ import strawberry
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.changes import Change, GroupDeleted, MembersRemoved
-from graphql_api.contacts.models import Contact as ContactModel
-from graphql_api.contacts.schema import Contact
-from graphql_api.errors import ErrorCode, Problems, UserInputError
-from graphql_api.graphql.context import Info
-from graphql_api.graphql.errors import UserError
-from graphql_api.graphql.mutations import run_mutation
-from graphql_api.graphql.relay import decode_id
+from graphql_api.api.context import Info
+from graphql_api.api.errors import UserError
+from graphql_api.api.mutations import ErrorPaths, run_mutation
+from graphql_api.api.relay import decode_id
+from graphql_api.contacts import models as contacts
+from graphql_api.contacts.api.types import Contact
+from graphql_api.groups.changes import Change, GroupDeleted, MembersRemoved
 from graphql_api.groups.models import Group, Membership
+from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
+from graphql_api.kernel.validation import clean_text
 from graphql_api.plugins.hookspecs import hookimpl
-from graphql_api.roles.kit import RolePlugin, holder_ids
-from graphql_api.validation import clean_text
+from graphql_api.roles.api.kit import RolePlugin, holder_ids
 from graphql_api_coach.models import HoomdossierLink
 
 ROLE = "coach"
+LINK_ARGUMENTS = ErrorPaths({"contact_id": "contactId", "account_id": "accountId"}, input=None)
+"""``linkHoomdossier(contactId:, accountId:)`` and ``unlinkHoomdossier(contactId:)``."""
 
 
 @strawberry.type(description="Result of linking or unlinking a coach's Hoomdossier account.")
 class HoomdossierLinkPayload:
-    contact: Contact | None = strawberry.field(description="The coach, when the change was made.")
+    contact: Contact | None = strawberry.field(
+        default=None, description="The coach, when the change was made."
+    )
     errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
 
 
-async def link(session: AsyncSession, contact_id: int, account_id: str) -> ContactModel:
+async def link(session: AsyncSession, contact_id: int, account_id: str) -> contacts.Contact:
     """Link a coach to a Hoomdossier account, replacing the coach's earlier link."""
     problems = Problems()
-    account = clean_text(problems, ["accountId"], account_id, max_length=100, required=True)
+    account = clean_text(problems, ["account_id"], account_id, max_length=100, required=True)
     problems.raise_if_any()
     # Locked, so a concurrent removal from the coach group waits for this link, or this
     # link waits for the removal and then sees the contact is no coach any more.
-    contact = await session.get(ContactModel, contact_id, with_for_update=True)
+    contact = await session.get(contacts.Contact, contact_id, with_for_update=True)
     if contact is None:
-        raise UserInputError.single(["contactId"], ErrorCode.NOT_FOUND, "No contact with this id.")
+        raise UserInputError.single(["contact_id"], ErrorCode.NOT_FOUND, "No contact with this id.")
     is_coach = await session.scalar(holder_ids(ROLE).where(Membership.contact_id == contact_id))
     if is_coach is None:
         raise UserInputError.single(
-            ["contactId"],
+            ["contact_id"],
             ErrorCode.INVALID,
             f"{contact.display_name} is not a coach: only members of a group with the role "
             "'Is coach' can be linked to Hoomdossier.",
@@ -58,7 +62,7 @@ async def link(session: AsyncSession, contact_id: int, account_id: str) -> Conta
     )
     if taken is not None:
         raise UserInputError.single(
-            ["accountId"],
+            ["account_id"],
             ErrorCode.DUPLICATE,
             "This Hoomdossier account is linked to another coach.",
         )
@@ -68,7 +72,7 @@ async def link(session: AsyncSession, contact_id: int, account_id: str) -> Conta
     return contact
 
 
-async def unlink(session: AsyncSession, contact_id: int) -> ContactModel:
+async def unlink(session: AsyncSession, contact_id: int) -> contacts.Contact:
     result = await session.execute(
         delete(HoomdossierLink)
         .where(HoomdossierLink.contact_id == contact_id)
@@ -76,9 +80,9 @@ async def unlink(session: AsyncSession, contact_id: int) -> ContactModel:
     )
     if result.scalar() is None:
         raise UserInputError.single(
-            ["contactId"], ErrorCode.NOT_FOUND, "This contact has no Hoomdossier link."
+            ["contact_id"], ErrorCode.NOT_FOUND, "This contact has no Hoomdossier link."
         )
-    contact = await session.get(ContactModel, contact_id)
+    contact = await session.get(contacts.Contact, contact_id)
     assert contact is not None
     return contact
 
@@ -119,22 +123,21 @@ class CoachPlugin(RolePlugin):
                 str, strawberry.argument(description="The coach's Hoomdossier account id.")
             ],
         ) -> HoomdossierLinkPayload:
-            async def work(session: AsyncSession) -> ContactModel:
-                pk = decode_id(contact_id, "Contact", ["contactId"])
-                return await link(session, pk, account_id)
+            async def work(session: AsyncSession) -> dict[str, Any]:
+                pk = decode_id(contact_id, "Contact", ["contact_id"])
+                return {"contact": await link(session, pk, account_id)}
 
-            contact, errors = await run_mutation(info, work, arguments=("contactId", "accountId"))
-            return HoomdossierLinkPayload(contact=contact, errors=errors)  # type: ignore[arg-type]
+            return await run_mutation(info, HoomdossierLinkPayload, LINK_ARGUMENTS, work)
 
         async def unlink_hoomdossier(
             info: Info,
             contact_id: Annotated[strawberry.ID, strawberry.argument(description="A coach.")],
         ) -> HoomdossierLinkPayload:
-            async def work(session: AsyncSession) -> ContactModel:
-                return await unlink(session, decode_id(contact_id, "Contact", ["contactId"]))
+            async def work(session: AsyncSession) -> dict[str, Any]:
+                pk = decode_id(contact_id, "Contact", ["contact_id"])
+                return {"contact": await unlink(session, pk)}
 
-            contact, errors = await run_mutation(info, work, arguments=("contactId",))
-            return HoomdossierLinkPayload(contact=contact, errors=errors)  # type: ignore[arg-type]
+            return await run_mutation(info, HoomdossierLinkPayload, LINK_ARGUMENTS, work)
 
         return [
             strawberry.mutation(
@@ -150,7 +153,7 @@ class CoachPlugin(RolePlugin):
     @hookimpl
     def contact_fields(self) -> list[Any]:
         async def hoomdossier_account_id(
-            root: strawberry.Parent[ContactModel], info: Info
+            root: strawberry.Parent[contacts.Contact], info: Info
         ) -> str | None:
             return await info.context.loader(load_accounts).load(root.id)
 
@@ -178,7 +181,9 @@ class CoachPlugin(RolePlugin):
                 )
             )
         locked = (
-            select(ContactModel.id).where(ContactModel.id.in_(former)).order_by(ContactModel.id)
+            select(contacts.Contact.id)
+            .where(contacts.Contact.id.in_(former))
+            .order_by(contacts.Contact.id)
         )
         await session.execute(locked.with_for_update())
         still_coach = holder_ids(ROLE).where(Group.id != change.group.id)

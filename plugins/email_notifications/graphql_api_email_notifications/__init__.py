@@ -22,9 +22,9 @@ from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.email_templates.rendering import render
 from graphql_api.groups.models import Group
+from graphql_api.groups.rules import rules_of
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugins import hookimpl
-from graphql_api.rules import rules_of
 from graphql_api.users.models import User
 
 __version__ = "0.1.0"

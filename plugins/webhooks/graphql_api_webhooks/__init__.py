@@ -17,10 +17,10 @@ import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.groups.rules import rules_of
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugins import hookimpl
 from graphql_api.plugins.hookspecs import EVENT_TYPES
-from graphql_api.rules import rules_of
 from graphql_api.settings import CommaSeparated
 
 __version__ = "0.1.0"

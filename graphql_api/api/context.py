@@ -1,0 +1,90 @@
+"""What every resolver gets: the request's database access, the acting user, loaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from graphql_api.kernel.repository import load_by_id
+from graphql_api.roles.registry import RoleDefinition
+from graphql_api.settings import Settings
+from graphql_api.users.models import User
+
+T = TypeVar("T")
+RowT = TypeVar("RowT")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class RequestDb:
+    """One session per request, used by one resolver at a time.
+
+    GraphQL resolves sibling fields concurrently, and an AsyncSession must not be used
+    concurrently; the lock serialises them, DataLoaders keep the statement count low.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._lock = asyncio.Lock()
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self._lock:
+            return await work(self.session)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+        async with self._lock:
+            if self.session.in_transaction():
+                # End the read transaction earlier resolvers began; it holds no changes.
+                await self.session.commit()
+            async with self.session.begin():
+                yield self.session
+
+
+LoadFn = Callable[[AsyncSession, Sequence[Any]], Awaitable[Sequence[Any]]]
+
+
+@dataclass
+class Context:
+    """Per-request state; loaders are created on first use and live for the request."""
+
+    db: RequestDb
+    user: User | None
+    settings: Settings
+    roles: Mapping[str, RoleDefinition]
+    plugin_infos: Sequence[Any] = ()
+    """What ``plugins`` reports: the manager's ``PluginInfo`` of each plugin."""
+    _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    def forget_loaded(self) -> None:
+        """Drop every loader's cache, after a change made what it holds stale."""
+        self._loaders.clear()
+
+    def loader(self, load: LoadFn) -> DataLoader[Any, Any]:
+        """The request's DataLoader for ``load(session, keys) -> values in key order``."""
+        existing = self._loaders.get(load)
+        if existing is None:
+
+            async def batch(keys: list[Any]) -> Sequence[Any]:
+                return await self.db.run(lambda session: load(session, keys))
+
+            existing = self._loaders[load] = DataLoader(load_fn=batch)
+        return existing
+
+    async def row(self, model: type[RowT], pk: int | None) -> RowT | None:
+        """The ``model`` row with id ``pk``, batched with every other row of it asked for;
+        None for a missing row or a None ``pk`` (an empty reference)."""
+        if pk is None:
+            return None
+        return await self.loader(load_by_id(model)).load(pk)  # type: ignore[type-var]
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,183 @@
+"""Relay conventions: opaque global ids, the ``Node`` interface and connections."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+import strawberry
+from sqlalchemy import Select, func, select
+
+from graphql_api.api.context import Info
+from graphql_api.api.errors import PublicError
+from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
+from graphql_api.kernel.pagination import InvalidCursor, Ordering, Page, encode_cursor, fetch_page
+
+NodeT = TypeVar("NodeT")
+MAX_REPORTED_PROBLEMS = 20
+
+
+def to_global_id(type_name: str, pk: int) -> strawberry.ID:
+    return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode())
+
+
+def parse_global_id(global_id: str) -> tuple[str, int] | None:
+    """``(type name, primary key)``, or None when the id was not made by this API."""
+    if len(global_id) > 200:
+        return None
+    try:
+        type_name, _, pk = base64.urlsafe_b64decode(global_id.encode()).decode().partition(":")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if not type_name or not pk.isdigit() or len(pk) > 18:
+        return None
+    return type_name, int(pk)
+
+
+def _decode(global_id: str, type_name: str, path: tuple[str, ...]) -> int | Problem:
+    parsed = parse_global_id(global_id)
+    if parsed is None or parsed[0] != type_name:
+        return Problem(path, ErrorCode.INVALID_ID, f"{global_id[:50]!r} is not a {type_name} id.")
+    return parsed[1]
+
+
+def decode_ids(global_ids: Sequence[str], type_name: str, field: Sequence[str]) -> list[int]:
+    """Primary keys of a list of ``type_name`` ids; each malformed one is an INVALID_ID."""
+    results = [_decode(gid, type_name, (*field, str(i))) for i, gid in enumerate(global_ids)]
+    problems = [result for result in results if isinstance(result, Problem)]
+    if problems:
+        raise UserInputError(problems[:MAX_REPORTED_PROBLEMS])
+    return [result for result in results if isinstance(result, int)]
+
+
+def decode_id(global_id: str, type_name: str, field: Sequence[str]) -> int:
+    """The primary key of one ``type_name`` id, or an INVALID_ID problem at ``field``."""
+    result = _decode(global_id, type_name, tuple(field))
+    if isinstance(result, Problem):
+        raise UserInputError([result])
+    return result
+
+
+def query_id(global_id: str, type_name: str) -> int:
+    """For query arguments: a malformed id is a top-level error, not a payload error."""
+    parsed = parse_global_id(global_id)
+    if parsed is None or parsed[0] != type_name:
+        raise PublicError(f"{global_id[:50]!r} is not a {type_name} id.", code="INVALID_ID")
+    return parsed[1]
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+
+
+First = Annotated[int | None, strawberry.argument(description="Page size.")]
+"""The ``first`` argument of every connection field."""
+After = Annotated[str | None, strawberry.argument(description="Cursor of the row to start after.")]
+"""The ``after`` argument of every connection field."""
+
+
+def global_id_field(type_name: str) -> Any:
+    """The ``id`` field of a type whose objects are rows with an integer ``id``."""
+
+    def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
+        return to_global_id(type_name, root.id)
+
+    return strawberry.field(resolver=resolve, description="Opaque global id.")
+
+
+def rows_of(model: type) -> Any:
+    """``is_type_of`` for a type whose resolvers return ``model`` rows (for ``node`` and lists)."""
+
+    def is_type_of(cls: type, obj: object, _info: object) -> bool:
+        return isinstance(obj, (cls, model))
+
+    return classmethod(is_type_of)
+
+
+@strawberry.type(description="Where a page sits in its list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether rows follow this page.")
+    has_previous_page: bool = strawberry.field(description="Whether rows precede this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first row.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last row: pass it as `after` for the next page."
+    )
+
+
+@strawberry.type(description="One row of a page, with its cursor.")
+class Edge(Generic[NodeT]):
+    node: NodeT = strawberry.field(description="The row.")
+    key: strawberry.Private[tuple[Any, ...]]
+
+    @strawberry.field(description="Opaque position of this row.")
+    def cursor(self) -> str:
+        # Made only when asked for: most clients read the page's endCursor alone.
+        return encode_cursor(self.key)
+
+
+@strawberry.type(description="A page of a list that can be long, with cursor pagination.")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The rows with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Paging state.")
+    count_total: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The rows of this page, without cursors.")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="Number of rows in the whole list; costs one count query.")
+    async def total_count(self) -> int:
+        return await self.count_total()
+
+    @classmethod
+    def from_page(cls, page: Page[Any], count_total: Callable[[], Awaitable[int]]) -> Any:
+        return cls(
+            edges=[Edge(node=row, key=key) for row, key in zip(page.rows, page.keys, strict=True)],
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=encode_cursor(page.keys[0]) if page.keys else None,
+                end_cursor=encode_cursor(page.keys[-1]) if page.keys else None,
+            ),
+            count_total=count_total,
+        )
+
+
+def page_size(first: int | None, default: int, maximum: int) -> int:
+    """The number of rows to return; out-of-range values are refused, not clamped."""
+    if first is None:
+        return default
+    if first < 0 or first > maximum:
+        raise PublicError(f"first must be between 0 and {maximum}.", code="BAD_USER_INPUT")
+    return first
+
+
+async def paginate(
+    info: Info,
+    query: Select[Any],
+    ordering: Ordering,
+    *,
+    first: int | None,
+    after: str | None,
+    key_of: Callable[[Any], Sequence[Any]],
+) -> Any:
+    """One page of ``query`` as a connection; ``totalCount`` is counted only when asked for."""
+    settings = info.context.settings
+    size = page_size(first, settings.default_page_size, settings.max_page_size)
+    try:
+        page = await info.context.db.run(
+            lambda session: fetch_page(
+                session, query, ordering, first=size, after=after, key_of=key_of
+            )
+        )
+    except InvalidCursor as error:
+        raise PublicError(f"Invalid cursor: {error}.") from error
+
+    async def count_total() -> int:
+        counting = select(func.count()).select_from(query.order_by(None).subquery())
+        return await info.context.db.run(lambda session: session.scalar(counting))
+
+    return Connection.from_page(page, count_total)

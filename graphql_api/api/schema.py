@@ -1,0 +1,193 @@
+"""The composition root of the staff schema: every feature's queries and mutations, the
+plugins' contributions, and the request limits. Nothing below this module imports it."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.exceptions import DuplicatedTypeName
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from graphql_api.api.context import Info
+from graphql_api.api.errors import MaskInternalErrors, log_internal_errors
+from graphql_api.api.relay import Node, parse_global_id
+from graphql_api.contacts import models as contacts
+from graphql_api.contacts.api.mutations import ContactMutations
+from graphql_api.contacts.api.queries import ContactQueries
+from graphql_api.contacts.api.types import Contact
+from graphql_api.email_templates import models as email_templates
+from graphql_api.email_templates.api.mutations import EmailTemplateMutations
+from graphql_api.email_templates.api.queries import EmailTemplateQueries
+from graphql_api.groups import models as groups
+from graphql_api.groups.api.mutations import GroupMutations
+from graphql_api.groups.api.queries import GroupQueries
+from graphql_api.groups.api.types import Group
+from graphql_api.kernel.db import Base
+from graphql_api.kernel.repository import load_by_id
+from graphql_api.notifications.api.mutations import NotificationMutations
+from graphql_api.notifications.api.queries import NotificationQueries
+from graphql_api.plugins.api.queries import PluginQueries
+from graphql_api.plugins.contributions import PluginConflict, SchemaContributions, graphql_name
+from graphql_api.roles.api.queries import RoleQueries
+from graphql_api.settings import Settings
+from graphql_api.users import models as users
+from graphql_api.users.api.queries import UserQueries
+
+NODE_MODELS: dict[str, type[Base]] = {
+    "Group": groups.Group,
+    "Contact": contacts.Contact,
+    "User": users.User,
+    "EmailTemplate": email_templates.EmailTemplate,
+    "MembershipEvent": groups.MembershipEvent,
+}
+
+
+@strawberry.type(description="Everything that can be read.")
+class Query(
+    GroupQueries,
+    ContactQueries,
+    UserQueries,
+    EmailTemplateQueries,
+    RoleQueries,
+    PluginQueries,
+    NotificationQueries,
+):
+    @strawberry.field(description="Any object by its global id; null when it does not exist.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        parsed = parse_global_id(id)
+        if parsed is None or parsed[0] not in NODE_MODELS:
+            return None
+        type_name, pk = parsed
+        return await info.context.loader(load_by_id(NODE_MODELS[type_name])).load(pk)
+
+
+@strawberry.type(description="Every change; each mutation is one transaction.")
+class Mutation(GroupMutations, ContactMutations, EmailTemplateMutations, NotificationMutations):
+    pass
+
+
+class Schema(strawberry.Schema):
+    """Strawberry's schema, logging only server faults (it would log every client error)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_internal_errors(errors)
+
+
+_BUILD_LOCK = threading.Lock()
+
+CORE_FIELD_NAMES = {
+    target: frozenset(graphql_name(f) for f in root.__strawberry_definition__.fields)
+    for target, root in (
+        ("query", Query),
+        ("mutation", Mutation),
+        ("group", Group),
+        ("contact", Contact),
+    )
+}
+"""Taken before any plugin field joins a core type, so no build can see another's."""
+
+
+def build_schema(
+    settings: Settings, contributions: SchemaContributions | None = None
+) -> strawberry.Schema:
+    """The schema of one application: the core, every plugin's types and fields, and the
+    limits on query depth, aliases and tokens from ``settings``."""
+    # The rules are made once: the validation cache is keyed by them, so rules made
+    # afresh for every request would make every request miss it.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    contributions = contributions or SchemaContributions()
+    fields = contributions.fields
+    query = _extended(Query, fields["query"])
+    mutation = _extended(Mutation, fields["mutation"])
+    # Group and Contact are shared by every application, and referenced by core fields,
+    # so they cannot be subclassed: plugin fields join them only while this schema is
+    # converted, which copies them into this schema alone.
+    with (
+        _BUILD_LOCK,
+        _joined(Group, fields["group"]),
+        _joined(Contact, fields["contact"]),
+        _named_clashes(contributions),
+    ):
+        return Schema(
+            query=query,
+            mutation=mutation,
+            types=[graphql_type for _, graphql_type in contributions.types],
+            config=StrawberryConfig(auto_camel_case=True),
+            extensions=[
+                lambda: AddValidationRules(limits),
+                lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+                MaskInternalErrors,
+                # Clients send the same documents again and again; parse and check each once.
+                lambda: ParserCache(maxsize=1000),
+                lambda: ValidationCache(maxsize=1000),
+            ],
+        )
+
+
+def _extended(base: type, contributed: list[tuple[str, Any]]) -> type:
+    """A subclass of a root type with the plugins' fields, for one application."""
+    if not contributed:
+        return base
+    namespace = {_python_name(f): f for _, f in contributed}
+    definition = base.__strawberry_definition__  # type: ignore[attr-defined]
+    return strawberry.type(
+        type(base.__name__, (base,), namespace),
+        name=definition.name,
+        description=definition.description,
+    )
+
+
+@contextmanager
+def _joined(target: type, contributed: list[tuple[str, Any]]) -> Iterator[None]:
+    definition = target.__strawberry_definition__  # type: ignore[attr-defined]
+    added = []
+    for _, schema_field in contributed:
+        schema_field = copy.copy(schema_field)
+        schema_field.python_name = _python_name(schema_field)
+        schema_field.origin = target
+        added.append(schema_field)
+    definition.fields.extend(added)
+    try:
+        yield
+    finally:
+        for schema_field in added:
+            definition.fields.remove(schema_field)
+
+
+@contextmanager
+def _named_clashes(contributions: SchemaContributions) -> Iterator[None]:
+    """A plugin type named like a core type stops startup naming the plugin."""
+    try:
+        yield
+    except DuplicatedTypeName as error:
+        owners = [p for p, t in contributions.types if t.__name__ in str(error)]
+        raise PluginConflict(f"{error} (core and plugin {', '.join(owners) or '?'})") from error
+
+
+def _python_name(schema_field: Any) -> str:
+    # Resolvers made by one factory share a function name; the GraphQL name is unique.
+    return graphql_name(schema_field)

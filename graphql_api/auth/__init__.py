@@ -1,0 +1,1 @@
+"""Who is asking: the authentication middleware in front of the GraphQL endpoint."""

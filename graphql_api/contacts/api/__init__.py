@@ -1,0 +1,1 @@
+"""The GraphQL layer of contacts: types, inputs, queries, mutations and loaders."""

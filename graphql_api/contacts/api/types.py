@@ -1,0 +1,99 @@
+"""GraphQL object types of contacts: ``Contact`` and where it shows its groups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graphql_api.api.context import Info
+from graphql_api.api.relay import Node, global_id_field, rows_of
+from graphql_api.contacts import models
+from graphql_api.contacts.api.loaders import (
+    load_groups_of_contacts,
+    load_memberships,
+    load_visible_memberships,
+)
+from graphql_api.contacts.models import ContactKind
+from graphql_api.groups.models import GroupKind
+
+if TYPE_CHECKING:
+    from graphql_api.groups.api.types import Group, Membership
+    from graphql_api.roles.api.types import Role
+
+GroupRef = Annotated["Group", strawberry.lazy("graphql_api.groups.api.types")]
+MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.api.types")]
+RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
+
+ContactKindType = strawberry.enum(
+    ContactKind, name="ContactKind", description="Person (persoon) or organisation (organisatie)."
+)
+
+
+@strawberry.type(description="Where a contact shows its groups (Zichtbaar bij contact).")
+class VisibleGroups:
+    contact_id: strawberry.Private[int]
+
+    @strawberry.field(
+        description="Static groups with showOnContact, with memberSince: shown in the contact's "
+        "side panel (rechterharmonica)."
+    )
+    async def static(self, info: Info) -> list[MembershipRef]:
+        return await info.context.loader(load_visible_memberships).load(self.contact_id)
+
+    @strawberry.field(
+        description="Dynamic and composite groups with showOnContact that the contact is in: "
+        "shown with the basic contact details (basis contactgegevens)."
+    )
+    async def derived(self, info: Info) -> list[GroupRef]:
+        groups = await info.context.loader(load_groups_of_contacts).load(self.contact_id)
+        return [g for g in groups if g.show_on_contact and g.kind is not GroupKind.STATIC]
+
+
+@strawberry.type(description="A person or organisation in the CRM (contact).")
+class Contact(Node):
+    id: strawberry.ID = global_id_field("Contact")
+    kind: ContactKindType = strawberry.field(description="Person or organisation.")
+    display_name: str = strawberry.field(
+        description="Organisation name for organisations, first and last name for persons."
+    )
+    first_name: str | None = strawberry.field(description="First name (voornaam).")
+    last_name: str | None = strawberry.field(description="Last name (achternaam).")
+    organisation_name: str | None = strawberry.field(
+        description="Organisation name (organisatienaam)."
+    )
+    email: str | None = strawberry.field(description="E-mail address (e-mailadres).")
+    phone: str | None = strawberry.field(description="Telephone number (telefoonnummer).")
+    street: str | None = strawberry.field(description="Street and number (straat).")
+    postal_code: str | None = strawberry.field(description="Postal code (postcode).")
+    city: str | None = strawberry.field(description="City (plaats).")
+    created_at: datetime = strawberry.field(description="When the contact was created.")
+    is_type_of = rows_of(models.Contact)
+
+    @strawberry.field(
+        description="Explicit links to static groups (contactkoppelingen), oldest first."
+    )
+    async def memberships(
+        self, root: strawberry.Parent[models.Contact], info: Info
+    ) -> list[MembershipRef]:
+        return await info.context.loader(load_memberships).load(root.id)
+
+    @strawberry.field(description="Every group the contact is in, by name.")
+    async def groups(self, root: strawberry.Parent[models.Contact], info: Info) -> list[GroupRef]:
+        return await info.context.loader(load_groups_of_contacts).load(root.id)
+
+    @strawberry.field(
+        description="Roles in the neighbourhood approach (Rol in buurtaanpak) of the groups "
+        "the contact is in."
+    )
+    async def neighbourhood_roles(
+        self, root: strawberry.Parent[models.Contact], info: Info
+    ) -> list[RoleRef]:
+        groups = await info.context.loader(load_groups_of_contacts).load(root.id)
+        keys = dict.fromkeys(g.neighbourhood_role for g in groups if g.neighbourhood_role)
+        return [info.context.roles[key] for key in keys if key in info.context.roles]
+
+    @strawberry.field(description="Groups that show on this contact (Zichtbaar bij contact).")
+    def visible_groups(self, root: strawberry.Parent[models.Contact]) -> VisibleGroups:
+        return VisibleGroups(contact_id=root.id)

@@ -1,0 +1,1 @@
+"""The GraphQL layer of email templates: types, inputs, queries, mutations and loaders."""

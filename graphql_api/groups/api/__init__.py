@@ -1,0 +1,1 @@
+"""The GraphQL layer of groups: types, inputs, queries, mutations and loaders."""

@@ -1,0 +1,58 @@
+"""GraphQL queries of groups: one group, and the ``groups`` list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from graphql_api.api.context import Info
+from graphql_api.api.relay import After, Connection, First, paginate, query_id
+from graphql_api.groups import models
+from graphql_api.groups.api.inputs import GroupFilter
+from graphql_api.groups.api.types import Group
+from graphql_api.groups.listing import GROUP_ORDERINGS, GroupCriteria, GroupOrder, groups_query
+from graphql_api.groups.membership_reads import group_ids_of_contact
+
+GroupOrderType = strawberry.enum(GroupOrder, name="GroupOrder", description="Order of `groups`.")
+
+
+@strawberry.type
+class GroupQueries:
+    @strawberry.field(description="One group by id; null when it does not exist.")
+    async def group(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the group.")],
+    ) -> Group | None:
+        return await info.context.row(models.Group, query_id(id, "Group"))
+
+    @strawberry.field(description="Groups (groepen), filtered and ordered, a page at a time.")
+    async def groups(
+        self,
+        info: Info,
+        filter: Annotated[
+            GroupFilter | None, strawberry.argument(description="Which groups.")
+        ] = None,
+        order_by: Annotated[
+            GroupOrderType | None, strawberry.argument(description="Sort order; NAME_ASC if null.")
+        ] = GroupOrder.NAME_ASC,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Group]:
+        ordering = GROUP_ORDERINGS[GroupOrder(order_by or GroupOrder.NAME_ASC)]
+        query = groups_query(filter.criteria() if filter else GroupCriteria())
+        if filter and filter.has_member_id:
+            contact_pk = query_id(filter.has_member_id, "Contact")
+            ids = await info.context.db.run(
+                lambda session: group_ids_of_contact(session, contact_pk)
+            )
+            query = query.where(models.Group.id.in_(ids))
+        return await paginate(
+            info,
+            query,
+            ordering,
+            first=first,
+            after=after,
+            key_of=lambda g: tuple(getattr(g, c.key) for c in ordering.columns),
+        )

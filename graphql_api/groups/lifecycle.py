@@ -1,0 +1,168 @@
+"""Creating, changing, deleting and converting groups.
+
+Each function is the whole of one change inside the caller's transaction: the settings
+(``groups.group_settings``), what the group is built from (``groups.structure``), and
+the change reported to the application's rules (plugins, the outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Integer, delete, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import Contact
+from graphql_api.groups.changes import (
+    GroupCreated,
+    GroupDeleted,
+    GroupSnapshot,
+    GroupUpdated,
+    MembersAdded,
+)
+from graphql_api.groups.group_settings import BOOLEAN_SETTINGS, apply_settings
+from graphql_api.groups.membership_reads import members_query
+from graphql_api.groups.models import (
+    CompositionMode,
+    Group,
+    GroupKind,
+    GroupLink,
+    Membership,
+    MembershipAction,
+    MembershipEvent,
+    MembershipSource,
+)
+from graphql_api.groups.rules import rules_of
+from graphql_api.groups.structure import apply_structure, groups_using
+from graphql_api.kernel.db import UtcDateTime, utcnow
+from graphql_api.kernel.errors import ErrorCode, UserInputError
+from graphql_api.users.models import User
+
+
+def actor_id(actor: User | None) -> int | None:
+    return actor.id if actor else None
+
+
+async def locked_group(session: AsyncSession, group_id: int) -> Group:
+    """The group, locked against concurrent changes until the transaction ends."""
+    group = await session.get(Group, group_id, with_for_update=True)
+    if group is None:
+        raise UserInputError.single(["group_id"], ErrorCode.NOT_FOUND, "No group with this id.")
+    return group
+
+
+async def create_group(
+    session: AsyncSession, actor: User | None, values: Mapping[str, Any]
+) -> Group:
+    """Create a group from ``values`` (setting name -> value; absent = default); its kind
+    follows from them: composite with ``composed_of_ids``, dynamic with ``filter``."""
+    group = Group(
+        kind=GroupKind.STATIC,
+        created_by_id=actor_id(actor),
+        **{setting: False for setting in BOOLEAN_SETTINGS},
+    )
+    if "name" not in values:
+        raise UserInputError.single(["name"], ErrorCode.REQUIRED, "name is required.")
+    group.composition_mode = CompositionMode.ANY
+    await apply_settings(session, group, values)
+    session.add(group)
+    await session.flush()
+    await apply_structure(session, group, values, new=True)
+    change = GroupCreated(GroupSnapshot.of(group), actor_id(actor))
+    await rules_of(session).changed(session, change)
+    return group
+
+
+async def update_group(
+    session: AsyncSession, actor: User | None, group_id: int, changes: Mapping[str, Any]
+) -> Group:
+    """Change the settings named in ``changes``; absent ones stay, None clears."""
+    group = await locked_group(session, group_id)
+    before = GroupSnapshot.of(group)
+    await apply_settings(session, group, changes)
+    await apply_structure(session, group, changes, new=False)
+    group.updated_at = utcnow()
+    await session.flush()
+    change = GroupUpdated(before, GroupSnapshot.of(group), actor_id(actor))
+    await rules_of(session).changed(session, change)
+    return group
+
+
+async def delete_group(session: AsyncSession, actor: User | None, group_id: int) -> None:
+    """Delete a group with its memberships and their history, unless another group uses it."""
+    group = await locked_group(session, group_id)
+    users = (await groups_using(session, [group_id]))[group_id]
+    if users:
+        names = ", ".join(repr(user.name) for user in users)
+        raise UserInputError.single(
+            ["group_id"],
+            ErrorCode.GROUP_IN_USE,
+            f"{group.name!r} is used by {names}; change those groups first.",
+        )
+    change = GroupDeleted(GroupSnapshot.of(group), actor_id(actor))
+    await rules_of(session).changed(session, change)
+    await session.execute(delete(Group).where(Group.id == group_id))
+
+
+async def convert_to_static(session: AsyncSession, actor: User | None, group_id: int) -> Group:
+    """Freeze a dynamic or composite group's current members into explicit memberships.
+
+    The links are written for contacts that are members already (derived), with source
+    CONVERSION and their history, in two set-based statements.
+    """
+    group = await locked_group(session, group_id)
+    if group.kind is GroupKind.STATIC:
+        raise UserInputError.single(
+            ["group_id"], ErrorCode.ALREADY_STATIC, f"{group.name!r} is already a static group."
+        )
+    before = GroupSnapshot.of(group)
+    now = utcnow()
+    actor_pk = actor_id(actor)
+    members = await members_query(session, group_id)
+    await session.execute(
+        insert(Membership).from_select(
+            ["group_id", "contact_id", "member_since", "added_by_id", "source"],
+            members.with_only_columns(
+                literal(group_id),
+                Contact.id,
+                literal(now, UtcDateTime()),
+                literal(actor_pk, Integer()),
+                literal(MembershipSource.CONVERSION.value),
+            ),
+        )
+    )
+    await session.execute(
+        insert(MembershipEvent).from_select(
+            ["group_id", "contact_id", "action", "source", "actor_id", "occurred_at"],
+            select(
+                Membership.group_id,
+                Membership.contact_id,
+                literal(MembershipAction.ADDED.value),
+                literal(MembershipSource.CONVERSION.value),
+                literal(actor_pk, Integer()),
+                literal(now, UtcDateTime()),
+            )
+            .where(Membership.group_id == group_id)
+            .order_by(Membership.contact_id),
+        )
+    )
+    await session.execute(delete(GroupLink).where(GroupLink.group_id == group_id))
+    group.kind = GroupKind.STATIC
+    group.filter = None
+    group.updated_at = now
+    await session.flush()
+    rules = rules_of(session)
+    after = GroupSnapshot.of(group)
+    await rules.changed(session, GroupUpdated(before, after, actor_pk))
+    frozen = tuple(
+        await session.scalars(
+            select(Membership.contact_id)
+            .where(Membership.group_id == group_id)
+            .order_by(Membership.contact_id)
+        )
+    )
+    if frozen:
+        source = MembershipSource.CONVERSION
+        await rules.changed(session, MembersAdded(after, frozen, source, actor_pk))
+    return group

@@ -1,0 +1,253 @@
+"""Who is in which group, computed in the database with set-based SQL.
+
+A group's members are compiled into one SQL statement: the group graph (a recursive CTE
+over group ids) becomes one CTE per group, each a set of contact ids: static groups read
+their memberships, dynamic groups their compiled filter, composites combine their parts
+with UNION (ANY) or INTERSECT (ALL) and EXCEPT for exclusions. A shared sub-group is one
+CTE however often it is used. Nothing is cached, so every read sees every committed write.
+
+Given ``candidates`` (a few contacts), every leaf is restricted to them first, which turns
+"is this contact in these groups?" into a cheap query even for very large groups.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Integer, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
+
+from graphql_api.contacts.models import Contact
+from graphql_api.contacts.service import contact_search
+from graphql_api.groups.filters import FilterField, compile_filter, validate_filter
+from graphql_api.groups.graph import GroupGraph, load_graph
+from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
+from graphql_api.groups.rules import rules_of
+from graphql_api.kernel.errors import ErrorCode, UserInputError
+from graphql_api.kernel.sql import SqlText
+
+
+def member_sets(
+    graph: GroupGraph,
+    sql: SqlText,
+    fields: Mapping[str, FilterField],
+    candidates: Sequence[int] | None = None,
+) -> list[tuple[str, str]]:
+    """``(name, SQL)`` of a set of contact ids named ``g<id>`` for every group in ``graph``,
+    each after the sets it reads. With ``candidates``, every set is limited to those contacts.
+    """
+    only = f" AND {{column}} IN ({sql.ints(list(candidates))})" if candidates is not None else ""
+    definitions = []
+    for group_id in graph.order_from_leaves():
+        node = graph.nodes[group_id]
+        if node.kind is GroupKind.DYNAMIC and node.filter:
+            condition = compile_filter(node.filter, sql, _set_of, fields)
+            body = (
+                f"SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
+                + only.format(column="contacts.id")
+            )
+        elif node.kind is GroupKind.COMPOSITE and node.included:
+            parts = [f"SELECT contact_id FROM g{i}" for i in node.included]
+            operator = " INTERSECT " if node.mode is CompositionMode.ALL else " UNION "
+            body = operator.join(parts)
+            if node.excluded:
+                if len(parts) > 1:
+                    # SQLite cannot nest compound selects: name the combination first.
+                    definitions.append((f"g{group_id}_in", body))
+                    body = f"SELECT contact_id FROM g{group_id}_in"
+                body += "".join(f" EXCEPT SELECT contact_id FROM g{i}" for i in node.excluded)
+        else:
+            group = sql.bind(group_id, Integer())
+            body = f"SELECT contact_id FROM memberships WHERE group_id = {group}" + only.format(
+                column="contact_id"
+            )
+        definitions.append((f"g{group_id}", body))
+    return definitions
+
+
+def _set_of(group_id: int) -> str:
+    return f"SELECT contact_id FROM g{group_id}"
+
+
+def with_clause(definitions: list[tuple[str, str]]) -> str:
+    return "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in definitions)
+
+
+def as_ctes(definitions: list[tuple[str, str]], sql: SqlText) -> dict[str, CTE]:
+    """The sets as CTEs for a query built with SQLAlchemy, rendered at its top level.
+
+    At the top, PostgreSQL inlines each set into the query that reads it and plans one
+    statement; a ``WITH`` inside an ``IN (...)`` would be planned apart, often badly.
+    """
+    return {name: sql.contact_ids(body).cte(name) for name, body in definitions}
+
+
+async def members_query(
+    session: AsyncSession, group_id: int, search: str | None = None
+) -> Select[tuple[Contact]]:
+    """The contacts in an existing group (one statement to load its graph)."""
+    graph = await load_graph(session, [group_id])
+    sql = SqlText(session.bind.dialect.name)
+    ctes = as_ctes(member_sets(graph, sql, rules_of(session).filter_fields), sql)
+    query = (
+        select(Contact)
+        .add_cte(*ctes.values())
+        .where(Contact.id.in_(select(ctes[f"g{group_id}"].c.contact_id)))
+    )
+    return query.where(contact_search(search)) if search else query
+
+
+COMPOUND_LIMIT = 400
+"""Groups per statement when one ``SELECT`` per group is combined: SQLite allows 500."""
+
+
+async def _per_group(
+    session: AsyncSession,
+    graph: GroupGraph,
+    group_ids: Iterable[int],
+    select_from_set: str,
+    candidates: Sequence[int] | None = None,
+) -> list[Any]:
+    """Rows of ``select_from_set`` (with ``{id}`` for a group's id) for each group, combined
+    with UNION ALL: one statement, or one per 400 groups when there are more."""
+    present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
+    rows: list[Any] = []
+    for start in range(0, len(present), COMPOUND_LIMIT):
+        sql = SqlText(session.bind.dialect.name)
+        sets = with_clause(member_sets(graph, sql, rules_of(session).filter_fields, candidates))
+        chunk = present[start : start + COMPOUND_LIMIT]
+        union = " UNION ALL ".join(select_from_set.format(id=i) for i in chunk)
+        rows += (await session.execute(sql.statement(f"{sets} {union}"))).all()
+    return rows
+
+
+async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, int]:
+    """Number of members of each group: one statement for the graph, one for the counts."""
+    graph = await load_graph(session, group_ids)
+    counts: dict[int, int] = dict.fromkeys(group_ids, 0)
+    rows = await _per_group(session, graph, group_ids, "SELECT {id}, count(*) FROM g{id}")
+    counts.update({group_id: n for group_id, n in rows})
+    return counts
+
+
+async def groups_containing(
+    session: AsyncSession, group_ids: Iterable[int], contact_ids: Sequence[int]
+) -> set[tuple[int, int]]:
+    """Which (group id, contact id) pairs are memberships, derived groups included."""
+    group_ids = list(group_ids)
+    if not group_ids or not contact_ids:
+        return set()
+    graph = await load_graph(session, group_ids)
+    return await _pairs(session, graph, group_ids, contact_ids)
+
+
+async def _pairs(
+    session: AsyncSession, graph: GroupGraph, group_ids: Iterable[int], contact_ids: Sequence[int]
+) -> set[tuple[int, int]]:
+    candidates = list(dict.fromkeys(contact_ids))
+    select_pairs = "SELECT {id}, contact_id FROM g{id}"
+    rows = await _per_group(session, graph, group_ids, select_pairs, candidates)
+    return {(group_id, contact_id) for group_id, contact_id in rows}
+
+
+async def membership_path(
+    session: AsyncSession, group_id: int, contact_id: int
+) -> list[int] | None:
+    """Why a contact is in a group: the group ids from this group down to the static group
+    or dynamic filter that holds the contact; None when it is not a member."""
+    graph = await load_graph(session, [group_id])
+    holding = {g for g, _ in await _pairs(session, graph, graph.nodes, [contact_id])}
+    if group_id not in holding:
+        return None
+    path = [group_id]
+    node = graph.nodes[group_id]
+    while node.kind is GroupKind.COMPOSITE:
+        # Every included group on the way holds the contact in an ALL composite, at least
+        # one in an ANY composite; the first in the caller's order is the explanation.
+        node = graph.nodes[next(i for i in node.included if i in holding)]
+        path.append(node.id)
+    return path
+
+
+async def member_pairs(
+    session: AsyncSession, pairs: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Which of the (group id, contact id) pairs are memberships."""
+    if not pairs:
+        return set()
+    found = await groups_containing(session, {g for g, _ in pairs}, [c for _, c in pairs])
+    return found & set(pairs)
+
+
+async def derived_group_ids(session: AsyncSession) -> list[int]:
+    return list(await session.scalars(select(Group.id).where(Group.kind != GroupKind.STATIC)))
+
+
+async def groups_of_contacts(
+    session: AsyncSession, contact_ids: Sequence[int]
+) -> dict[int, list[Group]]:
+    """Every group each contact is in, derived ones included, by name."""
+    static = await session.execute(
+        select(Membership.group_id, Membership.contact_id).where(
+            Membership.contact_id.in_(contact_ids)
+        )
+    )
+    pairs = {(group_id, contact_id) for group_id, contact_id in static}
+    pairs |= await groups_containing(session, await derived_group_ids(session), contact_ids)
+    groups = {
+        group.id: group
+        for group in await session.scalars(select(Group).where(Group.id.in_({g for g, _ in pairs})))
+    }
+    found: dict[int, list[Group]] = defaultdict(list)
+    for group_id, contact_id in pairs:
+        found[contact_id].append(groups[group_id])
+    return {
+        contact_id: sorted(found[contact_id], key=lambda g: (g.name_key, g.id))
+        for contact_id in contact_ids
+    }
+
+
+async def group_ids_of_contact(session: AsyncSession, contact_id: int) -> list[int]:
+    """Ids of every group a contact is in (for ``groups(filter: {hasMemberId})``)."""
+    groups = await groups_of_contacts(session, [contact_id])
+    return [group.id for group in groups[contact_id]]
+
+
+async def memberships_of_contacts(
+    session: AsyncSession, contact_ids: Sequence[int], *, show_on_contact_only: bool = False
+) -> dict[int, list[Membership]]:
+    """Each contact's explicit links, oldest first."""
+    query = (
+        select(Membership)
+        .where(Membership.contact_id.in_(contact_ids))
+        .order_by(Membership.member_since, Membership.group_id)
+    )
+    if show_on_contact_only:
+        query = query.join(Group, Group.id == Membership.group_id).where(
+            Group.show_on_contact.is_(True)
+        )
+    found: dict[int, list[Membership]] = defaultdict(list)
+    for membership in await session.scalars(query):
+        found[membership.contact_id].append(membership)
+    return {contact_id: found[contact_id] for contact_id in contact_ids}
+
+
+async def filter_contacts(
+    session: AsyncSession, query: Select[tuple[Contact]], tree: dict[str, Any]
+) -> Select[tuple[Contact]]:
+    """``query`` narrowed to the contacts matching a filter; a filter that does not
+    validate, or names a group that does not exist, raises ``UserInputError``."""
+    fields = rules_of(session).filter_fields
+    tree, groups = validate_filter(tree, fields)
+    graph = await load_graph(session, groups)
+    if set(groups) - set(graph.nodes):
+        raise UserInputError.single(
+            ["filter"], ErrorCode.NOT_FOUND, "memberOf names a group that does not exist."
+        )
+    sql = SqlText(session.bind.dialect.name)
+    ctes = as_ctes(member_sets(graph, sql, fields), sql)
+    condition = compile_filter(tree, sql, _set_of, fields)
+    return query.add_cte(*ctes.values()).where(sql.statement(condition))

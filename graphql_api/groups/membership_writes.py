@@ -1,0 +1,166 @@
+"""Adding and removing the explicit members of static groups, with their history.
+
+Every path that adds or removes a member (GraphQL, the CLI, the demo, plugins) goes
+through :func:`add_members` and :func:`remove_members`, so the rules and the append-only
+history hold for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import Contact
+from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
+from graphql_api.groups.lifecycle import actor_id, locked_group
+from graphql_api.groups.models import (
+    Group,
+    GroupKind,
+    Membership,
+    MembershipAction,
+    MembershipEvent,
+    MembershipSource,
+)
+from graphql_api.groups.rules import rules_of
+from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
+from graphql_api.kernel.repository import missing_ids
+from graphql_api.users.models import User
+
+MAX_REPORTED_IDS = 20
+"""How many unknown ids are reported one by one; a longer list of typos says nothing new."""
+
+
+async def add_members(
+    session: AsyncSession,
+    actor: User | None,
+    group_id: int,
+    contact_ids: Sequence[int],
+    source: MembershipSource,
+) -> list[Membership]:
+    """Link contacts to a static group; returns the new links (existing members are skipped)."""
+    group = await _static_group(session, group_id)
+    wanted = await _existing_contacts(session, contact_ids)
+    already = set(
+        await session.scalars(
+            select(Membership.contact_id).where(
+                Membership.group_id == group.id, Membership.contact_id.in_(wanted)
+            )
+        )
+    )
+    now = utcnow()
+    added = [
+        Membership(
+            group_id=group.id,
+            contact_id=cid,
+            member_since=now,
+            added_by_id=actor_id(actor),
+            source=source,
+        )
+        for cid in wanted
+        if cid not in already
+    ]
+    session.add_all(added)
+    new_ids = tuple(m.contact_id for m in added)
+    _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor)
+    await session.flush()
+    if new_ids:
+        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor_id(actor))
+        await _changed_for(session, change, contact_ids)
+    return added
+
+
+async def remove_members(
+    session: AsyncSession,
+    actor: User | None,
+    group_id: int,
+    contact_ids: Sequence[int],
+    source: MembershipSource,
+) -> list[int]:
+    """Unlink contacts from a static group; returns the ids that were members."""
+    group = await _static_group(session, group_id)
+    wanted = await _existing_contacts(session, contact_ids)
+    result = await session.execute(
+        delete(Membership)
+        .where(Membership.group_id == group.id, Membership.contact_id.in_(wanted))
+        .returning(Membership.contact_id)
+    )
+    removed = sorted(result.scalars())
+    _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
+    await session.flush()
+    if removed:
+        change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, actor_id(actor))
+        await _changed_for(session, change, contact_ids)
+    return removed
+
+
+async def _changed_for(
+    session: AsyncSession, change: MembersAdded | MembersRemoved, given: Sequence[int]
+) -> None:
+    """Report a membership change; a problem a plugin raises about one contact
+    (``("contact_ids", "<contact id>")``) is pointed at that contact's place in ``given``."""
+    try:
+        await rules_of(session).changed(session, change)
+    except UserInputError as error:
+        place = {contact_id: index for index, contact_id in reversed(list(enumerate(given)))}
+        raise UserInputError(
+            [
+                Problem((p.field[0], str(place[int(p.field[1])])), p.code, p.message)
+                if p.field[:1] == ("contact_ids",)
+                and len(p.field) == 2
+                and p.field[1].isdigit()
+                and int(p.field[1]) in place
+                else p
+                for p in error.problems
+            ]
+        ) from error
+
+
+def _record(
+    session: AsyncSession,
+    group_id: int,
+    contact_ids: Sequence[int],
+    action: MembershipAction,
+    source: MembershipSource,
+    actor: User | None,
+) -> None:
+    now = utcnow()
+    session.add_all(
+        MembershipEvent(
+            group_id=group_id,
+            contact_id=cid,
+            action=action,
+            source=source,
+            actor_id=actor_id(actor),
+            occurred_at=now,
+        )
+        for cid in contact_ids
+    )
+
+
+async def _static_group(session: AsyncSession, group_id: int) -> Group:
+    group = await locked_group(session, group_id)
+    if group.kind is not GroupKind.STATIC:
+        raise UserInputError.single(
+            ["group_id"],
+            ErrorCode.NOT_STATIC,
+            f"{group.name!r} is a {group.kind.lower()} group: its members follow from its "
+            "definition and cannot be added or removed one by one.",
+        )
+    return group
+
+
+async def _existing_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> list[int]:
+    """The distinct ids in call order, or an error for each unknown one (by list position)."""
+    missing = set(await missing_ids(session, Contact, contact_ids))
+    if missing:
+        problems = Problems()
+        for index, contact_id in enumerate(contact_ids):
+            if contact_id in missing and len(problems.items) < MAX_REPORTED_IDS:
+                problems.add(
+                    ["contact_ids", str(index)], ErrorCode.NOT_FOUND, "No contact with this id."
+                )
+        problems.raise_if_any()
+    return list(dict.fromkeys(contact_ids))

@@ -1,0 +1,22 @@
+"""Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from graphql_api.contacts.models import Contact
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.groups.models import Group, GroupLink, Membership, MembershipEvent
+from graphql_api.kernel.db import Base
+from graphql_api.notifications.models import Delivery, OutboxEvent
+from graphql_api.users.models import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Contact",
+    "Delivery",
+    "EmailTemplate",
+    "Group",
+    "GroupLink",
+    "Membership",
+    "MembershipEvent",
+    "OutboxEvent",
+    "User",
+]

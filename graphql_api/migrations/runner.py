@@ -1,0 +1,60 @@
+"""Bringing a database to the newest schema with Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS = Path(__file__).parent
+CORE_VERSION_TABLE = "alembic_version"
+
+
+def alembic_config(folder: str | None = None, version_table: str = CORE_VERSION_TABLE) -> Config:
+    """Alembic's configuration for the core's revisions, or for one plugin's ``folder``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", folder or str(MIGRATIONS / "versions"))
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def histories(plugin_migrations: Mapping[str, str]) -> list[Config]:
+    """The core's history first, then each plugin's, each with a version table of its own,
+    so a plugin can be removed (or added later) without breaking the others'."""
+    return [
+        alembic_config(),
+        *(
+            alembic_config(folder, f"{CORE_VERSION_TABLE}_{name}")
+            for name, folder in sorted(plugin_migrations.items())
+        ),
+    ]
+
+
+async def upgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
+    """Apply every migration of the core and then of each plugin, in one transaction."""
+
+    def run(connection: Connection) -> None:
+        for config in histories(plugin_migrations):
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
+    """Undo every migration: the plugins' first, then the core's."""
+
+    def run(connection: Connection) -> None:
+        for config in reversed(histories(plugin_migrations)):
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)

@@ -1,0 +1,1 @@
+"""The GraphQL layer of notifications: types, inputs, queries, mutations and loaders."""

@@ -1,0 +1,40 @@
+"""GraphQL queries of the notification outbox (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from graphql_api.api.context import Info
+from graphql_api.api.relay import After, Connection, First, paginate
+from graphql_api.kernel.pagination import Ordering
+from graphql_api.notifications import models
+from graphql_api.notifications.api.permissions import require_admin
+from graphql_api.notifications.api.types import DeliveryStatusType, NotificationDelivery
+from graphql_api.notifications.service import deliveries_query
+
+NEWEST_FIRST = Ordering((models.Delivery.id,), descending=True)
+
+
+@strawberry.type
+class NotificationQueries:
+    @strawberry.field(description="Notification deliveries, newest first (admins only).")
+    async def notification_deliveries(
+        self,
+        info: Info,
+        status: Annotated[
+            DeliveryStatusType | None, strawberry.argument(description="Only this status.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[NotificationDelivery]:
+        require_admin(info)
+        return await paginate(
+            info,
+            deliveries_query(status),
+            NEWEST_FIRST,
+            first=first,
+            after=after,
+            key_of=lambda d: (d.id,),
+        )

@@ -1,0 +1,38 @@
+"""GraphQL object types of the notification outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from graphql_api.api.context import Info
+from graphql_api.api.relay import Node, global_id_field, rows_of
+from graphql_api.notifications import models
+from graphql_api.notifications.models import DeliveryStatus
+
+DeliveryStatusType = strawberry.enum(
+    DeliveryStatus,
+    name="DeliveryStatus",
+    description="PENDING (due), FAILED (will retry), DELIVERED, DEAD (gave up; can be "
+    "retried), SKIPPED (nothing to do).",
+)
+
+
+@strawberry.type(description="One event delivered to one plugin (the notification outbox).")
+class NotificationDelivery(Node):
+    id: strawberry.ID = global_id_field("NotificationDelivery")
+    plugin: str = strawberry.field(description="The plugin it is for, e.g. `email_notifications`.")
+    status: DeliveryStatusType = strawberry.field(description="Where it stands.")
+    attempts: int = strawberry.field(description="Attempts made so far.")
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt failed, or why it was skipped."
+    )
+    created_at: datetime = strawberry.field(description="When the change happened.")
+    delivered_at: datetime | None = strawberry.field(description="When it was delivered.")
+    is_type_of = rows_of(models.Delivery)
+
+    @strawberry.field(description="The event type, e.g. `members.added`.")
+    async def event_type(self, root: strawberry.Parent[models.Delivery], info: Info) -> str:
+        event = await info.context.row(models.OutboxEvent, root.event_id)
+        return event.type

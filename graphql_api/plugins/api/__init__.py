@@ -1,0 +1,1 @@
+"""The GraphQL layer of plugins: types, inputs, queries, mutations and loaders."""

@@ -1,0 +1,1 @@
+"""The GraphQL layer of roles: types, inputs, queries, mutations and loaders."""

@@ -1,0 +1,1 @@
+"""The GraphQL layer of users: types, inputs, queries, mutations and loaders."""
