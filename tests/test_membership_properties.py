@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from graphql_api.migrations.models import Base
+from graphql_api.migrations.metadata import Base
 from tests.conftest import GraphQLClient
 
 CITIES = ["Zwolle", "Deventer", "Utrecht"]

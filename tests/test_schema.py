@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from graphql_api.api.schema import build_schema
 from graphql_api.app import load_plugins
-from graphql_api.migrations.models import Base
+from graphql_api.migrations.metadata import Base
 from graphql_api.migrations.runner import downgrade, upgrade
 from graphql_api.settings import Settings
 

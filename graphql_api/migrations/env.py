@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from graphql_api.kernel.db import create_engine
-from graphql_api.migrations.models import Base
+from graphql_api.migrations.metadata import Base
 
 config = context.config
 target_metadata = Base.metadata
