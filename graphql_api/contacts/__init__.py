@@ -1,0 +1,1 @@
+"""Contacts: the persons and organisations groups are made of."""

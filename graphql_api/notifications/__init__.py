@@ -1,0 +1,1 @@
+"""The notification outbox: events written with each change, delivered by a worker."""

@@ -1,4 +1,5 @@
-"""The plugin system: hook specifications, the per-application manager, a testing kit."""
+"""The plugin system: hook specifications (``hookimpl`` for plugin authors), the
+per-application manager, and what plugins contribute to the schema."""
 
 from graphql_api.plugins.hookspecs import hookimpl
 
