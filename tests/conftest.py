@@ -4,10 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from graphql_api.testing import GraphQLClient, StatementCounter, make_user
-
-__all__ = ["GraphQLClient", "StatementCounter", "make_user"]
-
 
 @pytest.fixture
 def repo_root() -> Path:

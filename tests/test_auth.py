@@ -9,9 +9,7 @@ import pytest
 
 from graphql_api.app import create_app
 from graphql_api.settings import Settings
-from tests.conftest import GraphQLClient, make_user
-
-QUERY = "{ groups { totalCount } }"
+from graphql_api.testing import GROUP_COUNT, GraphQLClient, make_user, new_group
 
 
 @pytest.mark.parametrize(
@@ -27,7 +25,7 @@ QUERY = "{ groups { totalCount } }"
 async def test_requests_without_a_valid_token_get_401(
     http: httpx.AsyncClient, admin: tuple[int, str], headers: dict[str, str]
 ):
-    response = await http.post("/graphql", json={"query": QUERY}, headers=headers)
+    response = await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     body = response.json()
@@ -36,10 +34,10 @@ async def test_requests_without_a_valid_token_get_401(
 
 
 async def test_get_queries_need_a_token_too(http: httpx.AsyncClient, admin: tuple[int, str]):
-    response = await http.get("/graphql", params={"query": QUERY})
+    response = await http.get("/graphql", params={"query": GROUP_COUNT})
     assert response.status_code == 401
     response = await http.get(
-        "/graphql", params={"query": QUERY}, headers={"Authorization": f"Bearer {admin[1]}"}
+        "/graphql", params={"query": GROUP_COUNT}, headers={"Authorization": f"Bearer {admin[1]}"}
     )
     assert response.status_code == 200
     assert response.json()["data"]["groups"]["totalCount"] == 0
@@ -65,10 +63,8 @@ async def test_a_browser_get_with_a_query_needs_a_token(
 async def test_the_token_owner_is_the_acting_user(app: Any, http: httpx.AsyncClient):
     _, token = await make_user(app, "Anna de Vries", "anna@example.coop")
     client = GraphQLClient(http, token)
-    data = await client.data(
-        """mutation { createGroup(input: {name: "Van Anna"}) { group { createdBy { name } } } }"""
-    )
-    assert data["createGroup"]["group"]["createdBy"]["name"] == "Anna de Vries"
+    group = await new_group(client, name="Van Anna")
+    assert group["createdBy"]["name"] == "Anna de Vries"
     assert (await client.data("{ viewer { name email } }"))["viewer"] == {
         "name": "Anna de Vries",
         "email": "anna@example.coop",
@@ -84,7 +80,7 @@ async def test_development_mode_acts_as_the_first_admin(database_url: str, app: 
         client = GraphQLClient(http, token=None)
         assert (await client.data("{ viewer { name } }"))["viewer"]["name"] == "Johannes Frölich"
         wrong = await http.post(
-            "/graphql", json={"query": QUERY}, headers={"Authorization": "Bearer gapi_wrong"}
+            "/graphql", json={"query": GROUP_COUNT}, headers={"Authorization": "Bearer gapi_wrong"}
         )
         assert wrong.status_code == 401
     await dev_app.state.engine.dispose()

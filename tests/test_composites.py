@@ -6,107 +6,105 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-from tests.test_groups import CREATE, DELETE, UPDATE, create_group, refused
-from tests.test_memberships import ADD, REMOVE, create_contacts
+from graphql_api.testing import (
+    ADD_MEMBERS,
+    CREATE_GROUP,
+    DELETE_GROUP,
+    GROUP_USED_BY,
+    MEMBERSHIP_PATH,
+    REMOVE_MEMBERS,
+    UPDATE_GROUP,
+    GraphQLClient,
+    add_members,
+    member_names,
+    new_contact_ids,
+    new_group,
+    new_group_id,
+    new_static_group_id,
+    refused,
+    remove_members,
+)
 
-MEMBERS = """query($id: ID!) { group(id: $id) {
-  kind memberCount compositionMode composedOf { name } excludedGroups { name }
-  members(first: 100) { totalCount nodes { lastName } } } }"""
-
-
-async def members(client: GraphQLClient, group_id: str) -> list[str]:
-    group = (await client.data(MEMBERS, {"id": group_id}))["group"]
-    names = [n["lastName"] for n in group["members"]["nodes"]]
-    assert group["memberCount"] == group["members"]["totalCount"] == len(names)
-    return names
-
-
-async def static_group(client: GraphQLClient, name: str, contact_ids: list[str]) -> str:
-    group = await create_group(client, name=name)
-    if contact_ids:
-        await client.data(ADD, {"groupId": group["id"], "contactIds": contact_ids})
-    return group["id"]
+COMPOSITION = """query($id: ID!) { group(id: $id) {
+  compositionMode composedOf { name } excludedGroups { name } } }"""
 
 
 @pytest.fixture
 async def people(client: GraphQLClient) -> dict[str, str]:
     names = ["Aa", "Bb", "Cc", "Dd", "Ee"]
-    return dict(zip(names, await create_contacts(client, *names), strict=True))
+    return dict(zip(names, await new_contact_ids(client, *names), strict=True))
 
 
 async def test_union_intersection_and_exclusion(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"], people["Bb"], people["Cc"]])
-    b = await static_group(client, "B", [people["Bb"], people["Cc"], people["Dd"]])
-    c = await static_group(client, "C", [people["Cc"]])
+    a = await new_static_group_id(client, "A", [people["Aa"], people["Bb"], people["Cc"]])
+    b = await new_static_group_id(client, "B", [people["Bb"], people["Cc"], people["Dd"]])
+    c = await new_static_group_id(client, "C", [people["Cc"]])
 
-    union = await create_group(client, name="A of B", composedOfIds=[b, a])
+    union = await new_group(client, name="A of B", composedOfIds=[b, a])
     assert union["kind"] == "COMPOSITE"
-    assert await members(client, union["id"]) == ["Aa", "Bb", "Cc", "Dd"]
-    data = await client.data(MEMBERS, {"id": union["id"]})
+    assert await member_names(client, union["id"]) == ["Aa", "Bb", "Cc", "Dd"]
+    data = await client.data(COMPOSITION, {"id": union["id"]})
     assert [g["name"] for g in data["group"]["composedOf"]] == ["B", "A"]
     assert data["group"]["compositionMode"] == "ANY"
 
-    both = await create_group(client, name="A en B", composedOfIds=[a, b], compositionMode="ALL")
-    assert await members(client, both["id"]) == ["Bb", "Cc"]
+    both = await new_group_id(client, name="A en B", composedOfIds=[a, b], compositionMode="ALL")
+    assert await member_names(client, both) == ["Bb", "Cc"]
 
-    minus = await create_group(
+    minus = await new_group_id(
         client, name="A of B zonder C", composedOfIds=[a, b], excludedGroupIds=[c]
     )
-    assert await members(client, minus["id"]) == ["Aa", "Bb", "Dd"]
-    data = await client.data(MEMBERS, {"id": minus["id"]})
+    assert await member_names(client, minus) == ["Aa", "Bb", "Dd"]
+    data = await client.data(COMPOSITION, {"id": minus})
     assert [g["name"] for g in data["group"]["excludedGroups"]] == ["C"]
 
 
 async def test_nesting_and_diamonds(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
-    b = await static_group(client, "B", [people["Bb"], people["Cc"]])
-    left = await create_group(client, name="Links", composedOfIds=[a])
-    right = await create_group(client, name="Rechts", composedOfIds=[a, b], compositionMode="ALL")
-    top = await create_group(
-        client, name="Top", composedOfIds=[left["id"], right["id"]], compositionMode="ALL"
+    a = await new_static_group_id(client, "A", [people["Aa"], people["Bb"]])
+    b = await new_static_group_id(client, "B", [people["Bb"], people["Cc"]])
+    left = await new_group_id(client, name="Links", composedOfIds=[a])
+    right = await new_group_id(client, name="Rechts", composedOfIds=[a, b], compositionMode="ALL")
+    top = await new_group_id(client, name="Top", composedOfIds=[left, right], compositionMode="ALL")
+    deeper = await new_group_id(
+        client, name="Dieper", composedOfIds=[top, b], excludedGroupIds=[left]
     )
-    deeper = await create_group(
-        client, name="Dieper", composedOfIds=[top["id"], b], excludedGroupIds=[left["id"]]
-    )
-    assert await members(client, top["id"]) == ["Bb"]
-    assert await members(client, deeper["id"]) == ["Cc"]
+    assert await member_names(client, top) == ["Bb"]
+    assert await member_names(client, deeper) == ["Cc"]
 
 
 async def test_membership_is_live(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"]])
-    b = await static_group(client, "B", [])
-    union = await create_group(client, name="Samen", composedOfIds=[a, b], excludedGroupIds=[])
-    outer = await create_group(client, name="Buiten", composedOfIds=[union["id"]])
-    assert await members(client, outer["id"]) == ["Aa"]
-    await client.data(ADD, {"groupId": b, "contactIds": [people["Ee"], people["Cc"]]})
-    assert await members(client, outer["id"]) == ["Aa", "Cc", "Ee"]
-    await client.data(REMOVE, {"groupId": a, "contactIds": [people["Aa"]]})
-    assert await members(client, outer["id"]) == ["Cc", "Ee"]
+    a = await new_static_group_id(client, "A", [people["Aa"]])
+    b = await new_static_group_id(client, "B", [])
+    union = await new_group_id(client, name="Samen", composedOfIds=[a, b], excludedGroupIds=[])
+    outer = await new_group_id(client, name="Buiten", composedOfIds=[union])
+    assert await member_names(client, outer) == ["Aa"]
+    await add_members(client, b, [people["Ee"], people["Cc"]])
+    assert await member_names(client, outer) == ["Aa", "Cc", "Ee"]
+    await remove_members(client, a, [people["Aa"]])
+    assert await member_names(client, outer) == ["Cc", "Ee"]
     await client.data(
-        UPDATE, {"id": union["id"], "input": {"excludedGroupIds": [a], "composedOfIds": [b]}}
+        UPDATE_GROUP, {"id": union, "input": {"excludedGroupIds": [a], "composedOfIds": [b]}}
     )
-    assert await members(client, outer["id"]) == ["Cc", "Ee"]
+    assert await member_names(client, outer) == ["Cc", "Ee"]
     await client.data(
-        UPDATE,
+        UPDATE_GROUP,
         {
-            "id": union["id"],
+            "id": union,
             "input": {"compositionMode": "ALL", "composedOfIds": [a, b], "excludedGroupIds": []},
         },
     )
-    assert await members(client, outer["id"]) == []
+    assert await member_names(client, outer) == []
 
 
 async def test_contact_side_sees_derived_groups(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
-    shown = await create_group(
+    a = await new_static_group_id(client, "A", [people["Aa"], people["Bb"]])
+    shown = await new_group_id(
         client, name="Zichtbaar samengesteld", composedOfIds=[a], showOnContact=True
     )
-    await create_group(
+    await new_group_id(
         client,
         name="Verborgen samengesteld",
         composedOfIds=[a],
-        excludedGroupIds=[await static_group(client, "X", [people["Bb"]])],
+        excludedGroupIds=[await new_static_group_id(client, "X", [people["Bb"]])],
     )
     query = """query($id: ID!) { contact(id: $id) { groups { name kind }
         visibleGroups { derived { name } static { group { name } } } } }"""
@@ -130,54 +128,45 @@ async def test_contact_side_sees_derived_groups(client: GraphQLClient, people: d
     ]
     has = await client.data(
         "query($g: ID!, $a: ID!, $c: ID!) { group(id: $g) { a: hasMember(contactId: $a) c: hasMember(contactId: $c) } }",
-        {"g": shown["id"], "a": people["Aa"], "c": people["Cc"]},
+        {"g": shown, "a": people["Aa"], "c": people["Cc"]},
     )
     assert has["group"] == {"a": True, "c": False}
 
 
 async def test_membership_path_explains(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"]])
-    b = await static_group(client, "B", [people["Bb"]])
-    middle = await create_group(client, name="Midden", composedOfIds=[a, b])
-    top = await create_group(client, name="Top", composedOfIds=[middle["id"]])
-    query = (
-        """query($g: ID!, $c: ID!) { group(id: $g) { membershipPath(contactId: $c) { name } } }"""
-    )
-    path = (await client.data(query, {"g": top["id"], "c": people["Bb"]}))["group"][
-        "membershipPath"
-    ]
-    assert [g["name"] for g in path] == ["Top", "Midden", "B"]
-    path = (await client.data(query, {"g": top["id"], "c": people["Cc"]}))["group"][
-        "membershipPath"
-    ]
-    assert path is None
-    path = (await client.data(query, {"g": a, "c": people["Aa"]}))["group"]["membershipPath"]
-    assert [g["name"] for g in path] == ["A"]
+    a = await new_static_group_id(client, "A", [people["Aa"]])
+    b = await new_static_group_id(client, "B", [people["Bb"]])
+    middle = await new_group_id(client, name="Midden", composedOfIds=[a, b])
+    top = await new_group_id(client, name="Top", composedOfIds=[middle])
+    data = await client.data(MEMBERSHIP_PATH, {"id": top, "contactId": people["Bb"]})
+    assert [g["name"] for g in data["group"]["membershipPath"]] == ["Top", "Midden", "B"]
+    data = await client.data(MEMBERSHIP_PATH, {"id": top, "contactId": people["Cc"]})
+    assert data["group"]["membershipPath"] is None
+    data = await client.data(MEMBERSHIP_PATH, {"id": a, "contactId": people["Aa"]})
+    assert [g["name"] for g in data["group"]["membershipPath"]] == ["A"]
 
 
 async def test_cycles_are_refused_with_their_path(client: GraphQLClient):
-    a = await static_group(client, "A", [])
-    b = await static_group(client, "B", [])
-    union = await create_group(client, name="A of B", composedOfIds=[a, b])
-    nested = await create_group(client, name="Genest", composedOfIds=[union["id"]])
+    a = await new_static_group_id(client, "A", [])
+    b = await new_static_group_id(client, "B", [])
+    union = await new_group_id(client, name="A of B", composedOfIds=[a, b])
+    nested = await new_group_id(client, name="Genest", composedOfIds=[union])
 
     errors = await refused(
-        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [a, nested["id"]]}}
+        client, UPDATE_GROUP, {"id": union, "input": {"composedOfIds": [a, nested]}}
     )
     assert errors[0]["code"] == "CYCLE"
     assert "A of B -> Genest -> A of B" in errors[0]["message"]
 
-    errors = await refused(
-        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [union["id"]]}}
-    )
+    errors = await refused(client, UPDATE_GROUP, {"id": union, "input": {"composedOfIds": [union]}})
     assert errors[0]["code"] == "CYCLE"
     assert "A of B -> A of B" in errors[0]["message"]
 
     errors = await refused(
-        client, UPDATE, {"id": union["id"], "input": {"excludedGroupIds": [nested["id"]]}}
+        client, UPDATE_GROUP, {"id": union, "input": {"excludedGroupIds": [nested]}}
     )
     assert errors[0]["code"] == "CYCLE"
-    data = await client.data(MEMBERS, {"id": union["id"]})
+    data = await client.data(COMPOSITION, {"id": union})
     assert [g["name"] for g in data["group"]["composedOf"]] == ["A", "B"]
     assert data["group"]["excludedGroups"] == []
 
@@ -216,9 +205,9 @@ async def test_cycles_are_refused_with_their_path(client: GraphQLClient):
 async def test_bad_compositions_are_refused(
     client: GraphQLClient, build: Any, field: list[str], code: str
 ):
-    a = await static_group(client, "A", [])
-    b = await static_group(client, "B", [])
-    errors = await refused(client, CREATE, {"input": {"name": "Nieuw", **build(a, b)}})
+    a = await new_static_group_id(client, "A", [])
+    b = await new_static_group_id(client, "B", [])
+    errors = await refused(client, CREATE_GROUP, {"input": {"name": "Nieuw", **build(a, b)}})
     assert {"field": field, "code": code} in [
         {"field": e["field"], "code": e["code"]} for e in errors
     ]
@@ -227,54 +216,54 @@ async def test_bad_compositions_are_refused(
 async def test_a_static_group_with_members_does_not_silently_become_composite(
     client: GraphQLClient, people: dict[str, str]
 ):
-    a = await static_group(client, "A", [people["Aa"]])
-    b = await static_group(client, "B", [])
-    errors = await refused(client, UPDATE, {"id": a, "input": {"composedOfIds": [b]}})
+    a = await new_static_group_id(client, "A", [people["Aa"]])
+    b = await new_static_group_id(client, "B", [])
+    errors = await refused(client, UPDATE_GROUP, {"id": a, "input": {"composedOfIds": [b]}})
     assert errors[0]["code"] == "HAS_MEMBERS"
-    data = await client.data(UPDATE, {"id": b, "input": {"composedOfIds": [a]}})
+    data = await client.data(UPDATE_GROUP, {"id": b, "input": {"composedOfIds": [a]}})
     assert data["updateGroup"]["group"]["kind"] == "COMPOSITE"
 
 
 async def test_members_of_derived_groups_cannot_be_edited(
     client: GraphQLClient, people: dict[str, str]
 ):
-    a = await static_group(client, "A", [])
-    union = await create_group(client, name="Samen", composedOfIds=[a])
-    for mutation in (ADD, REMOVE):
-        data = await client.data(mutation, {"groupId": union["id"], "contactIds": [people["Aa"]]})
+    a = await new_static_group_id(client, "A", [])
+    union = await new_group_id(client, name="Samen", composedOfIds=[a])
+    for mutation in (ADD_MEMBERS, REMOVE_MEMBERS):
+        data = await client.data(mutation, {"groupId": union, "contactIds": [people["Aa"]]})
         error = next(iter(data.values()))["errors"][0]
         assert error["code"] == "NOT_STATIC"
         assert error["field"] == ["groupId"]
-    assert await members(client, union["id"]) == []
+    assert await member_names(client, union) == []
 
 
 async def test_groups_in_use_cannot_be_deleted(client: GraphQLClient):
-    a = await static_group(client, "A", [])
-    b = await static_group(client, "B", [])
-    await create_group(client, name="Eerste", composedOfIds=[a])
-    await create_group(client, name="Tweede", composedOfIds=[b], excludedGroupIds=[a])
-    errors = await refused(client, DELETE, {"id": a})
+    a = await new_static_group_id(client, "A", [])
+    b = await new_static_group_id(client, "B", [])
+    await new_group_id(client, name="Eerste", composedOfIds=[a])
+    await new_group_id(client, name="Tweede", composedOfIds=[b], excludedGroupIds=[a])
+    errors = await refused(client, DELETE_GROUP, {"id": a})
     assert errors[0]["code"] == "GROUP_IN_USE"
     assert "'Eerste'" in errors[0]["message"] and "'Tweede'" in errors[0]["message"]
-    used = await client.data("query($id: ID!) { group(id: $id) { usedBy { name } } }", {"id": a})
+    used = await client.data(GROUP_USED_BY, {"id": a})
     assert [g["name"] for g in used["group"]["usedBy"]] == ["Eerste", "Tweede"]
 
 
 async def test_convert_to_static_freezes_members(client: GraphQLClient, people: dict[str, str]):
-    a = await static_group(client, "A", [people["Aa"], people["Bb"]])
-    union = await create_group(client, name="Samen", composedOfIds=[a])
+    a = await new_static_group_id(client, "A", [people["Aa"], people["Bb"]])
+    union = await new_group_id(client, name="Samen", composedOfIds=[a])
     convert = """mutation($id: ID!) { convertToStatic(groupId: $id) {
         group { kind composedOf { name } memberCount } errors { code } } }"""
-    data = await client.data(convert, {"id": union["id"]})
+    data = await client.data(convert, {"id": union})
     assert data["convertToStatic"] == {
         "group": {"kind": "STATIC", "composedOf": [], "memberCount": 2},
         "errors": [],
     }
-    await client.data(REMOVE, {"groupId": a, "contactIds": [people["Aa"]]})
-    assert await members(client, union["id"]) == ["Aa", "Bb"]
+    await remove_members(client, a, [people["Aa"]])
+    assert await member_names(client, union) == ["Aa", "Bb"]
     history = await client.data(
         "query($id: ID!) { group(id: $id) { history { edges { node { action source } } } } }",
-        {"id": union["id"]},
+        {"id": union},
     )
     assert [e["node"] for e in history["group"]["history"]["edges"]] == [
         {"action": "ADDED", "source": "CONVERSION"}
@@ -285,7 +274,7 @@ async def test_convert_to_static_freezes_members(client: GraphQLClient, people: 
     )
     assert {"group": {"name": "Samen"}, "source": "CONVERSION"} in contact["contact"]["memberships"]
 
-    again = await client.data(convert, {"id": union["id"]})
+    again = await client.data(convert, {"id": union})
     assert again["convertToStatic"]["errors"] == [{"code": "ALREADY_STATIC"}]
     unknown = await client.data(convert, {"id": "R3JvdXA6OTk5"})
     assert unknown["convertToStatic"]["errors"] == [{"code": "NOT_FOUND"}]
@@ -299,7 +288,7 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     from graphql_api.groups.lifecycle import create_group as create_in_service
     from graphql_api.kernel.db import create_sessionmaker
 
-    base = await static_group(client, "Basis", [people["Aa"]])
+    base = await new_static_group_id(client, "Basis", [people["Aa"]])
     base_id = parse_global_id(base)[1]
     async with create_sessionmaker(app.state.engine)() as session, session.begin():
         for i in range(450):

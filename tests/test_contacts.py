@@ -6,28 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
+from graphql_api.testing import CREATE_CONTACT, UPDATE_CONTACT, GraphQLClient
 
-CREATE = """
-mutation($input: ContactInput!) {
-  createContact(input: $input) {
-    contact { id kind displayName firstName lastName organisationName email phone street
-              postalCode city createdAt }
-    errors { field code message }
-  }
-}"""
-UPDATE = """
-mutation($id: ID!, $input: ContactInput!) {
-  updateContact(id: $id, input: $input) {
-    contact { displayName email city } errors { field code message }
-  }
-}"""
 COUNT = "{ contacts { totalCount } }"
 
 
 async def test_create_person_and_organisation(client: GraphQLClient):
     data = await client.data(
-        CREATE,
+        CREATE_CONTACT,
         {
             "input": {
                 "firstName": " Anouk ",
@@ -47,18 +33,19 @@ async def test_create_person_and_organisation(client: GraphQLClient):
     assert person["postalCode"] == "8011 AB"
 
     data = await client.data(
-        CREATE, {"input": {"kind": "ORGANISATION", "organisationName": "Energiecoöperatie Zon"}}
+        CREATE_CONTACT,
+        {"input": {"kind": "ORGANISATION", "organisationName": "Energiecoöperatie Zon"}},
     )
     assert data["createContact"]["contact"]["displayName"] == "Energiecoöperatie Zon"
 
 
 async def test_update_changes_only_given_fields(client: GraphQLClient):
     data = await client.data(
-        CREATE, {"input": {"lastName": "Smit", "email": "a@example.nl", "city": "Zwolle"}}
+        CREATE_CONTACT, {"input": {"lastName": "Smit", "email": "a@example.nl", "city": "Zwolle"}}
     )
     contact_id = data["createContact"]["contact"]["id"]
     data = await client.data(
-        UPDATE, {"id": contact_id, "input": {"city": "Deventer", "email": None}}
+        UPDATE_CONTACT, {"id": contact_id, "input": {"city": "Deventer", "email": None}}
     )
     assert data["updateContact"] == {
         "contact": {"displayName": "Smit", "email": None, "city": "Deventer"},
@@ -79,7 +66,7 @@ async def test_update_changes_only_given_fields(client: GraphQLClient):
 async def test_bad_contacts_are_refused(
     client: GraphQLClient, values: dict[str, Any], field: list[str], code: str
 ):
-    data = await client.data(CREATE, {"input": values})
+    data = await client.data(CREATE_CONTACT, {"input": values})
     payload = data["createContact"]
     assert payload["contact"] is None
     assert payload["errors"][0]["field"] == field
@@ -88,10 +75,10 @@ async def test_bad_contacts_are_refused(
 
 
 async def test_bad_updates_change_nothing(client: GraphQLClient):
-    data = await client.data(CREATE, {"input": {"lastName": "Smit", "city": "Zwolle"}})
+    data = await client.data(CREATE_CONTACT, {"input": {"lastName": "Smit", "city": "Zwolle"}})
     contact_id = data["createContact"]["contact"]["id"]
     data = await client.data(
-        UPDATE, {"id": contact_id, "input": {"city": "Deventer", "lastName": ""}}
+        UPDATE_CONTACT, {"id": contact_id, "input": {"city": "Deventer", "lastName": ""}}
     )
     assert data["updateContact"]["errors"][0]["code"] == "REQUIRED"
     data = await client.data(
@@ -99,11 +86,11 @@ async def test_bad_updates_change_nothing(client: GraphQLClient):
     )
     assert data["contact"] == {"city": "Zwolle", "lastName": "Smit"}
 
-    data = await client.data(UPDATE, {"id": "Q29udGFjdDo5OTk=", "input": {"city": "X"}})
+    data = await client.data(UPDATE_CONTACT, {"id": "Q29udGFjdDo5OTk=", "input": {"city": "X"}})
     assert data["updateContact"]["errors"] == [
         {"field": ["id"], "code": "NOT_FOUND", "message": "No contact with this id."}
     ]
-    body = await client.execute(UPDATE, {"id": contact_id, "input": {"kind": "ROBOT"}})
+    body = await client.execute(UPDATE_CONTACT, {"id": contact_id, "input": {"kind": "ROBOT"}})
     assert "ROBOT" in body["errors"][0]["message"]
 
 
@@ -114,7 +101,7 @@ async def test_search_is_case_insensitive_across_fields(client: GraphQLClient):
         {"kind": "ORGANISATION", "organisationName": "Zonnedak BV"},
         {"lastName": "100%_echt"},
     ):
-        await client.data(CREATE, {"input": values})
+        await client.data(CREATE_CONTACT, {"input": values})
     query = "query($s: String) { contacts(search: $s) { totalCount nodes { displayName } } }"
 
     async def found(term: str) -> list[str]:

@@ -6,9 +6,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-from tests.test_composites import members, static_group
-from tests.test_groups import CREATE, UPDATE, create_group, refused
+from graphql_api.testing import (
+    CREATE_GROUP,
+    GROUP_USED_BY,
+    MEMBERSHIP_PATH,
+    UPDATE_CONTACT,
+    UPDATE_GROUP,
+    GraphQLClient,
+    member_names,
+    new_contact_id,
+    new_group_id,
+    new_static_group_id,
+    refused,
+)
 
 CONTACTS = [
     {
@@ -50,14 +60,7 @@ def cond(field: str, op: str, value: str | None = None, values: list[str] | None
 
 @pytest.fixture
 async def contacts(client: GraphQLClient) -> list[str]:
-    ids = []
-    for values in CONTACTS:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } errors { message } } }",
-            {"i": values},
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
+    return [await new_contact_id(client, **values) for values in CONTACTS]
 
 
 async def preview(client: GraphQLClient, tree: dict) -> list[str]:
@@ -139,54 +142,47 @@ async def test_dynamic_group_reads_back_its_filter_and_stays_live(
         "value": "ORGANISATION",
     }
     assert stored["any"] is None and stored["condition"] is None
-    assert await members(client, group["id"]) == ["Zonneveld", "Molenaar"]
+    assert await member_names(client, group["id"]) == ["Zonneveld", "Molenaar"]
 
-    await client.data(
-        'mutation($id: ID!) { updateContact(id: $id, input: {city: "Deventer"}) { errors { code } } }',
-        {"id": contacts[1]},
-    )
-    assert await members(client, group["id"]) == ["Zonneveld"]
+    moved = await client.data(UPDATE_CONTACT, {"id": contacts[1], "input": {"city": "Deventer"}})
+    assert moved["updateContact"]["errors"] == []
+    assert await member_names(client, group["id"]) == ["Zonneveld"]
 
     data = await client.data(
-        UPDATE, {"id": group["id"], "input": {"filter": cond("city", "EQ", "Deventer")}}
+        UPDATE_GROUP, {"id": group["id"], "input": {"filter": cond("city", "EQ", "Deventer")}}
     )
     assert data["updateGroup"]["errors"] == []
-    assert await members(client, group["id"]) == ["Molenaar", "de Wind"]
+    assert await member_names(client, group["id"]) == ["Molenaar", "de Wind"]
 
 
 async def test_member_of_other_groups(client: GraphQLClient, contacts: list[str]):
-    board = await static_group(client, "Bestuur", [contacts[0], contacts[2]])
-    union = await create_group(client, name="Bestuur samengesteld", composedOfIds=[board])
-    tree = {"all": [cond("memberOf", "EQ", union["id"]), cond("email", "IS_NOT_EMPTY")]}
-    group = await create_group(client, name="Bestuur met e-mail", filter=tree)
-    assert await members(client, group["id"]) == ["Zonneveld", "de Wind"]
-    outsiders = await create_group(
+    board = await new_static_group_id(client, "Bestuur", [contacts[0], contacts[2]])
+    union = await new_group_id(client, name="Bestuur samengesteld", composedOfIds=[board])
+    tree = {"all": [cond("memberOf", "EQ", union), cond("email", "IS_NOT_EMPTY")]}
+    group = await new_group_id(client, name="Bestuur met e-mail", filter=tree)
+    assert await member_names(client, group) == ["Zonneveld", "de Wind"]
+    outsiders = await new_group_id(
         client, name="Niet bestuur", filter=cond("memberOf", "NEQ", board)
     )
-    assert await members(client, outsiders["id"]) == ["Molenaar", "Åberg", None]
-    either = await create_group(
-        client, name="Een van beide", filter=cond("memberOf", "IN", values=[board, outsiders["id"]])
+    assert await member_names(client, outsiders) == ["Molenaar", "Åberg", None]
+    either = await new_group_id(
+        client, name="Een van beide", filter=cond("memberOf", "IN", values=[board, outsiders])
     )
-    assert len(await members(client, either["id"])) == 5
+    assert len(await member_names(client, either)) == 5
 
     data = await client.data(
         f"query($id: ID!) {{ group(id: $id) {{ {FILTER_FIELDS} usedBy {{ name }} }} }}",
-        {"id": group["id"]},
+        {"id": group},
     )
-    assert data["group"]["filter"]["all"][0]["condition"]["value"] == union["id"]
-    used = await client.data(
-        "query($id: ID!) { group(id: $id) { usedBy { name } } }", {"id": union["id"]}
-    )
+    assert data["group"]["filter"]["all"][0]["condition"]["value"] == union
+    used = await client.data(GROUP_USED_BY, {"id": union})
     assert used["group"]["usedBy"] == [{"name": "Bestuur met e-mail"}]
 
-    path = await client.data(
-        "query($g: ID!, $c: ID!) { group(id: $g) { membershipPath(contactId: $c) { name } } }",
-        {"g": group["id"], "c": contacts[0]},
-    )
+    path = await client.data(MEMBERSHIP_PATH, {"id": group, "contactId": contacts[0]})
     assert path["group"]["membershipPath"] == [{"name": "Bestuur met e-mail"}]
 
     errors = await refused(
-        client, UPDATE, {"id": union["id"], "input": {"composedOfIds": [board, group["id"]]}}
+        client, UPDATE_GROUP, {"id": union, "input": {"composedOfIds": [board, group]}}
     )
     assert errors[0]["code"] == "CYCLE"
     assert (
@@ -194,8 +190,8 @@ async def test_member_of_other_groups(client: GraphQLClient, contacts: list[str]
     )
     errors = await refused(
         client,
-        UPDATE,
-        {"id": group["id"], "input": {"filter": cond("memberOf", "EQ", group["id"])}},
+        UPDATE_GROUP,
+        {"id": group, "input": {"filter": cond("memberOf", "EQ", group)}},
     )
     assert errors[0]["code"] == "CYCLE"
 
@@ -236,7 +232,7 @@ async def test_member_of_other_groups(client: GraphQLClient, contacts: list[str]
 async def test_bad_filters_are_refused(
     client: GraphQLClient, tree: dict, field: list[str], code: str
 ):
-    errors = await refused(client, CREATE, {"input": {"name": "Dynamisch", "filter": tree}})
+    errors = await refused(client, CREATE_GROUP, {"input": {"name": "Dynamisch", "filter": tree}})
     assert {"field": field, "code": code} in [
         {"field": e["field"], "code": e["code"]} for e in errors
     ], errors
@@ -250,5 +246,5 @@ async def test_deep_filters_are_limited(client: GraphQLClient):
     tree: dict = cond("city", "EQ", "Zwolle")
     for _ in range(25):
         tree = {"not": tree}
-    errors = await refused(client, CREATE, {"input": {"name": "Diep", "filter": tree}})
+    errors = await refused(client, CREATE_GROUP, {"input": {"name": "Diep", "filter": tree}})
     assert errors[0]["code"] == "TOO_LONG"

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import GraphQLClient
-
-CREATE = """
-mutation($input: EmailTemplateInput!) {
-  createEmailTemplate(input: $input) { emailTemplate { id name subject body } errors { field code } }
-}"""
+from graphql_api.testing import CREATE_EMAIL_TEMPLATE, UPDATE_GROUP, GraphQLClient, new_group_id
 
 
 async def test_create_and_list(client: GraphQLClient):
     data = await client.data(
-        CREATE, {"input": {"name": "Welkom", "subject": "Hoi", "body": "Tekst"}}
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": "Welkom", "subject": "Hoi", "body": "Tekst"}}
     )
     template = data["createEmailTemplate"]["emailTemplate"]
     assert template["name"] == "Welkom"
@@ -39,8 +34,10 @@ async def test_create_and_list(client: GraphQLClient):
 async def test_bad_templates_are_refused(
     client: GraphQLClient, values: dict[str, str], field: str, code: str
 ):
-    await client.data(CREATE, {"input": {"name": "Welkom", "subject": "s", "body": "b"}})
-    data = await client.data(CREATE, {"input": values})
+    await client.data(
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": "Welkom", "subject": "s", "body": "b"}}
+    )
+    data = await client.data(CREATE_EMAIL_TEMPLATE, {"input": values})
     assert data["createEmailTemplate"] == {
         "emailTemplate": None,
         "errors": [{"field": ["input", field], "code": code}],
@@ -67,7 +64,7 @@ async def test_templates_that_cannot_render_are_refused(
     client: GraphQLClient, field: str, text: str, reason: str
 ):
     values = {"name": "Fout", "subject": "s", "body": "b", field: text}
-    data = await client.data(CREATE, {"input": values})
+    data = await client.data(CREATE_EMAIL_TEMPLATE, {"input": values})
     [error] = data["createEmailTemplate"]["errors"]
     assert error == {"field": ["input", field], "code": "INVALID"}
     full = await client.execute(
@@ -80,7 +77,7 @@ async def test_templates_that_cannot_render_are_refused(
 
 async def test_update_and_delete(client: GraphQLClient):
     data = await client.data(
-        CREATE, {"input": {"name": "Welkom", "subject": "Hoi", "body": "Tekst"}}
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": "Welkom", "subject": "Hoi", "body": "Tekst"}}
     )
     template_id = data["createEmailTemplate"]["emailTemplate"]["id"]
     changed = await client.data(
@@ -94,17 +91,17 @@ async def test_update_and_delete(client: GraphQLClient):
     refused = await client.data(UPDATE, {"id": template_id, "input": {"body": "{{ oops"}})
     assert refused["updateEmailTemplate"]["errors"][0]["code"] == "INVALID"
 
-    group = await client.data(
-        'mutation($t: ID!) { createGroup(input: {name: "Nieuwsbrief", emailOnNewMember: true, newMemberEmailTemplateId: $t}) { group { id } } }',
-        {"t": template_id},
+    group_id = await new_group_id(
+        client, name="Nieuwsbrief", emailOnNewMember=True, newMemberEmailTemplateId=template_id
     )
     in_use = await client.data(DELETE, {"id": template_id})
     assert in_use["deleteEmailTemplate"]["errors"][0]["code"] == "TEMPLATE_IN_USE"
     assert "'Nieuwsbrief'" in in_use["deleteEmailTemplate"]["errors"][0]["message"]
-    await client.data(
-        "mutation($g: ID!) { updateGroup(id: $g, input: {emailOnNewMember: false, newMemberEmailTemplateId: null}) { errors { code } } }",
-        {"g": group["createGroup"]["group"]["id"]},
+    released = await client.data(
+        UPDATE_GROUP,
+        {"id": group_id, "input": {"emailOnNewMember": False, "newMemberEmailTemplateId": None}},
     )
+    assert released["updateGroup"]["errors"] == []
     assert (await client.data(DELETE, {"id": template_id}))["deleteEmailTemplate"] == {
         "deletedId": template_id,
         "errors": [],
@@ -128,8 +125,12 @@ async def test_update_and_delete(client: GraphQLClient):
 async def test_bad_updates_are_refused_and_change_nothing(
     client: GraphQLClient, template_id: str | None, changes: dict, field: list[str], code: str
 ):
-    first = await client.data(CREATE, {"input": {"name": "Welkom", "subject": "s", "body": "b"}})
-    await client.data(CREATE, {"input": {"name": "Ander", "subject": "s", "body": "b"}})
+    first = await client.data(
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": "Welkom", "subject": "s", "body": "b"}}
+    )
+    await client.data(
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": "Ander", "subject": "s", "body": "b"}}
+    )
     own_id = first["createEmailTemplate"]["emailTemplate"]["id"]
     data = await client.data(UPDATE, {"id": template_id or own_id, "input": changes})
     [error] = data["updateEmailTemplate"]["errors"]

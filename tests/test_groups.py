@@ -8,56 +8,25 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-
-GROUP_FIELDS = """
-  id name description kind startDate endDate showOnPortal showOnContact editableOnPortal
-  emailOnNewMember newMemberEmailTemplate { id name } neighbourhoodRole { key }
-  closed responsible { id name } createdBy { id name } createdAt updatedAt memberCount
-"""
-CREATE = f"""
-mutation($input: CreateGroupInput!) {{
-  createGroup(input: $input) {{ group {{ {GROUP_FIELDS} }} errors {{ field code message }} }}
-}}"""
-UPDATE = f"""
-mutation($id: ID!, $input: UpdateGroupInput!) {{
-  updateGroup(id: $id, input: $input) {{ group {{ {GROUP_FIELDS} }} errors {{ field code message }} }}
-}}"""
-DELETE = "mutation($id: ID!) { deleteGroup(id: $id) { deletedId errors { field code message } } }"
-COUNT = "{ groups { totalCount } }"
-
-
-async def create_template(client: GraphQLClient, name: str = "Welkom") -> str:
-    data = await client.data(
-        """mutation($input: EmailTemplateInput!) {
-             createEmailTemplate(input: $input) { emailTemplate { id } errors { code } } }""",
-        {"input": {"name": name, "subject": "Welkom", "body": "Beste {{ contact.firstName }}"}},
-    )
-    return data["createEmailTemplate"]["emailTemplate"]["id"]
-
-
-async def create_group(client: GraphQLClient, **values: Any) -> dict[str, Any]:
-    data = await client.data(CREATE, {"input": values})
-    payload = data["createGroup"]
-    assert payload["errors"] == [], payload["errors"]
-    return payload["group"]
-
-
-async def refused(client: GraphQLClient, mutation: str, variables: dict[str, Any]) -> list[dict]:
-    """Run a mutation that must be refused and change nothing; returns its errors."""
-    before = await client.data(COUNT)
-    data = await client.data(mutation, variables)
-    payload = next(iter(data.values()))
-    assert payload["errors"], payload
-    assert await client.data(COUNT) == before
-    return payload["errors"]
+from graphql_api.testing import (
+    CREATE_GROUP,
+    DELETE_GROUP,
+    GROUP_COUNT,
+    GROUP_FIELDS,
+    UPDATE_GROUP,
+    GraphQLClient,
+    first_user_id,
+    new_group,
+    new_group_id,
+    new_template_id,
+    refused,
+)
 
 
 async def test_create_group_with_every_setting(client: GraphQLClient, admin: tuple[int, str]):
-    template_id = await create_template(client)
-    users = await client.data("{ users { id name } }")
-    responsible = users["users"][0]["id"]
-    group = await create_group(
+    template_id = await new_template_id(client)
+    responsible = await first_user_id(client)
+    group = await new_group(
         client,
         name="  Nieuwsbrief  ",
         description="Maandelijkse nieuwsbrief",
@@ -93,7 +62,7 @@ async def test_create_group_with_every_setting(client: GraphQLClient, admin: tup
 
 
 async def test_defaults_are_off_and_empty(client: GraphQLClient):
-    group = await create_group(client, name="Leeg")
+    group = await new_group(client, name="Leeg")
     assert not any(
         group[f]
         for f in ("showOnPortal", "showOnContact", "editableOnPortal", "emailOnNewMember", "closed")
@@ -102,8 +71,8 @@ async def test_defaults_are_off_and_empty(client: GraphQLClient):
 
 
 async def test_update_absent_is_unchanged_and_null_clears(client: GraphQLClient):
-    template_id = await create_template(client)
-    group = await create_group(
+    template_id = await new_template_id(client)
+    group = await new_group(
         client,
         name="Zonnepanelen",
         description="Collectief dak",
@@ -112,7 +81,7 @@ async def test_update_absent_is_unchanged_and_null_clears(client: GraphQLClient)
         newMemberEmailTemplateId=template_id,
     )
     data = await client.data(
-        UPDATE, {"id": group["id"], "input": {"description": None, "closed": True}}
+        UPDATE_GROUP, {"id": group["id"], "input": {"description": None, "closed": True}}
     )
     updated = data["updateGroup"]["group"]
     assert data["updateGroup"]["errors"] == []
@@ -124,15 +93,15 @@ async def test_update_absent_is_unchanged_and_null_clears(client: GraphQLClient)
     assert updated["updatedAt"] >= group["updatedAt"]
 
     data = await client.data(
-        UPDATE,
+        UPDATE_GROUP,
         {"id": group["id"], "input": {"emailOnNewMember": False, "newMemberEmailTemplateId": None}},
     )
     assert data["updateGroup"]["group"]["newMemberEmailTemplate"] is None
 
 
 async def test_update_can_rename_to_own_name_in_other_case(client: GraphQLClient):
-    group = await create_group(client, name="Buurtaanpak")
-    data = await client.data(UPDATE, {"id": group["id"], "input": {"name": "BUURTAANPAK"}})
+    group_id = await new_group_id(client, name="Buurtaanpak")
+    data = await client.data(UPDATE_GROUP, {"id": group_id, "input": {"name": "BUURTAANPAK"}})
     assert data["updateGroup"]["group"]["name"] == "BUURTAANPAK"
 
 
@@ -146,34 +115,36 @@ async def test_update_can_rename_to_own_name_in_other_case(client: GraphQLClient
     ],
 )
 async def test_bad_names_are_refused(client: GraphQLClient, name: str, code: str):
-    await create_group(client, name="Nieuwsbrief")
-    errors = await refused(client, CREATE, {"input": {"name": name}})
+    await new_group_id(client, name="Nieuwsbrief")
+    errors = await refused(client, CREATE_GROUP, {"input": {"name": name}})
     assert errors == [{"field": ["input", "name"], "code": code, "message": errors[0]["message"]}]
     assert errors[0]["message"]
 
 
 async def test_rename_onto_another_group_is_refused(client: GraphQLClient):
-    await create_group(client, name="Een")
-    other = await create_group(client, name="Twee")
+    await new_group_id(client, name="Een")
+    other = await new_group_id(client, name="Twee")
     errors = await refused(
-        client, UPDATE, {"id": other["id"], "input": {"name": " één ".replace("é", "e")}}
+        client, UPDATE_GROUP, {"id": other, "input": {"name": " één ".replace("é", "e")}}
     )
     assert errors[0]["code"] == "NAME_TAKEN"
-    group = await client.data("query($id: ID!) { group(id: $id) { name } }", {"id": other["id"]})
+    group = await client.data("query($id: ID!) { group(id: $id) { name } }", {"id": other})
     assert group["group"]["name"] == "Twee"
 
 
 async def test_email_on_new_member_requires_a_template(client: GraphQLClient):
-    errors = await refused(client, CREATE, {"input": {"name": "Mail", "emailOnNewMember": True}})
+    errors = await refused(
+        client, CREATE_GROUP, {"input": {"name": "Mail", "emailOnNewMember": True}}
+    )
     assert errors[0]["code"] == "TEMPLATE_REQUIRED"
     assert errors[0]["field"] == ["input", "newMemberEmailTemplateId"]
 
-    template_id = await create_template(client)
-    group = await create_group(
+    template_id = await new_template_id(client)
+    group_id = await new_group_id(
         client, name="Mail", emailOnNewMember=True, newMemberEmailTemplateId=template_id
     )
     errors = await refused(
-        client, UPDATE, {"id": group["id"], "input": {"newMemberEmailTemplateId": None}}
+        client, UPDATE_GROUP, {"id": group_id, "input": {"newMemberEmailTemplateId": None}}
     )
     assert errors[0]["code"] == "TEMPLATE_REQUIRED"
 
@@ -181,7 +152,7 @@ async def test_email_on_new_member_requires_a_template(client: GraphQLClient):
 async def test_end_date_before_start_date_is_refused(client: GraphQLClient):
     errors = await refused(
         client,
-        CREATE,
+        CREATE_GROUP,
         {"input": {"name": "Data", "startDate": "2025-09-02", "endDate": "2025-09-01"}},
     )
     assert errors[0] == {
@@ -189,16 +160,18 @@ async def test_end_date_before_start_date_is_refused(client: GraphQLClient):
         "code": "END_BEFORE_START",
         "message": "endDate 2025-09-01 is before startDate 2025-09-02.",
     }
-    group = await create_group(client, name="Data", startDate="2025-09-02")
-    errors = await refused(client, UPDATE, {"id": group["id"], "input": {"endDate": "2025-01-01"}})
+    group_id = await new_group_id(client, name="Data", startDate="2025-09-02")
+    errors = await refused(
+        client, UPDATE_GROUP, {"id": group_id, "input": {"endDate": "2025-01-01"}}
+    )
     assert errors[0]["code"] == "END_BEFORE_START"
 
 
 async def test_missing_and_malformed_references_are_refused(client: GraphQLClient):
-    template_id = await create_template(client)
+    template_id = await new_template_id(client)
     missing_user = "VXNlcjo5OTk5"  # User:9999
     errors = await refused(
-        client, CREATE, {"input": {"name": "Ref", "responsibleId": missing_user}}
+        client, CREATE_GROUP, {"input": {"name": "Ref", "responsibleId": missing_user}}
     )
     assert errors[0] == {
         "field": ["input", "responsibleId"],
@@ -206,25 +179,27 @@ async def test_missing_and_malformed_references_are_refused(client: GraphQLClien
         "message": "No user with this id.",
     }
 
-    errors = await refused(client, CREATE, {"input": {"name": "Ref", "responsibleId": template_id}})
+    errors = await refused(
+        client, CREATE_GROUP, {"input": {"name": "Ref", "responsibleId": template_id}}
+    )
     assert errors[0]["code"] == "INVALID_ID"
     assert errors[0]["field"] == ["input", "responsibleId"]
 
     errors = await refused(
-        client, CREATE, {"input": {"name": "Ref", "newMemberEmailTemplateId": "not-an-id"}}
+        client, CREATE_GROUP, {"input": {"name": "Ref", "newMemberEmailTemplateId": "not-an-id"}}
     )
     assert errors[0]["code"] == "INVALID_ID"
 
     errors = await refused(
-        client, CREATE, {"input": {"name": "Ref", "neighbourhoodRole": "astronaut"}}
+        client, CREATE_GROUP, {"input": {"name": "Ref", "neighbourhoodRole": "astronaut"}}
     )
     assert errors[0]["code"] == "UNKNOWN_ROLE"
     assert errors[0]["field"] == ["input", "neighbourhoodRole"]
 
 
 async def test_boolean_settings_cannot_be_null(client: GraphQLClient):
-    group = await create_group(client, name="Bool")
-    errors = await refused(client, UPDATE, {"id": group["id"], "input": {"closed": None}})
+    group_id = await new_group_id(client, name="Bool")
+    errors = await refused(client, UPDATE_GROUP, {"id": group_id, "input": {"closed": None}})
     assert errors[0]["field"] == ["input", "closed"]
     assert errors[0]["code"] == "REQUIRED"
 
@@ -232,7 +207,7 @@ async def test_boolean_settings_cannot_be_null(client: GraphQLClient):
 async def test_several_problems_are_reported_together(client: GraphQLClient):
     errors = await refused(
         client,
-        CREATE,
+        CREATE_GROUP,
         {"input": {"name": "", "description": "d" * 10_001, "emailOnNewMember": True}},
     )
     assert {e["code"] for e in errors} == {"REQUIRED", "TOO_LONG", "TEMPLATE_REQUIRED"}
@@ -251,32 +226,32 @@ async def test_several_problems_are_reported_together(client: GraphQLClient):
 async def test_wrong_types_are_graphql_errors(
     client: GraphQLClient, variables: dict[str, Any], expected: str
 ):
-    body = await client.execute(CREATE, variables)
+    body = await client.execute(CREATE_GROUP, variables)
     assert body.get("data") is None
     assert expected in body["errors"][0]["message"]
-    assert (await client.data(COUNT))["groups"]["totalCount"] == 0
+    assert (await client.data(GROUP_COUNT))["groups"]["totalCount"] == 0
 
 
 async def test_update_and_delete_of_unknown_group(client: GraphQLClient):
     unknown = "R3JvdXA6OTk5"  # Group:999
-    data = await client.data(UPDATE, {"id": unknown, "input": {"closed": True}})
+    data = await client.data(UPDATE_GROUP, {"id": unknown, "input": {"closed": True}})
     assert data["updateGroup"]["errors"][0] == {
         "field": ["id"],
         "code": "NOT_FOUND",
         "message": "No group with this id.",
     }
-    data = await client.data(DELETE, {"id": "garbage"})
+    data = await client.data(DELETE_GROUP, {"id": "garbage"})
     assert data["deleteGroup"]["errors"][0]["code"] == "INVALID_ID"
     assert data["deleteGroup"]["deletedId"] is None
 
 
 async def test_delete_group(client: GraphQLClient):
-    group = await create_group(client, name="Weg")
-    data = await client.data(DELETE, {"id": group["id"]})
-    assert data["deleteGroup"] == {"deletedId": group["id"], "errors": []}
-    gone = await client.data("query($id: ID!) { group(id: $id) { id } }", {"id": group["id"]})
+    group_id = await new_group_id(client, name="Weg")
+    data = await client.data(DELETE_GROUP, {"id": group_id})
+    assert data["deleteGroup"] == {"deletedId": group_id, "errors": []}
+    gone = await client.data("query($id: ID!) { group(id: $id) { id } }", {"id": group_id})
     assert gone["group"] is None
-    again = await client.data(DELETE, {"id": group["id"]})
+    again = await client.data(DELETE_GROUP, {"id": group_id})
     assert again["deleteGroup"]["errors"][0]["code"] == "NOT_FOUND"
 
 
@@ -296,11 +271,10 @@ async def names(client: GraphQLClient, **variables: Any) -> list[str]:
 
 
 async def test_groups_filter_and_order(client: GraphQLClient):
-    users = await client.data("{ users { id } }")
-    me = users["users"][0]["id"]
-    await create_group(client, name="Bravo", closed=True)
-    await create_group(client, name="alpha", responsibleId=me)
-    await create_group(client, name="Charlie 50%")
+    me = await first_user_id(client)
+    await new_group_id(client, name="Bravo", closed=True)
+    await new_group_id(client, name="alpha", responsibleId=me)
+    await new_group_id(client, name="Charlie 50%")
 
     assert await names(client) == ["alpha", "Bravo", "Charlie 50%"]
     assert await names(client, orderBy="NAME_DESC") == ["Charlie 50%", "Bravo", "alpha"]
@@ -321,7 +295,7 @@ async def test_groups_filter_and_order(client: GraphQLClient):
 @pytest.mark.parametrize("order", ["NAME_ASC", "NAME_DESC", "CREATED_AT_ASC", "CREATED_AT_DESC"])
 async def test_groups_pagination_visits_every_group_once(client: GraphQLClient, order: str):
     for i in range(7):
-        await create_group(client, name=f"Groep {i}")
+        await new_group_id(client, name=f"Groep {i}")
     seen: list[str] = []
     after = None
     while True:

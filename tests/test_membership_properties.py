@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from graphql_api.migrations.metadata import Base
-from tests.conftest import GraphQLClient
+from graphql_api.testing import GraphQLClient, new_contact_id, new_group_id, new_static_group_id
 
 CITIES = ["Zwolle", "Deventer", "Utrecht"]
 NAMES = ["Bos", "Vos", "de Vries", "Smit"]
@@ -137,21 +137,14 @@ async def test_random_group_graphs_match_set_semantics(
     app: Any, client: GraphQLClient, scenario: Scenario
 ):
     await _clear_groups_and_contacts(app)
-    contact_ids = []
-    for city, name in scenario.contacts:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
-            {"i": {"lastName": name, "city": city}},
-        )
-        contact_ids.append(data["createContact"]["contact"]["id"])
+    contact_ids = [
+        await new_contact_id(client, lastName=name, city=city) for city, name in scenario.contacts
+    ]
     group_ids: list[str] = []
     for index, members in enumerate(scenario.statics):
-        group_ids.append(await _create(client, {"name": f"S{index}"}))
-        if members:
-            await client.data(
-                "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }",
-                {"g": group_ids[-1], "c": [contact_ids[m] for m in members]},
-            )
+        group_ids.append(
+            await new_static_group_id(client, f"S{index}", [contact_ids[m] for m in members])
+        )
     for index, group in enumerate(scenario.derived):
         values: dict[str, Any] = {"name": f"D{index}"}
         if group.filter is None:
@@ -162,7 +155,7 @@ async def test_random_group_graphs_match_set_semantics(
             }
         else:
             values["filter"] = with_group_ids(group.filter, group_ids)
-        group_ids.append(await _create(client, values))
+        group_ids.append(await new_group_id(client, **values))
 
     expected = expected_members(scenario)
     position = {cid: i for i, cid in enumerate(contact_ids)}
@@ -184,15 +177,6 @@ async def test_random_group_graphs_match_set_semantics(
             member = contact in expected[index]
             assert (group_id in in_groups) is member
             assert data[f"h{index}"]["hasMember"] is member
-
-
-async def _create(client: GraphQLClient, values: dict[str, Any]) -> str:
-    data = await client.data(
-        "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code message } } }",
-        {"i": values},
-    )
-    assert data["createGroup"]["errors"] == [], data
-    return data["createGroup"]["group"]["id"]
 
 
 async def _clear_groups_and_contacts(app: Any) -> None:

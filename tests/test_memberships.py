@@ -6,24 +6,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-from tests.test_groups import create_group
+from graphql_api.testing import (
+    ADD_MEMBERS,
+    DELETE_GROUP,
+    REMOVE_MEMBERS,
+    GraphQLClient,
+    add_members,
+    new_contact_ids,
+    new_group_id,
+)
 
-ADD = """
-mutation($groupId: ID!, $contactIds: [ID!]!) {
-  addGroupMembers(groupId: $groupId, contactIds: $contactIds) {
-    group { memberCount }
-    memberships { source memberSince contact { displayName } addedBy { name } group { name } }
-    changedCount
-    errors { field code message }
-  }
-}"""
-REMOVE = """
-mutation($groupId: ID!, $contactIds: [ID!]!) {
-  removeGroupMembers(groupId: $groupId, contactIds: $contactIds) {
-    group { memberCount } changedCount errors { field code message }
-  }
-}"""
 STATE = """
 query($id: ID!) {
   group(id: $id) {
@@ -34,33 +26,15 @@ query($id: ID!) {
 }"""
 
 
-async def create_contacts(client: GraphQLClient, *last_names: str) -> list[str]:
-    ids = []
-    for last_name in last_names:
-        data = await client.data(
-            """mutation($input: ContactInput!) {
-                 createContact(input: $input) { contact { id } errors { code } } }""",
-            {
-                "input": {
-                    "firstName": "Jan",
-                    "lastName": last_name,
-                    "email": f"{last_name}@example.nl",
-                }
-            },
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
-
-
 async def state(client: GraphQLClient, group_id: str) -> dict[str, Any]:
     return (await client.data(STATE, {"id": group_id}))["group"]
 
 
 async def test_add_members_records_who_when_and_how(client: GraphQLClient):
-    group = await create_group(client, name="Nieuwsbrief")
-    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
+    group_id = await new_group_id(client, name="Nieuwsbrief")
+    jansen, bakker = await new_contact_ids(client, "Jansen", "Bakker", firstName="Jan")
 
-    data = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+    data = await client.data(ADD_MEMBERS, {"groupId": group_id, "contactIds": [jansen]})
     payload = data["addGroupMembers"]
     assert payload["errors"] == []
     assert payload["changedCount"] == 1
@@ -71,49 +45,49 @@ async def test_add_members_records_who_when_and_how(client: GraphQLClient):
     assert link["addedBy"]["name"] == "Johannes Frölich"
     assert link["group"]["name"] == "Nieuwsbrief"
 
-    data = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, bakker]})
+    data = await client.data(ADD_MEMBERS, {"groupId": group_id, "contactIds": [jansen, bakker]})
     payload = data["addGroupMembers"]
     assert payload["changedCount"] == 1, "an existing member is not added twice"
     assert [m["contact"]["displayName"] for m in payload["memberships"]] == ["Jan Bakker"]
     assert payload["memberships"][0]["source"] == "BULK"
 
-    current = await state(client, group["id"])
+    current = await state(client, group_id)
     assert current["memberCount"] == 2
     assert current["members"]["totalCount"] == 2
     assert [e["node"]["action"] for e in current["history"]["edges"]] == ["ADDED", "ADDED"]
 
 
 async def test_readding_an_existing_member_changes_nothing(client: GraphQLClient):
-    group = await create_group(client, name="Nieuwsbrief")
-    [jansen] = await create_contacts(client, "Jansen")
-    first = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
-    since = first["addGroupMembers"]["memberships"][0]["memberSince"]
+    group_id = await new_group_id(client, name="Nieuwsbrief")
+    [jansen] = await new_contact_ids(client, "Jansen", firstName="Jan")
+    first = await add_members(client, group_id, [jansen])
+    since = first["memberships"][0]["memberSince"]
 
-    again = await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, jansen]})
+    again = await client.data(ADD_MEMBERS, {"groupId": group_id, "contactIds": [jansen, jansen]})
     assert again["addGroupMembers"]["errors"] == []
     assert again["addGroupMembers"]["changedCount"] == 0
     memberships = await client.data(
         "query($id: ID!) { contact(id: $id) { memberships { memberSince } } }", {"id": jansen}
     )
     assert memberships["contact"]["memberships"] == [{"memberSince": since}]
-    assert (await state(client, group["id"]))["history"]["totalCount"] == 1
+    assert (await state(client, group_id))["history"]["totalCount"] == 1
 
 
 async def test_remove_keeps_history(client: GraphQLClient):
-    group = await create_group(client, name="Nieuwsbrief")
-    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
-    await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen, bakker]})
+    group_id = await new_group_id(client, name="Nieuwsbrief")
+    jansen, bakker = await new_contact_ids(client, "Jansen", "Bakker", firstName="Jan")
+    await add_members(client, group_id, [jansen, bakker])
 
-    data = await client.data(REMOVE, {"groupId": group["id"], "contactIds": [jansen]})
+    data = await client.data(REMOVE_MEMBERS, {"groupId": group_id, "contactIds": [jansen]})
     assert data["removeGroupMembers"] == {
         "group": {"memberCount": 1},
         "changedCount": 1,
         "errors": [],
     }
-    data = await client.data(REMOVE, {"groupId": group["id"], "contactIds": [jansen]})
+    data = await client.data(REMOVE_MEMBERS, {"groupId": group_id, "contactIds": [jansen]})
     assert data["removeGroupMembers"]["changedCount"] == 0
 
-    current = await state(client, group["id"])
+    current = await state(client, group_id)
     assert [n["displayName"] for n in current["members"]["nodes"]] == ["Jan Bakker"]
     history = [
         (e["node"]["action"], e["node"]["contact"]["displayName"], e["node"]["actor"]["name"])
@@ -126,18 +100,18 @@ async def test_remove_keeps_history(client: GraphQLClient):
     ]
 
 
-@pytest.mark.parametrize("mutation", [ADD, REMOVE])
+@pytest.mark.parametrize("mutation", [ADD_MEMBERS, REMOVE_MEMBERS])
 async def test_unknown_or_malformed_contacts_refuse_the_whole_call(
     client: GraphQLClient, mutation: str
 ):
-    group = await create_group(client, name="Nieuwsbrief")
-    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
-    await client.data(ADD, {"groupId": group["id"], "contactIds": [bakker]})
-    before = await state(client, group["id"])
+    group_id = await new_group_id(client, name="Nieuwsbrief")
+    jansen, bakker = await new_contact_ids(client, "Jansen", "Bakker", firstName="Jan")
+    await add_members(client, group_id, [bakker])
+    before = await state(client, group_id)
     unknown = "Q29udGFjdDo5OTk5OQ=="  # Contact:99999
 
     data = await client.data(
-        mutation, {"groupId": group["id"], "contactIds": [jansen, unknown, bakker]}
+        mutation, {"groupId": group_id, "contactIds": [jansen, unknown, bakker]}
     )
     payload = next(iter(data.values()))
     assert payload["errors"] == [
@@ -145,21 +119,19 @@ async def test_unknown_or_malformed_contacts_refuse_the_whole_call(
     ]
     assert payload["group"] is None
 
-    data = await client.data(
-        mutation, {"groupId": group["id"], "contactIds": [jansen, group["id"]]}
-    )
+    data = await client.data(mutation, {"groupId": group_id, "contactIds": [jansen, group_id]})
     payload = next(iter(data.values()))
     assert payload["errors"][0]["field"] == ["contactIds", "1"]
     assert payload["errors"][0]["code"] == "INVALID_ID"
 
-    data = await client.data(mutation, {"groupId": group["id"], "contactIds": []})
+    data = await client.data(mutation, {"groupId": group_id, "contactIds": []})
     assert next(iter(data.values()))["errors"][0]["code"] == "REQUIRED"
-    assert await state(client, group["id"]) == before
+    assert await state(client, group_id) == before
 
 
-@pytest.mark.parametrize("mutation", [ADD, REMOVE])
+@pytest.mark.parametrize("mutation", [ADD_MEMBERS, REMOVE_MEMBERS])
 async def test_unknown_group(client: GraphQLClient, mutation: str):
-    [jansen] = await create_contacts(client, "Jansen")
+    [jansen] = await new_contact_ids(client, "Jansen", firstName="Jan")
     data = await client.data(mutation, {"groupId": "R3JvdXA6OTk5", "contactIds": [jansen]})
     assert next(iter(data.values()))["errors"] == [
         {"field": ["groupId"], "code": "NOT_FOUND", "message": "No group with this id."}
@@ -169,18 +141,18 @@ async def test_unknown_group(client: GraphQLClient, mutation: str):
 
 
 async def test_too_many_ids_in_one_call(client: GraphQLClient):
-    group = await create_group(client, name="Groot")
+    group_id = await new_group_id(client, name="Groot")
     ids = ["Q29udGFjdDox"] * 10_001
-    data = await client.data(ADD, {"groupId": group["id"], "contactIds": ids})
+    data = await client.data(ADD_MEMBERS, {"groupId": group_id, "contactIds": ids})
     assert data["addGroupMembers"]["errors"][0]["code"] == "TOO_MANY"
 
 
 async def test_contact_sees_its_groups(client: GraphQLClient):
-    visible = await create_group(client, name="Zichtbaar", showOnContact=True)
-    hidden = await create_group(client, name="Verborgen")
-    jansen, bakker = await create_contacts(client, "Jansen", "Bakker")
-    for group in (visible, hidden):
-        await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
+    visible = await new_group_id(client, name="Zichtbaar", showOnContact=True)
+    hidden = await new_group_id(client, name="Verborgen")
+    jansen, bakker = await new_contact_ids(client, "Jansen", "Bakker", firstName="Jan")
+    for group_id in (visible, hidden):
+        await add_members(client, group_id, [jansen])
 
     data = await client.data(
         """query($id: ID!) { contact(id: $id) {
@@ -199,24 +171,22 @@ async def test_contact_sees_its_groups(client: GraphQLClient):
         group(id: $g) { hasMember(contactId: $c) }
         groups(filter: $f) { edges { node { name } } } }"""
     data = await client.data(
-        membership_query, {"g": visible["id"], "c": jansen, "f": {"hasMemberId": jansen}}
+        membership_query, {"g": visible, "c": jansen, "f": {"hasMemberId": jansen}}
     )
     assert data["group"]["hasMember"] is True
     assert [e["node"]["name"] for e in data["groups"]["edges"]] == ["Verborgen", "Zichtbaar"]
     data = await client.data(
-        membership_query, {"g": visible["id"], "c": bakker, "f": {"hasMemberId": bakker}}
+        membership_query, {"g": visible, "c": bakker, "f": {"hasMemberId": bakker}}
     )
     assert data["group"]["hasMember"] is False
     assert data["groups"]["edges"] == []
 
 
 async def test_deleting_a_group_removes_its_links(client: GraphQLClient):
-    group = await create_group(client, name="Tijdelijk")
-    [jansen] = await create_contacts(client, "Jansen")
-    await client.data(ADD, {"groupId": group["id"], "contactIds": [jansen]})
-    await client.data(
-        "mutation($id: ID!) { deleteGroup(id: $id) { errors { code } } }", {"id": group["id"]}
-    )
+    group_id = await new_group_id(client, name="Tijdelijk")
+    [jansen] = await new_contact_ids(client, "Jansen", firstName="Jan")
+    await add_members(client, group_id, [jansen])
+    await client.data(DELETE_GROUP, {"id": group_id})
     data = await client.data(
         "query($id: ID!) { contact(id: $id) { groups { name } memberships { source } } }",
         {"id": jansen},
@@ -225,21 +195,21 @@ async def test_deleting_a_group_removes_its_links(client: GraphQLClient):
 
 
 async def test_members_search_and_paging(client: GraphQLClient):
-    group = await create_group(client, name="Groot")
-    ids = await create_contacts(client, *[f"Naam{i:02d}" for i in range(12)])
-    await client.data(ADD, {"groupId": group["id"], "contactIds": ids})
+    group_id = await new_group_id(client, name="Groot")
+    ids = await new_contact_ids(client, *[f"Naam{i:02d}" for i in range(12)], firstName="Jan")
+    await add_members(client, group_id, ids)
     query = """query($id: ID!, $after: String, $search: String) { group(id: $id) {
         members(first: 5, after: $after, search: $search) {
           totalCount nodes { lastName } pageInfo { hasNextPage endCursor } } } }"""
     seen: list[str] = []
     after = None
     while True:
-        page = (await client.data(query, {"id": group["id"], "after": after}))["group"]["members"]
+        page = (await client.data(query, {"id": group_id, "after": after}))["group"]["members"]
         seen += [n["lastName"] for n in page["nodes"]]
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [f"Naam{i:02d}" for i in range(12)]
-    found = (await client.data(query, {"id": group["id"], "search": "naam1"}))["group"]["members"]
+    found = (await client.data(query, {"id": group_id, "search": "naam1"}))["group"]["members"]
     assert found["totalCount"] == 2
     assert [n["lastName"] for n in found["nodes"]] == ["Naam10", "Naam11"]

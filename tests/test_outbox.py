@@ -14,11 +14,17 @@ from sqlalchemy import select, update
 from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, DeliveryStatus
 from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.notifications.worker import Worker
 from graphql_api.plugins import hookimpl
-from graphql_api.testing import GraphQLClient, make_user, new_contact_ids, new_group_id
+from graphql_api.testing import (
+    ADD_MEMBERS,
+    GraphQLClient,
+    add_members,
+    make_user,
+    make_worker,
+    new_contact_ids,
+    new_group_id,
+)
 
-ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
 DELIVERIES = """query($s: DeliveryStatus) { notificationDeliveries(status: $s, first: 100) {
   totalCount nodes { id plugin eventType status attempts lastError deliveredAt } } }"""
 
@@ -59,11 +65,6 @@ async def setup(app_factory: Any, recorder: Recorder) -> Any:
     await http.aclose()
 
 
-def worker(app: Any, **overrides: Any) -> Worker:
-    settings = app.state.settings.model_copy(update=overrides)
-    return Worker(app.state.sessions, app.state.plugins, settings)
-
-
 async def statuses(app: Any) -> Counter:
     async with app.state.sessions() as session:
         return Counter(await session.scalars(select(Delivery.status)))
@@ -73,13 +74,15 @@ async def test_events_commit_with_the_change_and_are_delivered(setup: Any, recor
     app, client = setup
     group = await new_group_id(client, name="Nieuwsbrief")
     contacts = await new_contact_ids(client, "Aa", "Bb")
-    await client.data(ADD, {"g": group, "c": [*contacts, "Q29udGFjdDo5OTk="]})  # refused whole
+    unknown = "Q29udGFjdDo5OTk="
+    whole = await client.data(ADD_MEMBERS, {"groupId": group, "contactIds": [*contacts, unknown]})
+    assert whole["addGroupMembers"]["errors"], "an unknown contact refuses the whole call"
     assert await statuses(app) == Counter({DeliveryStatus.PENDING: 1}), "only group.created"
-    await client.data(ADD, {"g": group, "c": contacts})
-    await client.data(ADD, {"g": group, "c": contacts})  # existing members: no new events
+    await add_members(client, group, contacts)
+    await add_members(client, group, contacts)  # existing members: no new events
     assert await statuses(app) == Counter({DeliveryStatus.PENDING: 3})
 
-    assert await worker(app).run_until_idle() == 3
+    assert await make_worker(app).run_until_idle() == 3
     kinds = sorted(event.type for _, event in recorder.received)
     assert kinds == ["group.created", "members.added", "members.added"]
     added = [e for _, e in recorder.received if e.type == "members.added"]
@@ -94,7 +97,7 @@ async def test_events_commit_with_the_change_and_are_delivered(setup: Any, recor
     assert all(
         n["attempts"] == 1 and n["deliveredAt"] for n in data["notificationDeliveries"]["nodes"]
     )
-    assert await worker(app).run_until_idle() == 0, "each delivery is handed over once"
+    assert await make_worker(app).run_until_idle() == 0, "each delivery is handed over once"
 
 
 async def test_failures_back_off_then_die_and_can_be_retried(setup: Any, recorder: Recorder):
@@ -102,9 +105,9 @@ async def test_failures_back_off_then_die_and_can_be_retried(setup: Any, recorde
     await new_group_id(client, name="Nieuwsbrief")
     recorder.fail = ConnectionError("mail server down")
     for _attempt in (1, 2):
-        assert await worker(app).run_once() == 1
+        assert await make_worker(app).run_once() == 1
         assert await statuses(app) == Counter({DeliveryStatus.FAILED: 1})
-    assert await worker(app).run_once() == 1
+    assert await make_worker(app).run_once() == 1
     data = await client.data(DELIVERIES, {"s": "DEAD"})
     [dead] = data["notificationDeliveries"]["nodes"]
     assert dead["attempts"] == 3 and dead["lastError"] == "ConnectionError: mail server down"
@@ -121,7 +124,7 @@ async def test_failures_back_off_then_die_and_can_be_retried(setup: Any, recorde
         "delivery": {"status": "PENDING", "attempts": 0},
         "errors": [],
     }
-    assert await worker(app).run_until_idle() == 1
+    assert await make_worker(app).run_until_idle() == 1
     assert len(recorder.received) == 1
     again = await client.data(
         "mutation($id: ID!) { retryDelivery(id: $id) { errors { code } } }", {"id": dead["id"]}
@@ -133,15 +136,15 @@ async def test_backoff_waits_before_the_next_attempt(setup: Any, recorder: Recor
     app, client = setup
     await new_group_id(client, name="Nieuwsbrief")
     recorder.fail = RuntimeError("no")
-    assert await worker(app, outbox_retry_base_seconds=60).run_once() == 1
-    assert await worker(app).run_once() == 0, "not due for about a minute"
+    assert await make_worker(app, outbox_retry_base_seconds=60).run_once() == 1
+    assert await make_worker(app).run_once() == 0, "not due for about a minute"
 
 
 async def test_skips_and_timeouts(setup: Any, recorder: Recorder):
     app, client = setup
     await new_group_id(client, name="Nieuwsbrief")
     recorder.fail = SkipDelivery("contact has no e-mail address")
-    await worker(app).run_once()
+    await make_worker(app).run_once()
     data = await client.data(DELIVERIES, {"s": "SKIPPED"})
     assert (
         data["notificationDeliveries"]["nodes"][0]["lastError"] == "contact has no e-mail address"
@@ -149,7 +152,7 @@ async def test_skips_and_timeouts(setup: Any, recorder: Recorder):
 
     recorder.fail, recorder.delay = None, 1.0
     await new_group_id(client, name="Traag")
-    await worker(app, outbox_handler_timeout_seconds=0.05).run_once()
+    await make_worker(app, outbox_handler_timeout_seconds=0.05).run_once()
     data = await client.data(DELIVERIES, {"s": "FAILED"})
     assert data["notificationDeliveries"]["nodes"][0]["lastError"] == "timed out after 0.05 s"
 
@@ -157,14 +160,14 @@ async def test_skips_and_timeouts(setup: Any, recorder: Recorder):
 async def test_a_crashed_worker_loses_nothing(setup: Any, recorder: Recorder):
     app, client = setup
     await new_group_id(client, name="Nieuwsbrief")
-    crashed = worker(app, outbox_lease_seconds=60)
+    crashed = make_worker(app, outbox_lease_seconds=60)
     assert len(await crashed._claim()) == 1  # claimed, then the process died
-    assert await worker(app).run_once() == 0, "leased to the crashed worker"
+    assert await make_worker(app).run_once() == 0, "leased to the crashed worker"
     async with app.state.sessions() as session, session.begin():
         await session.execute(
             update(Delivery).values(lease_until=Delivery.created_at)
         )  # lease over
-    assert await worker(app).run_until_idle() == 1
+    assert await make_worker(app).run_until_idle() == 1
     [(_delivery_id, _)] = recorder.received
     data = await client.data(DELIVERIES, {"s": "DELIVERED"})
     assert data["notificationDeliveries"]["nodes"][0]["attempts"] == 2
@@ -174,9 +177,9 @@ async def test_two_workers_deliver_each_delivery_once(setup: Any, recorder: Reco
     app, client = setup
     group = await new_group_id(client, name="Groot")
     contacts = await new_contact_ids(client, *[f"C{i}" for i in range(60)])
-    await client.data(ADD, {"g": group, "c": contacts})
+    await add_members(client, group, contacts)
     recorder.delay = 0.001
-    first, second = worker(app, outbox_batch_size=7), worker(app, outbox_batch_size=7)
+    first, second = make_worker(app, outbox_batch_size=7), make_worker(app, outbox_batch_size=7)
     counts = await asyncio.gather(first.run_until_idle(), second.run_until_idle())
     delivered = Counter(delivery_id for delivery_id, _ in recorder.received)
     assert sum(counts) == 61 and len(delivered) == 61
@@ -195,14 +198,14 @@ async def test_conversion_reports_its_members(setup: Any, recorder: Recorder):
     app, client = setup
     base = await new_group_id(client, name="Basis")
     contacts = await new_contact_ids(client, "Aa", "Bb")
-    await client.data(ADD, {"g": base, "c": contacts})
+    await add_members(client, base, contacts)
     union = await new_group_id(client, name="Samen", composedOfIds=[base])
-    await worker(app).run_until_idle()
+    await make_worker(app).run_until_idle()
     recorder.received.clear()
     await client.data(
         "mutation($g: ID!) { convertToStatic(groupId: $g) { errors { code } } }", {"g": union}
     )
-    await worker(app).run_until_idle()
+    await make_worker(app).run_until_idle()
     added = [e for _, e in recorder.received if e.type == "members.added"]
     assert [(e.data["group"]["name"], e.data["source"]) for e in added] == [
         ("Samen", "CONVERSION")
@@ -213,7 +216,7 @@ async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
     app, client = setup
     await new_group_id(client, name="Oud")
     await new_group_id(client, name="Nieuw")
-    await worker(app).run_until_idle()
+    await make_worker(app).run_until_idle()
     async with app.state.sessions() as session, session.begin():
         first = await session.scalar(select(Delivery.id).order_by(Delivery.id).limit(1))
         await session.execute(
@@ -221,7 +224,7 @@ async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
             .where(Delivery.id == first)
             .values(delivered_at=utcnow() - timedelta(days=31))
         )
-    await worker(app).purge()
+    await make_worker(app).purge()
     assert await statuses(app) == Counter({DeliveryStatus.DELIVERED: 1})
 
 

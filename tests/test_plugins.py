@@ -22,7 +22,7 @@ from graphql_api.plugins import hookimpl
 from graphql_api.plugins.contributions import PluginConflict
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
-from tests.conftest import GraphQLClient, make_user
+from graphql_api.testing import CREATE_GROUP, GraphQLClient, make_user, new_contact_id, refused
 
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
@@ -84,10 +84,8 @@ async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_da
             "event_subscriptions",
         } <= set(example["hooks"])
 
-        refused = await client.data(
-            'mutation { createGroup(input: {name: "Forbidden club"}) { group { id } errors { field code message } } }'
-        )
-        assert refused["createGroup"]["errors"] == [
+        errors = await refused(client, CREATE_GROUP, {"input": {"name": "Forbidden club"}})
+        assert errors == [
             {
                 "field": ["input", "name"],
                 "code": "INVALID",
@@ -103,14 +101,8 @@ async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_da
         }
         assert (await client.data("{ badges { groupName } }"))["badges"] == [{"groupName": "Buurt"}]
 
-        for values in (
-            {"lastName": "Zon", "email": "a@Zonnedak.nl"},
-            {"lastName": "Wind", "email": "b@wind.nl"},
-        ):
-            await client.data(
-                "mutation($i: ContactInput!) { createContact(input: $i) { errors { code } } }",
-                {"i": values},
-            )
+        await new_contact_id(client, lastName="Zon", email="a@Zonnedak.nl")
+        await new_contact_id(client, lastName="Wind", email="b@wind.nl")
         preview = await client.data(
             '{ contacts(filter: {condition: {field: "emailDomain", op: EQ, value: "zonnedak.nl"}}) { nodes { lastName } } }'
         )
@@ -132,9 +124,7 @@ async def test_a_refused_change_leaves_the_plugin_table_untouched(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:
         client = await client_for(app, http)
-        await client.data(
-            'mutation { createGroup(input: {name: "Forbidden"}) { errors { code } } }'
-        )
+        await refused(client, CREATE_GROUP, {"input": {"name": "Forbidden"}})
         assert (await client.data("{ badges { groupName } }"))["badges"] == []
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from graphql_api.testing import new_contact_ids, new_group_id
-from tests.conftest import GraphQLClient
-
-GROUP = """mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } errors { code field message } } }"""
-UPDATE = """mutation($id: ID!, $i: UpdateGroupInput!) { updateGroup(id: $id, input: $i) { group { neighbourhoodRole { key } } errors { code field message } } }"""
-ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
-  changedCount errors { field code message } } }"""
-
-
-async def members(client: GraphQLClient, group_id: str) -> list[str]:
-    data = await client.data(
-        "query($id: ID!) { group(id: $id) { members { nodes { lastName } } } }", {"id": group_id}
-    )
-    return [n["lastName"] for n in data["group"]["members"]["nodes"]]
+from graphql_api.testing import (
+    ADD_MEMBERS,
+    CREATE_GROUP,
+    UPDATE_GROUP,
+    GraphQLClient,
+    StatementCounter,
+    add_members,
+    member_names,
+    new_contact_ids,
+    new_group_id,
+    refused,
+)
 
 
 async def test_a_contact_holds_one_role(client: GraphQLClient):
@@ -24,9 +22,9 @@ async def test_a_contact_holds_one_role(client: GraphQLClient):
     more_coaches = await new_group_id(client, name="Meer coaches", neighbourhoodRole="coach")
     plain = await new_group_id(client, name="Nieuwsbrief")
     anna, bram, cor = await new_contact_ids(client, "Anna", "Bram", "Cor")
-    await client.data(ADD, {"g": coaches, "c": [anna, bram]})
+    await add_members(client, coaches, [anna, bram])
 
-    data = await client.data(ADD, {"g": leaders, "c": [cor, anna, bram]})
+    data = await client.data(ADD_MEMBERS, {"groupId": leaders, "contactIds": [cor, anna, bram]})
     errors = data["addGroupMembers"]["errors"]
     assert [(e["field"], e["code"]) for e in errors] == [
         (["contactIds", "1"], "ROLE_CONFLICT"),
@@ -34,54 +32,60 @@ async def test_a_contact_holds_one_role(client: GraphQLClient):
     ]
     assert errors[0]["message"].startswith("Anna already holds coach through 'Coaches'")
     # Positions are those of the caller's list, existing members and repeats included.
-    data = await client.data(ADD, {"g": leaders, "c": [cor, cor, bram]})
+    data = await client.data(ADD_MEMBERS, {"groupId": leaders, "contactIds": [cor, cor, bram]})
     assert [e["field"] for e in data["addGroupMembers"]["errors"]] == [["contactIds", "2"]]
-    assert await members(client, leaders) == [], "the whole call is refused"
+    assert await member_names(client, leaders) == [], "the whole call is refused"
 
     for target in (more_coaches, plain):
-        data = await client.data(ADD, {"g": target, "c": [anna]})
+        data = await client.data(ADD_MEMBERS, {"groupId": target, "contactIds": [anna]})
         assert data["addGroupMembers"]["errors"] == []
 
 
 async def test_a_role_cannot_change_while_the_group_has_members(client: GraphQLClient):
     coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
     [anna] = await new_contact_ids(client, "Anna")
-    await client.data(ADD, {"g": coaches, "c": [anna]})
+    await add_members(client, coaches, [anna])
     for role in ("projectleider", None):
-        data = await client.data(UPDATE, {"id": coaches, "i": {"neighbourhoodRole": role}})
+        data = await client.data(
+            UPDATE_GROUP, {"id": coaches, "input": {"neighbourhoodRole": role}}
+        )
         assert data["updateGroup"]["errors"][0]["code"] == "ROLE_IN_USE"
         assert data["updateGroup"]["errors"][0]["field"] == ["input", "neighbourhoodRole"]
     empty = await new_group_id(client, name="Leeg", neighbourhoodRole="coach")
-    data = await client.data(UPDATE, {"id": empty, "i": {"neighbourhoodRole": "external_party"}})
+    data = await client.data(
+        UPDATE_GROUP, {"id": empty, "input": {"neighbourhoodRole": "external_party"}}
+    )
     assert data["updateGroup"]["group"]["neighbourhoodRole"] == {"key": "external_party"}
 
 
 async def test_only_static_groups_give_a_role(client: GraphQLClient):
     base = await new_group_id(client, name="Basis")
-    data = await client.data(
-        GROUP,
-        {"i": {"name": "Samengesteld", "composedOfIds": [base], "neighbourhoodRole": "coach"}},
+    errors = await refused(
+        client,
+        CREATE_GROUP,
+        {"input": {"name": "Samengesteld", "composedOfIds": [base], "neighbourhoodRole": "coach"}},
     )
-    assert data["createGroup"]["errors"][0]["code"] == "INVALID"
-    assert data["createGroup"]["errors"][0]["field"] == ["input", "neighbourhoodRole"]
+    assert errors[0]["code"] == "INVALID"
+    assert errors[0]["field"] == ["input", "neighbourhoodRole"]
 
 
 async def test_filters_and_lists_by_role(client: GraphQLClient):
     coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
     parties = await new_group_id(client, name="Installateurs", neighbourhoodRole="external_party")
     anna, bram, _cor = await new_contact_ids(client, "Anna", "Bram", "Cor")
-    await client.data(ADD, {"g": coaches, "c": [anna]})
-    await client.data(ADD, {"g": parties, "c": [bram]})
+    await add_members(client, coaches, [anna])
+    await add_members(client, parties, [bram])
     dynamic = await new_group_id(
         client,
         name="Geen coach",
         filter={"condition": {"field": "neighbourhoodRole", "op": "NEQ", "value": "coach"}},
     )
-    assert await members(client, dynamic) == ["Bram", "Cor"]
-    data = await client.data(
-        GROUP,
+    assert await member_names(client, dynamic) == ["Bram", "Cor"]
+    errors = await refused(
+        client,
+        CREATE_GROUP,
         {
-            "i": {
+            "input": {
                 "name": "Fout",
                 "filter": {
                     "condition": {"field": "neighbourhoodRole", "op": "EQ", "value": "astronaut"}
@@ -89,7 +93,7 @@ async def test_filters_and_lists_by_role(client: GraphQLClient):
             }
         },
     )
-    assert data["createGroup"]["errors"][0]["code"] == "INVALID"
+    assert errors[0]["code"] == "INVALID"
     listed = await client.data(
         """{ externalParties { nodes { lastName } } projectLeaders { totalCount }
              groups(filter: {neighbourhoodRole: "coach"}) { edges { node { name } } } }"""
@@ -99,16 +103,18 @@ async def test_filters_and_lists_by_role(client: GraphQLClient):
     assert listed["groups"]["edges"] == [{"node": {"name": "Coaches"}}]
 
 
-async def test_role_flags_cost_one_statement_for_many_contacts(client: GraphQLClient, statements):
+async def test_role_flags_cost_one_statement_for_many_contacts(
+    client: GraphQLClient, statements: StatementCounter
+):
     coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
     query = "{ contacts(first: 50) { nodes { isCoach isProjectLeader isExternalParty hoomdossierAccountId } } }"
     ids = await new_contact_ids(client, "A", "B")
-    await client.data(ADD, {"g": coaches, "c": ids})
+    await add_members(client, coaches, ids)
     with statements:
         await client.data(query)
     few = statements.count
     ids = await new_contact_ids(client, *[f"C{i}" for i in range(30)])
-    await client.data(ADD, {"g": coaches, "c": ids})
+    await add_members(client, coaches, ids)
     with statements:
         data = await client.data(query)
     assert statements.count == few

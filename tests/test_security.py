@@ -9,7 +9,7 @@ from graphql_api.app import create_app
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import upgrade
 from graphql_api.settings import Settings
-from tests.conftest import GraphQLClient, make_user
+from graphql_api.testing import GraphQLClient, make_user
 
 DEEP = "{ groups { edges { node { members { edges { node { groups { members { edges { node { groups { members { edges { node { id } } } } } } } } } } } } } } }"
 

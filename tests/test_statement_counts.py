@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from tests.conftest import GraphQLClient, StatementCounter
-from tests.test_groups import create_group, create_template
-from tests.test_memberships import ADD, create_contacts
+from graphql_api.testing import (
+    GraphQLClient,
+    StatementCounter,
+    add_members,
+    first_user_id,
+    new_contact_ids,
+    new_group_id,
+    new_template_id,
+)
 
 GROUPS_PAGE = """{
   groups(first: 50) {
@@ -22,24 +28,24 @@ CONTACT_PAGE = """{
 
 
 async def add_groups(client: GraphQLClient, start: int, stop: int, members: list[str]) -> None:
-    users = (await client.data("{ users { id } }"))["users"]
-    template = await create_template(client, f"Sjabloon {start}")
+    responsible = await first_user_id(client)
+    template = await new_template_id(client, name=f"Sjabloon {start}")
     for i in range(start, stop):
-        group = await create_group(
+        group = await new_group_id(
             client,
             name=f"Groep {i:03d}",
-            responsibleId=users[0]["id"],
+            responsibleId=responsible,
             emailOnNewMember=True,
             newMemberEmailTemplateId=template,
             showOnContact=i % 2 == 0,
         )
-        await client.data(ADD, {"groupId": group["id"], "contactIds": members[: i % 7 + 1]})
+        await add_members(client, group, members[: i % 7 + 1])
 
 
 async def test_group_list_statements_do_not_grow(
     client: GraphQLClient, statements: StatementCounter
 ):
-    members = await create_contacts(client, *[f"Lid{i}" for i in range(7)])
+    members = await new_contact_ids(client, *[f"Lid{i}" for i in range(7)])
     await add_groups(client, 0, 5, members)
     with statements:
         small = await client.data(GROUPS_PAGE)
@@ -58,13 +64,13 @@ async def test_group_list_statements_do_not_grow(
 async def test_contact_list_statements_do_not_grow(
     client: GraphQLClient, statements: StatementCounter
 ):
-    members = await create_contacts(client, *[f"Lid{i}" for i in range(7)])
+    members = await new_contact_ids(client, *[f"Lid{i}" for i in range(7)])
     await add_groups(client, 0, 3, members)
     with statements:
         await client.data(CONTACT_PAGE)
     count_for_7 = statements.count
 
-    more = await create_contacts(client, *[f"Extra{i}" for i in range(30)])
+    more = await new_contact_ids(client, *[f"Extra{i}" for i in range(30)])
     await add_groups(client, 3, 20, members + more)
     with statements:
         data = await client.data(CONTACT_PAGE)
@@ -86,38 +92,37 @@ async def build_composites(
     """``count`` static groups, a composite over them and a dynamic group; returns the top id."""
     statics = []
     for i in range(start, start + count):
-        group = await create_group(client, name=f"Statisch {i:03d}")
-        await client.data(ADD, {"groupId": group["id"], "contactIds": contacts[i % 3 :: 2]})
-        statics.append(group["id"])
-    union = await create_group(
+        group = await new_group_id(client, name=f"Statisch {i:03d}")
+        await add_members(client, group, contacts[i % 3 :: 2])
+        statics.append(group)
+    union = await new_group_id(
         client, name=f"Samen {start}", composedOfIds=statics, showOnContact=True
     )
-    both = await create_group(
+    both = await new_group_id(
         client,
         name=f"Beide {start}",
         composedOfIds=statics[:2],
         compositionMode="ALL",
         excludedGroupIds=statics[2:3],
     )
-    await create_group(
+    await new_group_id(
         client,
         name=f"Dynamisch {start}",
         showOnContact=True,
         filter={
             "any": [
-                {"condition": {"field": "memberOf", "op": "EQ", "value": union["id"]}},
+                {"condition": {"field": "memberOf", "op": "EQ", "value": union}},
                 {"condition": {"field": "lastName", "op": "STARTS_WITH", "value": "Lid1"}},
             ]
         },
     )
-    top = await create_group(client, name=f"Top {start}", composedOfIds=[union["id"], both["id"]])
-    return top["id"]
+    return await new_group_id(client, name=f"Top {start}", composedOfIds=[union, both])
 
 
 async def test_derived_membership_statements_do_not_grow(
     client: GraphQLClient, statements: StatementCounter
 ):
-    contacts = await create_contacts(client, *[f"Lid{i}" for i in range(12)])
+    contacts = await new_contact_ids(client, *[f"Lid{i}" for i in range(12)])
     top = await build_composites(client, contacts, 3)
     counts = {}
     for label, query, variables in (
@@ -129,7 +134,7 @@ async def test_derived_membership_statements_do_not_grow(
             await client.data(query, variables)
         counts[label] = statements.count
 
-    contacts += await create_contacts(client, *[f"Extra{i}" for i in range(60)])
+    contacts += await new_contact_ids(client, *[f"Extra{i}" for i in range(60)])
     top = await build_composites(client, contacts, 12, start=100)
     for label, query, variables in (
         ("members", COMPOSITE_PAGE, {"id": top}),

@@ -1,5 +1,6 @@
 """The testing kit for plugin authors (and the core's own tests), loaded by pytest itself
-through the ``pytest11`` entry point once graphql-api is installed.
+through the ``pytest11`` entry point once graphql-api is installed. Every helper the tests
+share lives here, so that the core's tests and the plugins' tests set up data one way.
 
 Fixtures:
 
@@ -9,8 +10,18 @@ Fixtures:
   with exactly the given plugins; every test starts from empty tables;
 - ``admin``, ``client``: a user with a token, and a GraphQL client acting as that user;
   ``make_user(app, name, email)`` and ``GraphQLClient(http, token)`` for other users;
-- ``statements``: counts the SQL statements the app sends.
-"""
+- ``statements``: counts the SQL statements the app sends (a ``StatementCounter``).
+
+Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
+``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with ``GROUP_FIELDS``),
+``GROUP_COUNT``, ``GROUP_MEMBERS``, ``GROUP_USED_BY``, ``MEMBERSHIP_PATH``, ``ADD_MEMBERS``,
+``REMOVE_MEMBERS``, ``CREATE_CONTACT``, ``UPDATE_CONTACT``, ``CREATE_EMAIL_TEMPLATE``.
+
+Setting up data through the API, each call required to succeed: ``new_group``,
+``new_group_id``, ``new_static_group_id``, ``new_contact_id``, ``new_contact_ids``,
+``new_template_id``, ``add_members``, ``remove_members``; ``first_user_id`` for a
+``responsibleId``. Checking: ``refused`` (a mutation refused, no group made or lost),
+``member_names``, ``check_role_plugin``. ``make_worker(app)`` runs the outbox by hand."""
 
 from __future__ import annotations
 
@@ -27,6 +38,7 @@ from sqlalchemy.engine import make_url
 from graphql_api.app import create_app, load_plugins
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.migrations.runner import upgrade
+from graphql_api.notifications.worker import Worker
 from graphql_api.settings import Settings
 from graphql_api.users.service import create_user
 
@@ -201,27 +213,183 @@ def statements(app: Any) -> Iterator[StatementCounter]:
     event.remove(sync_engine, "before_cursor_execute", counter)
 
 
-async def new_contact_ids(client: GraphQLClient, *last_names: str) -> list[str]:
-    """Create one person per last name; their ids."""
-    ids = []
-    for last_name in last_names:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
-            {"i": {"lastName": last_name}},
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
+# The GraphQL documents several tests send, each written once. Their variables are named
+# after the arguments they fill: ``input``, ``id``, ``groupId``, ``contactIds``, ``contactId``.
+
+GROUP_FIELDS = """
+  id name description kind startDate endDate showOnPortal showOnContact editableOnPortal
+  emailOnNewMember newMemberEmailTemplate { id name } neighbourhoodRole { key }
+  closed responsible { id name } createdBy { id name } createdAt updatedAt memberCount
+"""
+CREATE_GROUP = f"""
+mutation($input: CreateGroupInput!) {{
+  createGroup(input: $input) {{ group {{ {GROUP_FIELDS} }} errors {{ field code message }} }}
+}}"""
+UPDATE_GROUP = f"""
+mutation($id: ID!, $input: UpdateGroupInput!) {{
+  updateGroup(id: $id, input: $input) {{
+    group {{ {GROUP_FIELDS} }} errors {{ field code message }}
+  }}
+}}"""
+DELETE_GROUP = (
+    "mutation($id: ID!) { deleteGroup(id: $id) { deletedId errors { field code message } } }"
+)
+GROUP_COUNT = "{ groups { totalCount } }"
+GROUP_MEMBERS = """query($id: ID!) { group(id: $id) {
+  memberCount members(first: 100) { totalCount nodes { lastName } } } }"""
+GROUP_USED_BY = "query($id: ID!) { group(id: $id) { usedBy { name } } }"
+MEMBERSHIP_PATH = """query($id: ID!, $contactId: ID!) {
+  group(id: $id) { membershipPath(contactId: $contactId) { name } } }"""
+ADD_MEMBERS = """
+mutation($groupId: ID!, $contactIds: [ID!]!) {
+  addGroupMembers(groupId: $groupId, contactIds: $contactIds) {
+    group { memberCount }
+    memberships { source memberSince contact { displayName } addedBy { name } group { name } }
+    changedCount
+    errors { field code message }
+  }
+}"""
+REMOVE_MEMBERS = """
+mutation($groupId: ID!, $contactIds: [ID!]!) {
+  removeGroupMembers(groupId: $groupId, contactIds: $contactIds) {
+    group { memberCount } changedCount errors { field code message }
+  }
+}"""
+CREATE_CONTACT = """
+mutation($input: ContactInput!) {
+  createContact(input: $input) {
+    contact { id kind displayName firstName lastName organisationName email phone street
+              postalCode city createdAt }
+    errors { field code message }
+  }
+}"""
+UPDATE_CONTACT = """
+mutation($id: ID!, $input: ContactInput!) {
+  updateContact(id: $id, input: $input) {
+    contact { displayName email city } errors { field code message }
+  }
+}"""
+CREATE_EMAIL_TEMPLATE = """
+mutation($input: EmailTemplateInput!) {
+  createEmailTemplate(input: $input) {
+    emailTemplate { id name subject body } errors { field code }
+  }
+}"""
+
+
+async def new_group(client: GraphQLClient, **values: Any) -> dict[str, Any]:
+    """Create a group from ``CreateGroupInput`` values (it must succeed); the group, with
+    ``GROUP_FIELDS``, as the mutation answered."""
+    data = await client.data(CREATE_GROUP, {"input": values})
+    payload = data["createGroup"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["group"]
 
 
 async def new_group_id(client: GraphQLClient, **values: Any) -> str:
     """Create a group from ``CreateGroupInput`` values (it must succeed); its id."""
+    return (await new_group(client, **values))["id"]
+
+
+async def new_static_group_id(client: GraphQLClient, name: str, contact_ids: list[str]) -> str:
+    """Create a static group with these members (maybe none); its id."""
+    group_id = await new_group_id(client, name=name)
+    if contact_ids:
+        await add_members(client, group_id, contact_ids)
+    return group_id
+
+
+async def new_contact_id(client: GraphQLClient, **values: Any) -> str:
+    """Create a contact from ``ContactInput`` values (it must succeed); its id."""
+    data = await client.data(CREATE_CONTACT, {"input": values})
+    payload = data["createContact"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["contact"]["id"]
+
+
+async def new_contact_ids(client: GraphQLClient, *last_names: str, **values: Any) -> list[str]:
+    """Create one person per last name, each also with the ``ContactInput`` ``values``; their
+    ids, in the same order."""
+    return [await new_contact_id(client, lastName=name, **values) for name in last_names]
+
+
+async def new_template_id(
+    client: GraphQLClient,
+    name: str = "Welkom",
+    subject: str = "Welkom",
+    body: str = "Beste {{ contact.firstName }}",
+) -> str:
+    """Create an e-mail template (it must succeed), e.g. for ``newMemberEmailTemplateId``;
+    its id."""
     data = await client.data(
-        "mutation($i: CreateGroupInput!) "
-        "{ createGroup(input: $i) { group { id } errors { message } } }",
-        {"i": values},
+        CREATE_EMAIL_TEMPLATE, {"input": {"name": name, "subject": subject, "body": body}}
     )
-    assert data["createGroup"]["errors"] == [], data["createGroup"]["errors"]
-    return data["createGroup"]["group"]["id"]
+    payload = data["createEmailTemplate"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["emailTemplate"]["id"]
+
+
+async def first_user_id(client: GraphQLClient) -> str:
+    """The id of the first user, in a test's fresh database the acting admin: a value for
+    ``responsibleId``."""
+    return (await client.data("{ users { id } }"))["users"][0]["id"]
+
+
+async def add_members(
+    client: GraphQLClient, group_id: str, contact_ids: list[str]
+) -> dict[str, Any]:
+    """Add contacts to a static group (it must succeed); the ``addGroupMembers`` payload.
+    Send ``ADD_MEMBERS`` yourself to see a refusal."""
+    return await _changed_members(client, ADD_MEMBERS, group_id, contact_ids)
+
+
+async def remove_members(
+    client: GraphQLClient, group_id: str, contact_ids: list[str]
+) -> dict[str, Any]:
+    """Remove contacts from a static group (it must succeed); the ``removeGroupMembers``
+    payload. Send ``REMOVE_MEMBERS`` yourself to see a refusal."""
+    return await _changed_members(client, REMOVE_MEMBERS, group_id, contact_ids)
+
+
+async def _changed_members(
+    client: GraphQLClient, mutation: str, group_id: str, contact_ids: list[str]
+) -> dict[str, Any]:
+    """Send ``ADD_MEMBERS`` or ``REMOVE_MEMBERS``, which answer alike; the payload, which
+    must have no errors."""
+    data = await client.data(mutation, {"groupId": group_id, "contactIds": contact_ids})
+    payload = next(iter(data.values()))
+    assert payload["errors"] == [], payload["errors"]
+    return payload
+
+
+async def member_names(client: GraphQLClient, group_id: str) -> list[str]:
+    """The last names of a group's members, in the API's order, once ``memberCount`` and the
+    member list are checked to agree."""
+    group = (await client.data(GROUP_MEMBERS, {"id": group_id}))["group"]
+    names = [node["lastName"] for node in group["members"]["nodes"]]
+    assert group["memberCount"] == group["members"]["totalCount"] == len(names)
+    return names
+
+
+async def refused(
+    client: GraphQLClient, mutation: str, variables: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run a mutation that must be refused and leave the number of groups as it was; its
+    errors."""
+    before = await client.data(GROUP_COUNT)
+    data = await client.data(mutation, variables)
+    payload = next(iter(data.values()))
+    assert payload["errors"], payload
+    assert await client.data(GROUP_COUNT) == before
+    return payload["errors"]
+
+
+def make_worker(app: Any, **settings: Any) -> Worker:
+    """An outbox worker for ``app``, its settings overridden by ``settings``; tests run it
+    with ``run_once`` or ``run_until_idle`` instead of the service's loop."""
+    return Worker(
+        app.state.sessions, app.state.plugins, app.state.settings.model_copy(update=settings)
+    )
 
 
 async def check_role_plugin(
@@ -234,12 +402,7 @@ async def check_role_plugin(
     assert {"key": role, "label": label_en} in roles["roles"]
     group = await new_group_id(client, name=f"Groep {role}", neighbourhoodRole=role)
     holder, other = await new_contact_ids(client, "Houder", "Ander")
-    added = await client.data(
-        "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) "
-        "{ changedCount } }",
-        {"g": group, "c": [holder]},
-    )
-    assert added["addGroupMembers"]["changedCount"] == 1
+    assert (await add_members(client, group, [holder]))["changedCount"] == 1
     data = await client.data(
         f"query($h: ID!, $o: ID!) {{ {holders_field} {{ totalCount nodes {{ lastName }} }} "
         f"h: contact(id: $h) {{ {flag_field} }} o: contact(id: $o) {{ {flag_field} }} }}",

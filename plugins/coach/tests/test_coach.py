@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from graphql_api.testing import GraphQLClient, check_role_plugin, new_contact_ids, new_group_id
+from graphql_api.testing import (
+    DELETE_GROUP,
+    GraphQLClient,
+    add_members,
+    check_role_plugin,
+    new_contact_ids,
+    new_group_id,
+    remove_members,
+)
 
-ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) {
-  changedCount errors { field code message } } }"""
-REMOVE = """mutation($g: ID!, $c: [ID!]!) { removeGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
 LINK = """mutation($c: ID!, $a: String!) { linkHoomdossier(contactId: $c, accountId: $a) {
   contact { hoomdossierAccountId isCoach } errors { field code message } } }"""
 UNLINK = """mutation($c: ID!) { unlinkHoomdossier(contactId: $c) { contact { hoomdossierAccountId } errors { code } } }"""
@@ -31,7 +36,7 @@ async def test_the_role_is_registered_with_labels(client: GraphQLClient):
 
 async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group: str):
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
-    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    await add_members(client, coach_group, [anna])
     data = await client.data(
         """query($a: ID!, $b: ID!) { coaches(first: 10) { totalCount nodes { lastName } }
              a: contact(id: $a) { isCoach neighbourhoodRoles { key } }
@@ -45,7 +50,7 @@ async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group
 
 async def test_only_a_coach_can_be_linked(client: GraphQLClient, coach_group: str):
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
-    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    await add_members(client, coach_group, [anna])
     data = await client.data(LINK, {"c": bram, "a": "HD-1"})
     assert data["linkHoomdossier"]["errors"][0]["code"] == "INVALID"
     assert data["linkHoomdossier"]["errors"][0]["field"] == ["contactId"]
@@ -76,7 +81,7 @@ async def test_bad_links_are_refused(
     code: str,
 ):
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
-    await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
+    await add_members(client, coach_group, [anna, bram])
     await client.data(LINK, {"c": bram, "a": "HD-TAKEN"})
     data = await client.data(LINK, {"c": contact or anna, "a": account})
     error = data["linkHoomdossier"]["errors"][0]
@@ -90,26 +95,24 @@ async def test_bad_links_are_refused(
 async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coach_group: str):
     other_coaches = await new_group_id(client, name="Coaches Noord", neighbourhoodRole="coach")
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
-    await client.data(ADD, {"g": coach_group, "c": [anna, bram]})
-    await client.data(ADD, {"g": other_coaches, "c": [bram]})
+    await add_members(client, coach_group, [anna, bram])
+    await add_members(client, other_coaches, [bram])
     for contact, account in ((anna, "HD-A"), (bram, "HD-B")):
         await client.data(LINK, {"c": contact, "a": account})
 
-    await client.data(REMOVE, {"g": coach_group, "c": [anna, bram]})
+    await remove_members(client, coach_group, [anna, bram])
     query = "query($a: ID!, $b: ID!) { a: contact(id: $a) { hoomdossierAccountId } b: contact(id: $b) { hoomdossierAccountId } }"
     data = await client.data(query, {"a": anna, "b": bram})
     assert data == {"a": {"hoomdossierAccountId": None}, "b": {"hoomdossierAccountId": "HD-B"}}
 
-    await client.data(
-        "mutation($id: ID!) { deleteGroup(id: $id) { errors { code } } }", {"id": other_coaches}
-    )
+    await client.data(DELETE_GROUP, {"id": other_coaches})
     data = await client.data(query, {"a": anna, "b": bram})
     assert data["b"]["hoomdossierAccountId"] is None
 
 
 async def test_unlink(client: GraphQLClient, coach_group: str):
     [anna] = await new_contact_ids(client, "Anna")
-    await client.data(ADD, {"g": coach_group, "c": [anna]})
+    await add_members(client, coach_group, [anna])
     await client.data(LINK, {"c": anna, "a": "HD-A"})
     data = await client.data(UNLINK, {"c": anna})
     assert data["unlinkHoomdossier"] == {"contact": {"hoomdossierAccountId": None}, "errors": []}

@@ -18,10 +18,16 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from graphql_api.notifications.models import Delivery
-from graphql_api.notifications.worker import Worker
-from graphql_api.testing import GraphQLClient, make_user, new_group_id
-
-ADD = """mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"""
+from graphql_api.testing import (
+    GraphQLClient,
+    add_members,
+    first_user_id,
+    make_user,
+    make_worker,
+    new_contact_id,
+    new_group_id,
+    new_template_id,
+)
 
 
 class Inbox:
@@ -77,36 +83,28 @@ async def setup(app_factory: Any, smtp: Any) -> Any:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
     client = GraphQLClient(http, token)
-    users = await client.data("{ users { id } }")
-    template = await client.data(
-        """mutation { createEmailTemplate(input: {name: "Welkom", subject: "Welkom bij {{ group.name }}",
-             body: "Beste {{ contact.firstName }},\\n\\nWelkom bij {{ group.name }}. Groet, {{ group.responsible.name }}"})
-             { emailTemplate { id } } }"""
+    template = await new_template_id(
+        client,
+        subject="Welkom bij {{ group.name }}",
+        body="Beste {{ contact.firstName }},\n\nWelkom bij {{ group.name }}. Groet, {{ group.responsible.name }}",
     )
     group = await new_group_id(
         client,
         name="Nieuwsbrief <Zon & Wind>",
-        responsibleId=users["users"][0]["id"],
+        responsibleId=await first_user_id(client),
         emailOnNewMember=True,
-        newMemberEmailTemplateId=template["createEmailTemplate"]["emailTemplate"]["id"],
+        newMemberEmailTemplateId=template,
     )
     yield app, client, group
     await http.aclose()
 
 
 async def contacts(client: GraphQLClient, *people: tuple[str, str | None]) -> list[str]:
-    ids = []
-    for first, address in people:
-        data = await client.data(
-            "mutation($i: ContactInput!) { createContact(input: $i) { contact { id } } }",
-            {"i": {"firstName": first, "lastName": "Test", "email": address}},
-        )
-        ids.append(data["createContact"]["contact"]["id"])
-    return ids
-
-
-def work(app: Any) -> Worker:
-    return Worker(app.state.sessions, app.state.plugins, app.state.settings)
+    """One contact "<first name> Test" per (first name, e-mail address or None); their ids."""
+    return [
+        await new_contact_id(client, firstName=first, lastName="Test", email=address)
+        for first, address in people
+    ]
 
 
 async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
@@ -115,9 +113,9 @@ async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
     people = await contacts(
         client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"), ("Cor", None)
     )
-    await client.data(ADD, {"g": group, "c": people})
-    await client.data(ADD, {"g": group, "c": people[:1]})  # already a member: no second mail
-    await work(app).run_until_idle()
+    await add_members(client, group, people)
+    await add_members(client, group, people[:1])  # already a member: no second mail
+    await make_worker(app).run_until_idle()
 
     assert sorted(m["To"] for m in inbox.messages) == ["anna@example.nl", "bram@example.nl"]
     anna = next(m for m in inbox.messages if m["To"] == "anna@example.nl")
@@ -140,8 +138,8 @@ async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, 
     inbox, server = smtp
     server.stop()
     people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(5)])
-    await client.data(ADD, {"g": group, "c": people})
-    await work(app).run_once()
+    await add_members(client, group, people)
+    await make_worker(app).run_once()
     data = await client.data(
         "{ notificationDeliveries(status: FAILED) { totalCount nodes { lastError } } }"
     )
@@ -151,7 +149,7 @@ async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, 
     server.start()
     async with app.state.sessions() as session, session.begin():
         await session.execute(update(Delivery).values(next_attempt_at=Delivery.created_at))
-    await work(app).run_until_idle()
+    await make_worker(app).run_until_idle()
     assert Counter(m["To"] for m in inbox.messages) == Counter(
         f"lid{i}@example.nl" for i in range(5)
     )
@@ -164,12 +162,12 @@ async def test_a_worker_crash_loses_no_mail_and_doubles_none(setup: Any, smtp: A
     app, client, group = setup
     inbox, _ = smtp
     people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(3)])
-    await client.data(ADD, {"g": group, "c": people})
-    assert len(await work(app)._claim()) == 3  # claimed, then the worker process died
-    assert await work(app).run_until_idle() == 0, "still leased to the dead worker"
+    await add_members(client, group, people)
+    assert len(await make_worker(app)._claim()) == 3  # claimed, then the worker process died
+    assert await make_worker(app).run_until_idle() == 0, "still leased to the dead worker"
     async with app.state.sessions() as session, session.begin():
         await session.execute(update(Delivery).values(lease_until=Delivery.created_at))
-    await work(app).run_until_idle()
+    await make_worker(app).run_until_idle()
     assert sorted(m["To"] for m in inbox.messages) == [f"lid{i}@example.nl" for i in range(3)]
 
 
@@ -178,7 +176,7 @@ async def test_the_service_delivers_in_process(setup: Any, smtp: Any):
     inbox, _ = smtp
     [anna] = await contacts(client, ("Anna", "anna@example.nl"))
     async with app.router.lifespan_context(app):
-        await client.data(ADD, {"g": group, "c": [anna]})
+        await add_members(client, group, [anna])
         for _ in range(100):
             if inbox.messages:
                 break

@@ -15,8 +15,14 @@ import pytest
 from sqlalchemy import update
 
 from graphql_api.notifications.models import Delivery
-from graphql_api.notifications.worker import Worker
-from graphql_api.testing import GraphQLClient, make_user, new_contact_ids, new_group_id
+from graphql_api.testing import (
+    GraphQLClient,
+    add_members,
+    make_user,
+    make_worker,
+    new_contact_ids,
+    new_group_id,
+)
 
 SECRET = "s3cret"
 
@@ -71,11 +77,8 @@ async def test_events_arrive_signed_and_are_retried(app_factory: Any, receiver: 
         group = await new_group_id(client, name="Webhookgroep")
         [anna] = await new_contact_ids(client, "Anna")
         receiver.failing = True
-        await client.data(
-            "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }",
-            {"g": group, "c": [anna]},
-        )
-        worker = Worker(app.state.sessions, app.state.plugins, app.state.settings)
+        await add_members(client, group, [anna])
+        worker = make_worker(app)
         await worker.run_once()
         failed = await client.data(
             "{ notificationDeliveries(status: FAILED) { nodes { plugin lastError } } }"
