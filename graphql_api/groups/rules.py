@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,8 +25,6 @@ class Rules:
     filter_fields: Mapping[str, FilterField] = field(default_factory=lambda: dict(CONTACT_FIELDS))
     on_change: ChangeHook | None = None
     """Checks a change and lets plugins take part in it; raises ``UserInputError`` to refuse."""
-    plugin_settings: Mapping[str, Any] = field(default_factory=dict)
-    """Each plugin's settings object, by plugin name."""
 
     async def changed(self, session: AsyncSession, change: Change) -> None:
         if self.on_change is not None:

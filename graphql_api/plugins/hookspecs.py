@@ -4,7 +4,9 @@ A hook implementation may take any subset of the arguments. Results of all plugi
 combined, so the order plugins run in does not matter;
 conflicting contributions (two roles or fields of one name) stop the service at startup
 with both plugins named. A hook may be ``async``; it is awaited. Arguments are read-only
-values: snapshots and frozen dataclasses, never live rows.
+values: snapshots and frozen dataclasses, never live rows. Every hook but
+``plugin_settings`` may take ``settings``: the plugin's own settings object (None when it
+has none).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from graphql_api.roles.registry import RoleDefinition
 
 PROJECT = "graphql_api"
+API_VERSION = "1.0"
+"""The version of the plugin API; a plugin may declare ``requires_api = ">=1,<2"``."""
 EVENT_TYPES = (
     "group.created",
     "group.updated",
@@ -39,37 +43,37 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_roles() -> list[RoleDefinition]:
+def register_roles(settings: Any) -> list[RoleDefinition]:
     """Roles in the neighbourhood approach ("Rol in buurtaanpak") this plugin provides."""
 
 
 @hookspec
-def graphql_types() -> list[type]:
+def graphql_types(settings: Any) -> list[type]:
     """Strawberry types the plugin adds to the schema (types its fields do not reach)."""
 
 
 @hookspec
-def query_fields() -> list[Any]:
+def query_fields(settings: Any) -> list[Any]:
     """``strawberry.field`` objects to add to ``Query``."""
 
 
 @hookspec
-def mutation_fields() -> list[Any]:
+def mutation_fields(settings: Any) -> list[Any]:
     """``strawberry.mutation`` objects to add to ``Mutation``."""
 
 
 @hookspec
-def group_fields() -> list[Any]:
+def group_fields(settings: Any) -> list[Any]:
     """``strawberry.field`` objects to add to ``Group``; the resolver's parent is the group row."""
 
 
 @hookspec
-def contact_fields() -> list[Any]:
+def contact_fields(settings: Any) -> list[Any]:
     """``strawberry.field`` objects to add to ``Contact``; the parent is the contact row."""
 
 
 @hookspec
-def filter_fields(roles: Mapping[str, RoleDefinition]) -> list[FilterField]:
+def filter_fields(roles: Mapping[str, RoleDefinition], settings: Any) -> list[FilterField]:
     """Fields dynamic-group filters can test, each compiled to SQL on ``contacts``.
 
     ``roles`` are the roles every plugin registered, for fields whose values are roles.
@@ -77,24 +81,24 @@ def filter_fields(roles: Mapping[str, RoleDefinition]) -> list[FilterField]:
 
 
 @hookspec
-def validate_change(session: AsyncSession, change: Change) -> list[Problem] | None:
+def validate_change(session: AsyncSession, change: Change, settings: Any) -> list[Problem] | None:
     """Problems that refuse ``change``; called inside its transaction, after it is written
     (``GroupDeleted``: just before the row goes, so its members can still be read)."""
 
 
 @hookspec
-def apply_change(session: AsyncSession, change: Change) -> None:
+def apply_change(session: AsyncSession, change: Change, settings: Any) -> None:
     """Take part in ``change`` inside its transaction, e.g. by writing the plugin's rows."""
 
 
 @hookspec
-def event_subscriptions() -> list[str]:
+def event_subscriptions(settings: Any) -> list[str]:
     """Event types the plugin wants delivered through the notification outbox, from
     ``EVENT_TYPES``; ``plugins { subscriptions }`` shows them."""
 
 
 @hookspec
-def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
+def deliver(event: Event, delivery_id: int, session: AsyncSession, settings: Any) -> None:
     """Handle one event the plugin subscribed to, outside any request, at least once.
 
     ``session`` reads the current data (the contact's address, the template); it is
@@ -113,10 +117,10 @@ def plugin_settings() -> type[BaseSettings] | None:
 
 
 @hookspec
-def migrations() -> str | None:
+def migrations(settings: Any) -> str | None:
     """The folder of the plugin's own Alembic revisions (a branch of its own)."""
 
 
 @hookspec
-def startup(app: Starlette) -> None:
+def startup(app: Starlette, settings: Any) -> None:
     """Called once when the application starts serving."""

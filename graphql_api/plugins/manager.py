@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.field import StrawberryField
 
@@ -54,6 +55,7 @@ class Plugins:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
+        self.plugin_settings: dict[str, Any] = {}
         self._register(core_plugin, "core.roles", __version__)
         if plugins is not None:
             for plugin in plugins:
@@ -61,6 +63,7 @@ class Plugins:
         elif not settings.disable_plugin_autoload:
             self._discover()
         self._collect()
+        self.manager.check_pending()
 
     def _collect(self) -> None:
         """Gather every plugin's contributions. A plugin dropped on the way may have
@@ -95,11 +98,19 @@ class Plugins:
 
     def _register(self, plugin: object, name: str, version: str | None) -> None:
         try:
+            _check_api_version(plugin)
             self.manager.register(plugin, name=name)
         except Exception as error:
             self._failed(name, version, error)
             return
-        hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+        callers = self.manager.get_hookcallers(plugin) or []
+        unknown = sorted(caller.name for caller in callers if not caller.has_spec())
+        if unknown:
+            # A misspelt hook would otherwise load and never be called.
+            self.manager.unregister(plugin)
+            self._failed(name, version, UnknownHook(f"no such hook: {', '.join(unknown)}"))
+            return
+        hooks = sorted(caller.name for caller in callers)
         self.infos.append(PluginInfo(name=name, version=version, hooks=hooks))
 
     def _drop(self, name: str, error: Exception) -> None:
@@ -129,7 +140,7 @@ class Plugins:
         results = []
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
-                result = _run_to_completion(_call(impl, **kwargs))
+                result = _run_to_completion(self._call(impl, **kwargs))
                 if of_type is not None and result is not None:
                     _check_list(hook, result, of_type)
             except Exception as error:
@@ -199,20 +210,18 @@ class Plugins:
         return dict(self._results("migrations", None))
 
     def rules(self) -> Rules:
-        """The domain rules of this application: roles, filter fields, change hooks and
-        the plugins' settings."""
+        """The domain rules of this application: roles, filter fields and change hooks."""
         return Rules(
             roles=self.roles,
             filter_fields=self.filter_fields,
             on_change=self.on_change,
-            plugin_settings=MappingProxyType(self.plugin_settings),
         )
 
     async def startup(self, app: Any) -> None:
         """Run each plugin's startup; one that fails is reported and does not stop the rest."""
         for impl in self.manager.hook.startup.get_hookimpls():
             try:
-                await _maybe_await(_call(impl, app=app))
+                await _maybe_await(self._call(impl, app=app))
             except Exception as error:
                 if self.settings.strict_plugins:
                     raise
@@ -227,12 +236,20 @@ class Plugins:
         """Ask every plugin to check ``change``, then let every plugin take part in it."""
         problems: list[Problem] = []
         for impl in self.manager.hook.validate_change.get_hookimpls():
-            problems.extend(await _maybe_await(_call(impl, session=session, change=change)) or [])
+            problems.extend(
+                await _maybe_await(self._call(impl, session=session, change=change)) or []
+            )
         if problems:
             raise UserInputError(problems)
         for impl in self.manager.hook.apply_change.get_hookimpls():
-            await _maybe_await(_call(impl, session=session, change=change))
+            await _maybe_await(self._call(impl, session=session, change=change))
         await record(session, change, self.subscribers)
+
+    def _call(self, impl: Any, **kwargs: Any) -> Any:
+        """Call a hook implementation with the arguments it names (a subset is fine, as in
+        pluggy itself); ``settings`` is the plugin's own settings object."""
+        kwargs["settings"] = self.plugin_settings.get(impl.plugin_name)
+        return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
     @property
     def subscribers(self) -> dict[str, list[str]]:
@@ -246,7 +263,32 @@ class Plugins:
         impls = [i for i in self.manager.hook.deliver.get_hookimpls() if i.plugin_name == plugin]
         if not impls:
             raise SkipDelivery(f"plugin {plugin!r} is not installed or has no deliver hook")
-        await _maybe_await(_call(impls[0], event=event, delivery_id=delivery_id, session=session))
+        call = self._call(impls[0], event=event, delivery_id=delivery_id, session=session)
+        await _maybe_await(call)
+
+
+class UnknownHook(LookupError):
+    """A plugin implements a hook that does not exist (a misspelt name, usually)."""
+
+
+class IncompatiblePlugin(RuntimeError):
+    """A plugin requires a version of the plugin API this graphql-api does not offer."""
+
+
+def _check_api_version(plugin: object) -> None:
+    """Refuse a plugin whose ``requires_api`` (a version specifier such as ``">=1,<2"``)
+    does not admit this graphql-api's ``API_VERSION``."""
+    required = getattr(plugin, "requires_api", None)
+    if required is None:
+        return
+    try:
+        specifier = SpecifierSet(str(required))
+    except InvalidSpecifier as error:
+        raise IncompatiblePlugin(f"requires_api {required!r} is not a version range") from error
+    if not specifier.contains(hookspecs.API_VERSION, prereleases=True):
+        raise IncompatiblePlugin(
+            f"requires plugin API {required}, this graphql-api offers {hookspecs.API_VERSION}"
+        )
 
 
 def _type_name(graphql_type: type) -> str:
@@ -260,12 +302,6 @@ def _check_list(hook: str, result: Any, of_type: type | tuple[type, ...]) -> Non
     if not isinstance(result, list | tuple) or not all(isinstance(x, of_type) for x in result):
         name = getattr(of_type, "__name__", of_type)
         raise TypeError(f"hook {hook!r} must return a list of {name}")
-
-
-def _call(impl: Any, **kwargs: Any) -> Any:
-    """Call a hook implementation with the arguments it names (a subset is fine, as in
-    pluggy itself)."""
-    return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def _run_to_completion(result: Any) -> Any:

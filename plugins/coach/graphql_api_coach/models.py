@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from graphql_api.contacts.models import Contact
-from graphql_api.kernel.db import NAMING_CONVENTION, UtcDateTime, utcnow
+from graphql_api.plugin import NAMING_CONVENTION, Contact, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):

@@ -10,18 +10,27 @@ import strawberry
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.context import Info
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import ErrorPaths, run_mutation
-from graphql_api.api.relay import decode_id
-from graphql_api.contacts import models as contacts
-from graphql_api.contacts.api.types import Contact
-from graphql_api.groups.changes import Change, GroupDeleted, MembersRemoved
-from graphql_api.groups.models import Group, Membership
-from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
-from graphql_api.kernel.validation import clean_text
-from graphql_api.plugins.hookspecs import hookimpl
-from graphql_api.roles.api.kit import RolePlugin, holder_ids
+from graphql_api.plugin import (
+    Change,
+    Contact,
+    ContactType,
+    ErrorCode,
+    ErrorPaths,
+    Group,
+    GroupDeleted,
+    Info,
+    Membership,
+    MembersRemoved,
+    Problems,
+    RolePlugin,
+    UserError,
+    UserInputError,
+    clean_text,
+    decode_id,
+    holder_ids,
+    hookimpl,
+    run_mutation,
+)
 from graphql_api_coach.models import HoomdossierLink
 
 ROLE = "coach"
@@ -31,20 +40,20 @@ LINK_ARGUMENTS = ErrorPaths({"contact_id": "contactId", "account_id": "accountId
 
 @strawberry.type(description="Result of linking or unlinking a coach's Hoomdossier account.")
 class HoomdossierLinkPayload:
-    contact: Contact | None = strawberry.field(
+    contact: ContactType | None = strawberry.field(
         default=None, description="The coach, when the change was made."
     )
     errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
 
 
-async def link(session: AsyncSession, contact_id: int, account_id: str) -> contacts.Contact:
+async def link(session: AsyncSession, contact_id: int, account_id: str) -> Contact:
     """Link a coach to a Hoomdossier account, replacing the coach's earlier link."""
     problems = Problems()
     account = clean_text(problems, ["account_id"], account_id, max_length=100, required=True)
     problems.raise_if_any()
     # Locked, so a concurrent removal from the coach group waits for this link, or this
     # link waits for the removal and then sees the contact is no coach any more.
-    contact = await session.get(contacts.Contact, contact_id, with_for_update=True)
+    contact = await session.get(Contact, contact_id, with_for_update=True)
     if contact is None:
         raise UserInputError.single(["contact_id"], ErrorCode.NOT_FOUND, "No contact with this id.")
     is_coach = await session.scalar(holder_ids(ROLE).where(Membership.contact_id == contact_id))
@@ -72,7 +81,7 @@ async def link(session: AsyncSession, contact_id: int, account_id: str) -> conta
     return contact
 
 
-async def unlink(session: AsyncSession, contact_id: int) -> contacts.Contact:
+async def unlink(session: AsyncSession, contact_id: int) -> Contact:
     result = await session.execute(
         delete(HoomdossierLink)
         .where(HoomdossierLink.contact_id == contact_id)
@@ -82,7 +91,7 @@ async def unlink(session: AsyncSession, contact_id: int) -> contacts.Contact:
         raise UserInputError.single(
             ["contact_id"], ErrorCode.NOT_FOUND, "This contact has no Hoomdossier link."
         )
-    contact = await session.get(contacts.Contact, contact_id)
+    contact = await session.get(Contact, contact_id)
     assert contact is not None
     return contact
 
@@ -153,7 +162,7 @@ class CoachPlugin(RolePlugin):
     @hookimpl
     def contact_fields(self) -> list[Any]:
         async def hoomdossier_account_id(
-            root: strawberry.Parent[contacts.Contact], info: Info
+            root: strawberry.Parent[Contact], info: Info
         ) -> str | None:
             return await info.context.loader(load_accounts).load(root.id)
 
@@ -180,11 +189,7 @@ class CoachPlugin(RolePlugin):
                     select(Membership.contact_id).where(Membership.group_id == change.group.id)
                 )
             )
-        locked = (
-            select(contacts.Contact.id)
-            .where(contacts.Contact.id.in_(former))
-            .order_by(contacts.Contact.id)
-        )
+        locked = select(Contact.id).where(Contact.id.in_(former)).order_by(Contact.id)
         await session.execute(locked.with_for_update())
         still_coach = holder_ids(ROLE).where(Group.id != change.group.id)
         await session.execute(

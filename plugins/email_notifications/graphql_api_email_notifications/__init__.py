@@ -18,14 +18,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.contacts.models import Contact
-from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.email_templates.rendering import render
-from graphql_api.groups.models import Group
-from graphql_api.groups.rules import rules_of
-from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.plugins import hookimpl
-from graphql_api.users.models import User
+from graphql_api.plugin import (
+    Contact,
+    EmailTemplate,
+    Event,
+    Group,
+    SkipDelivery,
+    User,
+    hookimpl,
+    render,
+)
 
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "email_notifications"
@@ -54,7 +56,9 @@ def event_subscriptions() -> list[str]:
 
 
 @hookimpl
-async def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
+async def deliver(
+    event: Event, delivery_id: int, session: AsyncSession, settings: SmtpSettings
+) -> None:
     group_data = event.data["group"]
     if not group_data["email_on_new_member"] or group_data["new_member_email_template_id"] is None:
         raise SkipDelivery("the group does not e-mail new members")
@@ -72,7 +76,6 @@ async def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None
     )
     fields = merge_fields(contact, group_data, group, responsible)
     rendered = render(template.subject, template.body, fields)
-    settings: SmtpSettings = rules_of(session).plugin_settings[NAME]
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = settings.sender

@@ -2,7 +2,7 @@
 `externalParties` on Query, `isExternalParty` on Contact.
 """
 
-from graphql_api.roles.api.kit import RolePlugin
+from graphql_api.plugin import RolePlugin
 
 __version__ = "0.1.0"
 

@@ -15,13 +15,8 @@ import json
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.groups.rules import rules_of
-from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.plugins import hookimpl
-from graphql_api.plugins.hookspecs import EVENT_TYPES
-from graphql_api.settings import CommaSeparated
+from graphql_api.plugin import EVENT_TYPES, CommaSeparated, Event, SkipDelivery, hookimpl
 
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "webhooks"
@@ -50,8 +45,7 @@ def signature(body: bytes, secret: str) -> str:
 
 
 @hookimpl
-async def deliver(event: Event, delivery_id: int, session: AsyncSession) -> None:
-    settings: WebhookSettings = rules_of(session).plugin_settings[NAME]
+async def deliver(event: Event, delivery_id: int, settings: WebhookSettings) -> None:
     if not settings.urls:
         raise SkipDelivery("no webhook URLs are configured")
     body = json.dumps(

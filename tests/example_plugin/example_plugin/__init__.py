@@ -10,14 +10,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.context import Info
-from graphql_api.groups.changes import Change, GroupCreated, GroupUpdated
-from graphql_api.groups.filters import FieldType, FilterField, FilterOp
-from graphql_api.groups.models import Group
-from graphql_api.kernel.errors import ErrorCode, Problem
-from graphql_api.kernel.sql import SqlText
-from graphql_api.plugins import hookimpl
-from graphql_api.roles.registry import RoleDefinition
+from graphql_api.plugin import (
+    Change,
+    ErrorCode,
+    FieldType,
+    FilterField,
+    FilterOp,
+    Group,
+    GroupCreated,
+    GroupUpdated,
+    Info,
+    Problem,
+    RoleDefinition,
+    SqlText,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 

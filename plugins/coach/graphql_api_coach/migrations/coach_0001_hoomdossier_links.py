@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import graphql_api.kernel.db
+from graphql_api.plugin import UtcDateTime
 
 revision: str = "coach_0001"
 down_revision: str | None = None
@@ -23,7 +23,7 @@ def upgrade() -> None:
         "coach_hoomdossier_links",
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.String(length=100), nullable=False),
-        sa.Column("linked_at", graphql_api.kernel.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("linked_at", UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contacts.id"],

@@ -1,0 +1,114 @@
+"""Everything a plugin uses, from one import: ``from graphql_api.plugin import ...``.
+
+This module is the plugin API (version ``API_VERSION``); docs/plugins.md has a reference
+entry for each name below. Plugins import nothing else from graphql_api (tests import
+the testing kit, ``graphql_api.testing``), so the core can move its insides freely.
+"""
+
+from graphql_api.api.context import Info
+from graphql_api.api.errors import PublicError, UserError
+from graphql_api.api.mutations import ErrorPaths, given_fields, run_mutation
+from graphql_api.api.relay import (
+    After,
+    Connection,
+    First,
+    Node,
+    decode_id,
+    decode_ids,
+    global_id_field,
+    paginate,
+    query_id,
+    rows_of,
+    to_global_id,
+)
+from graphql_api.contacts.api.types import Contact as ContactType
+from graphql_api.contacts.models import Contact
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.email_templates.rendering import render
+from graphql_api.groups.api.types import Group as GroupType
+from graphql_api.groups.changes import (
+    Change,
+    GroupCreated,
+    GroupDeleted,
+    GroupSnapshot,
+    GroupUpdated,
+    MembersAdded,
+    MembersRemoved,
+)
+from graphql_api.groups.filters import OPERATORS, FieldType, FilterField, FilterOp
+from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
+from graphql_api.kernel.db import NAMING_CONVENTION, UtcDateTime, utcnow
+from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
+from graphql_api.kernel.pagination import Ordering
+from graphql_api.kernel.repository import load_by_id
+from graphql_api.kernel.sql import SqlText
+from graphql_api.kernel.validation import clean_email, clean_text, name_key
+from graphql_api.notifications.outbox import Event, SkipDelivery
+from graphql_api.plugins.hookspecs import API_VERSION, EVENT_TYPES, hookimpl
+from graphql_api.roles.api.kit import RolePlugin, holder_ids
+from graphql_api.roles.registry import RoleDefinition
+from graphql_api.settings import CommaSeparated
+from graphql_api.users.models import User
+
+__all__ = [
+    "API_VERSION",
+    "EVENT_TYPES",
+    "NAMING_CONVENTION",
+    "OPERATORS",
+    "After",
+    "Change",
+    "CommaSeparated",
+    "Connection",
+    "Contact",
+    "ContactType",
+    "EmailTemplate",
+    "ErrorCode",
+    "ErrorPaths",
+    "Event",
+    "FieldType",
+    "FilterField",
+    "FilterOp",
+    "First",
+    "Group",
+    "GroupCreated",
+    "GroupDeleted",
+    "GroupKind",
+    "GroupSnapshot",
+    "GroupType",
+    "GroupUpdated",
+    "Info",
+    "MembersAdded",
+    "MembersRemoved",
+    "Membership",
+    "MembershipSource",
+    "Node",
+    "Ordering",
+    "Problem",
+    "Problems",
+    "PublicError",
+    "RoleDefinition",
+    "RolePlugin",
+    "SkipDelivery",
+    "SqlText",
+    "User",
+    "UserError",
+    "UserInputError",
+    "UtcDateTime",
+    "clean_email",
+    "clean_text",
+    "decode_id",
+    "decode_ids",
+    "given_fields",
+    "global_id_field",
+    "holder_ids",
+    "hookimpl",
+    "load_by_id",
+    "name_key",
+    "paginate",
+    "query_id",
+    "render",
+    "rows_of",
+    "run_mutation",
+    "to_global_id",
+    "utcnow",
+]
