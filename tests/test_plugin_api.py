@@ -11,8 +11,10 @@ import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import graphql_api.plugin
+from graphql_api.api.schema import build_schema
 from graphql_api.app import load_plugins
 from graphql_api.plugin import API_VERSION, ErrorCode, GroupCreated, Problem, hookimpl
+from graphql_api.plugins.contributions import PluginConflict
 from graphql_api.settings import Settings
 from graphql_api.testing import CREATE_GROUP, GraphQLClient, make_user
 
@@ -149,3 +151,74 @@ async def test_a_plugins_settings_reach_its_hooks_as_an_argument(
         {"field": ["input", "name"], "code": "INVALID", "message": "No 'geheim', please."}
     ]
     assert allowed["createGroup"]["errors"] == []
+
+
+class Loud:
+    """Owns an error code, and refuses names in capitals with it."""
+
+    def __init__(self, name: str = "loud", codes: dict[str, str] | None = None) -> None:
+        self.__name__ = name
+        self.codes = (
+            {"LOUD_SHOUTING": "The name is written in capitals."} if codes is None else codes
+        )
+
+    @hookimpl
+    def error_codes(self) -> dict[str, str]:
+        return self.codes
+
+    @hookimpl
+    def validate_change(self, change: Any) -> list[Problem]:
+        if isinstance(change, GroupCreated) and change.group.name.isupper():
+            return [Problem(("name",), "LOUD_SHOUTING", "Please do not shout.")]
+        return []
+
+
+async def create_group_as_admin(app: Any, name: str) -> dict[str, Any]:
+    """The whole answer to ``createGroup(input: {name})`` from a new admin of ``app``."""
+    _, token = await make_user(app, "Anna", "anna@example.coop", admin=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        client = GraphQLClient(http, token)
+        answer = await client.execute(CREATE_GROUP, {"input": {"name": name}})
+        answer["groupCount"] = (await client.data("{ groups { totalCount } }"))["groups"]
+    return answer
+
+
+async def test_a_plugin_refuses_with_its_own_error_code(app_factory: Any) -> None:
+    answer = await create_group_as_admin(app_factory(plugins=[Loud()]), "BESTUUR")
+    assert answer["data"]["createGroup"]["errors"] == [
+        {"field": ["input", "name"], "code": "LOUD_SHOUTING", "message": "Please do not shout."}
+    ]
+    assert answer["groupCount"] == {"totalCount": 0}
+
+
+def test_a_plugins_error_codes_join_only_its_own_apps_enum() -> None:
+    with_loud = build_schema(Settings(), load_plugins(Settings(), [Loud()]).schema).as_str()
+    without = build_schema(Settings(), load_plugins(Settings(), []).schema).as_str()
+    assert '"""The name is written in capitals. (plugin loud)"""\n  LOUD_SHOUTING' in with_loud
+    assert "LOUD_SHOUTING" not in without
+
+
+def test_two_plugins_with_one_error_code_stop_startup_naming_both() -> None:
+    # Prefixes can overlap: LOUD_TOO_MUCH fits both loud's prefix and loud_too's.
+    first = Loud("loud", {"LOUD_TOO_MUCH": "Too much."})
+    second = Loud("loud_too", {"LOUD_TOO_MUCH": "Again."})
+    with pytest.raises(PluginConflict, match="'LOUD_TOO_MUCH' is contributed by both 'loud'"):
+        load_plugins(Settings(), [first, second])
+
+
+def test_an_error_code_without_the_plugins_prefix_refuses_the_plugin() -> None:
+    plugins = load_plugins(Settings(), [Loud("quiet", {"LOUD_SHOUTING": "Not mine."})])
+    [info] = [i for i in plugins.infos if i.name == "quiet"]
+    assert info.error == (
+        "ValueError: error codes ['LOUD_SHOUTING'] must be capitals starting with 'QUIET_'"
+    )
+
+
+async def test_an_undeclared_error_code_is_a_server_fault_and_changes_nothing(
+    app_factory: Any,
+) -> None:
+    answer = await create_group_as_admin(app_factory(plugins=[Loud(codes={})]), "BESTUUR")
+    assert answer["data"] is None
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["INTERNAL_SERVER_ERROR"]
+    assert answer["groupCount"] == {"totalCount": 0}

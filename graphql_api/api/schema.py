@@ -22,9 +22,10 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.enum import EnumValue
 
 from graphql_api.api.context import Info
-from graphql_api.api.errors import MaskInternalErrors, log_internal_errors
+from graphql_api.api.errors import ErrorCodeType, MaskInternalErrors, log_internal_errors
 from graphql_api.api.relay import Node, parse_global_id
 from graphql_api.contacts import models as contacts
 from graphql_api.contacts.api.mutations import ContactMutations
@@ -130,6 +131,7 @@ def build_schema(
         _BUILD_LOCK,
         _joined(Group, fields["group"]),
         _joined(Contact, fields["contact"]),
+        _joined_codes(contributions.error_codes),
         _named_clashes(contributions),
     ):
         return Schema(
@@ -176,6 +178,23 @@ def _joined(target: type, contributed: list[tuple[str, Any]]) -> Iterator[None]:
     finally:
         for schema_field in added:
             definition.fields.remove(schema_field)
+
+
+@contextmanager
+def _joined_codes(codes: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """The plugins' error codes join ``ErrorCode`` while this schema is converted, so they
+    are in this application's enum alone."""
+    definition = ErrorCodeType.__strawberry_definition__  # type: ignore[attr-defined]
+    added = [
+        EnumValue(name=code, value=code, description=f"{description} (plugin {plugin})")
+        for code, (plugin, description) in sorted(codes.items())
+    ]
+    definition.values.extend(added)
+    try:
+        yield
+    finally:
+        for value in added:
+            definition.values.remove(value)
 
 
 @contextmanager

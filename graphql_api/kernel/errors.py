@@ -39,7 +39,8 @@ class Problem:
     """One thing wrong with a request: where (field path), what (code) and why (message)."""
 
     field: tuple[str, ...]
-    code: ErrorCode
+    code: ErrorCode | str
+    """One of ``ErrorCode``, or a code a plugin declared (``EXAMPLE_TOO_LOUD``)."""
     message: str
 
 

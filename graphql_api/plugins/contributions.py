@@ -25,6 +25,14 @@ class SchemaContributions:
     fields: dict[str, list[tuple[str, Any]]] = field(
         default_factory=lambda: {t: [] for t in SCHEMA_TARGETS}
     )
+    error_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Error code -> (plugin, description): the plugins' own codes."""
+
+
+def error_code_prefix(plugin: str) -> str:
+    """What every error code of a plugin starts with: ``email_notifications`` ->
+    ``EMAIL_NOTIFICATIONS_``."""
+    return "".join(c if c.isalnum() else "_" for c in plugin).upper() + "_"
 
 
 def graphql_name(schema_field: Any) -> str:

@@ -111,6 +111,16 @@ def deliver(event: Event, delivery_id: int, session: AsyncSession, settings: Any
 
 
 @hookspec
+def error_codes(settings: Any) -> dict[str, str]:
+    """The plugin's own error codes, each with a description: ``{"EXAMPLE_TOO_LOUD": "..."}``.
+
+    Each code starts with the plugin's name in capitals (``example`` -> ``EXAMPLE_``). They
+    join the ``ErrorCode`` enum of the application's schema; a ``Problem`` may then use
+    them, and a code nobody declared is a server fault.
+    """
+
+
+@hookspec
 def plugin_settings() -> type[BaseSettings] | None:
     """A pydantic-settings class for the plugin's own settings (give it an ``env_prefix``
     such as ``GRAPHQL_API_COACH_``). It is read at startup; invalid values stop the plugin."""

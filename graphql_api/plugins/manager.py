@@ -20,7 +20,7 @@ from graphql_api import __version__
 from graphql_api.groups.changes import Change
 from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
 from graphql_api.groups.rules import Rules
-from graphql_api.kernel.errors import Problem, UserInputError
+from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.notifications.outbox import Event, SkipDelivery, record
 from graphql_api.plugins import hookspecs
 from graphql_api.plugins.api.types import PluginInfo
@@ -28,6 +28,7 @@ from graphql_api.plugins.contributions import (
     SCHEMA_TARGETS,
     PluginConflict,
     SchemaContributions,
+    error_code_prefix,
     graphql_name,
 )
 from graphql_api.roles import core_plugin
@@ -141,7 +142,9 @@ class Plugins:
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
                 result = _run_to_completion(self._call(impl, **kwargs))
-                if of_type is not None and result is not None:
+                if of_type is dict and result is not None:
+                    _check_codes(impl.plugin_name, result)
+                elif of_type is not None and result is not None:
                     _check_list(hook, result, of_type)
             except Exception as error:
                 self._drop(impl.plugin_name, error)
@@ -183,6 +186,11 @@ class Plugins:
                 for schema_field in fields:
                     _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
                     contributions.fields[target].append((plugin, schema_field))
+        code_owners = dict.fromkeys(ErrorCode, "core")
+        for plugin, codes in self._results("error_codes", dict):
+            for code, description in codes.items():
+                _claim(code_owners, code, plugin, "error code")
+                contributions.error_codes[code] = (plugin, description)
         return contributions
 
     def _plugin_settings(self) -> dict[str, Any]:
@@ -236,14 +244,25 @@ class Plugins:
         """Ask every plugin to check ``change``, then let every plugin take part in it."""
         problems: list[Problem] = []
         for impl in self.manager.hook.validate_change.get_hookimpls():
-            problems.extend(
-                await _maybe_await(self._call(impl, session=session, change=change)) or []
-            )
+            found = await _maybe_await(self._call(impl, session=session, change=change)) or []
+            self._check_declared(impl.plugin_name, found)
+            problems.extend(found)
         if problems:
             raise UserInputError(problems)
         for impl in self.manager.hook.apply_change.get_hookimpls():
             await _maybe_await(self._call(impl, session=session, change=change))
         await record(session, change, self.subscribers)
+
+    def _check_declared(self, plugin: str, problems: list[Problem]) -> None:
+        """A plugin refuses with the core's codes or its own declared ones, nothing else:
+        a client could not read any other."""
+        declared = self.schema.error_codes
+        for problem in problems:
+            if problem.code not in ErrorCode.__members__ and problem.code not in declared:
+                raise TypeError(
+                    f"plugin {plugin!r} refused with the undeclared error code "
+                    f"{problem.code!r}; declare it with the error_codes hook"
+                )
 
     def _call(self, impl: Any, **kwargs: Any) -> Any:
         """Call a hook implementation with the arguments it names (a subset is fine, as in
@@ -296,6 +315,18 @@ def _type_name(graphql_type: type) -> str:
     if definition is None:
         raise TypeError(f"{graphql_type!r} is not a Strawberry type")
     return str(definition.name)
+
+
+def _check_codes(plugin: str, codes: Any) -> None:
+    """Error codes are a dict of code -> description, each code with the plugin's prefix."""
+    prefix = error_code_prefix(plugin)
+    if not isinstance(codes, dict) or not all(
+        isinstance(code, str) and isinstance(text, str) for code, text in codes.items()
+    ):
+        raise TypeError("hook 'error_codes' must return a dict of code -> description")
+    wrong = sorted(code for code in codes if not code.startswith(prefix) or not code.isupper())
+    if wrong:
+        raise ValueError(f"error codes {wrong} must be capitals starting with {prefix!r}")
 
 
 def _check_list(hook: str, result: Any, of_type: type | tuple[type, ...]) -> None:
