@@ -1,4 +1,4 @@
-"""``graphql-api``: migrate, serve, create-user, seed and export-schema."""
+"""``graphql-api``: migrate, serve, create-user, seed, export-schema, worker and new-plugin."""
 
 from __future__ import annotations
 
@@ -102,6 +102,19 @@ def _export_schema(settings: Settings) -> None:
     print(build_schema(settings, load_plugins(settings).schema).as_str())
 
 
+def _new_plugin(name: str, directory: str) -> None:
+    from pathlib import Path
+
+    from graphql_api.scaffold import ScaffoldError, write_plugin
+
+    try:
+        made = write_plugin(name, Path(directory))
+    except ScaffoldError as error:
+        sys.exit(f"error: {error}")
+    print(f"Made {made}: `pip install -e {made}`, then `pytest` there.", file=sys.stderr)
+    print(made)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphql-api",
@@ -127,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     commands.add_parser("worker", help="deliver notifications (outbox) until stopped")
+    new_plugin = commands.add_parser(
+        "new-plugin", help="write a ready plugin distribution (prints its folder last)"
+    )
+    new_plugin.add_argument("name", help="the plugin's name, e.g. buurtpanel")
+    new_plugin.add_argument(
+        "--directory", default=".", help="where its folder goes (default: here)"
+    )
     return parser
 
 
@@ -148,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _export_schema(settings)
         case "worker":
             _worker(settings)
+        case "new-plugin":
+            _new_plugin(args.name, args.directory)
 
 
 if __name__ == "__main__":
