@@ -3,6 +3,9 @@
 Each function is the whole of one change inside the caller's transaction: the settings
 (``groups.group_settings``), what the group is built from (``groups.structure``), and
 the change reported to the application's rules (plugins, the outbox).
+
+Locks are taken in one order, so two changes never wait on each other: the group graph's
+lock first (a change of what groups are built from), then rows.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from graphql_api.groups.changes import (
     GroupUpdated,
     MembersAdded,
 )
+from graphql_api.groups.graph import lock_graph
 from graphql_api.groups.group_settings import BOOLEAN_SETTINGS, apply_settings
 from graphql_api.groups.membership_reads import members_query
 from graphql_api.groups.models import (
@@ -34,7 +38,7 @@ from graphql_api.groups.models import (
     MembershipSource,
 )
 from graphql_api.groups.rules import rules_of
-from graphql_api.groups.structure import apply_structure, groups_using
+from graphql_api.groups.structure import STRUCTURE, apply_structure, groups_using
 from graphql_api.kernel.db import UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.users.models import User
@@ -52,11 +56,20 @@ async def locked_group(session: AsyncSession, group_id: int) -> Group:
     return group
 
 
+async def _lock_graph_for(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Take the graph's lock before any row when the change may link groups: a link's
+    foreign key share-locks the other group, so a change that locked its own row first and
+    then waited for the graph could deadlock with one doing the same the other way round."""
+    if set(STRUCTURE) & set(values):
+        await lock_graph(session)
+
+
 async def create_group(
     session: AsyncSession, actor: User | None, values: Mapping[str, Any]
 ) -> Group:
     """Create a group from ``values`` (setting name -> value; absent = default); its kind
     follows from them: composite with ``composed_of_ids``, dynamic with ``filter``."""
+    await _lock_graph_for(session, values)
     group = Group(
         kind=GroupKind.STATIC,
         created_by_id=actor_id(actor),
@@ -78,6 +91,7 @@ async def update_group(
     session: AsyncSession, actor: User | None, group_id: int, changes: Mapping[str, Any]
 ) -> Group:
     """Change the settings named in ``changes``; absent ones stay, None clears."""
+    await _lock_graph_for(session, changes)
     group = await locked_group(session, group_id)
     before = GroupSnapshot.of(group)
     await apply_settings(session, group, changes)

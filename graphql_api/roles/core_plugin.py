@@ -61,9 +61,11 @@ async def _conflicts(session: AsyncSession, change: MembersAdded) -> list[Proble
     """The added contacts who hold another role through another group."""
     role = change.group.neighbourhood_role
     # Lock the contacts: two concurrent adds of one contact to groups of different roles
-    # would otherwise both see no conflict. SQLite has one writer at a time anyway.
+    # would otherwise both see no conflict. NO KEY UPDATE, not UPDATE: both adds already
+    # hold KEY SHARE on the contact (their membership's foreign key), which UPDATE would
+    # wait for on each side, a deadlock. SQLite has one writer at a time anyway.
     locked = select(Contact).where(Contact.id.in_(change.contact_ids)).order_by(Contact.id)
-    contacts = {c.id: c for c in await session.scalars(locked.with_for_update())}
+    contacts = {c.id: c for c in await session.scalars(locked.with_for_update(key_share=True))}
     rows = await session.execute(
         select(Membership.contact_id, Group.neighbourhood_role, Group.name)
         .join(Group, Group.id == Membership.group_id)

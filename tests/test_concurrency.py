@@ -1,0 +1,459 @@
+"""Concurrency on PostgreSQL: each lock, shown preventing the race it exists for.
+
+Three pieces of concurrency control only matter on PostgreSQL (SQLite has one writer at a
+time, so these tests skip there):
+
+- the advisory lock on the group graph (``groups.graph.lock_graph``), taken before the
+  cycle check: two changes cannot close a cycle between them;
+- ``FOR NO KEY UPDATE`` on the added contacts in the role rules (``roles.core_plugin``):
+  one contact cannot get two roles from two concurrent adds;
+- the unique index on ``groups.name_key`` and ``run_mutation``'s ``IntegrityError`` ->
+  ``CONFLICT``: two creates of one name, both past the name check, give one group and a
+  ``CONFLICT``, never an internal error.
+
+The paused tests hold request 1 open inside its transaction with a test plugin whose
+``apply_change`` (it runs after every ``validate_change``, so after the locks are taken and
+the rows written) waits for the test. Request 2 is then seen in ``pg_stat_activity``
+waiting on a lock, and still unfinished a moment later, before request 1 is let go.
+
+The unpaused tests fire both requests at once, round after round. Exactly one may
+succeed, the other must get the expected refusal, and the database must keep the rule
+(no cycle, one role, one group). An ``INTERNAL_SERVER_ERROR`` or any other top-level error
+fails the test, and so does a deadlock PostgreSQL detected: locks are taken in one order
+(the graph's lock before rows; NO KEY UPDATE, which the foreign keys' KEY SHARE does not
+block), so none can happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+import graphql_api_coach
+import graphql_api_projectleider
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from graphql_api.api.mutations import CONFLICT_MESSAGE
+from graphql_api.groups.changes import Change, GroupCreated, GroupUpdated, MembersAdded
+from graphql_api.plugins import hookimpl
+from graphql_api.testing import (
+    ADD_MEMBERS,
+    CREATE_GROUP,
+    GROUP_COUNT,
+    UPDATE_GROUP,
+    GraphQLClient,
+    make_user,
+    new_contact_ids,
+    new_group_id,
+)
+
+TIMEOUT = 20.0
+"""Seconds any one step may take, so that a failing test fails instead of hanging."""
+STILL_WAITING = 0.3
+"""Seconds request 2 must stay unfinished once it is seen waiting on a lock."""
+ROUNDS = 10
+"""Rounds of each unpaused race."""
+DEADLOCK_DETECTED = "40P01"
+"""PostgreSQL's SQLSTATE for a transaction it aborted to break a deadlock."""
+
+Send = Callable[[], Awaitable[dict[str, Any]]]
+
+WAITING_ON_LOCKS = text(
+    """
+    SELECT wait_event FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND pid <> pg_backend_pid()
+    """
+)
+"""What the other connections to the test database wait for, when it is a lock."""
+
+ROLES = """query($id: ID!) { contact(id: $id) { isCoach isProjectLeader } }"""
+
+
+class _Gate:
+    """A plugin that holds the first change of one type open inside its transaction,
+    until the test lets it go."""
+
+    PLUGIN_NAME = "concurrency_gate"
+
+    def __init__(self) -> None:
+        self.armed: type[Change] | None = None
+        self.paused = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def arm(self, change_type: type[Change]) -> None:
+        self.armed = change_type
+        self.paused.clear()
+        self.release.clear()
+
+    @hookimpl
+    async def apply_change(self, change: Change) -> None:
+        if self.armed is not None and isinstance(change, self.armed):
+            self.armed = None  # the first such change only
+            self.paused.set()
+            await asyncio.wait_for(self.release.wait(), TIMEOUT)
+
+
+@dataclass
+class _Race:
+    app: Any
+    client: GraphQLClient
+    gate: _Gate
+    caplog: pytest.LogCaptureFixture
+
+    def send(self, query: str, variables: dict[str, Any]) -> Send:
+        return lambda: self.client.execute(query, variables)
+
+
+@pytest.fixture
+async def race(
+    database_url: str, app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[_Race]:
+    """An app on PostgreSQL with the gate and both role plugins, and an admin's client.
+    (``app_factory`` empties the tables after the test.)"""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        pytest.skip(
+            "concurrency control is PostgreSQL's: SQLite runs one writer at a time, so there "
+            "is no race to show"
+        )
+    gate = _Gate()
+    app = app_factory(plugins=[gate, graphql_api_coach.plugin, graphql_api_projectleider.plugin])
+    assert app.state.engine.dialect.name == "postgresql"
+    _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
+    caplog.set_level(logging.ERROR, logger="graphql_api")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        try:
+            yield _Race(app, GraphQLClient(http, token), gate, caplog)
+        finally:
+            gate.release.set()  # never leave a request waiting on the gate
+
+
+# Running the races ---------------------------------------------------------------------
+
+
+async def _paused(
+    race: _Race, change_type: type[Change], first: Send, second: Send, waits_on: str
+) -> list[dict[str, Any]]:
+    """Run ``first`` until its ``change_type`` change is written and its locks are held;
+    then ``second``, which must wait on a lock (``waits_on``, the wait event
+    ``pg_stat_activity`` shows) and stay unfinished; then let ``first`` commit. Both
+    answers, in order."""
+    race.gate.arm(change_type)
+    tasks = [asyncio.create_task(first())]
+    try:
+        await _first_done(race.gate.paused.wait(), tasks[0])
+        assert race.gate.paused.is_set(), f"request 1 ended unpaused: {tasks[0].result()}"
+        tasks.append(asyncio.create_task(second()))
+        waiting = await _lock_wait(race.app, tasks[1])
+        assert waiting == waits_on, f"request 2 waits on {waiting!r}, not on {waits_on!r}"
+        await asyncio.sleep(STILL_WAITING)
+        assert not tasks[1].done(), "request 2 stopped waiting while request 1 held its locks"
+    finally:
+        race.gate.release.set()
+        await asyncio.wait(tasks, timeout=TIMEOUT)
+    return [task.result() for task in tasks]
+
+
+async def _first_done(awaitable: Awaitable[Any], task: asyncio.Task[Any]) -> None:
+    """Wait (boundedly) until ``awaitable`` completes or ``task`` ends."""
+    other = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({other, task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        other.cancel()
+
+
+async def _lock_wait(app: Any, task: asyncio.Task[dict[str, Any]]) -> str:
+    """The wait event of the connection waiting on a lock, once one does: request 2's, as
+    request 1 is paused in Python, not waiting in the database. Fails if ``task`` (request
+    2) finishes first: nothing made it wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    async with app.state.engine.connect() as connection:
+        while loop.time() < deadline:
+            assert not task.done(), (
+                f"request 2 finished while request 1 held its transaction open: {task.result()}"
+            )
+            waiting = list(await connection.scalars(WAITING_ON_LOCKS))
+            await connection.rollback()  # a fresh statistics snapshot next time
+            if waiting:
+                assert len(waiting) == 1, waiting
+                return waiting[0]
+            await asyncio.sleep(0.02)
+    raise AssertionError("request 2 neither finished nor waited on a lock")
+
+
+async def _at_once(race: _Race, first: Send, second: Send) -> list[str]:
+    """Both requests fired together, unpaused; their outcomes, in order (see ``_outcome``).
+    A request that failed whole with ``INTERNAL_SERVER_ERROR`` because PostgreSQL aborted
+    its transaction to break a deadlock is ``DEADLOCK``."""
+    race.caplog.clear()
+    bodies = await asyncio.wait_for(asyncio.gather(first(), second()), TIMEOUT)
+    outcomes = [_outcome(body) for body in bodies]
+    failed_whole = [i for i, body in enumerate(bodies) if _failed_whole(body)]
+    if failed_whole and len(failed_whole) == _deadlocks_logged(race.caplog):
+        for i in failed_whole:
+            outcomes[i] = "DEADLOCK"
+    return outcomes
+
+
+def _outcome(body: dict[str, Any]) -> str:
+    """``OK``, the refusal's error code, or the whole answer when it is neither (a
+    top-level error such as ``INTERNAL_SERVER_ERROR``, or several codes)."""
+    if "errors" in body or not body.get("data"):
+        return f"top-level error: {body}"
+    payload = next(iter(body["data"].values()))
+    if payload is None:
+        return f"no payload: {body}"
+    codes = {error["code"] for error in payload["errors"]}
+    if not codes:
+        return "OK"
+    return codes.pop() if len(codes) == 1 else f"several codes: {body}"
+
+
+def _failed_whole(body: dict[str, Any]) -> bool:
+    """The mutation itself raised: no data, one internal error at the mutation's field."""
+    errors = body.get("errors") or []
+    return (
+        body.get("data") is None
+        and len(errors) == 1
+        and errors[0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        and len(errors[0]["path"]) == 1
+    )
+
+
+def _deadlocks_logged(caplog: pytest.LogCaptureFixture) -> int:
+    """How many internal errors the app logged that were PostgreSQL deadlock aborts."""
+    return sum(
+        1
+        for record in caplog.records
+        if record.exc_info
+        and isinstance(record.exc_info[1], DBAPIError)
+        and getattr(record.exc_info[1].orig, "pgcode", None) == DEADLOCK_DETECTED
+    )
+
+
+def _no_deadlocks(deadlocks: int, race: str) -> None:
+    """Locks are taken in one order (the graph's first, then rows), so no round may end in
+    PostgreSQL's 'deadlock detected', which would reach the client as INTERNAL."""
+    assert deadlocks == 0, f"{deadlocks} of {ROUNDS} rounds of {race} deadlocked"
+
+
+async def _links(app: Any) -> list[tuple[int, int]]:
+    """Every edge of the group graph in the database: (group, group it depends on)."""
+    async with app.state.engine.connect() as connection:
+        rows = await connection.execute(text("SELECT group_id, member_group_id FROM group_links"))
+        return [(row[0], row[1]) for row in rows]
+
+
+def _cycle(links: Iterable[tuple[int, int]]) -> list[int] | None:
+    """A cycle of the group graph, if there is one."""
+    graph: dict[int, set[int]] = {}
+    for group, member in links:
+        graph.setdefault(group, set()).add(member)
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        return list(error.args[1])
+    return None
+
+
+# 1. The advisory lock on the group graph ------------------------------------------------
+
+
+async def _ring(client: GraphQLClient, prefix: str) -> tuple[str, str, str, str]:
+    """Groups A, B, C, D with B built from C and D built from A: linking A to B and C to D
+    would close the ring A -> B -> C -> D -> A. The two changes lock different rows (A and
+    B, C and D), so no row lock orders them: only the lock on the graph does."""
+    a, b, c, d = [await new_group_id(client, name=f"{prefix} {n}") for n in "ABCD"]
+    await _updated(client, b, composedOfIds=[c])
+    await _updated(client, d, composedOfIds=[a])
+    return a, b, c, d
+
+
+async def _updated(client: GraphQLClient, group_id: str, **values: Any) -> None:
+    data = await client.data(UPDATE_GROUP, {"id": group_id, "input": values})
+    assert data["updateGroup"]["errors"] == [], data
+
+
+def _link(group_id: str, *composed_of: str) -> dict[str, Any]:
+    return {"id": group_id, "input": {"composedOfIds": list(composed_of)}}
+
+
+async def test_graph_lock_makes_the_link_closing_a_ring_wait_then_refuses_it(
+    race: _Race,
+) -> None:
+    """T1 links A -> B, T2 links C -> D: each alone is fine, together they close a ring.
+    T2 waits on the advisory lock while T1 holds it, then sees T1's link: CYCLE."""
+    a, b, c, d = await _ring(race.client, "Ring")
+    first, second = await _paused(
+        race,
+        GroupUpdated,
+        race.send(UPDATE_GROUP, _link(a, b)),
+        race.send(UPDATE_GROUP, _link(c, d)),
+        waits_on="advisory",
+    )
+    assert _outcome(first) == "OK"
+    assert second == {
+        "data": {
+            "updateGroup": {
+                "group": None,
+                "errors": [
+                    {
+                        "field": ["input", "composedOfIds"],
+                        "code": "CYCLE",
+                        "message": "This would make a group contain itself: "
+                        "Ring C -> Ring D -> Ring A -> Ring B -> Ring C.",
+                    }
+                ],
+            }
+        }
+    }
+    links = await _links(race.app)
+    assert len(links) == 3 and _cycle(links) is None
+
+
+async def test_graph_refuses_a_direct_cycle_closed_by_two_requests(race: _Race) -> None:
+    """T1 links A -> B, T2 links B -> A. T2 waits on the graph's lock, which every change
+    of what groups are built from takes before any row, then sees T1's link: CYCLE."""
+    a = await new_group_id(race.client, name="Noord")
+    b = await new_group_id(race.client, name="Zuid")
+    bodies = await _paused(
+        race,
+        GroupUpdated,
+        race.send(UPDATE_GROUP, _link(a, b)),
+        race.send(UPDATE_GROUP, _link(b, a)),
+        waits_on="advisory",
+    )
+    assert [_outcome(body) for body in bodies] == ["OK", "CYCLE"]
+    links = await _links(race.app)
+    assert len(links) == 1 and _cycle(links) is None
+
+
+async def test_ring_races_at_once_end_in_one_link_and_a_cycle_refusal(race: _Race) -> None:
+    for round_ in range(ROUNDS):
+        a, b, c, d = await _ring(race.client, f"Ring {round_}")
+        outcomes = await _at_once(
+            race, race.send(UPDATE_GROUP, _link(a, b)), race.send(UPDATE_GROUP, _link(c, d))
+        )
+        assert sorted(outcomes) == ["CYCLE", "OK"], (round_, outcomes)
+    links = await _links(race.app)
+    assert len(links) == 3 * ROUNDS and _cycle(links) is None
+
+
+async def test_direct_cycle_races_at_once_end_in_one_link_and_a_cycle_refusal(
+    race: _Race,
+) -> None:
+    deadlocks = 0
+    for round_ in range(ROUNDS):
+        a = await new_group_id(race.client, name=f"Noord {round_}")
+        b = await new_group_id(race.client, name=f"Zuid {round_}")
+        outcomes = await _at_once(
+            race, race.send(UPDATE_GROUP, _link(a, b)), race.send(UPDATE_GROUP, _link(b, a))
+        )
+        assert sorted(outcomes) in (["CYCLE", "OK"], ["DEADLOCK", "OK"]), (round_, outcomes)
+        deadlocks += outcomes.count("DEADLOCK")
+    links = await _links(race.app)
+    assert len(links) == ROUNDS and _cycle(links) is None
+    _no_deadlocks(deadlocks, "updateGroup A [B] against updateGroup B [A]")
+
+
+# 2. FOR UPDATE on the contacts in the role rules ----------------------------------------
+
+
+async def _role_groups(client: GraphQLClient, prefix: str) -> tuple[str, str]:
+    coaches = await new_group_id(client, name=f"{prefix} coaches", neighbourhoodRole="coach")
+    leaders = await new_group_id(
+        client, name=f"{prefix} projectleiders", neighbourhoodRole="projectleider"
+    )
+    return coaches, leaders
+
+
+def _add(group_id: str, contact_id: str) -> dict[str, Any]:
+    return {"groupId": group_id, "contactIds": [contact_id]}
+
+
+async def _roles(client: GraphQLClient, contact_id: str) -> dict[str, bool]:
+    return (await client.data(ROLES, {"id": contact_id}))["contact"]
+
+
+async def test_contact_lock_makes_a_second_role_wait_then_refuses_it(race: _Race) -> None:
+    """T1 makes C a coach, T2 a project leader. T2 waits on C's row, locked FOR UPDATE by
+    T1's role check, then sees T1's membership: ROLE_CONFLICT. C holds one role."""
+    coaches, leaders = await _role_groups(race.client, "Wijk")
+    (contact,) = await new_contact_ids(race.client, "Jansen")
+    first, second = await _paused(
+        race,
+        MembersAdded,
+        race.send(ADD_MEMBERS, _add(coaches, contact)),
+        race.send(ADD_MEMBERS, _add(leaders, contact)),
+        waits_on="transactionid",
+    )
+    assert _outcome(first) == "OK"
+    assert second["data"]["addGroupMembers"]["changedCount"] == 0
+    assert second["data"]["addGroupMembers"]["errors"] == [
+        {
+            "field": ["contactIds", "0"],
+            "code": "ROLE_CONFLICT",
+            "message": "Jansen already holds coach through 'Wijk coaches'; a contact holds "
+            "one role, so cannot also become 'Is project leader'.",
+        }
+    ]
+    assert await _roles(race.client, contact) == {"isCoach": True, "isProjectLeader": False}
+
+
+async def test_role_races_at_once_end_in_exactly_one_role(race: _Race) -> None:
+    deadlocks = 0
+    for round_ in range(ROUNDS):
+        coaches, leaders = await _role_groups(race.client, f"Wijk {round_}")
+        (contact,) = await new_contact_ids(race.client, f"Jansen {round_}")
+        outcomes = await _at_once(
+            race,
+            race.send(ADD_MEMBERS, _add(coaches, contact)),
+            race.send(ADD_MEMBERS, _add(leaders, contact)),
+        )
+        assert sorted(outcomes) in (["OK", "ROLE_CONFLICT"], ["DEADLOCK", "OK"]), (
+            round_,
+            outcomes,
+        )
+        deadlocks += outcomes.count("DEADLOCK")
+        roles = await _roles(race.client, contact)
+        assert sorted(roles.values()) == [False, True], (round_, roles)
+    _no_deadlocks(deadlocks, "two addGroupMembers of one contact to groups of two roles")
+
+
+# 3. The unique name: IntegrityError -> CONFLICT -----------------------------------------
+
+
+async def test_same_name_past_the_check_gives_one_group_and_a_conflict(race: _Race) -> None:
+    """T2 checks the name while T1's group is uncommitted, so finds it free; its insert
+    then waits on the unique index for T1, and fails when T1 commits: CONFLICT."""
+    create = race.send(CREATE_GROUP, {"input": {"name": "Buurtteam Oost"}})
+    first, second = await _paused(race, GroupCreated, create, create, waits_on="transactionid")
+    assert _outcome(first) == "OK"
+    assert second == {
+        "data": {
+            "createGroup": {
+                "group": None,
+                "errors": [{"field": None, "code": "CONFLICT", "message": CONFLICT_MESSAGE}],
+            }
+        }
+    }
+    assert await race.client.data(GROUP_COUNT) == {"groups": {"totalCount": 1}}
+
+
+async def test_same_name_at_once_gives_one_group_and_a_refusal(race: _Race) -> None:
+    for round_ in range(ROUNDS):
+        create = race.send(CREATE_GROUP, {"input": {"name": f"Buurtteam {round_}"}})
+        outcomes = await _at_once(race, create, create)
+        assert sorted(outcomes) in (["CONFLICT", "OK"], ["NAME_TAKEN", "OK"]), (round_, outcomes)
+    assert await race.client.data(GROUP_COUNT) == {"groups": {"totalCount": ROUNDS}}
