@@ -38,6 +38,10 @@ class Deliverer(Protocol):
     ) -> None: ...
 
 
+class LeaseLost(Exception):
+    """The delivery was claimed again by another worker while this one handled it."""
+
+
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: int
@@ -125,13 +129,23 @@ class Worker:
     async def _deliver(self, claimed: Claimed) -> None:
         timeout = self.settings.outbox_handler_timeout_seconds
         try:
-            async with self.sessions() as session:
+            async with self.sessions() as session, session.begin():
                 handing_over = self.deliverer.deliver(
                     claimed.plugin, claimed.event, claimed.delivery_id, session
                 )
                 await asyncio.wait_for(handing_over, timeout)
+                # The handler's own writes commit with this mark, or not at all.
+                await self._mark_done(session, claimed, DeliveryStatus.DELIVERED, None)
         except SkipDelivery as skip:
-            await self._finish(claimed, DeliveryStatus.SKIPPED, str(skip))
+            async with self.sessions() as session, session.begin():
+                await self._mark_done(session, claimed, DeliveryStatus.SKIPPED, str(skip))
+        except LeaseLost:
+            logger.warning(
+                "delivery %s to %s was taken over by another worker; this attempt's "
+                "writes are rolled back",
+                claimed.delivery_id,
+                claimed.plugin,
+            )
         except Exception as error:
             reason = (
                 f"timed out after {timeout:g} s"
@@ -139,16 +153,23 @@ class Worker:
                 else (f"{type(error).__name__}: {error}")
             )
             await self._failed(claimed, reason[:MAX_ERROR_LENGTH])
-        else:
-            await self._finish(claimed, DeliveryStatus.DELIVERED, None)
 
-    async def _finish(self, claimed: Claimed, status: DeliveryStatus, note: str | None) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == claimed.delivery_id)
-                .values(status=status, lease_until=None, last_error=note, delivered_at=utcnow())
+    async def _mark_done(
+        self, session: AsyncSession, claimed: Claimed, status: DeliveryStatus, note: str | None
+    ) -> None:
+        """Mark the delivery done, if this worker still holds it: a worker whose lease ran
+        out and was claimed again (``attempts`` moved on) must not commit a second time."""
+        marked = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == claimed.delivery_id,
+                Delivery.attempts == claimed.attempts,
+                Delivery.status.in_(RETRYABLE),
             )
+            .values(status=status, lease_until=None, last_error=note, delivered_at=utcnow())
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(claimed.delivery_id)
 
     async def _failed(self, claimed: Claimed, reason: str) -> None:
         now = utcnow()

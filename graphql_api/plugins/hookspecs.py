@@ -99,10 +99,11 @@ def event_subscriptions(settings: Any) -> list[str]:
 
 @hookspec
 def deliver(event: Event, delivery_id: int, session: AsyncSession, settings: Any) -> None:
-    """Handle one event the plugin subscribed to, outside any request, at least once.
+    """Handle one event the plugin subscribed to, outside any request.
 
-    ``session`` reads the current data (the contact's address, the template); it is
-    not committed.
+    ``session`` is a transaction that commits together with marking the delivery done:
+    the handler's own writes through it commit exactly once per delivery, and are rolled
+    back when the attempt fails. External effects (mail, HTTP) are at least once.
 
     Raise to fail the attempt (it is retried with backoff, then DEAD); raise
     ``SkipDelivery(reason)`` when there is nothing to do. ``delivery_id`` is stable across
