@@ -1,8 +1,30 @@
-"""The core's tests use the testing kit (graphql_api.testing) like any plugin's."""
+"""The core's tests use the testing kit (graphql_api.testing) like any plugin's.
 
+Hypothesis profiles for the property tests, chosen with ``HYPOTHESIS_PROFILE`` or, when it
+is unset, by ``CI``:
+
+- ``default``: 25 random examples, for a quick local run;
+- ``ci`` (when ``CI`` is set): derandomized, so every CI run tries the same examples, and
+  enough of them to catch a composite that subtracts only its first excluded group;
+- ``long``: many random examples, for a run on purpose
+  (``HYPOTHESIS_PROFILE=long pytest tests/test_membership_properties.py``).
+"""
+
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+hypothesis_defaults = settings.get_profile("default")  # Hypothesis' own, whatever CI says
+settings.register_profile("default", hypothesis_defaults, max_examples=25)
+settings.register_profile(
+    "ci", hypothesis_defaults, max_examples=100, derandomize=True, print_blob=True
+)
+settings.register_profile("long", hypothesis_defaults, max_examples=500)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if "CI" in os.environ else "default")
+)
 
 
 @pytest.fixture

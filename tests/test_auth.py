@@ -6,10 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from graphql_api.app import create_app
 from graphql_api.settings import Settings
 from graphql_api.testing import GROUP_COUNT, GraphQLClient, make_user, new_group
+from graphql_api.users.models import User
 
 
 @pytest.mark.parametrize(
@@ -26,6 +28,11 @@ async def test_requests_without_a_valid_token_get_401(
     http: httpx.AsyncClient, admin: tuple[int, str], headers: dict[str, str]
 ):
     response = await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)
+    assert_unauthenticated(response)
+
+
+def assert_unauthenticated(response: httpx.Response) -> None:
+    """HTTP 401 with a Bearer challenge, no data, and the UNAUTHENTICATED code."""
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     body = response.json()
@@ -69,6 +76,25 @@ async def test_the_token_owner_is_the_acting_user(app: Any, http: httpx.AsyncCli
         "name": "Anna de Vries",
         "email": "anna@example.coop",
     }
+
+
+async def test_a_deactivated_users_token_gets_401_at_once(
+    app: Any, http: httpx.AsyncClient, admin: tuple[int, str]
+):
+    user_id, token = await make_user(app, "Anna de Vries", "anna@example.coop")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)
+    assert response.status_code == 200
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(update(User).where(User.id == user_id).values(is_active=False))
+
+    assert_unauthenticated(
+        await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)
+    )
+    other = await http.post(
+        "/graphql", json={"query": GROUP_COUNT}, headers={"Authorization": f"Bearer {admin[1]}"}
+    )
+    assert other.status_code == 200, "only the deactivated user is shut out"
 
 
 async def test_development_mode_acts_as_the_first_admin(database_url: str, app: Any):

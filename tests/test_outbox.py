@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from graphql_api.kernel.db import utcnow
-from graphql_api.notifications.models import Delivery, DeliveryStatus
+from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugins import hookimpl
 from graphql_api.testing import (
@@ -23,8 +23,11 @@ from graphql_api.testing import (
     make_worker,
     new_contact_ids,
     new_group_id,
+    refused,
 )
 
+RETRY = """mutation($id: ID!) {
+  retryDelivery(id: $id) { delivery { status attempts } errors { field code } } }"""
 DELIVERIES = """query($s: DeliveryStatus) { notificationDeliveries(status: $s, first: 100) {
   totalCount nodes { id plugin eventType status attempts lastError deliveredAt } } }"""
 
@@ -75,8 +78,8 @@ async def test_events_commit_with_the_change_and_are_delivered(setup: Any, recor
     group = await new_group_id(client, name="Nieuwsbrief")
     contacts = await new_contact_ids(client, "Aa", "Bb")
     unknown = "Q29udGFjdDo5OTk="
-    whole = await client.data(ADD_MEMBERS, {"groupId": group, "contactIds": [*contacts, unknown]})
-    assert whole["addGroupMembers"]["errors"], "an unknown contact refuses the whole call"
+    # An unknown contact refuses the whole call: no event, no delivery.
+    await refused(app, client, ADD_MEMBERS, {"groupId": group, "contactIds": [*contacts, unknown]})
     assert await statuses(app) == Counter({DeliveryStatus.PENDING: 1}), "only group.created"
     await add_members(client, group, contacts)
     await add_members(client, group, contacts)  # existing members: no new events
@@ -116,20 +119,54 @@ async def test_failures_back_off_then_die_and_can_be_retried(setup: Any, recorde
     assert [e["attempt"] for e in errors] == [1, 2, 3]
 
     recorder.fail = None
-    retried = await client.data(
-        "mutation($id: ID!) { retryDelivery(id: $id) { delivery { status attempts } errors { code } } }",
-        {"id": dead["id"]},
-    )
+    retried = await client.data(RETRY, {"id": dead["id"]})
     assert retried["retryDelivery"] == {
         "delivery": {"status": "PENDING", "attempts": 0},
         "errors": [],
     }
     assert await make_worker(app).run_until_idle() == 1
     assert len(recorder.received) == 1
-    again = await client.data(
-        "mutation($id: ID!) { retryDelivery(id: $id) { errors { code } } }", {"id": dead["id"]}
-    )
-    assert again["retryDelivery"]["errors"] == [{"code": "INVALID"}]
+    again = await refused(app, client, RETRY, {"id": dead["id"]})
+    assert again == [{"field": ["id"], "code": "INVALID"}]
+
+
+async def due_now(app: Any) -> None:
+    """Make every delivery due, as if its backoff had passed."""
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(update(Delivery).values(next_attempt_at=Delivery.created_at))
+
+
+async def test_the_retry_delay_doubles_each_attempt_with_jitter_until_the_delivery_dies(
+    setup: Any, recorder: Recorder
+):
+    """Attempt n fails and waits base * 2**(n-1) * (1 + random()/2): between 1 and 1.5 times
+    the doubled delay; attempt outbox_max_attempts fails for good."""
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    recorder.fail = ConnectionError("mail server down")
+    base, attempts = 3600, 5
+    worker = make_worker(app, outbox_retry_base_seconds=base, outbox_max_attempts=attempts)
+    for attempt in range(1, attempts):
+        await due_now(app)
+        before = utcnow()
+        assert await worker.run_once() == 1
+        after = utcnow()
+        async with app.state.sessions() as session:
+            delivery = await session.scalar(select(Delivery))
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, attempt)
+        delay = timedelta(seconds=base * 2 ** (attempt - 1))
+        assert before + delay <= delivery.next_attempt_at <= after + delay * 1.5, attempt
+    assert await worker.run_once() == 0, "not due before its delay"
+
+    await due_now(app)
+    assert await worker.run_once() == 1
+    async with app.state.sessions() as session:
+        delivery = await session.scalar(select(Delivery))
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DEAD, attempts)
+    assert [e["attempt"] for e in delivery.errors] == [1, 2, 3, 4, 5]
+    await due_now(app)
+    assert await worker.run_once() == 0, "a dead delivery is not tried again"
+    assert recorder.received == []
 
 
 async def test_backoff_waits_before_the_next_attempt(setup: Any, recorder: Recorder):
@@ -212,20 +249,58 @@ async def test_conversion_reports_its_members(setup: Any, recorder: Recorder):
     ] * 2
 
 
-async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
+PURGE_CASES = {
+    # The group whose group.created event it is: (its delivery's status, days since it was
+    # delivered, whether the purge keeps it). Retention is 30 days.
+    "Oud afgeleverd": (DeliveryStatus.DELIVERED, 31, False),
+    "Oud overgeslagen": (DeliveryStatus.SKIPPED, 31, False),
+    "Recent afgeleverd": (DeliveryStatus.DELIVERED, 29, True),
+    "Recent overgeslagen": (DeliveryStatus.SKIPPED, 29, True),
+    "Wachtend": (DeliveryStatus.PENDING, 31, True),
+    "Mislukt": (DeliveryStatus.FAILED, 31, True),
+    "Dood": (DeliveryStatus.DEAD, 31, True),
+    # Delivered long ago to the recorder, but still pending for another plugin.
+    "Gedeeld": (DeliveryStatus.DELIVERED, 31, False),
+}
+
+
+async def test_purge_forgets_old_delivered_and_skipped_deliveries_and_their_events_only(
+    setup: Any,
+):
+    """Every event is 40 days old but "Jong", which has no delivery left."""
     app, client = setup
-    await new_group_id(client, name="Oud")
-    await new_group_id(client, name="Nieuw")
-    await make_worker(app).run_until_idle()
+    for name in [*PURGE_CASES, "Jong"]:
+        await new_group_id(client, name=name)
+    now = utcnow()
     async with app.state.sessions() as session, session.begin():
-        first = await session.scalar(select(Delivery.id).order_by(Delivery.id).limit(1))
+        events = {e.data["group"]["name"]: e.id for e in await session.scalars(select(OutboxEvent))}
         await session.execute(
-            update(Delivery)
-            .where(Delivery.id == first)
-            .values(delivered_at=utcnow() - timedelta(days=31))
+            update(OutboxEvent)
+            .where(OutboxEvent.id != events["Jong"])
+            .values(occurred_at=now - timedelta(days=40))
         )
-    await make_worker(app).purge()
-    assert await statuses(app) == Counter({DeliveryStatus.DELIVERED: 1})
+        await session.execute(delete(Delivery).where(Delivery.event_id == events["Jong"]))
+        for name, (status, days, _) in PURGE_CASES.items():
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.event_id == events[name])
+                .values(status=status, delivered_at=now - timedelta(days=days))
+            )
+        session.add(Delivery(event_id=events["Gedeeld"], plugin="ander", errors=[]))
+
+    await make_worker(app, outbox_retention_days=30).purge()
+    names = {event_id: name for name, event_id in events.items()}
+    async with app.state.sessions() as session:
+        kept_events = {names[i] for i in await session.scalars(select(OutboxEvent.id))}
+        rows = await session.execute(select(Delivery.event_id, Delivery.plugin, Delivery.status))
+        kept_deliveries = {(names[event_id], plugin, status) for event_id, plugin, status in rows}
+    assert kept_deliveries == {
+        (name, "recorder", status) for name, (status, _, kept) in PURGE_CASES.items() if kept
+    } | {("Gedeeld", "ander", DeliveryStatus.PENDING)}
+    assert kept_events == {name for name, (_, _, kept) in PURGE_CASES.items() if kept} | {
+        "Gedeeld",
+        "Jong",
+    }
 
 
 @pytest.mark.parametrize(
@@ -236,10 +311,10 @@ async def test_old_deliveries_are_purged(setup: Any, recorder: Recorder):
         ("Tm90aWZpY2F0aW9uRGVsaXZlcnk6OTk5", "NOT_FOUND"),
     ],
 )
-async def test_retry_of_a_bad_id(setup: Any, delivery_id: str, code: str):
-    _, client = setup
-    data = await client.data(
-        "mutation($id: ID!) { retryDelivery(id: $id) { delivery { id } errors { field code } } }",
-        {"id": delivery_id},
-    )
-    assert data["retryDelivery"] == {"delivery": None, "errors": [{"field": ["id"], "code": code}]}
+async def test_retry_of_a_bad_id_is_refused_and_changes_nothing(
+    setup: Any, delivery_id: str, code: str
+):
+    app, client = setup
+    await new_group_id(client, name="Nieuwsbrief")
+    errors = await refused(app, client, RETRY, {"id": delivery_id})
+    assert errors == [{"field": ["id"], "code": code}]

@@ -22,9 +22,21 @@ from graphql_api.plugins import hookimpl
 from graphql_api.plugins.contributions import PluginConflict
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
-from graphql_api.testing import CREATE_GROUP, GraphQLClient, make_user, new_contact_id, refused
+from graphql_api.testing import (
+    CREATE_GROUP,
+    GraphQLClient,
+    make_user,
+    new_contact_id,
+    new_group_id,
+    refused,
+)
 
 EXAMPLE = Path(__file__).parent / "example_plugin"
+FORBIDDEN = {
+    "field": ["input", "name"],
+    "code": "INVALID",
+    "message": "The example plugin forbids this name.",
+}
 
 
 @pytest.fixture
@@ -84,14 +96,8 @@ async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_da
             "event_subscriptions",
         } <= set(example["hooks"])
 
-        errors = await refused(client, CREATE_GROUP, {"input": {"name": "Forbidden club"}})
-        assert errors == [
-            {
-                "field": ["input", "name"],
-                "code": "INVALID",
-                "message": "The example plugin forbids this name.",
-            }
-        ]
+        errors = await refused(app, client, CREATE_GROUP, {"input": {"name": "Forbidden club"}})
+        assert errors == [FORBIDDEN]
         created = await client.data(
             'mutation { createGroup(input: {name: "Buurt", neighbourhoodRole: "buddy"}) { group { shoutedName neighbourhoodRole { label(locale: "en") } } } }'
         )
@@ -116,7 +122,7 @@ async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_da
     assert app.state.plugins.plugin_settings["example"].greeting == "hallo"
 
 
-async def test_a_refused_change_leaves_the_plugin_table_untouched(
+async def test_a_change_a_plugin_refuses_changes_nothing_not_even_the_plugin_table(
     app_factory: Any, example_database: str
 ):
     app = app_factory()
@@ -124,8 +130,12 @@ async def test_a_refused_change_leaves_the_plugin_table_untouched(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:
         client = await client_for(app, http)
-        await refused(client, CREATE_GROUP, {"input": {"name": "Forbidden"}})
-        assert (await client.data("{ badges { groupName } }"))["badges"] == []
+        await new_group_id(client, name="Buurt")
+        assert (await client.data("{ badges { groupName } }"))["badges"] == [
+            {"groupName": "Buurt"}
+        ], "the plugin writes its table when it accepts a change"
+        errors = await refused(app, client, CREATE_GROUP, {"input": {"name": "Forbidden"}})
+        assert errors == [FORBIDDEN]
 
 
 async def test_each_app_has_its_own_plugins(app_factory: Any, installed: None):

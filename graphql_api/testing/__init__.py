@@ -20,11 +20,14 @@ Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
 Setting up data through the API, each call required to succeed: ``new_group``,
 ``new_group_id``, ``new_static_group_id``, ``new_contact_id``, ``new_contact_ids``,
 ``new_template_id``, ``add_members``, ``remove_members``; ``first_user_id`` for a
-``responsibleId``. Checking: ``refused`` (a mutation refused, no group made or lost),
-``member_names``, ``check_role_plugin``. ``make_worker(app)`` runs the outbox by hand."""
+``responsibleId``. Checking: ``database_rows(app)`` (every committed row of every table, to
+compare), ``unchanged(app)`` (a block that must change no row), ``refused(app, client,
+mutation, variables)`` (a mutation refused, no row changed), ``member_names``,
+``check_role_plugin``. ``make_worker(app)`` runs the outbox by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -115,14 +118,21 @@ async def app(app_factory: Callable[..., Any]) -> Any:
     return app_factory()
 
 
+def _tables(sync: Any) -> dict[str, list[str]]:
+    """Every table but Alembic's, plugins' tables included, by name: its primary key's
+    columns."""
+    inspector = inspect(sync)
+    return {
+        name: inspector.get_pk_constraint(name)["constrained_columns"]
+        for name in sorted(inspector.get_table_names())
+        if not name.startswith("alembic_version")
+    }
+
+
 async def empty_tables(engine: Any) -> None:
     """Delete every row of every table but Alembic's, plugins' tables included."""
     async with engine.begin() as connection:
-        names = await connection.run_sync(
-            lambda sync: [
-                n for n in inspect(sync).get_table_names() if not n.startswith("alembic_version")
-            ]
-        )
+        names = list(await connection.run_sync(_tables))
         if engine.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
@@ -371,16 +381,41 @@ async def member_names(client: GraphQLClient, group_id: str) -> list[str]:
     return names
 
 
+async def database_rows(app: Any) -> dict[str, list[dict[str, Any]]]:
+    """What the app has committed: every row of every table but Alembic's, plugins' tables
+    included, read through the app's own engine. Tables by name, each table's rows (column
+    name to value) by primary key, so two snapshots are equal exactly when no row was
+    added, removed or changed."""
+    async with app.state.engine.connect() as connection:
+        snapshot = {}
+        for name, key in (await connection.run_sync(_tables)).items():
+            columns = ", ".join(f'"{column}"' for column in key)
+            order = f" ORDER BY {columns}" if key else ""
+            result = await connection.execute(text(f'SELECT * FROM "{name}"{order}'))
+            rows = [dict(row) for row in result.mappings()]
+            snapshot[name] = rows if key else sorted(rows, key=repr)
+        return snapshot
+
+
+@contextlib.asynccontextmanager
+async def unchanged(app: Any) -> AsyncIterator[None]:
+    """A block that must leave the database as it found it: ``database_rows`` before and
+    after are equal (a group with all its settings, its links, memberships, history, the
+    outbox, users, plugins' tables)."""
+    before = await database_rows(app)
+    yield
+    assert await database_rows(app) == before, "the database changed"
+
+
 async def refused(
-    client: GraphQLClient, mutation: str, variables: dict[str, Any]
+    app: Any, client: GraphQLClient, mutation: str, variables: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Run a mutation that must be refused and leave the number of groups as it was; its
-    errors."""
-    before = await client.data(GROUP_COUNT)
-    data = await client.data(mutation, variables)
-    payload = next(iter(data.values()))
-    assert payload["errors"], payload
-    assert await client.data(GROUP_COUNT) == before
+    """Run a mutation that must be refused (its payload has errors) and change no row of
+    the database (``unchanged``); its errors."""
+    async with unchanged(app):
+        data = await client.data(mutation, variables)
+        payload = next(iter(data.values()))
+        assert payload["errors"], f"not refused: {payload}"
     return payload["errors"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from graphql_api.testing import (
@@ -11,6 +13,7 @@ from graphql_api.testing import (
     check_role_plugin,
     new_contact_ids,
     new_group_id,
+    refused,
     remove_members,
 )
 
@@ -48,12 +51,11 @@ async def test_coaches_are_listed_and_flagged(client: GraphQLClient, coach_group
     assert data["b"] == {"isCoach": False, "neighbourhoodRoles": []}
 
 
-async def test_only_a_coach_can_be_linked(client: GraphQLClient, coach_group: str):
+async def test_only_a_coach_can_be_linked(app: Any, client: GraphQLClient, coach_group: str):
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await add_members(client, coach_group, [anna])
-    data = await client.data(LINK, {"c": bram, "a": "HD-1"})
-    assert data["linkHoomdossier"]["errors"][0]["code"] == "INVALID"
-    assert data["linkHoomdossier"]["errors"][0]["field"] == ["contactId"]
+    [error] = await refused(app, client, LINK, {"c": bram, "a": "HD-1"})
+    assert (error["field"], error["code"]) == (["contactId"], "INVALID")
 
     data = await client.data(LINK, {"c": anna, "a": "HD-1"})
     assert data["linkHoomdossier"] == {
@@ -72,7 +74,8 @@ async def test_only_a_coach_can_be_linked(client: GraphQLClient, coach_group: st
         (None, "HD-TAKEN", ["accountId"], "DUPLICATE"),
     ],
 )
-async def test_bad_links_are_refused(
+async def test_bad_links_are_refused_and_change_nothing(
+    app: Any,
     client: GraphQLClient,
     coach_group: str,
     contact: str | None,
@@ -83,13 +86,8 @@ async def test_bad_links_are_refused(
     anna, bram = await new_contact_ids(client, "Anna", "Bram")
     await add_members(client, coach_group, [anna, bram])
     await client.data(LINK, {"c": bram, "a": "HD-TAKEN"})
-    data = await client.data(LINK, {"c": contact or anna, "a": account})
-    error = data["linkHoomdossier"]["errors"][0]
+    [error] = await refused(app, client, LINK, {"c": contact or anna, "a": account})
     assert (error["field"], error["code"]) == (field, code)
-    current = await client.data(
-        "query($c: ID!) { contact(id: $c) { hoomdossierAccountId } }", {"c": anna}
-    )
-    assert current["contact"]["hoomdossierAccountId"] is None
 
 
 async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coach_group: str):
@@ -110,14 +108,15 @@ async def test_who_stops_being_a_coach_keeps_no_link(client: GraphQLClient, coac
     assert data["b"]["hoomdossierAccountId"] is None
 
 
-async def test_unlink(client: GraphQLClient, coach_group: str):
+async def test_unlink_removes_the_link_and_unlinking_again_is_refused(
+    app: Any, client: GraphQLClient, coach_group: str
+):
     [anna] = await new_contact_ids(client, "Anna")
     await add_members(client, coach_group, [anna])
     await client.data(LINK, {"c": anna, "a": "HD-A"})
     data = await client.data(UNLINK, {"c": anna})
     assert data["unlinkHoomdossier"] == {"contact": {"hoomdossierAccountId": None}, "errors": []}
-    again = await client.data(UNLINK, {"c": anna})
-    assert again["unlinkHoomdossier"]["errors"] == [{"code": "NOT_FOUND"}]
+    assert await refused(app, client, UNLINK, {"c": anna}) == [{"code": "NOT_FOUND"}]
 
 
 async def test_the_role_kit_promises_hold(client: GraphQLClient):
