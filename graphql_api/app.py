@@ -96,4 +96,5 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.plugins = manager
+    app.state.schema = graphql.schema
     return app

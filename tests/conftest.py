@@ -11,6 +11,7 @@ is unset, by ``CI``:
 """
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,15 @@ settings.load_profile(
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def built_in_plugins() -> list[str]:
+    """Entry-point names of the plugins under plugins/: schema.graphql is the schema with
+    these, whatever else is installed beside the core."""
+    root = Path(__file__).resolve().parent.parent
+    return sorted(
+        name
+        for pyproject in root.glob("plugins/*/pyproject.toml")
+        for name in tomllib.loads(pyproject.read_text())["project"]["entry-points"]["graphql_api"]
+    )

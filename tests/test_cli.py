@@ -46,8 +46,10 @@ def test_migrate_create_user_and_seed(env: dict[str, str]):
     assert "demo data not loaded" in seeded.stderr, "the database already had a user"
 
 
-def test_export_schema_prints_the_stored_schema(env: dict[str, str], repo_root: Path):
-    exported = run(env, "export-schema")
+def test_export_schema_prints_the_stored_schema(
+    env: dict[str, str], repo_root: Path, built_in_plugins: list[str]
+):
+    exported = run({**env, "GRAPHQL_API_PLUGINS": ",".join(built_in_plugins)}, "export-schema")
     assert exported.returncode == 0
     assert exported.stdout == (repo_root / "schema.graphql").read_text()
 

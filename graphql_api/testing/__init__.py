@@ -23,7 +23,12 @@ Setting up data through the API, each call required to succeed: ``new_group``,
 ``responsibleId``. Checking: ``database_rows(app)`` (every committed row of every table, to
 compare), ``unchanged(app)`` (a block that must change no row), ``refused(app, client,
 mutation, variables)`` (a mutation refused, no row changed), ``member_names``,
-``check_role_plugin``. ``make_worker(app)`` runs the outbox by hand."""
+``check_role_plugin``, ``undescribed(app.state.schema)`` (schema parts without a description).
+``deliver_all(app)`` delivers what the outbox holds; ``make_worker(app)`` gives a worker to
+run by hand.
+
+The fixtures are async: set ``asyncio_mode = "auto"`` in your pytest configuration.
+``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases."""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -46,6 +52,8 @@ from graphql_api.settings import Settings
 from graphql_api.users.service import create_user
 
 POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
+DATABASE_PREFIX = os.environ.get("GRAPHQL_API_TEST_DATABASE_PREFIX", "graphql_api_test")
+"""Each run's PostgreSQL database is ``<prefix>_<random>``, created and dropped by the kit."""
 
 
 @pytest.fixture(
@@ -74,7 +82,7 @@ async def database_url(
         return
     assert POSTGRES_URL is not None
     server = make_url(POSTGRES_URL)
-    name = f"graphql_api_test_{uuid.uuid4().hex[:12]}"
+    name = f"{DATABASE_PREFIX}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -417,6 +425,36 @@ async def refused(
         payload = next(iter(data.values()))
         assert payload["errors"], f"not refused: {payload}"
     return payload["errors"]
+
+
+async def deliver_all(app: Any) -> int:
+    """Deliver everything the outbox holds for ``app``'s plugins, as the service's worker
+    would; how many deliveries were handled."""
+    return await make_worker(app).run_until_idle()
+
+
+def undescribed(schema: Any) -> list[str]:
+    """The types, fields and arguments of a Strawberry schema without a description: the
+    core has none, so a plugin's test can ``assert undescribed(app.state.schema) == []``."""
+    schema = schema._schema
+    missing = []
+    for name, graphql_type in schema.type_map.items():
+        if name.startswith("__") or not isinstance(graphql_type, DESCRIBED_TYPES):
+            continue
+        if not graphql_type.description:
+            missing.append(name)
+        if isinstance(graphql_type, GraphQLEnumType):
+            continue
+        for field_name, field in graphql_type.fields.items():
+            if not field.description:
+                missing.append(f"{name}.{field_name}")
+            for argument_name, argument in getattr(field, "args", {}).items():
+                if not argument.description:
+                    missing.append(f"{name}.{field_name}({argument_name})")
+    return missing
+
+
+DESCRIBED_TYPES = (GraphQLObjectType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLEnumType)
 
 
 def make_worker(app: Any, **settings: Any) -> Worker:
