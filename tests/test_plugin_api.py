@@ -15,6 +15,7 @@ from graphql_api.api.schema import build_schema
 from graphql_api.app import load_plugins
 from graphql_api.plugin import API_VERSION, ErrorCode, GroupCreated, Problem, hookimpl
 from graphql_api.plugins.contributions import PluginConflict
+from graphql_api.scaffold import write_plugin
 from graphql_api.settings import Settings
 from graphql_api.testing import CREATE_GROUP, GraphQLClient, make_user
 
@@ -57,14 +58,29 @@ def test_docs_examples_import_only_the_plugin_api() -> None:
     assert imported <= ALLOWED_IMPORTS, imported - ALLOWED_IMPORTS
 
 
-def test_built_in_plugins_import_only_the_plugin_api() -> None:
-    sources = sorted((ROOT / "plugins").glob("*/graphql_api_*/**/*.py"))
-    assert len(sources) >= 5
+def test_plugins_import_only_the_plugin_api() -> None:
+    """The built-in plugins, the example third-party plugin and the plugin the scaffold
+    writes (its template) need nothing from graphql-api but the plugin API and the kit."""
+    sources = sorted(
+        [
+            *(ROOT / "plugins").glob("*/graphql_api_*/**/*.py"),
+            *(ROOT / "tests" / "example_plugin" / "example_plugin").glob("**/*.py"),
+        ]
+    )
+    assert len(sources) >= 8
     outside = {
         str(path.relative_to(ROOT)): graphql_api_imports(path.read_text()) - ALLOWED_IMPORTS
         for path in sources
     }
     assert {path: modules for path, modules in outside.items() if modules} == {}
+
+
+def test_the_scaffolded_plugin_imports_only_the_plugin_api(tmp_path: Path) -> None:
+    made = write_plugin("zon", tmp_path)
+    sources = sorted(made.glob("**/*.py"))
+    assert len(sources) == 4
+    imported = set().union(*(graphql_api_imports(path.read_text()) for path in sources))
+    assert imported == ALLOWED_IMPORTS
 
 
 class MisspeltHook:
