@@ -121,6 +121,8 @@ async def lock_graph(session: AsyncSession) -> None:
 
     SQLite allows one writer at a time anyway; PostgreSQL needs the lock.
     """
+    # Not mutated: PostgreSQL only, and the mutation run is SQLite only (docs/testing.md).
+    # pragma: no mutate block
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRAPH_LOCK})
 

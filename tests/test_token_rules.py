@@ -1,0 +1,258 @@
+"""Users and their API tokens (graphql_api.users.service) on the test database: what
+creating a user checks and stores, what a token looks like, which token is recognised, who
+development mode acts as, and the same seen through HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
+from graphql_api.testing import GraphQLClient, empty_tables, make_user
+from graphql_api.users.models import ApiToken, User
+from graphql_api.users.service import (
+    TOKEN_PREFIX,
+    create_user,
+    development_user,
+    hash_token,
+    issue_token,
+    list_users,
+    user_for_token,
+)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
+    """Sessions on the test database, no application; every table emptied afterwards."""
+    engine = create_engine(database_url)
+    yield create_sessionmaker(engine)
+    await empty_tables(engine)
+    await engine.dispose()
+
+
+async def new_user(sessions: Sessions, **values: Any) -> tuple[User, str]:
+    async with sessions() as session, session.begin():
+        return await create_user(session, **values)
+
+
+async def refusal(sessions: Sessions, **values: Any) -> tuple[Problem, ...]:
+    with pytest.raises(UserInputError) as refused:
+        await new_user(sessions, **values)
+    return refused.value.problems
+
+
+async def token_owner(sessions: Sessions, token: str) -> str | None:
+    async with sessions() as session:
+        user = await user_for_token(session, token)
+        return None if user is None else user.email
+
+
+def test_a_token_hash_is_the_hex_sha256_of_the_token():
+    assert hash_token("gapi_abc") == hashlib.sha256(b"gapi_abc").hexdigest()
+    assert len(hash_token("gapi_abc")) == 64
+
+
+async def test_a_new_user_is_active_with_a_trimmed_name_and_a_lower_case_email(
+    sessions: Sessions,
+):
+    user, token = await new_user(sessions, name="  Anna de Vries ", email=" Anna@Example.COOP ")
+    assert (user.name, user.email, user.is_active, user.is_admin) == (
+        "Anna de Vries",
+        "anna@example.coop",
+        True,
+        False,
+    )
+    admin, _ = await new_user(sessions, name="Bram", email="bram@example.coop", admin=True)
+    assert admin.is_admin is True
+    async with sessions() as session:
+        stored = (await session.scalars(select(User).order_by(User.id))).all()
+        assert [(u.name, u.email, u.is_active, u.is_admin) for u in stored] == [
+            ("Anna de Vries", "anna@example.coop", True, False),
+            ("Bram", "bram@example.coop", True, True),
+        ]
+        hashes = list(await session.scalars(select(ApiToken.token_hash).order_by(ApiToken.id)))
+    assert hashes[0] == hash_token(token)
+    assert len(hashes) == 2
+
+
+async def test_a_token_is_the_prefix_and_256_random_bits_and_only_its_hash_is_kept(
+    sessions: Sessions,
+):
+    user, first = await new_user(sessions, name="Anna", email="anna@example.coop")
+    async with sessions() as session, session.begin():
+        second = await issue_token(session, user)
+    for token in (first, second):
+        assert token.startswith(TOKEN_PREFIX)
+        assert len(token) == len(TOKEN_PREFIX) + 43  # 32 bytes, URL-safe base64
+    assert first != second
+    async with sessions() as session:
+        rows = (await session.execute(select(ApiToken.user_id, ApiToken.token_hash))).all()
+    assert sorted(rows) == sorted([(user.id, hash_token(first)), (user.id, hash_token(second))])
+    assert await token_owner(sessions, first) == await token_owner(sessions, second)
+    assert await token_owner(sessions, first) == "anna@example.coop"
+
+
+async def test_each_user_has_their_own_tokens(sessions: Sessions):
+    _, anna = await new_user(sessions, name="Anna", email="anna@example.coop")
+    _, bram = await new_user(sessions, name="Bram", email="bram@example.coop")
+    assert await token_owner(sessions, anna) == "anna@example.coop"
+    assert await token_owner(sessions, bram) == "bram@example.coop"
+
+
+@pytest.mark.parametrize("name", [None, "", "   "])
+async def test_a_user_needs_a_name(sessions: Sessions, name: str | None):
+    problems = await refusal(sessions, name=name, email="anna@example.coop")
+    assert problems == (Problem(("name",), ErrorCode.REQUIRED, "name is required."),)
+
+
+async def test_a_name_has_at_most_200_characters(sessions: Sessions):
+    longest, _ = await new_user(sessions, name="n" * 200, email="anna@example.coop")
+    assert longest.name == "n" * 200
+    problems = await refusal(sessions, name="n" * 201, email="bram@example.coop")
+    assert problems == (
+        Problem(
+            ("name",),
+            ErrorCode.TOO_LONG,
+            "name is 201 characters long; at most 200 are allowed.",
+        ),
+    )
+
+
+@pytest.mark.parametrize("email", [None, "", "  "])
+async def test_a_user_needs_an_email(sessions: Sessions, email: str | None):
+    problems = await refusal(sessions, name="Anna", email=email)
+    assert problems == (Problem(("email",), ErrorCode.REQUIRED, "email is required."),)
+
+
+async def test_a_bad_email_is_invalid_and_not_also_missing(sessions: Sessions):
+    problems = await refusal(sessions, name="Anna", email="anna at example")
+    assert problems == (
+        Problem(("email",), ErrorCode.INVALID, "'anna at example' is not an e-mail address."),
+    )
+
+
+async def test_a_bad_name_and_a_bad_email_are_reported_together(sessions: Sessions):
+    problems = await refusal(sessions, name="", email="anna")
+    assert [(p.field, p.code) for p in problems] == [
+        (("name",), ErrorCode.REQUIRED),
+        (("email",), ErrorCode.INVALID),
+    ]
+    async with sessions() as session:
+        assert await session.scalar(select(User.id)) is None
+
+
+async def test_an_email_is_taken_whatever_its_case(sessions: Sessions):
+    await new_user(sessions, name="Anna", email="anna@example.coop")
+    await new_user(sessions, name="Bram", email="bram@example.coop")
+    problems = await refusal(sessions, name="Anna 2", email=" ANNA@example.coop ")
+    assert problems == (
+        Problem(
+            ("email",),
+            ErrorCode.EMAIL_TAKEN,
+            "A user with e-mail ANNA@example.coop already exists.",
+        ),
+    )
+    async with sessions() as session:
+        assert list(await session.scalars(select(User.name).order_by(User.id))) == [
+            "Anna",
+            "Bram",
+        ]
+
+
+async def test_only_a_prefixed_token_of_at_most_200_characters_is_looked_up(sessions: Sessions):
+    user, token = await new_user(sessions, name="Anna", email="anna@example.coop")
+    unprefixed = "x" * 40
+    longest = TOKEN_PREFIX + "y" * (200 - len(TOKEN_PREFIX))
+    too_long = TOKEN_PREFIX + "z" * (201 - len(TOKEN_PREFIX))
+    async with sessions() as session, session.begin():
+        session.add_all(
+            ApiToken(user_id=user.id, token_hash=hash_token(t))
+            for t in (unprefixed, longest, too_long)
+        )
+    assert await token_owner(sessions, token) == "anna@example.coop"
+    assert await token_owner(sessions, longest) == "anna@example.coop"
+    assert await token_owner(sessions, too_long) is None, "longer than 200: not looked up"
+    assert await token_owner(sessions, unprefixed) is None, "without the prefix: not looked up"
+    assert await token_owner(sessions, TOKEN_PREFIX + "unknown") is None
+    assert await token_owner(sessions, "") is None
+
+
+async def test_an_inactive_users_token_is_not_recognised(sessions: Sessions):
+    anna, token = await new_user(sessions, name="Anna", email="anna@example.coop")
+    async with sessions() as session, session.begin():
+        await session.execute(update(User).where(User.id == anna.id).values(is_active=False))
+    assert await token_owner(sessions, token) is None
+
+
+async def test_development_mode_acts_as_the_first_active_admin(sessions: Sessions):
+    async def acting() -> str | None:
+        async with sessions() as session:
+            user = await development_user(session)
+            return None if user is None else user.name
+
+    assert await acting() is None
+    await new_user(sessions, name="Zus", email="zus@example.coop")
+    await new_user(sessions, name="Anna", email="anna@example.coop")
+    assert await acting() == "Zus", "no admin: the first active user"
+    await new_user(sessions, name="Yvo", email="yvo@example.coop", admin=True)
+    await new_user(sessions, name="Bram", email="bram@example.coop", admin=True)
+    assert await acting() == "Yvo", "the first admin, not the first user nor the first name"
+    async with sessions() as session, session.begin():
+        await session.execute(update(User).where(User.name == "Yvo").values(is_active=False))
+    assert await acting() == "Bram", "an inactive admin does not count"
+    async with sessions() as session, session.begin():
+        await session.execute(update(User).values(is_active=False))
+    assert await acting() is None
+
+
+async def test_users_are_listed_by_name_then_by_id(sessions: Sessions):
+    for name, email in [
+        ("Zus", "z@example.coop"),
+        ("Anna", "a1@example.coop"),
+        ("Bram", "b@example.coop"),
+        ("Anna", "a2@example.coop"),
+    ]:
+        await new_user(sessions, name=name, email=email)
+    async with sessions() as session:
+        users = await list_users(session)
+    assert [(u.name, u.email) for u in users] == [
+        ("Anna", "a1@example.coop"),
+        ("Anna", "a2@example.coop"),
+        ("Bram", "b@example.coop"),
+        ("Zus", "z@example.coop"),
+    ]
+
+
+VIEWER = "{ viewer { name email isAdmin } }"
+
+
+async def test_a_request_acts_as_the_owner_of_its_bearer_token(app: Any, http: httpx.AsyncClient):
+    _, anna = await make_user(app, "Anna", "anna@example.coop")
+    _, bram = await make_user(app, "Bram", "bram@example.coop", admin=True)
+    assert await GraphQLClient(http, anna).data(VIEWER) == {
+        "viewer": {"name": "Anna", "email": "anna@example.coop", "isAdmin": False}
+    }
+    assert (await GraphQLClient(http, bram).data(VIEWER))["viewer"]["name"] == "Bram"
+    for token in (anna + "x", anna[len(TOKEN_PREFIX) :], "", TOKEN_PREFIX + "a" * 300):
+        response = await GraphQLClient(http, token).post(VIEWER)
+        assert response.status_code == 401, token
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_development_mode_acts_as_the_first_admin_over_http(app_factory: Any):
+    app = app_factory(dev_mode=True)
+    await make_user(app, "Anna", "anna@example.coop")
+    await make_user(app, "Bram", "bram@example.coop", admin=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        data = await GraphQLClient(http, None).data(VIEWER)
+    assert data == {"viewer": {"name": "Bram", "email": "bram@example.coop", "isAdmin": True}}
