@@ -5,7 +5,7 @@ and the cycles a new link would close, with the names the refusal shows."""
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,9 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from graphql_api.groups.graph import GroupGraph, GroupNode, find_cycle, load_graph, lock_graph
 from graphql_api.groups.lifecycle import create_group, update_group
 from graphql_api.groups.models import CompositionMode, GroupKind
-from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
-from graphql_api.testing import empty_tables
 
 STATIC, DYNAMIC, COMPOSITE = GroupKind.STATIC, GroupKind.DYNAMIC, GroupKind.COMPOSITE
 ANY, ALL = CompositionMode.ANY, CompositionMode.ALL
@@ -90,20 +88,6 @@ def test_a_path_does_not_follow_groups_outside_the_graph():
 
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await empty_tables(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> Sessions:
-    """Sessions on the test database with the core's rules, no application."""
-    return create_sessionmaker(engine)
 
 
 async def new_group(sessions: Sessions, name: str, **values: Any) -> int:

@@ -5,7 +5,7 @@ explicit links in their order, and no statement when there is nothing to ask."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,9 +33,7 @@ from graphql_api.groups.membership_reads import (
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import CompositionMode, Membership, MembershipSource
 from graphql_api.groups.rules import CORE_RULES
-from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.sql import SqlText
-from graphql_api.testing import empty_tables
 
 Sessions = async_sessionmaker[AsyncSession]
 PEOPLE = ("Aa", "Bb", "Cc", "Dd", "Ee")
@@ -58,19 +56,6 @@ class World:
 
     def name_of(self, contact_id: int) -> str:
         return next(name for name, i in self.contact.items() if i == contact_id)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await empty_tables(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> Sessions:
-    return create_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEve
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.notifications.worker import MAX_ERROR_LENGTH, Worker
 from graphql_api.settings import Settings
-from graphql_api.testing import empty_tables
 
 Sessions = async_sessionmaker[AsyncSession]
 PENDING, FAILED, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DELIVERED
@@ -58,19 +57,6 @@ class Courier:
             await asyncio.sleep(trouble)
         elif trouble is not None:
             raise trouble
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await empty_tables(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> Sessions:
-    return create_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ Fixtures:
   with exactly the given plugins; every test starts from empty tables;
 - ``admin``, ``client``: a user with a token, and a GraphQL client acting as that user;
   ``make_user(app, name, email)`` and ``GraphQLClient(http, token)`` for other users;
-- ``statements``: counts the SQL statements the app sends (a ``StatementCounter``).
+- ``statements``: counts the SQL statements the app sends (a ``StatementCounter``);
+- ``engine``, ``sessions``: the test database without an application, for domain tests.
 
 Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
 ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with ``GROUP_FIELDS``),
@@ -118,6 +119,22 @@ async def app_factory(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         await empty_tables(made[0].state.engine)
     for application in made:
         await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[Any]:
+    """An engine on the test database without an application, for tests of the domain
+    itself; its tables are emptied afterwards."""
+    engine = create_engine(database_url)
+    yield engine
+    await empty_tables(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Any) -> Any:
+    """Sessions on ``engine`` with the core's rules (no plugins), for domain tests."""
+    return create_sessionmaker(engine)
 
 
 @pytest.fixture
