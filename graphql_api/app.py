@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -17,7 +19,10 @@ from strawberry.asgi import GraphQL
 
 from graphql_api.api.context import Context
 from graphql_api.api.schema import CORE_FIELD_NAMES, build_schema
+from graphql_api.auth.backend import TokenBackend, on_auth_error
 from graphql_api.auth.middleware import RequestScope
+from graphql_api.auth.token_cache import TokenCache
+from graphql_api.kernel.access import NOBODY
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
@@ -29,18 +34,21 @@ logger = logging.getLogger("graphql_api")
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context: the request's session, user and plugins."""
 
-    def __init__(self, settings: Settings, plugins: Plugins) -> None:
+    def __init__(self, settings: Settings, plugins: Plugins, tokens: TokenCache) -> None:
         super().__init__(build_schema(settings, plugins.schema), graphql_ide="graphiql")
         self.settings = settings
         self.plugins = plugins
+        self.tokens = tokens
 
     async def get_context(self, request: Any, response: Any) -> Context:
         return Context(
             db=request.state.db,
-            user=request.state.user,
+            principal=getattr(request.user, "principal", NOBODY),
+            known_permissions=self.plugins.permissions,
             settings=self.settings,
             roles=self.plugins.roles,
             plugin_infos=self.plugins.infos,
+            access_changed=self.tokens.clear,
         )
 
 
@@ -60,7 +68,10 @@ def create_app(
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
     manager = load_plugins(settings, plugins)
-    sessions = create_sessionmaker(engine, info={"rules": manager.rules()})
+    sessions = create_sessionmaker(
+        engine, info={"rules": manager.rules(), "permissions": manager.permissions}
+    )
+    tokens = TokenCache(ttl=settings.token_cache_seconds)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -83,13 +94,25 @@ def create_app(
             await delivering
         await engine.dispose()
 
-    graphql = GraphQLEndpoint(settings, manager)
+    graphql = GraphQLEndpoint(settings, manager, tokens)
+    backend = TokenBackend(sessions, tokens, dev_mode=settings.dev_mode)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestScope, sessions=sessions, dev_mode=settings.dev_mode)],
+        middleware=[
+            # Outermost, so a browser's preflight is answered before authentication.
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            ),
+            Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
+            Middleware(RequestScope, sessions=sessions),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -97,4 +120,5 @@ def create_app(
     app.state.sessions = sessions
     app.state.plugins = manager
     app.state.schema = graphql.schema
+    app.state.tokens = tokens
     return app

@@ -1,4 +1,5 @@
-"""``graphql-api``: migrate, serve, create-user, seed, export-schema, worker and new-plugin."""
+"""``graphql-api``: migrate, serve, create-user, create-token, seed, export-schema, worker and
+new-plugin."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
 
 from graphql_api.settings import Settings
 
@@ -39,26 +42,75 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
 
 
-def _create_user(settings: Settings, name: str, email: str, admin: bool) -> None:
+def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
+    """Run ``work(session)`` in one transaction as the system; a refusal is one line on
+    stderr and exit status 1."""
+    from graphql_api.app import load_plugins
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.kernel.errors import UserInputError
-    from graphql_api.users.service import create_user
 
     async def run() -> str:
         engine = create_engine(settings.database_url)
+        info = {"permissions": load_plugins(settings).permissions}
         try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                _, token = await create_user(session, name=name, email=email, admin=admin)
-                return token
+            async with create_sessionmaker(engine, info)() as session, session.begin():
+                return await work(session)
         finally:
             await engine.dispose()
 
     try:
-        token = asyncio.run(run())
+        return asyncio.run(run())
     except UserInputError as error:
         sys.exit(f"error: {error}")
-    print(f"Created user {email}. API token (shown once, keep it safe):", file=sys.stderr)
+
+
+def _create_user(settings: Settings, name: str, email: str, role: str) -> None:
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.kernel.errors import ErrorCode, UserInputError
+    from graphql_api.users.accounts import create_user
+    from graphql_api.users.staff_roles import role_named
+
+    async def work(session: Any) -> str:
+        staff_role = await role_named(session, role)
+        if staff_role is None:
+            raise UserInputError.single(["role"], ErrorCode.NOT_FOUND, f"No staff role {role!r}.")
+        values = {"name": name, "email": email, "role_id": staff_role.id}
+        _, token = await create_user(session, SYSTEM, values)
+        return token
+
+    token = _in_transaction(settings, work)
+    print(f"Created user {email} ({role}). API token (shown once, keep it safe):", file=sys.stderr)
     print(token)
+
+
+def _create_token(settings: Settings, email: str, name: str, expires_in: str | None) -> None:
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.kernel.db import utcnow
+    from graphql_api.kernel.errors import ErrorCode, UserInputError
+    from graphql_api.users.accounts import user_by_email
+    from graphql_api.users.tokens import create_api_token
+
+    async def work(session: Any) -> str:
+        user = await user_by_email(session, email)
+        if user is None:
+            raise UserInputError.single(["email"], ErrorCode.NOT_FOUND, f"No user {email!r}.")
+        expires_at = utcnow() + _duration(expires_in) if expires_in else None
+        values = {"name": name, "expires_at": expires_at}
+        _, secret = await create_api_token(session, SYSTEM, values, owner_id=user.id)
+        return secret
+
+    secret = _in_transaction(settings, work)
+    print(f"Created API token {name!r} of {email} (shown once, keep it safe):", file=sys.stderr)
+    print(secret)
+
+
+def _duration(text: str) -> timedelta:
+    """``90d``, ``12h`` or ``30m`` as a time span."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        sys.exit(f"error: {text!r} is no duration; write e.g. 90d, 12h or 30m")
+    return timedelta(**{units[unit]: int(number)})
 
 
 def _seed(settings: Settings, demo: bool, size: str | None) -> None:
@@ -66,11 +118,17 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
     from graphql_api.seeding.demo import seed_demo
 
     what = "the demo data" if demo else f"dataset {size}"
-    load = seed_demo(settings) if demo else seed_size(settings.database_url, size or "")
-    if asyncio.run(load):
-        print(f"Loaded {what}.", file=sys.stderr)
+    if demo:
+        tokens = asyncio.run(seed_demo(settings))
+        loaded = tokens is not None
     else:
+        loaded = asyncio.run(seed_size(settings.database_url, size or ""))
+    if not loaded:
         print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
+        return
+    print(f"Loaded {what}.", file=sys.stderr)
+    for name, role, token in tokens or []:
+        print(f"  {role:8} {name}: Authorization: Bearer {token}", file=sys.stderr)
 
 
 def _worker(settings: Settings) -> None:
@@ -131,7 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_user.add_argument("--name", required=True)
     create_user.add_argument("--email", required=True)
-    create_user.add_argument("--admin", action="store_true", help="make the user an admin")
+    role = create_user.add_mutually_exclusive_group()
+    role.add_argument(
+        "--role", default="manager", help="staff role: admin, manager, viewer or one of yours"
+    )
+    role.add_argument("--admin", action="store_true", help="the same as --role admin")
+    create_token = commands.add_parser(
+        "create-token", help="give a user another API token; prints it as the last line"
+    )
+    create_token.add_argument("--email", required=True, help="the user's e-mail address")
+    create_token.add_argument("--name", required=True, help="what the token is for")
+    create_token.add_argument("--expires-in", help="e.g. 90d, 12h or 30m (default: never)")
     seed = commands.add_parser("seed", help="load data into an empty database")
     which = seed.add_mutually_exclusive_group(required=True)
     which.add_argument("--demo", action="store_true", help="users, contacts and groups to try")
@@ -161,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "serve":
             _serve(settings, args.host, args.port)
         case "create-user":
-            _create_user(settings, args.name, args.email, args.admin)
+            _create_user(settings, args.name, args.email, "admin" if args.admin else args.role)
+        case "create-token":
+            _create_token(settings, args.email, args.name, args.expires_in)
         case "seed":
             _seed(settings, args.demo, args.size)
         case "export-schema":

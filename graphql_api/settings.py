@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     """Requests without a token act as the first active admin. Only ``make run`` sets it."""
     log_level: str = "INFO"
+    token_cache_seconds: float = 1.0
+    """How long a process trusts a checked API token before asking the database again;
+    a revocation or deactivation reaches every process within this time (0 = never cache)."""
+    cors_origins: CommaSeparated = []
+    """Browser origins (``https://crm.example.coop``) allowed to call the API; none by default."""
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000

@@ -6,12 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
+from graphql_api.api.relay import to_global_id
 from graphql_api.app import create_app
 from graphql_api.settings import Settings
 from graphql_api.testing import GROUP_COUNT, GraphQLClient, make_user, new_group
-from graphql_api.users.models import User
 
 
 @pytest.mark.parametrize(
@@ -85,8 +84,11 @@ async def test_a_deactivated_users_token_gets_401_at_once(
     headers = {"Authorization": f"Bearer {token}"}
     response = await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)
     assert response.status_code == 200
-    async with app.state.sessions() as session, session.begin():
-        await session.execute(update(User).where(User.id == user_id).values(is_active=False))
+    deactivated = await GraphQLClient(http, admin[1]).data(
+        "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { errors { code } } }",
+        {"id": to_global_id("User", user_id)},
+    )
+    assert deactivated == {"updateUser": {"errors": []}}
 
     assert_unauthenticated(
         await http.post("/graphql", json={"query": GROUP_COUNT}, headers=headers)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.testing import (
     ADD_MEMBERS,
     CREATE_GROUP,
@@ -371,7 +372,7 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     async with create_sessionmaker(app.state.engine)() as session, session.begin():
         for i in range(450):
             await create_in_service(
-                session, None, {"name": f"S{i:03d}", "composed_of_ids": [base_id]}
+                session, SYSTEM, {"name": f"S{i:03d}", "composed_of_ids": [base_id]}
             )
     data = await client.data(
         "query($c: ID!) { contact(id: $c) { groups { name } } groups(first: 100, filter: {kind: COMPOSITE}) { totalCount edges { node { memberCount } } } }",

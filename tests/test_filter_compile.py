@@ -26,6 +26,7 @@ from graphql_api.groups.membership_reads import filter_contacts
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import MembershipSource
 from graphql_api.groups.rules import Rules
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.kernel.sql import SqlText
@@ -198,12 +199,12 @@ async def test_all_any_and_not_combine(sessions: Sessions):
 async def test_member_of_other_groups(sessions: Sessions):
     async with sessions() as session, session.begin():
         ids = {c.display_name: c.id for c in await session.scalars(select(Contact))}
-        first = (await create_group(session, None, {"name": "Eerste"})).id
-        second = (await create_group(session, None, {"name": "Tweede"})).id
-        await add_members(session, None, first, [ids[ANNA], ids[COR]], MembershipSource.API)
-        await add_members(session, None, second, [ids[COR], ids[ZON]], MembershipSource.API)
+        first = (await create_group(session, SYSTEM, {"name": "Eerste"})).id
+        second = (await create_group(session, SYSTEM, {"name": "Tweede"})).id
+        await add_members(session, SYSTEM, first, [ids[ANNA], ids[COR]], MembershipSource.API)
+        await add_members(session, SYSTEM, second, [ids[COR], ids[ZON]], MembershipSource.API)
         zwolle = cond("city", "EQ", "zwolle")
-        dynamic = (await create_group(session, None, {"name": "Zwolle", "filter": zwolle})).id
+        dynamic = (await create_group(session, SYSTEM, {"name": "Zwolle", "filter": zwolle})).id
     assert await matching(sessions, cond("memberOf", "EQ", str(first))) == [ANNA, COR]
     assert await matching(sessions, cond("memberOf", "NEQ", str(first))) == [BRAM, OLAF, ZON]
     assert await matching(sessions, cond("memberOf", "IN", values=[str(first), str(second)])) == [

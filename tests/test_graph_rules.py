@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from graphql_api.groups.graph import GroupGraph, GroupNode, find_cycle, load_graph, lock_graph
 from graphql_api.groups.lifecycle import create_group, update_group
 from graphql_api.groups.models import CompositionMode, GroupKind
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 
 STATIC, DYNAMIC, COMPOSITE = GroupKind.STATIC, GroupKind.DYNAMIC, GroupKind.COMPOSITE
@@ -92,7 +93,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def new_group(sessions: Sessions, name: str, **values: Any) -> int:
     async with sessions() as session, session.begin():
-        return (await create_group(session, None, {"name": name, **values})).id
+        return (await create_group(session, SYSTEM, {"name": name, **values})).id
 
 
 def member_of(*group_ids: int) -> dict[str, Any]:
@@ -190,7 +191,7 @@ async def test_a_link_that_closes_a_cycle_is_refused_with_the_cycle(sessions: Se
     async def refused(changes: dict[str, Any]) -> tuple[Problem, ...]:
         with pytest.raises(UserInputError) as error:
             async with sessions() as session, session.begin():
-                await update_group(session, None, a, changes)
+                await update_group(session, SYSTEM, a, changes)
         return error.value.problems
 
     cycle = "This would make a group contain itself: A -> C -> B -> A."

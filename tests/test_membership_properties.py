@@ -207,7 +207,7 @@ async def test_random_group_graphs_match_set_semantics(
 
 async def _clear_groups_and_contacts(app: Any) -> None:
     """Each example starts without groups or contacts (users and tokens stay)."""
-    keep = {"users", "api_tokens", "alembic_version"}
+    keep = {"users", "api_tokens", "staff_roles", "audit_log", "alembic_version"}
     async with app.state.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in keep:

@@ -33,6 +33,7 @@ from graphql_api.groups.membership_reads import (
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import CompositionMode, Membership, MembershipSource
 from graphql_api.groups.rules import CORE_RULES
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.sql import SqlText
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -71,7 +72,7 @@ async def world(sessions: Sessions) -> World:
         g: dict[str, int] = {}
 
         async def group(key: str, name: str, **values: Any) -> None:
-            g[key] = (await create_group(session, None, {"name": name, **values})).id
+            g[key] = (await create_group(session, SYSTEM, {"name": name, **values})).id
 
         for key, members in [
             ("s1", ["Aa", "Bb"]),
@@ -84,7 +85,7 @@ async def world(sessions: Sessions) -> World:
             await group(key, key.upper())
             if members:
                 ids = [c[m] for m in members]
-                await add_members(session, None, g[key], ids, MembershipSource.API)
+                await add_members(session, SYSTEM, g[key], ids, MembershipSource.API)
         await group("zwolle", "Zwolle", filter=_city("zwolle"))
         await group(
             "union",
@@ -294,11 +295,11 @@ async def test_groups_are_in_name_order_whatever_the_case_or_the_ids(
 ):
     c = world.contact
     async with sessions() as session, session.begin():
-        second = (await create_group(session, None, {"name": "b groep"})).id
-        first = (await create_group(session, None, {"name": "A groep"})).id
-        third = (await create_group(session, None, {"name": "C groep"})).id
+        second = (await create_group(session, SYSTEM, {"name": "b groep"})).id
+        first = (await create_group(session, SYSTEM, {"name": "A groep"})).id
+        third = (await create_group(session, SYSTEM, {"name": "C groep"})).id
         for group_id in (third, first, second):
-            await add_members(session, None, group_id, [c["Ee"]], MembershipSource.API)
+            await add_members(session, SYSTEM, group_id, [c["Ee"]], MembershipSource.API)
     async with sessions() as session:
         found = await groups_of_contacts(session, [c["Ee"]])
     assert [group.id for group in found[c["Ee"]]] == [first, second, third]
@@ -313,12 +314,12 @@ async def test_explicit_links_oldest_first_and_only_those_shown_on_the_contact(
         shown = [
             (
                 await create_group(
-                    session, None, {"name": f"Zichtbaar {i}", "show_on_contact": True}
+                    session, SYSTEM, {"name": f"Zichtbaar {i}", "show_on_contact": True}
                 )
             ).id
             for i in range(3)
         ]
-        hidden = (await create_group(session, None, {"name": "Verborgen"})).id
+        hidden = (await create_group(session, SYSTEM, {"name": "Verborgen"})).id
         await session.flush()
         moment = datetime(2024, 3, 1, tzinfo=UTC)
         session.add_all(

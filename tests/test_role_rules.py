@@ -15,6 +15,7 @@ from graphql_api.groups.lifecycle import create_group, update_group
 from graphql_api.groups.membership_reads import filter_contacts
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import MembershipSource
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.plugin import RoleDefinition, hookimpl
 
@@ -51,14 +52,14 @@ async def setup(app: Any, *names: str) -> dict[str, int]:
 async def group(app: Any, name: str, role: str | None = None, **values: Any) -> int:
     async with app.state.sessions() as session, session.begin():
         made = await create_group(
-            session, None, {"name": name, "neighbourhood_role": role, **values}
+            session, SYSTEM, {"name": name, "neighbourhood_role": role, **values}
         )
         return made.id
 
 
 async def add(app: Any, group_id: int, contact_ids: list[int]) -> None:
     async with app.state.sessions() as session, session.begin():
-        await add_members(session, None, group_id, contact_ids, API)
+        await add_members(session, SYSTEM, group_id, contact_ids, API)
 
 
 async def refused_add(app: Any, group_id: int, contact_ids: list[int]) -> tuple[Problem, ...]:
@@ -137,7 +138,7 @@ async def test_only_a_static_group_gives_a_role(app: Any):
     dynamic = await group(app, "Zwolle", filter={"condition": {"field": "city", "op": "IS_EMPTY"}})
     with pytest.raises(UserInputError) as refused:
         async with app.state.sessions() as session, session.begin():
-            await update_group(session, None, dynamic, {"neighbourhood_role": "buurtouder"})
+            await update_group(session, SYSTEM, dynamic, {"neighbourhood_role": "buurtouder"})
     assert refused.value.problems == (
         Problem(("neighbourhood_role",), ErrorCode.INVALID, "Only a static group gives a role."),
     )
@@ -149,7 +150,7 @@ async def test_the_role_of_a_group_with_members_stays(app: Any):
     await add(app, elders, [c["Aa"]])
     with pytest.raises(UserInputError) as refused:
         async with app.state.sessions() as session, session.begin():
-            await update_group(session, None, elders, {"neighbourhood_role": "sleutelhouder"})
+            await update_group(session, SYSTEM, elders, {"neighbourhood_role": "sleutelhouder"})
     assert refused.value.problems == (
         Problem(
             ("neighbourhood_role",),

@@ -47,7 +47,7 @@ async def test_server_faults_reveal_nothing(tmp_path):
     await engine.dispose()
 
     app = create_app(Settings(database_url=url))
-    _, token = await make_user(app, "Johannes", "j@example.coop")
+    _, token = await make_user(app, "Johannes", "j@example.coop", admin=True)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:

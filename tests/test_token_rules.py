@@ -1,4 +1,4 @@
-"""Users and their API tokens (graphql_api.users.service) on the test database: what
+"""Users and their API tokens (graphql_api.users.accounts and .tokens) on the test database: what
 creating a user checks and stores, what a token looks like, which token is recognised, who
 development mode acts as, and the same seen through HTTP."""
 
@@ -13,19 +13,14 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from graphql_api.kernel.access import SYSTEM, Principal
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.testing import GraphQLClient, empty_tables, make_user
+from graphql_api.users.accounts import create_user, development_principal, list_users
 from graphql_api.users.models import ApiToken, User
-from graphql_api.users.service import (
-    TOKEN_PREFIX,
-    create_user,
-    development_user,
-    hash_token,
-    issue_token,
-    list_users,
-    user_for_token,
-)
+from graphql_api.users.staff_roles import role_named
+from graphql_api.users.tokens import TOKEN_PREFIX, check_token, hash_token, issue_token
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -39,9 +34,19 @@ async def sessions(database_url: str) -> AsyncIterator[Sessions]:
     await engine.dispose()
 
 
-async def new_user(sessions: Sessions, **values: Any) -> tuple[User, str]:
+async def new_user(sessions: Sessions, admin: bool = False, **values: Any) -> tuple[User, str]:
     async with sessions() as session, session.begin():
-        return await create_user(session, **values)
+        role = await role_named(session, "admin" if admin else "manager")
+        assert role is not None
+        return await create_user(session, SYSTEM, {**values, "role_id": role.id})
+
+
+async def is_admin(sessions: Sessions, user_id: int) -> bool:
+    async with sessions() as session:
+        user = await session.get(User, user_id)
+        admin = await role_named(session, "admin")
+        assert user is not None and admin is not None
+        return user.role_id == admin.id
 
 
 async def refusal(sessions: Sessions, **values: Any) -> tuple[Problem, ...]:
@@ -52,7 +57,10 @@ async def refusal(sessions: Sessions, **values: Any) -> tuple[Problem, ...]:
 
 async def token_owner(sessions: Sessions, token: str) -> str | None:
     async with sessions() as session:
-        user = await user_for_token(session, token)
+        principal = await check_token(session, token)
+        if not isinstance(principal, Principal):
+            return None
+        user = await session.get(User, principal.user_id)
         return None if user is None else user.email
 
 
@@ -65,19 +73,15 @@ async def test_a_new_user_is_active_with_a_trimmed_name_and_a_lower_case_email(
     sessions: Sessions,
 ):
     user, token = await new_user(sessions, name="  Anna de Vries ", email=" Anna@Example.COOP ")
-    assert (user.name, user.email, user.is_active, user.is_admin) == (
-        "Anna de Vries",
-        "anna@example.coop",
-        True,
-        False,
-    )
+    assert (user.name, user.email, user.is_active) == ("Anna de Vries", "anna@example.coop", True)
+    assert not await is_admin(sessions, user.id)
     admin, _ = await new_user(sessions, name="Bram", email="bram@example.coop", admin=True)
-    assert admin.is_admin is True
+    assert await is_admin(sessions, admin.id)
     async with sessions() as session:
         stored = (await session.scalars(select(User).order_by(User.id))).all()
-        assert [(u.name, u.email, u.is_active, u.is_admin) for u in stored] == [
-            ("Anna de Vries", "anna@example.coop", True, False),
-            ("Bram", "bram@example.coop", True, True),
+        assert [(u.name, u.email, u.is_active) for u in stored] == [
+            ("Anna de Vries", "anna@example.coop", True),
+            ("Bram", "bram@example.coop", True),
         ]
         hashes = list(await session.scalars(select(ApiToken.token_hash).order_by(ApiToken.id)))
     assert hashes[0] == hash_token(token)
@@ -89,7 +93,7 @@ async def test_a_token_is_the_prefix_and_256_random_bits_and_only_its_hash_is_ke
 ):
     user, first = await new_user(sessions, name="Anna", email="anna@example.coop")
     async with sessions() as session, session.begin():
-        second = await issue_token(session, user)
+        _, second = await issue_token(session, SYSTEM, user, name="second")
     for token in (first, second):
         assert token.startswith(TOKEN_PREFIX)
         assert len(token) == len(TOKEN_PREFIX) + 43  # 32 bytes, URL-safe base64
@@ -158,7 +162,7 @@ async def test_an_email_is_taken_whatever_its_case(sessions: Sessions):
         Problem(
             ("email",),
             ErrorCode.EMAIL_TAKEN,
-            "A user with e-mail ANNA@example.coop already exists.",
+            "A user with e-mail anna@example.coop already exists.",
         ),
     )
     async with sessions() as session:
@@ -196,8 +200,8 @@ async def test_an_inactive_users_token_is_not_recognised(sessions: Sessions):
 async def test_development_mode_acts_as_the_first_active_admin(sessions: Sessions):
     async def acting() -> str | None:
         async with sessions() as session:
-            user = await development_user(session)
-            return None if user is None else user.name
+            principal = await development_principal(session)
+            return None if principal.user_id is None else principal.name
 
     assert await acting() is None
     await new_user(sessions, name="Zus", email="zus@example.coop")
@@ -223,7 +227,7 @@ async def test_users_are_listed_by_name_then_by_id(sessions: Sessions):
     ]:
         await new_user(sessions, name=name, email=email)
     async with sessions() as session:
-        users = await list_users(session)
+        users = await list_users(session, SYSTEM)
     assert [(u.name, u.email) for u in users] == [
         ("Anna", "a1@example.coop"),
         ("Anna", "a2@example.coop"),

@@ -1,4 +1,4 @@
-"""What every resolver gets: the request's database access, the acting user, loaders."""
+"""What every resolver gets: the request's database access, the acting principal, loaders."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
+from graphql_api.kernel.access import Principal
 from graphql_api.kernel.repository import load_by_id
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
-from graphql_api.users.models import User
 
 T = TypeVar("T")
 RowT = TypeVar("RowT")
@@ -57,11 +57,16 @@ class Context:
     """Per-request state; loaders are created on first use and live for the request."""
 
     db: RequestDb
-    user: User | None
+    principal: Principal
+    """Who is asking, with their permissions; services receive it as the actor."""
+    known_permissions: Mapping[str, str]
+    """Every permission of the application, by name: the core's and its plugins'."""
     settings: Settings
     roles: Mapping[str, RoleDefinition]
     plugin_infos: Sequence[Any] = ()
     """What ``plugins`` reports: the manager's ``PluginInfo`` of each plugin."""
+    access_changed: Callable[[], None] = lambda: None
+    """Call after changing who may do what, so this process forgets the tokens it checked."""
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def forget_loaded(self) -> None:

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.enum import EnumValue
 
+from graphql_api.api.access import Needs
 from graphql_api.api.context import Info
 from graphql_api.api.errors import ErrorCodeType, MaskInternalErrors, log_internal_errors
 from graphql_api.api.relay import Node, parse_global_id
@@ -47,15 +48,20 @@ from graphql_api.plugins.contributions import PluginConflict, SchemaContribution
 from graphql_api.roles.api.queries import RoleQueries
 from graphql_api.settings import Settings
 from graphql_api.users import models as users
+from graphql_api.users.api.mutations import UserMutations
 from graphql_api.users.api.queries import UserQueries
 
-NODE_MODELS: dict[str, type[Base]] = {
-    "Group": groups.Group,
-    "Contact": contacts.Contact,
-    "User": users.User,
-    "EmailTemplate": email_templates.EmailTemplate,
-    "MembershipEvent": groups.MembershipEvent,
+NODE_MODELS: dict[str, tuple[type[Base], str | None]] = {
+    "Group": (groups.Group, "groups.view"),
+    "Contact": (contacts.Contact, "contacts.view"),
+    "User": (users.User, None),
+    "EmailTemplate": (email_templates.EmailTemplate, "templates.view"),
+    "MembershipEvent": (groups.MembershipEvent, "groups.view"),
+    "StaffRole": (users.StaffRole, "users.manage"),
+    "AuditEntry": (users.AuditEntry, "users.manage"),
 }
+"""What ``node(id:)`` finds, and the permission each type needs there (None: any caller,
+as a group's responsible user is shown to everyone who sees the group)."""
 
 
 @strawberry.type(description="Everything that can be read.")
@@ -68,7 +74,10 @@ class Query(
     PluginQueries,
     NotificationQueries,
 ):
-    @strawberry.field(description="Any object by its global id; null when it does not exist.")
+    @strawberry.field(
+        description="Any object by its global id; null when it does not exist. Needs what "
+        "the object's type needs, e.g. `groups.view` for a Group."
+    )
     async def node(
         self,
         info: Info,
@@ -78,11 +87,20 @@ class Query(
         if parsed is None or parsed[0] not in NODE_MODELS:
             return None
         type_name, pk = parsed
-        return await info.context.loader(load_by_id(NODE_MODELS[type_name])).load(pk)
+        model, permission = NODE_MODELS[type_name]
+        if permission is not None and not info.context.principal.can(permission):
+            Needs(permission).on_unauthorized()
+        return await info.context.loader(load_by_id(model)).load(pk)
 
 
 @strawberry.type(description="Every change; each mutation is one transaction.")
-class Mutation(GroupMutations, ContactMutations, EmailTemplateMutations, NotificationMutations):
+class Mutation(
+    GroupMutations,
+    ContactMutations,
+    EmailTemplateMutations,
+    NotificationMutations,
+    UserMutations,
+):
     pass
 
 

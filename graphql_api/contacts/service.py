@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.kernel.repository import escape_like
 from graphql_api.kernel.validation import clean_email, clean_text
@@ -52,7 +53,10 @@ def _apply(contact: Contact, values: Mapping[str, Any]) -> None:
         )
 
 
-async def create_contact(session: AsyncSession, values: Mapping[str, Any]) -> Contact:
+@requires("contacts.manage")
+async def create_contact(
+    session: AsyncSession, actor: Principal, values: Mapping[str, Any]
+) -> Contact:
     """Add a contact; ``values`` maps column names to values, absent ones stay empty."""
     contact = Contact(kind=ContactKind.PERSON)
     _apply(contact, values)
@@ -61,8 +65,9 @@ async def create_contact(session: AsyncSession, values: Mapping[str, Any]) -> Co
     return contact
 
 
+@requires("contacts.manage")
 async def update_contact(
-    session: AsyncSession, contact_id: int, changes: Mapping[str, Any]
+    session: AsyncSession, actor: Principal, contact_id: int, changes: Mapping[str, Any]
 ) -> Contact:
     """Change the given columns of a contact; absent keys stay as they are."""
     contact = await session.get(Contact, contact_id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.email_templates.rendering import check
 from graphql_api.groups.models import Group
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.kernel.validation import clean_text, name_key
@@ -19,7 +20,10 @@ MAX_BODY_LENGTH = 100_000
 LIMITS = {"name": 200, "subject": 500, "body": MAX_BODY_LENGTH}
 
 
-async def create_email_template(session: AsyncSession, values: Mapping[str, Any]) -> EmailTemplate:
+@requires("templates.manage")
+async def create_email_template(
+    session: AsyncSession, actor: Principal, values: Mapping[str, Any]
+) -> EmailTemplate:
     """Store a template; its name is unique (case-insensitively, trimmed), and its subject
     and body must render in the sandbox with the merge fields."""
     template = EmailTemplate()
@@ -29,8 +33,9 @@ async def create_email_template(session: AsyncSession, values: Mapping[str, Any]
     return template
 
 
+@requires("templates.manage")
 async def update_email_template(
-    session: AsyncSession, template_id: int, changes: Mapping[str, Any]
+    session: AsyncSession, actor: Principal, template_id: int, changes: Mapping[str, Any]
 ) -> EmailTemplate:
     """Change the given fields of a template; absent ones stay."""
     template = await _get(session, template_id)
@@ -40,7 +45,8 @@ async def update_email_template(
     return template
 
 
-async def delete_email_template(session: AsyncSession, template_id: int) -> None:
+@requires("templates.manage")
+async def delete_email_template(session: AsyncSession, actor: Principal, template_id: int) -> None:
     """Delete a template no group sends."""
     template = await _get(session, template_id)
     users = list(

@@ -39,13 +39,9 @@ from graphql_api.groups.models import (
 )
 from graphql_api.groups.rules import rules_of
 from graphql_api.groups.structure import STRUCTURE, apply_structure, groups_using
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, UserInputError
-from graphql_api.users.models import User
-
-
-def actor_id(actor: User | None) -> int | None:
-    return actor.id if actor else None
 
 
 async def locked_group(session: AsyncSession, group_id: int) -> Group:
@@ -64,15 +60,14 @@ async def _lock_graph_for(session: AsyncSession, values: Mapping[str, Any]) -> N
         await lock_graph(session)
 
 
-async def create_group(
-    session: AsyncSession, actor: User | None, values: Mapping[str, Any]
-) -> Group:
+@requires("groups.manage")
+async def create_group(session: AsyncSession, actor: Principal, values: Mapping[str, Any]) -> Group:
     """Create a group from ``values`` (setting name -> value; absent = default); its kind
     follows from them: composite with ``composed_of_ids``, dynamic with ``filter``."""
     await _lock_graph_for(session, values)
     group = Group(
         kind=GroupKind.STATIC,
-        created_by_id=actor_id(actor),
+        created_by_id=actor.user_id,
         **{setting: False for setting in BOOLEAN_SETTINGS},
     )
     if "name" not in values:
@@ -82,13 +77,14 @@ async def create_group(
     session.add(group)
     await session.flush()
     await apply_structure(session, group, values, new=True)
-    change = GroupCreated(GroupSnapshot.of(group), actor_id(actor))
+    change = GroupCreated(GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
     return group
 
 
+@requires("groups.manage")
 async def update_group(
-    session: AsyncSession, actor: User | None, group_id: int, changes: Mapping[str, Any]
+    session: AsyncSession, actor: Principal, group_id: int, changes: Mapping[str, Any]
 ) -> Group:
     """Change the settings named in ``changes``; absent ones stay, None clears."""
     await _lock_graph_for(session, changes)
@@ -98,12 +94,13 @@ async def update_group(
     await apply_structure(session, group, changes, new=False)
     group.updated_at = utcnow()
     await session.flush()
-    change = GroupUpdated(before, GroupSnapshot.of(group), actor_id(actor))
+    change = GroupUpdated(before, GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
     return group
 
 
-async def delete_group(session: AsyncSession, actor: User | None, group_id: int) -> None:
+@requires("groups.manage")
+async def delete_group(session: AsyncSession, actor: Principal, group_id: int) -> None:
     """Delete a group with its memberships and their history, unless another group uses it."""
     group = await locked_group(session, group_id)
     users = (await groups_using(session, [group_id]))[group_id]
@@ -114,12 +111,13 @@ async def delete_group(session: AsyncSession, actor: User | None, group_id: int)
             ErrorCode.GROUP_IN_USE,
             f"{group.name!r} is used by {names}; change those groups first.",
         )
-    change = GroupDeleted(GroupSnapshot.of(group), actor_id(actor))
+    change = GroupDeleted(GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
     await session.execute(delete(Group).where(Group.id == group_id))
 
 
-async def convert_to_static(session: AsyncSession, actor: User | None, group_id: int) -> Group:
+@requires("groups.manage")
+async def convert_to_static(session: AsyncSession, actor: Principal, group_id: int) -> Group:
     """Freeze a dynamic or composite group's current members into explicit memberships.
 
     The links are written for contacts that are members already (derived), with source
@@ -132,7 +130,7 @@ async def convert_to_static(session: AsyncSession, actor: User | None, group_id:
         )
     before = GroupSnapshot.of(group)
     now = utcnow()
-    actor_pk = actor_id(actor)
+    actor_pk = actor.user_id
     members = await members_query(session, group_id)
     await session.execute(
         insert(Membership).from_select(

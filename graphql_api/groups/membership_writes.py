@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
-from graphql_api.groups.lifecycle import actor_id, locked_group
+from graphql_api.groups.lifecycle import locked_group
 from graphql_api.groups.models import (
     Group,
     GroupKind,
@@ -24,18 +24,19 @@ from graphql_api.groups.models import (
     MembershipSource,
 )
 from graphql_api.groups.rules import rules_of
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
 from graphql_api.kernel.repository import missing_ids
-from graphql_api.users.models import User
 
 MAX_REPORTED_IDS = 20
 """How many unknown ids are reported one by one; a longer list of typos says nothing new."""
 
 
+@requires("members.manage")
 async def add_members(
     session: AsyncSession,
-    actor: User | None,
+    actor: Principal,
     group_id: int,
     contact_ids: Sequence[int],
     source: MembershipSource,
@@ -56,7 +57,7 @@ async def add_members(
             group_id=group.id,
             contact_id=cid,
             member_since=now,
-            added_by_id=actor_id(actor),
+            added_by_id=actor.user_id,
             source=source,
         )
         for cid in wanted
@@ -67,14 +68,15 @@ async def add_members(
     _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor)
     await session.flush()
     if new_ids:
-        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor_id(actor))
+        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor.user_id)
         await _changed_for(session, change, contact_ids)
     return added
 
 
+@requires("members.manage")
 async def remove_members(
     session: AsyncSession,
-    actor: User | None,
+    actor: Principal,
     group_id: int,
     contact_ids: Sequence[int],
     source: MembershipSource,
@@ -91,7 +93,7 @@ async def remove_members(
     _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
     await session.flush()
     if removed:
-        change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, actor_id(actor))
+        change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, actor.user_id)
         await _changed_for(session, change, contact_ids)
     return removed
 
@@ -124,7 +126,7 @@ def _record(
     contact_ids: Sequence[int],
     action: MembershipAction,
     source: MembershipSource,
-    actor: User | None,
+    actor: Principal,
 ) -> None:
     now = utcnow()
     session.add_all(
@@ -133,7 +135,7 @@ def _record(
             contact_id=cid,
             action=action,
             source=source,
-            actor_id=actor_id(actor),
+            actor_id=actor.user_id,
             occurred_at=now,
         )
         for cid in contact_ids

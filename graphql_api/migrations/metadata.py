@@ -5,10 +5,11 @@ from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.groups.models import Group, GroupLink, Membership, MembershipEvent
 from graphql_api.kernel.db import Base
 from graphql_api.notifications.models import Delivery, OutboxEvent
-from graphql_api.users.models import ApiToken, User
+from graphql_api.users.models import ApiToken, AuditEntry, StaffRole, User
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "Base",
     "Contact",
     "Delivery",
@@ -18,5 +19,6 @@ __all__ = [
     "Membership",
     "MembershipEvent",
     "OutboxEvent",
+    "StaffRole",
     "User",
 ]

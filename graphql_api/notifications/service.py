@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.notifications.models import Delivery, DeliveryStatus
@@ -15,7 +16,8 @@ def deliveries_query(status: DeliveryStatus | None) -> Select[tuple[Delivery]]:
     return query.where(Delivery.status == status) if status is not None else query
 
 
-async def retry_delivery(session: AsyncSession, delivery_id: int) -> Delivery:
+@requires("deliveries.manage")
+async def retry_delivery(session: AsyncSession, actor: Principal, delivery_id: int) -> Delivery:
     """Make a DEAD delivery due again, with a fresh set of attempts."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
     if delivery is None:

@@ -5,6 +5,7 @@ entry for each name below. Plugins import nothing else from graphql_api (tests i
 the testing kit, ``graphql_api.testing``), so the core can move its insides freely.
 """
 
+from graphql_api.api.access import guarded_field, needing, needs
 from graphql_api.api.context import Info
 from graphql_api.api.errors import PublicError, UserError
 from graphql_api.api.mutations import ErrorPaths, given_fields, run_mutation
@@ -37,6 +38,7 @@ from graphql_api.groups.changes import (
 )
 from graphql_api.groups.filters import OPERATORS, FieldType, FilterField, FilterOp
 from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
+from graphql_api.kernel.access import SYSTEM, Forbidden, Principal, requires
 from graphql_api.kernel.db import NAMING_CONVENTION, UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
 from graphql_api.kernel.pagination import Ordering
@@ -55,6 +57,7 @@ __all__ = [
     "EVENT_TYPES",
     "NAMING_CONVENTION",
     "OPERATORS",
+    "SYSTEM",
     "After",
     "Change",
     "CommaSeparated",
@@ -69,6 +72,7 @@ __all__ = [
     "FilterField",
     "FilterOp",
     "First",
+    "Forbidden",
     "Group",
     "GroupCreated",
     "GroupDeleted",
@@ -83,6 +87,7 @@ __all__ = [
     "MembershipSource",
     "Node",
     "Ordering",
+    "Principal",
     "Problem",
     "Problems",
     "PublicError",
@@ -100,13 +105,17 @@ __all__ = [
     "decode_ids",
     "given_fields",
     "global_id_field",
+    "guarded_field",
     "holder_ids",
     "hookimpl",
     "load_by_id",
     "name_key",
+    "needing",
+    "needs",
     "paginate",
     "query_id",
     "render",
+    "requires",
     "rows_of",
     "run_mutation",
     "to_global_id",

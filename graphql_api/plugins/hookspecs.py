@@ -122,6 +122,18 @@ def error_codes(settings: Any) -> dict[str, str]:
 
 
 @hookspec
+def register_permissions(settings: Any) -> dict[str, str]:
+    """The plugin's own staff permissions, each with a description:
+    ``{"example.publish": "Publish examples."}``.
+
+    Each name is the plugin's name, a dot and an action. Admins hold them at once; other
+    staff roles get them when an admin adds them (``updateStaffRole``). Check one in a
+    service with ``@requires("example.publish")`` or ``actor.require(...)``, and on a field
+    with ``guarded_field`` from ``graphql_api.plugin``.
+    """
+
+
+@hookspec
 def plugin_settings() -> type[BaseSettings] | None:
     """A pydantic-settings class for the plugin's own settings (give it an ``env_prefix``
     such as ``GRAPHQL_API_COACH_``). It is read at startup; invalid values stop the plugin."""

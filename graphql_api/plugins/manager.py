@@ -6,7 +6,7 @@ import asyncio
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +20,7 @@ from graphql_api import __version__
 from graphql_api.groups.changes import Change
 from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
 from graphql_api.groups.rules import Rules
+from graphql_api.kernel.access import CORE_PERMISSIONS
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.notifications.outbox import Event, SkipDelivery, record
 from graphql_api.plugins import hookspecs
@@ -75,6 +76,7 @@ class Plugins:
             self._subscribe()
             self.roles = MappingProxyType(self._roles())
             self.filter_fields = self._filter_fields()
+            self.permissions = MappingProxyType(self._permissions())
             self.schema = self._schema_contributions()
             if len(self.manager.get_plugins()) == active:
                 return
@@ -130,20 +132,24 @@ class Plugins:
         )
 
     def _results(
-        self, hook: str, of_type: type | tuple[type, ...] | None = None, **kwargs: Any
+        self,
+        hook: str,
+        of_type: type | tuple[type, ...] | None = None,
+        check: Callable[[str, Any], None] | None = None,
+        **kwargs: Any,
     ) -> list[tuple[str, Any]]:
         """Each plugin's result of a hook run while the app is built, with its name.
 
         An ``async`` implementation is run to completion. A plugin whose hook raises, or
-        returns something other than a list of ``of_type``, is dropped and reported
-        (unless strict mode is on).
+        returns something other than a list of ``of_type`` (or what ``check(plugin,
+        result)`` refuses), is dropped and reported (unless strict mode is on).
         """
         results = []
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
                 result = _run_to_completion(self._call(impl, **kwargs))
-                if of_type is dict and result is not None:
-                    _check_codes(impl.plugin_name, result)
+                if check is not None and result is not None:
+                    check(impl.plugin_name, result)
                 elif of_type is not None and result is not None:
                     _check_list(hook, result, of_type)
             except Exception as error:
@@ -163,6 +169,12 @@ class Plugins:
                 _claim(owners, role.key, plugin, "role")
                 roles[role.key] = role
         return roles
+
+    def _permissions(self) -> dict[str, str]:
+        permissions = dict(CORE_PERMISSIONS)
+        for _, contributed in self._results("register_permissions", check=_check_permissions):
+            permissions.update(contributed)
+        return permissions
 
     def _filter_fields(self) -> dict[str, FilterField]:
         fields = dict(CONTACT_FIELDS)
@@ -187,7 +199,7 @@ class Plugins:
                     _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
                     contributions.fields[target].append((plugin, schema_field))
         code_owners = dict.fromkeys(ErrorCode, "core")
-        for plugin, codes in self._results("error_codes", dict):
+        for plugin, codes in self._results("error_codes", check=_check_codes):
             for code, description in codes.items():
                 _claim(code_owners, code, plugin, "error code")
                 contributions.error_codes[code] = (plugin, description)
@@ -327,6 +339,18 @@ def _check_codes(plugin: str, codes: Any) -> None:
     wrong = sorted(code for code in codes if not code.startswith(prefix) or not code.isupper())
     if wrong:
         raise ValueError(f"error codes {wrong} must be capitals starting with {prefix!r}")
+
+
+def _check_permissions(plugin: str, permissions: Any) -> None:
+    """Permissions are a dict of name -> description, each name ``<plugin>.<action>``."""
+    if not isinstance(permissions, dict) or not all(
+        isinstance(name, str) and isinstance(text, str) for name, text in permissions.items()
+    ):
+        raise TypeError("hook 'register_permissions' must return a dict of name -> description")
+    prefix = f"{plugin}."
+    wrong = sorted(name for name in permissions if not name.startswith(prefix) or name == prefix)
+    if wrong:
+        raise ValueError(f"permissions {wrong} must be named {prefix!r} and an action")
 
 
 def _check_list(hook: str, result: Any, of_type: type | tuple[type, ...]) -> None:

@@ -21,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.lifecycle import create_group
 from graphql_api.groups.models import Group, Membership, MembershipSource
+from graphql_api.kernel.access import EVERY_PERMISSION, SYSTEM, Principal
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.validation import name_key
 from graphql_api.seeding.demo import CITIES, FIRST_NAMES, LAST_NAMES, STREETS
+from graphql_api.users.accounts import create_user
 from graphql_api.users.models import User
-from graphql_api.users.service import create_user
+from graphql_api.users.staff_roles import ADMIN, role_named
 
 CHUNK = 5_000
 
@@ -75,14 +77,16 @@ async def seed_size(database_url: str, size_name: str) -> bool:
         async with sessions() as session, session.begin():
             if await session.scalar(select(func.count()).select_from(User)):
                 return False
-            admin, _ = await create_user(
-                session, name="Benchmark", email="bench@example.coop", admin=True
-            )
+            admin_role = await role_named(session, ADMIN)
+            assert admin_role is not None, "the migrations write the built-in admin role"
+            values = {"name": "Benchmark", "email": "bench@example.coop", "role_id": admin_role.id}
+            user, _ = await create_user(session, SYSTEM, values)
+            admin = Principal(user.name, frozenset({EVERY_PERMISSION}), user_id=user.id)
         rng = random.Random(8)
         async with sessions() as session, session.begin():
             await _bulk(session, Contact, size.contacts, "contacts", lambda i: _contact(rng, i))
             contact_ids = list(await session.scalars(select(Contact.id).order_by(Contact.id)))
-        static_ids = await _static_groups(sessions, size, admin.id, contact_ids, rng)
+        static_ids = await _static_groups(sessions, size, user.id, contact_ids, rng)
         async with sessions() as session, session.begin():
             await _derived_groups(session, size, admin, static_ids, rng)
         async with engine.connect() as connection:
@@ -182,7 +186,11 @@ async def _static_groups(
 
 
 async def _derived_groups(
-    session: AsyncSession, size: Size, admin: User, static_ids: Sequence[int], rng: random.Random
+    session: AsyncSession,
+    size: Size,
+    admin: Principal,
+    static_ids: Sequence[int],
+    rng: random.Random,
 ) -> None:
     available = list(static_ids)
     total = sum(size.composites_per_level) + size.dynamic_groups

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +19,12 @@ from graphql_api.email_templates.service import create_email_template
 from graphql_api.groups.lifecycle import create_group
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import MembershipSource
+from graphql_api.kernel.access import EVERY_PERMISSION, SYSTEM, Principal
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.settings import Settings
+from graphql_api.users.accounts import create_user
 from graphql_api.users.models import User
-from graphql_api.users.service import create_user
+from graphql_api.users.staff_roles import role_named
 
 FIRST_NAMES = [
     "Anna",
@@ -89,30 +92,54 @@ ORGANISATIONS = [
 ]
 
 
-async def seed_demo(settings: Settings) -> bool:
-    """Load the demo into an empty database; returns False (and changes nothing) otherwise.
+class DemoToken(NamedTuple):
+    """The API token of one demo user, to try what their staff role may do."""
+
+    name: str
+    role: str
+    token: str
+
+
+DEMO_USERS = [
+    ("Johannes Frölich", "johannes@example.coop", "admin"),
+    ("Anna de Vries", "anna@example.coop", "manager"),
+    ("Pieter Jansen", "pieter@example.coop", "viewer"),
+]
+"""One demo user per built-in staff role."""
+
+
+async def seed_demo(settings: Settings) -> list[DemoToken] | None:
+    """Load the demo into an empty database and return its users' tokens; None (and no
+    change) when the database holds data already.
 
     The installed plugins' rules apply, so the demo can use their roles.
     """
     engine = create_engine(settings.database_url)
-    rules = load_plugins(settings).rules()
+    plugins = load_plugins(settings)
+    rules = plugins.rules()
+    info = {"rules": rules, "permissions": plugins.permissions}
     try:
-        async with create_sessionmaker(engine, {"rules": rules})() as session, session.begin():
+        async with create_sessionmaker(engine, info)() as session, session.begin():
             if await session.scalar(select(User.id).limit(1)) is not None:
-                return False
-            await _load(session, rules.roles)
-            return True
+                return None
+            return await _load(session, rules.roles)
     finally:
         await engine.dispose()
 
 
-async def _load(session: AsyncSession, roles: Collection[str]) -> None:
+async def _load(session: AsyncSession, roles: Collection[str]) -> list[DemoToken]:
     rng = random.Random(2025)
-    johannes, _ = await create_user(
-        session, name="Johannes Frölich", email="johannes@example.coop", admin=True
-    )
-    anna, _ = await create_user(session, name="Anna de Vries", email="anna@example.coop")
-    await create_user(session, name="Pieter Jansen", email="pieter@example.coop")
+    tokens: list[DemoToken] = []
+    users: dict[str, User] = {}
+    for name, email, role in DEMO_USERS:
+        staff_role = await role_named(session, role)
+        assert staff_role is not None, f"the migrations write the built-in role {role!r}"
+        values = {"name": name, "email": email, "role_id": staff_role.id}
+        users[role], token = await create_user(session, SYSTEM, values)
+        tokens.append(DemoToken(name, role, token))
+    johannes, anna = users["admin"], users["manager"]
+    # The demo's groups are Johannes's: he is their creator in the history.
+    as_johannes = Principal(johannes.name, frozenset({EVERY_PERMISSION}), user_id=johannes.id)
 
     contact_ids: list[int] = []
     for index in range(45):
@@ -120,6 +147,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         contact = await create_contact(
             session,
+            SYSTEM,
             {
                 "first_name": first,
                 "last_name": last,
@@ -137,6 +165,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
     for name in ORGANISATIONS:
         organisation = await create_contact(
             session,
+            SYSTEM,
             {
                 "kind": "ORGANISATION",
                 "organisation_name": name,
@@ -148,6 +177,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
 
     welcome = await create_email_template(
         session,
+        SYSTEM,
         {
             "name": "Welkom in de groep",
             "subject": "Welkom bij {{ group.name }}",
@@ -156,6 +186,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
     )
     await create_email_template(
         session,
+        SYSTEM,
         {
             "name": "Uitnodiging ledenvergadering",
             "subject": "Uitnodiging",
@@ -210,8 +241,8 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
     ]
     made = {}
     for values, members in groups:
-        group = await create_group(session, johannes, values)
-        await add_members(session, johannes, group.id, members, MembershipSource.IMPORT)
+        group = await create_group(session, as_johannes, values)
+        await add_members(session, as_johannes, group.id, members, MembershipSource.IMPORT)
         made[group.name] = group.id
     composite = {
         "name": "Nieuwsbrief of warmtepomp, geen ledenvergadering",
@@ -221,7 +252,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
         "show_on_contact": True,
         "responsible_id": anna.id,
     }
-    await create_group(session, johannes, composite)
+    await create_group(session, as_johannes, composite)
     in_zwolle_without_newsletter = {
         "all": [
             {"condition": {"field": "city", "op": "EQ", "value": "Zwolle"}},
@@ -238,7 +269,7 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
     }
     await create_group(
         session,
-        johannes,
+        as_johannes,
         {
             "name": "Zwolle zonder nieuwsbrief",
             "description": "Dynamisch: inwoners van Zwolle die de nieuwsbrief nog niet krijgen.",
@@ -246,3 +277,4 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> None:
             "show_on_contact": True,
         },
     )
+    return tokens

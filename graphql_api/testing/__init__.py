@@ -46,11 +46,13 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 
 from graphql_api.app import create_app, load_plugins
+from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.migrations.runner import upgrade
 from graphql_api.notifications.worker import Worker
 from graphql_api.settings import Settings
-from graphql_api.users.service import create_user
+from graphql_api.users.accounts import create_user
+from graphql_api.users.staff_roles import role_named
 
 POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
 DATABASE_PREFIX = os.environ.get("GRAPHQL_API_TEST_DATABASE_PREFIX", "graphql_api_test")
@@ -110,6 +112,10 @@ async def app_factory(database_url: str) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def make(plugins: Sequence[object] | None = None, **settings: Any) -> Any:
+        # A checked token is trusted for the whole test, so whether a request pays for the
+        # token check never depends on how fast the machine is; tests of the cache's
+        # lifetime set their own.
+        settings.setdefault("token_cache_seconds", 3600)
         application = create_app(Settings(database_url=database_url, **settings), plugins)
         made.append(application)
         return application
@@ -155,9 +161,10 @@ def _tables(sync: Any) -> dict[str, list[str]]:
 
 
 async def empty_tables(engine: Any) -> None:
-    """Delete every row of every table but Alembic's, plugins' tables included."""
+    """Delete every row of every table but Alembic's, plugins' tables included; the
+    built-in staff roles, which the migrations write, stay."""
     async with engine.begin() as connection:
-        names = list(await connection.run_sync(_tables))
+        names = [name for name in await connection.run_sync(_tables) if name != "staff_roles"]
         if engine.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
@@ -165,6 +172,7 @@ async def empty_tables(engine: Any) -> None:
             await connection.execute(text("PRAGMA defer_foreign_keys = ON"))
             for name in names:
                 await connection.execute(text(f'DELETE FROM "{name}"'))
+        await connection.execute(text("DELETE FROM staff_roles WHERE NOT built_in"))
 
 
 class GraphQLClient:
@@ -200,10 +208,16 @@ async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def make_user(app: Any, name: str, email: str, admin: bool = False) -> tuple[int, str]:
-    """A user straight in the database, with a token: (user id, token)."""
-    async with create_sessionmaker(app.state.engine)() as session, session.begin():
-        user, token = await create_user(session, name=name, email=email, admin=admin)
+async def make_user(
+    app: Any, name: str, email: str, role: str = "manager", admin: bool = False
+) -> tuple[int, str]:
+    """A user of staff role ``role`` (``admin=True``: the admin role) straight in the
+    database, with a token: (user id, token)."""
+    async with app.state.sessions() as session, session.begin():
+        staff_role = await role_named(session, "admin" if admin else role)
+        assert staff_role is not None, f"no staff role {role!r}"
+        values = {"name": name, "email": email, "role_id": staff_role.id}
+        user, token = await create_user(session, SYSTEM, values)
         return user.id, token
 
 
@@ -214,8 +228,11 @@ async def admin(app: Any) -> tuple[int, str]:
 
 @pytest.fixture
 async def client(http: httpx.AsyncClient, admin: tuple[int, str]) -> GraphQLClient:
-    """A client acting as the admin user."""
-    return GraphQLClient(http, admin[1])
+    """A client acting as the admin user, whose token the app has checked already: the
+    statements of its requests are their own work."""
+    client = GraphQLClient(http, admin[1])
+    await client.data("{ me { permissions } }")
+    return client
 
 
 class StatementCounter:
@@ -417,9 +434,16 @@ async def database_rows(app: Any) -> dict[str, list[dict[str, Any]]]:
             columns = ", ".join(f'"{column}"' for column in key)
             order = f" ORDER BY {columns}" if key else ""
             result = await connection.execute(text(f'SELECT * FROM "{name}"{order}'))
-            rows = [dict(row) for row in result.mappings()]
+            rows = [_without_bookkeeping(name, dict(row)) for row in result.mappings()]
             snapshot[name] = rows if key else sorted(rows, key=repr)
         return snapshot
+
+
+def _without_bookkeeping(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    # Sending a request notes when its token was last used; that changes no data.
+    if table == "api_tokens":
+        row.pop("last_used_at", None)
+    return row
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.api.access import needing
 from graphql_api.api.context import Info
 from graphql_api.api.errors import UserError
 from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
@@ -31,18 +32,26 @@ class ContactPayload:
 
 @strawberry.type
 class ContactMutations:
-    @strawberry.mutation(description="Add a contact.")
+    @strawberry.mutation(description=needing("contacts.manage", "Add a contact."))
     async def create_contact(
         self,
         info: Info,
         input: Annotated[ContactInput, strawberry.argument(description="The new contact.")],
     ) -> ContactPayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
-            return {"contact": await create_contact(session, given_fields(input))}
+            return {
+                "contact": await create_contact(
+                    session, info.context.principal, given_fields(input)
+                )
+            }
 
         return await run_mutation(info, ContactPayload, NO_ARGUMENTS, work)
 
-    @strawberry.mutation(description="Change a contact's fields; absent fields stay unchanged.")
+    @strawberry.mutation(
+        description=needing(
+            "contacts.manage", "Change a contact's fields; absent fields stay unchanged."
+        )
+    )
     async def update_contact(
         self,
         info: Info,
@@ -51,6 +60,10 @@ class ContactMutations:
     ) -> ContactPayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
             contact_id = decode_id(id, "Contact", ["contact_id"])
-            return {"contact": await update_contact(session, contact_id, given_fields(input))}
+            return {
+                "contact": await update_contact(
+                    session, info.context.principal, contact_id, given_fields(input)
+                )
+            }
 
         return await run_mutation(info, ContactPayload, CONTACT_BY_ID, work)

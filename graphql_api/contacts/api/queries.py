@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from sqlalchemy import select
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
@@ -39,7 +40,7 @@ async def _filtered(info: Info, query: Any, filter: Any) -> Any:
 
 @strawberry.type
 class ContactQueries:
-    @strawberry.field(description="One contact by id; null when it does not exist.")
+    @guarded_field("contacts.view", "One contact by id; null when it does not exist.")
     async def contact(
         self,
         info: Info,
@@ -47,9 +48,10 @@ class ContactQueries:
     ) -> Contact | None:
         return await info.context.row(models.Contact, query_id(id, "Contact"))
 
-    @strawberry.field(
-        description="Contacts, oldest first, optionally narrowed by a filter (to preview who "
-        "a dynamic group would hold) and a search."
+    @guarded_field(
+        "contacts.view",
+        "Contacts, oldest first, optionally narrowed by a filter (to preview who "
+        "a dynamic group would hold) and a search.",
     )
     async def contacts(
         self,

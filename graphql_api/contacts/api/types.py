@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.contacts import models
@@ -63,11 +64,11 @@ class Contact(Node):
     organisation_name: str | None = strawberry.field(
         description="Organisation name (organisatienaam)."
     )
-    email: str | None = strawberry.field(description="E-mail address (e-mailadres).")
-    phone: str | None = strawberry.field(description="Telephone number (telefoonnummer).")
-    street: str | None = strawberry.field(description="Street and number (straat).")
-    postal_code: str | None = strawberry.field(description="Postal code (postcode).")
-    city: str | None = strawberry.field(description="City (plaats).")
+    email: str | None = guarded_field("contacts.view", "E-mail address (e-mailadres).")
+    phone: str | None = guarded_field("contacts.view", "Telephone number (telefoonnummer).")
+    street: str | None = guarded_field("contacts.view", "Street and number (straat).")
+    postal_code: str | None = guarded_field("contacts.view", "Postal code (postcode).")
+    city: str | None = guarded_field("contacts.view", "City (plaats).")
     created_at: datetime = strawberry.field(description="When the contact was created.")
     is_type_of = rows_of(models.Contact)
 

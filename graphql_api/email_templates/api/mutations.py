@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.api.access import needing
 from graphql_api.api.context import Info
 from graphql_api.api.errors import UserError
 from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
@@ -36,18 +37,26 @@ class EmailTemplatePayload:
 
 @strawberry.type
 class EmailTemplateMutations:
-    @strawberry.mutation(description="Add an e-mail template.")
+    @strawberry.mutation(description=needing("templates.manage", "Add an e-mail template."))
     async def create_email_template(
         self,
         info: Info,
         input: Annotated[EmailTemplateInput, strawberry.argument(description="The template.")],
     ) -> EmailTemplatePayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
-            return {"email_template": await create_email_template(session, given_fields(input))}
+            return {
+                "email_template": await create_email_template(
+                    session, info.context.principal, given_fields(input)
+                )
+            }
 
         return await run_mutation(info, EmailTemplatePayload, NO_ARGUMENTS, work)
 
-    @strawberry.mutation(description="Change an e-mail template; absent fields stay unchanged.")
+    @strawberry.mutation(
+        description=needing(
+            "templates.manage", "Change an e-mail template; absent fields stay unchanged."
+        )
+    )
     async def update_email_template(
         self,
         info: Info,
@@ -56,18 +65,27 @@ class EmailTemplateMutations:
     ) -> EmailTemplatePayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
             pk = decode_id(id, "EmailTemplate", ["template_id"])
-            return {"email_template": await update_email_template(session, pk, given_fields(input))}
+            return {
+                "email_template": await update_email_template(
+                    session, info.context.principal, pk, given_fields(input)
+                )
+            }
 
         return await run_mutation(info, EmailTemplatePayload, TEMPLATE_BY_ID, work)
 
-    @strawberry.mutation(description="Delete an e-mail template; refused while a group sends it.")
+    @strawberry.mutation(
+        description=needing(
+            "templates.manage", "Delete an e-mail template; refused while a group sends it."
+        )
+    )
     async def delete_email_template(
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The template's id.")],
     ) -> DeletePayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
-            await delete_email_template(session, decode_id(id, "EmailTemplate", ["template_id"]))
+            pk = decode_id(id, "EmailTemplate", ["template_id"])
+            await delete_email_template(session, info.context.principal, pk)
             return {"deleted_id": id}
 
         return await run_mutation(info, DeletePayload, TEMPLATE_BY_ID, work)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.email_templates.api.types import EmailTemplate
 from graphql_api.email_templates.service import list_email_templates
@@ -11,6 +12,6 @@ from graphql_api.email_templates.service import list_email_templates
 
 @strawberry.type
 class EmailTemplateQueries:
-    @strawberry.field(description="Every e-mail template, by name.")
+    @guarded_field("templates.view", "Every e-mail template, by name.")
     async def email_templates(self, info: Info) -> list[EmailTemplate]:
         return await info.context.db.run(list_email_templates)  # type: ignore[return-value]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.api.access import needing
 from graphql_api.api.context import Info
 from graphql_api.api.errors import UserError
 from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, run_mutation
@@ -74,8 +75,11 @@ def _source(count: int) -> MembershipSource:
 @strawberry.type
 class GroupMutations:
     @strawberry.mutation(
-        description="Create a group (Nieuwe groep): static, or dynamic with a filter, or "
-        "composite with composedOfIds."
+        description=needing(
+            "groups.manage",
+            "Create a group (Nieuwe groep): static, or dynamic with a filter, or "
+            "composite with composedOfIds.",
+        )
     )
     async def create_group(
         self,
@@ -84,12 +88,15 @@ class GroupMutations:
     ) -> GroupPayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
             values = group_values(input)
-            return {"group": await lifecycle.create_group(session, info.context.user, values)}
+            group = await lifecycle.create_group(session, info.context.principal, values)
+            return {"group": group}
 
         return await run_mutation(info, GroupPayload, NO_ARGUMENTS, work)
 
     @strawberry.mutation(
-        description="Change a group's settings: absent = unchanged, null = cleared."
+        description=needing(
+            "groups.manage", "Change a group's settings: absent = unchanged, null = cleared."
+        )
     )
     async def update_group(
         self,
@@ -100,12 +107,15 @@ class GroupMutations:
         async def work(session: AsyncSession) -> dict[str, Any]:
             group_id = decode_id(id, "Group", ["group_id"])
             changes = group_values(input)
-            group = await lifecycle.update_group(session, info.context.user, group_id, changes)
+            actor = info.context.principal
+            group = await lifecycle.update_group(session, actor, group_id, changes)
             return {"group": group}
 
         return await run_mutation(info, GroupPayload, GROUP_BY_ID, work)
 
-    @strawberry.mutation(description="Delete a group with its memberships and history.")
+    @strawberry.mutation(
+        description=needing("groups.manage", "Delete a group with its memberships and history.")
+    )
     async def delete_group(
         self,
         info: Info,
@@ -113,14 +123,17 @@ class GroupMutations:
     ) -> DeletePayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
             group_id = decode_id(id, "Group", ["group_id"])
-            await lifecycle.delete_group(session, info.context.user, group_id)
+            await lifecycle.delete_group(session, info.context.principal, group_id)
             return {"deleted_id": id}
 
         return await run_mutation(info, DeletePayload, GROUP_BY_ID, work)
 
     @strawberry.mutation(
-        description="Freeze a dynamic or composite group's current members into explicit "
-        "memberships (source CONVERSION, recorded in the history); the group becomes static."
+        description=needing(
+            "groups.manage",
+            "Freeze a dynamic or composite group's current members into explicit "
+            "memberships (source CONVERSION, recorded in the history); the group becomes static.",
+        )
     )
     async def convert_to_static(
         self,
@@ -131,13 +144,16 @@ class GroupMutations:
     ) -> GroupPayload:
         async def work(session: AsyncSession) -> dict[str, Any]:
             pk = decode_id(group_id, "Group", ["group_id"])
-            return {"group": await lifecycle.convert_to_static(session, info.context.user, pk)}
+            return {"group": await lifecycle.convert_to_static(session, info.context.principal, pk)}
 
         return await run_mutation(info, GroupPayload, GROUP_ID, work)
 
     @strawberry.mutation(
-        description="Link contacts to a static group. Existing members are left as they are; "
-        "one unknown id refuses the whole call."
+        description=needing(
+            "members.manage",
+            "Link contacts to a static group. Existing members are left as they are; "
+            "one unknown id refuses the whole call.",
+        )
     )
     async def add_group_members(
         self,
@@ -150,7 +166,10 @@ class GroupMutations:
         return await _change_members(info, group_id, contact_ids, membership_writes.add_members)
 
     @strawberry.mutation(
-        description="Unlink contacts from a static group; the history keeps that they were members."
+        description=needing(
+            "members.manage",
+            "Unlink contacts from a static group; the history keeps that they were members.",
+        )
     )
     async def remove_group_members(
         self,
@@ -174,7 +193,7 @@ async def _change_members(
     async def work(session: AsyncSession) -> dict[str, Any]:
         pk = decode_id(group_id, "Group", ["group_id"])
         ids = _contact_ids(info, contact_ids)
-        changed = await change(session, info.context.user, pk, ids, _source(len(ids)))
+        changed = await change(session, info.context.principal, pk, ids, _source(len(ids)))
         return {
             "group": await lifecycle.locked_group(session, pk),
             "memberships": [m for m in changed if isinstance(m, models.Membership)],

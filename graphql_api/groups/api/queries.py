@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
 from graphql_api.groups import models
@@ -19,7 +20,7 @@ GroupOrderType = strawberry.enum(GroupOrder, name="GroupOrder", description="Ord
 
 @strawberry.type
 class GroupQueries:
-    @strawberry.field(description="One group by id; null when it does not exist.")
+    @guarded_field("groups.view", "One group by id; null when it does not exist.")
     async def group(
         self,
         info: Info,
@@ -27,7 +28,7 @@ class GroupQueries:
     ) -> Group | None:
         return await info.context.row(models.Group, query_id(id, "Group"))
 
-    @strawberry.field(description="Groups (groepen), filtered and ordered, a page at a time.")
+    @guarded_field("groups.view", "Groups (groepen), filtered and ordered, a page at a time.")
     async def groups(
         self,
         info: Info,

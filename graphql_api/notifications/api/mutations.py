@@ -1,4 +1,4 @@
-"""GraphQL mutations of the notification outbox (admins only), with their payload."""
+"""GraphQL mutations of the notification outbox, with their payload."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.api.access import needing
 from graphql_api.api.context import Info
 from graphql_api.api.errors import UserError
 from graphql_api.api.mutations import ErrorPaths, run_mutation
 from graphql_api.api.relay import decode_id
-from graphql_api.notifications.api.permissions import require_admin
 from graphql_api.notifications.api.types import NotificationDelivery
 from graphql_api.notifications.service import retry_delivery
 
@@ -30,17 +30,18 @@ class DeliveryPayload:
 @strawberry.type
 class NotificationMutations:
     @strawberry.mutation(
-        description="Deliver a DEAD delivery again, with fresh attempts (admins only)."
+        description=needing(
+            "deliveries.manage", "Deliver a DEAD delivery again, with fresh attempts."
+        )
     )
     async def retry_delivery(
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="A delivery id.")],
     ) -> DeliveryPayload:
-        require_admin(info)
 
         async def work(session: AsyncSession) -> dict[str, Any]:
             pk = decode_id(id, "NotificationDelivery", ["delivery_id"])
-            return {"delivery": await retry_delivery(session, pk)}
+            return {"delivery": await retry_delivery(session, info.context.principal, pk)}
 
         return await run_mutation(info, DeliveryPayload, DELIVERY_BY_ID, work)

@@ -1,4 +1,4 @@
-"""GraphQL queries of the notification outbox (admins only)."""
+"""GraphQL queries of the notification outbox."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Annotated
 
 import strawberry
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.relay import After, Connection, First, paginate
 from graphql_api.kernel.pagination import Ordering
 from graphql_api.notifications import models
-from graphql_api.notifications.api.permissions import require_admin
 from graphql_api.notifications.api.types import DeliveryStatusType, NotificationDelivery
 from graphql_api.notifications.service import deliveries_query
 
@@ -19,7 +19,7 @@ NEWEST_FIRST = Ordering((models.Delivery.id,), descending=True)
 
 @strawberry.type
 class NotificationQueries:
-    @strawberry.field(description="Notification deliveries, newest first (admins only).")
+    @guarded_field("deliveries.manage", "Notification deliveries, newest first.")
     async def notification_deliveries(
         self,
         info: Info,
@@ -29,7 +29,6 @@ class NotificationQueries:
         first: First = None,
         after: After = None,
     ) -> Connection[NotificationDelivery]:
-        require_admin(info)
         return await paginate(
             info,
             deliveries_query(status),

@@ -14,6 +14,7 @@ import strawberry
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.relay import After, Connection, First, paginate
 from graphql_api.contacts import models as contacts
@@ -74,11 +75,11 @@ class RolePlugin:
 
         label = self.role.label("en")
         return [
-            strawberry.field(
+            guarded_field(
+                "contacts.view",
+                f"Contacts holding the role {label!r} ({self.role.label('nl')}), oldest first.",
                 resolver=holders,
                 name=self.holders_field,
-                description=f"Contacts holding the role {label!r} ({self.role.label('nl')}), "
-                "oldest first.",
             )
         ]
 

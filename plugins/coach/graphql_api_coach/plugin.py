@@ -21,6 +21,7 @@ from graphql_api.plugin import (
     Info,
     Membership,
     MembersRemoved,
+    Principal,
     Problems,
     RolePlugin,
     UserError,
@@ -29,11 +30,14 @@ from graphql_api.plugin import (
     decode_id,
     holder_ids,
     hookimpl,
+    needing,
+    requires,
     run_mutation,
 )
 from graphql_api_coach.models import HoomdossierLink
 
 ROLE = "coach"
+LINK_PERMISSION = "coach.link_hoomdossier"
 LINK_ARGUMENTS = ErrorPaths({"contact_id": "contactId", "account_id": "accountId"}, input=None)
 """``linkHoomdossier(contactId:, accountId:)`` and ``unlinkHoomdossier(contactId:)``."""
 
@@ -46,7 +50,10 @@ class HoomdossierLinkPayload:
     errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
 
 
-async def link(session: AsyncSession, contact_id: int, account_id: str) -> Contact:
+@requires(LINK_PERMISSION)
+async def link(
+    session: AsyncSession, actor: Principal, contact_id: int, account_id: str
+) -> Contact:
     """Link a coach to a Hoomdossier account, replacing the coach's earlier link."""
     problems = Problems()
     account = clean_text(problems, ["account_id"], account_id, max_length=100, required=True)
@@ -81,7 +88,9 @@ async def link(session: AsyncSession, contact_id: int, account_id: str) -> Conta
     return contact
 
 
-async def unlink(session: AsyncSession, contact_id: int) -> Contact:
+@requires(LINK_PERMISSION)
+async def unlink(session: AsyncSession, actor: Principal, contact_id: int) -> Contact:
+    """Remove a coach's Hoomdossier link."""
     result = await session.execute(
         delete(HoomdossierLink)
         .where(HoomdossierLink.contact_id == contact_id)
@@ -124,6 +133,10 @@ class CoachPlugin(RolePlugin):
         return str(Path(__file__).parent / "migrations")
 
     @hookimpl
+    def register_permissions(self) -> dict[str, str]:
+        return {LINK_PERMISSION: "Link coaches to Hoomdossier accounts and unlink them."}
+
+    @hookimpl
     def mutation_fields(self) -> list[Any]:
         async def link_hoomdossier(
             info: Info,
@@ -134,7 +147,7 @@ class CoachPlugin(RolePlugin):
         ) -> HoomdossierLinkPayload:
             async def work(session: AsyncSession) -> dict[str, Any]:
                 pk = decode_id(contact_id, "Contact", ["contact_id"])
-                return {"contact": await link(session, pk, account_id)}
+                return {"contact": await link(session, info.context.principal, pk, account_id)}
 
             return await run_mutation(info, HoomdossierLinkPayload, LINK_ARGUMENTS, work)
 
@@ -144,18 +157,22 @@ class CoachPlugin(RolePlugin):
         ) -> HoomdossierLinkPayload:
             async def work(session: AsyncSession) -> dict[str, Any]:
                 pk = decode_id(contact_id, "Contact", ["contact_id"])
-                return {"contact": await unlink(session, pk)}
+                return {"contact": await unlink(session, info.context.principal, pk)}
 
             return await run_mutation(info, HoomdossierLinkPayload, LINK_ARGUMENTS, work)
 
         return [
             strawberry.mutation(
                 resolver=link_hoomdossier,
-                description="Link a coach (a member of an 'Is coach' group) to a Hoomdossier "
-                "account; replaces the coach's earlier link.",
+                description=needing(
+                    LINK_PERMISSION,
+                    "Link a coach (a member of an 'Is coach' group) to a Hoomdossier "
+                    "account; replaces the coach's earlier link.",
+                ),
             ),
             strawberry.mutation(
-                resolver=unlink_hoomdossier, description="Remove a coach's Hoomdossier link."
+                resolver=unlink_hoomdossier,
+                description=needing(LINK_PERMISSION, "Remove a coach's Hoomdossier link."),
             ),
         ]
 

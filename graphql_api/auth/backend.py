@@ -1,0 +1,104 @@
+"""Who is calling: one authentication backend for HTTP requests and WebSocket connections.
+
+Starlette's ``AuthenticationMiddleware`` runs it before anything else; what it finds is
+``request.user``, a ``StaffUser`` carrying the ``Principal`` that services receive as the
+actor. A WebSocket client may instead send its token in the ``connection_init`` payload;
+``TokenBackend.principal_for`` checks that one the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from graphql_api.auth.token_cache import TokenCache
+from graphql_api.kernel.access import Principal
+from graphql_api.users.accounts import development_principal
+from graphql_api.users.tokens import UNKNOWN_TOKEN, TokenRefused, check_token, hash_token, note_use
+
+LAST_USED_PRECISION = timedelta(minutes=1)
+"""``lastUsedAt`` is written at most this often per token, to keep writes off the hot path."""
+
+
+class StaffUser(BaseUser):
+    """``request.user`` of an authenticated request."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.name
+
+
+class TokenBackend(AuthenticationBackend):
+    """Bearer API tokens; in development mode, no token acts as the first admin."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], cache: TokenCache, *, dev_mode: bool
+    ) -> None:
+        self.sessions = sessions
+        self.cache = cache
+        self.dev_mode = dev_mode
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        token = bearer_token(conn.headers.get("authorization"))
+        if token is None and not self.dev_mode:
+            return None
+        if token is None:
+            async with self.sessions() as session:
+                principal = await development_principal(session)
+        else:
+            principal = await self.principal_for(token)
+        return AuthCredentials(sorted(principal.permissions)), StaffUser(principal)
+
+    async def principal_for(self, token: str) -> Principal:
+        """The principal of ``token``; ``AuthenticationError`` saying why there is none."""
+        key = hash_token(token)
+        outcome = self.cache.get(key)
+        if outcome is None:
+            async with self.sessions() as session, session.begin():
+                outcome = await check_token(session, token)
+                if isinstance(outcome, Principal) and outcome.token_id is not None:
+                    await note_use(session, outcome.token_id, at_most_every=LAST_USED_PRECISION)
+            self.cache.put(key, outcome)
+        if isinstance(outcome, TokenRefused):
+            raise AuthenticationError(outcome.reason)
+        return outcome
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization`` header; "" for a header of another scheme."""
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def unauthorized(reason: str = UNKNOWN_TOKEN.reason) -> Response:
+    """401 with a GraphQL-shaped body saying why, and no data."""
+    body = {"errors": [{"message": reason, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return Response(
+        json.dumps(body),
+        status_code=401,
+        media_type="application/json",
+        headers={"WWW-Authenticate": 'Bearer realm="graphql-api"'},
+    )
+
+
+def on_auth_error(conn: HTTPConnection, error: Exception) -> Response:
+    return unauthorized(str(error))
