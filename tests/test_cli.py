@@ -46,6 +46,52 @@ def test_migrate_create_user_and_seed(env: dict[str, str]):
     assert "demo data not loaded" in seeded.stderr, "the database already had a user"
 
 
+def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
+    assert run(env, "migrate").returncode == 0
+    created = run(
+        env, "create-user", "--name", "Piet", "--email", "piet@example.coop", "--role", "viewer"
+    )
+    assert created.returncode == 0, created.stderr
+    assert "(viewer)" in created.stderr
+    token = run(
+        env, "create-token", "--email", "PIET@example.coop", "--name", "sync", "--expires-in", "90d"
+    )
+    assert token.returncode == 0, token.stderr
+    assert (
+        token.stdout.strip().startswith("gapi_") and "'sync' of PIET@example.coop" in token.stderr
+    )
+    for args, message in [
+        (
+            ["create-user", "--name", "X", "--email", "x@example.coop", "--role", "chef"],
+            "No staff role 'chef'",
+        ),
+        (
+            ["create-token", "--email", "nobody@example.coop", "--name", "t"],
+            "No user 'nobody@example.coop'",
+        ),
+        (
+            ["create-token", "--email", "piet@example.coop", "--name", "t", "--expires-in", "soon"],
+            "no duration",
+        ),
+        (["create-token", "--email", "piet@example.coop", "--name", ""], "name is required"),
+    ]:
+        refused = run(env, *args)
+        assert refused.returncode == 1, args
+        assert message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]):
+    assert run(env, "migrate").returncode == 0
+    seeded = run(env, "seed", "--demo")
+    assert seeded.returncode == 0, seeded.stderr
+    lines = [line.split() for line in seeded.stderr.splitlines() if "Bearer gapi_" in line]
+    assert [(words[0], words[1]) for words in lines] == [
+        ("admin", "Johannes"),
+        ("manager", "Anna"),
+        ("viewer", "Pieter"),
+    ]
+
+
 def test_export_schema_prints_the_stored_schema(
     env: dict[str, str], repo_root: Path, built_in_plugins: list[str]
 ):

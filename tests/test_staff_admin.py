@@ -156,7 +156,7 @@ async def test_the_last_active_admin_stays(client: GraphQLClient, app: Any, admi
             body = await client.data(UPDATE_USER, {"id": me, "input": change})
         [error] = body["updateUser"]["errors"]
         assert error["code"] == "LAST_ADMIN" and "last active admin" in error["message"]
-    other, _ = await make_user(app, "Bram", "bram@example.coop", admin=True)
+    await make_user(app, "Bram", "bram@example.coop", admin=True)
     demoted = await client.data(UPDATE_USER, {"id": me, "input": {"roleId": roles["manager"]}})
     assert demoted["updateUser"] == {
         "user": {"isActive": True, "role": {"name": "manager"}},
