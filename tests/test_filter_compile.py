@@ -22,7 +22,7 @@ from graphql_api.groups.filters import (
     compile_filter,
 )
 from graphql_api.groups.lifecycle import create_group
-from graphql_api.groups.membership_reads import filter_contacts
+from graphql_api.groups.membership_reads import filter_contacts, members_query
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import MembershipSource
 from graphql_api.groups.rules import Rules
@@ -234,12 +234,25 @@ async def test_a_plugin_field_compiles_its_own_condition(sessions: Sessions):
     in_ = cond("emailDomain", "IN", values=["wind.nl", "zon.nl"])
     assert await matching(sessions, in_) == [ANNA, COR, ZON]
     assert await matching(sessions, cond("emailDomain", "IS_EMPTY")) == [BRAM, OLAF]
+    nested = {"any": [{"not": cond("emailDomain", "EQ", "zon.nl")}, cond("city", "EQ", "zwolle")]}
+    assert await matching(sessions, nested) == [ANNA, BRAM, COR, OLAF]
     assert CALLS == [
         (FilterOp.EQ, ["Zon.NL"]),
         (FilterOp.NEQ, ["zon.nl"]),
         (FilterOp.IN, ["wind.nl", "zon.nl"]),
         (FilterOp.IS_EMPTY, [""]),
+        (FilterOp.EQ, ["zon.nl"]),
     ], "the values for IN, else the one value; none is an empty text"
+
+
+async def test_a_dynamic_group_on_a_plugin_field(sessions: Sessions):
+    async with sessions() as session, session.begin():
+        values = {"name": "Zon", "filter": cond("emailDomain", "IN", values=["zon.nl"])}
+        group = await create_group(session, SYSTEM, values)
+    async with sessions() as session:
+        query = await members_query(session, group.id)
+        names = [c.display_name for c in await session.scalars(query.order_by(Contact.id))]
+    assert names == [ANNA, ZON]
 
 
 def test_a_condition_compiles_to_bound_sql():

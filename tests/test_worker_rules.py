@@ -465,6 +465,7 @@ async def test_the_loop_ends_at_once_when_stopped_before_it_starts(
     await outbox(sessions, "mail")
     stop = asyncio.Event()
     stop.set()
-    await worker(sessions, courier).run_forever(stop)
+    async with asyncio.timeout(2):
+        await worker(sessions, courier).run_forever(stop)
     assert courier.handed == []
     assert await statuses(sessions) == [PENDING]
