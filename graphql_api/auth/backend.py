@@ -24,7 +24,7 @@ from starlette.responses import Response
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.kernel.access import Principal
 from graphql_api.users.accounts import development_principal
-from graphql_api.users.tokens import UNKNOWN_TOKEN, TokenRefused, check_token, hash_token, note_use
+from graphql_api.users.tokens import UNKNOWN_TOKEN, TokenRefused, check_token, hash_token
 
 LAST_USED_PRECISION = timedelta(minutes=1)
 """``lastUsedAt`` is written at most this often per token, to keep writes off the hot path."""
@@ -72,9 +72,7 @@ class TokenBackend(AuthenticationBackend):
         outcome = self.cache.get(key)
         if outcome is None:
             async with self.sessions() as session, session.begin():
-                outcome = await check_token(session, token)
-                if isinstance(outcome, Principal) and outcome.token_id is not None:
-                    await note_use(session, outcome.token_id, at_most_every=LAST_USED_PRECISION)
+                outcome = await check_token(session, token, note_use_after=LAST_USED_PRECISION)
             self.cache.put(key, outcome)
         if isinstance(outcome, TokenRefused):
             raise AuthenticationError(outcome.reason)

@@ -57,8 +57,13 @@ def principal_of(user: User, role: StaffRole, token: ApiToken | None = None) -> 
     )
 
 
-async def check_token(session: AsyncSession, token: str) -> Principal | TokenRefused:
-    """The principal a bearer token stands for, or why it stands for nobody."""
+async def check_token(
+    session: AsyncSession, token: str, *, note_use_after: timedelta | None = None
+) -> Principal | TokenRefused:
+    """The principal a bearer token stands for, or why it stands for nobody.
+
+    With ``note_use_after``, a token whose ``last_used_at`` is older than that gets it set
+    to now: a write on every request would cost more than the answer."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return UNKNOWN_TOKEN
     found = (
@@ -80,19 +85,13 @@ async def check_token(session: AsyncSession, token: str) -> Principal | TokenRef
         return TokenRefused(f"This API token expired at {api_token.expires_at:%Y-%m-%d %H:%M} UTC.")
     if not user.is_active:
         return TokenRefused("The user of this API token is deactivated.")
-    return principal_of(user, role, api_token)
-
-
-async def note_use(session: AsyncSession, token_id: int, *, at_most_every: timedelta) -> None:
-    """Set the token's ``last_used_at``, unless it was set less than ``at_most_every`` ago:
-    a write on every request would cost more than the answer."""
     now = utcnow()
-    await session.execute(
-        update(ApiToken)
-        .where(ApiToken.id == token_id)
-        .where((ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - at_most_every))
-        .values(last_used_at=now)
-    )
+    last_used = api_token.last_used_at
+    if note_use_after is not None and (last_used is None or last_used < now - note_use_after):
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now)
+        )
+    return principal_of(user, role, api_token)
 
 
 async def issue_token(
