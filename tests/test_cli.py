@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,9 +10,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 CLI = [sys.executable, "-m", "graphql_api.cli"]
 
@@ -150,3 +153,62 @@ def test_serve_over_http_requires_a_token(server: tuple[str, str]):
     groups = response.json()["data"]["groups"]
     assert groups["totalCount"] == 6, "the demo has one closed group of seven"
     assert all(edge["node"]["memberCount"] > 0 for edge in groups["edges"])
+
+
+async def graphql_over_websocket(
+    url: str, init: dict[str, Any], document: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every message the server sends for one operation over graphql-transport-ws, the
+    connection's close included as ``{"type": "closed", "code": ...}``."""
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(
+        url.replace("http", "ws") + "/graphql",
+        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+        additional_headers=headers,
+    ) as socket:
+        try:
+            await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+            received.append(json.loads(await socket.recv()))
+            await socket.send(
+                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}})
+            )
+            while True:
+                message = json.loads(await socket.recv())
+                received.append(message)
+                if message["type"] in ("complete", "error"):
+                    return received
+        except websockets.ConnectionClosed as closed:
+            received.append({"type": "closed", "code": closed.rcvd.code if closed.rcvd else None})
+            return received
+
+
+async def test_a_websocket_client_authenticates_in_connection_init(server: tuple[str, str]):
+    url, token = server
+    me = "{ me { user { name } permissions } }"
+    answered = await graphql_over_websocket(url, {"Authorization": f"Bearer {token}"}, me)
+    assert [m["type"] for m in answered] == ["connection_ack", "next", "complete"]
+    assert answered[1]["payload"]["data"]["me"]["user"] == {"name": "Test"}
+    assert "groups.manage" in answered[1]["payload"]["data"]["me"]["permissions"]
+
+    by_header = await graphql_over_websocket(
+        url, {}, me, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert [m["type"] for m in by_header] == ["connection_ack", "next", "complete"]
+
+    for init in ({}, {"Authorization": "Bearer gapi_wrong"}, {"Authorization": token}):
+        refused = await graphql_over_websocket(url, init, me)
+        assert refused == [{"type": "closed", "code": 4403}], init
+
+
+async def test_a_websocket_operation_meets_the_same_permissions(
+    server: tuple[str, str], env: dict[str, str]
+):
+    url, _ = server
+    made = run(
+        env, "create-user", "--name", "Kijker", "--email", "k@example.coop", "--role", "viewer"
+    )
+    viewer = made.stdout.split()[-1]
+    create = 'mutation { createGroup(input: {name: "Via WS"}) { errors { code message } } }'
+    answered = await graphql_over_websocket(url, {"Authorization": f"Bearer {viewer}"}, create)
+    [error] = answered[1]["payload"]["data"]["createGroup"]["errors"]
+    assert error["code"] == "FORBIDDEN" and "groups.manage" in error["message"]

@@ -48,6 +48,15 @@ class RequestDb:
             async with self.session.begin():
                 yield self.session
 
+    async def release(self) -> None:
+        """End the read transaction resolvers began, so a WebSocket connection, which keeps
+        its session for many operations, never holds one open between them."""
+        async with self._lock:
+            if self.session.in_transaction():
+                # Writes commit in ``transaction``; what is left is a read, or a transaction
+                # a failed statement broke, and a rollback ends both.
+                await self.session.rollback()
+
 
 LoadFn = Callable[[AsyncSession, Sequence[Any]], Awaitable[Sequence[Any]]]
 
@@ -66,6 +75,9 @@ class Context:
     plugin_infos: Sequence[Any] = ()
     """What ``plugins`` reports: the manager's ``PluginInfo`` of each plugin."""
     access_changed: Callable[[], None] = lambda: None
+    """Call after changing who may do what, so this process forgets the tokens it checked."""
+    connection_params: dict[str, Any] | None = None
+    """A WebSocket client's ``connection_init`` payload (Strawberry fills it in)."""
     """Call after changing who may do what, so this process forgets the tokens it checked."""
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
 

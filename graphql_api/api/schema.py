@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -104,6 +105,19 @@ class Mutation(
     pass
 
 
+class OperationBoundary(SchemaExtension):
+    """After each operation: end its read transaction and forget what its loaders hold.
+
+    An HTTP request is one operation; a WebSocket connection runs many on one context,
+    and each must see what was committed since the one before."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        await context.db.release()
+        context.forget_loaded()
+
+
 class Schema(strawberry.Schema):
     """Strawberry's schema, logging only server faults (it would log every client error)."""
 
@@ -161,6 +175,7 @@ def build_schema(
                 lambda: AddValidationRules(limits),
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
                 MaskInternalErrors,
+                OperationBoundary,
                 # Clients send the same documents again and again; parse and check each once.
                 lambda: ParserCache(maxsize=1000),
                 lambda: ValidationCache(maxsize=1000),

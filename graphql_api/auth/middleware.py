@@ -1,7 +1,9 @@
 """Per-request set-up of ``/graphql``: refuse anonymous calls, open the request's session.
 
 Authentication (``auth.backend``) has run before: an unauthenticated request gets no data
-and no schema; the GraphiQL page itself holds no data and is served to browsers.
+and no schema; the GraphiQL page itself holds no data and is served to browsers. A
+WebSocket connection keeps one session while it lasts; it may still authenticate in its
+``connection_init`` message (see ``GraphQLEndpoint.on_ws_connect``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ class RequestScope:
         self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/graphql":
+        if scope["type"] not in ("http", "websocket") or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
         user = scope.get("user")
-        if not isinstance(user, StaffUser) and not _wants_graphiql_page(scope):
+        anonymous_allowed = scope["type"] == "websocket" or _wants_graphiql_page(scope)
+        if not isinstance(user, StaffUser) and not anonymous_allowed:
             await unauthorized()(scope, receive, send)
             return
         async with self.sessions() as session:
