@@ -37,6 +37,7 @@ format: install
 # The schema with the built-in plugins alone, whatever else is installed.
 schema: install
 	GRAPHQL_API_PLUGINS=$(subst $(space),$(comma),$(notdir $(PLUGINS))) $(BIN)/graphql-api export-schema > schema.graphql
+	$(BIN)/graphql-api export-schema --portal > portal-schema.graphql
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache mutants

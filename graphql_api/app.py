@@ -1,4 +1,5 @@
-"""The Starlette application: ``/graphql`` (API and GraphiQL) and ``/health``."""
+"""The Starlette application: ``/graphql`` (staff API and GraphiQL, also over WebSocket),
+``/portal/graphql`` (the customer portal) and ``/health``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.authentication import AuthenticationError
@@ -22,13 +25,15 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graphql_api.api.context import Context
 from graphql_api.api.schema import CORE_FIELD_NAMES, build_schema
-from graphql_api.auth.backend import TokenBackend, bearer_token, on_auth_error
-from graphql_api.auth.middleware import RequestScope
+from graphql_api.auth.backend import PortalUser, TokenBackend, bearer_token, on_auth_error
+from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.kernel.access import NOBODY
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
+from graphql_api.portal.api.context import PortalContext
+from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
 from graphql_api.users.tokens import UNKNOWN_TOKEN
 
@@ -76,6 +81,25 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         )
 
 
+class PortalEndpoint(GraphQL[PortalContext, None]):
+    """The portal's own schema on ``/portal/graphql``, for contacts with a session."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(build_portal_schema(settings), graphql_ide="graphiql")
+        self.settings = settings
+        self.zone = ZoneInfo(settings.timezone)
+
+    async def get_context(self, request: Any, response: Any) -> PortalContext:
+        user = request.user
+        return PortalContext(
+            db=request.state.db,
+            portal=user.session if isinstance(user, PortalUser) else None,
+            settings=self.settings,
+            address=request.client.host if request.client else "unknown",
+            today=datetime.now(self.zone).date(),
+        )
+
+
 def load_plugins(settings: Settings, plugins: Sequence[object] | None = None) -> Plugins:
     """The plugins of one application: ``plugins`` given, exactly these; None, the
     installed ones (entry points). Their fields are checked against the core's."""
@@ -118,12 +142,18 @@ def create_app(
             await delivering
         await engine.dispose()
 
-    backend = TokenBackend(sessions, tokens, dev_mode=settings.dev_mode)
+    backend = TokenBackend(
+        sessions,
+        tokens,
+        dev_mode=settings.dev_mode,
+        portal_session_lifetime=timedelta(minutes=settings.portal_session_minutes),
+    )
     graphql = GraphQLEndpoint(settings, manager, backend)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route(PORTAL_PATH, PortalEndpoint(settings), methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
         ],
         middleware=[

@@ -127,8 +127,8 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
         print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
         return
     print(f"Loaded {what}.", file=sys.stderr)
-    for name, role, token in tokens or []:
-        print(f"  {role:8} {name}: Authorization: Bearer {token}", file=sys.stderr)
+    for kind, name, credentials in tokens or []:
+        print(f"  {kind:8} {name}: {credentials}", file=sys.stderr)
 
 
 def _worker(settings: Settings) -> None:
@@ -153,11 +153,15 @@ def _worker(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def _export_schema(settings: Settings) -> None:
+def _export_schema(settings: Settings, portal: bool) -> None:
     from graphql_api.api.schema import build_schema
     from graphql_api.app import load_plugins
+    from graphql_api.portal.api.schema import build_portal_schema
 
-    print(build_schema(settings, load_plugins(settings).schema).as_str())
+    if portal:
+        print(build_portal_schema(settings).as_str())
+    else:
+        print(build_schema(settings, load_plugins(settings).schema).as_str())
 
 
 def _new_plugin(name: str, directory: str) -> None:
@@ -206,7 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--size", choices=["S", "M", "L"], help="a benchmark dataset (DESIGN.md section 8)"
     )
-    commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument(
+        "--portal", action="store_true", help="the portal's schema (/portal/graphql) instead"
+    )
     commands.add_parser("worker", help="deliver notifications (outbox) until stopped")
     new_plugin = commands.add_parser(
         "new-plugin", help="write a ready plugin distribution (prints its folder last)"
@@ -235,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "seed":
             _seed(settings, args.demo, args.size)
         case "export-schema":
-            _export_schema(settings)
+            _export_schema(settings, args.portal)
         case "worker":
             _worker(settings)
         case "new-plugin":

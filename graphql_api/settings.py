@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     token_cache_seconds: float = 1.0
     """How long a process trusts a checked API token before asking the database again;
     a revocation or deactivation reaches every process within this time (0 = never cache)."""
+    timezone: str = "Europe/Amsterdam"
+    """Where "today" is decided, for the start and end dates of groups on the portal."""
+    portal_session_minutes: int = 30
+    """A portal session lapses after this many minutes without a request (sliding)."""
     cors_origins: CommaSeparated = []
     """Browser origins (``https://crm.example.coop``) allowed to call the API; none by default."""
     max_query_depth: int = 12

@@ -139,6 +139,18 @@ OPERATIONS: dict[str, Operation] = {
     "revokeApiToken": _op(
         None, f'mutation {{ revokeApiToken(id: "{K}") {{ errors {{ code message }} }} }}'
     ),
+    "invitePortalUser": _op(
+        "contacts.manage",
+        f'mutation {{ invitePortalUser(contactId: "{C}") {{ errors {{ code message }} }} }}',
+    ),
+    "disablePortalUser": _op(
+        "contacts.manage",
+        f'mutation {{ disablePortalUser(contactId: "{C}") {{ errors {{ code message }} }} }}',
+    ),
+    "eraseContact": _op(
+        "contacts.manage",
+        f'mutation {{ eraseContact(contactId: "{C}") {{ errors {{ code message }} }} }}',
+    ),
     "linkHoomdossier": _op(
         "coach.link_hoomdossier",
         f'mutation {{ linkHoomdossier(contactId: "{C}", accountId: "H1") {{ errors {{ code message }} }} }}',

@@ -15,6 +15,7 @@ from graphql_api.app import load_plugins
 from graphql_api.migrations.metadata import Base
 from graphql_api.migrations.runner import downgrade, upgrade
 from graphql_api.plugins.contributions import SchemaContributions
+from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
 from graphql_api.testing import undescribed
 
@@ -32,8 +33,15 @@ def test_schema_graphql_is_fresh(repo_root: Path, built_in_plugins: list[str]):
     assert stored == exported, "schema.graphql is stale: run `make schema`"
 
 
+def test_portal_schema_graphql_is_fresh(repo_root: Path):
+    exported = build_portal_schema(Settings()).as_str() + "\n"
+    stored = (repo_root / "portal-schema.graphql").read_text()
+    assert stored == exported, "portal-schema.graphql is stale: run `make schema`"
+
+
 def test_every_type_field_and_argument_is_described(built_in_plugins: list[str]):
     assert undescribed(core_schema(built_in_plugins)) == []
+    assert undescribed(build_portal_schema(Settings())) == []
 
 
 def test_undescribed_finds_a_field_without_a_description(built_in_plugins: list[str]):

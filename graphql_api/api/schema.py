@@ -46,6 +46,7 @@ from graphql_api.notifications.api.mutations import NotificationMutations
 from graphql_api.notifications.api.queries import NotificationQueries
 from graphql_api.plugins.api.queries import PluginQueries
 from graphql_api.plugins.contributions import PluginConflict, SchemaContributions, graphql_name
+from graphql_api.portal.api.staff import StaffPortalMutations
 from graphql_api.roles.api.queries import RoleQueries
 from graphql_api.settings import Settings
 from graphql_api.users import models as users
@@ -101,6 +102,7 @@ class Mutation(
     EmailTemplateMutations,
     NotificationMutations,
     UserMutations,
+    StaffPortalMutations,
 ):
     pass
 

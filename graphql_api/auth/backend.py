@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.kernel.access import Principal
+from graphql_api.portal.accounts import SESSION_PREFIX, PortalSession, check_session
 from graphql_api.users.accounts import development_principal
 from graphql_api.users.tokens import UNKNOWN_TOKEN, TokenRefused, check_token, hash_token
 
@@ -45,19 +46,43 @@ class StaffUser(BaseUser):
         return self.principal.name
 
 
+class PortalUser(BaseUser):
+    """``request.user`` of a request with a live portal session: a contact."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.session = session
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return f"portal contact {self.session.contact_id}"
+
+
 class TokenBackend(AuthenticationBackend):
-    """Bearer API tokens; in development mode, no token acts as the first admin."""
+    """Bearer API tokens of staff and portal sessions of contacts; in development mode,
+    no token on the staff endpoint acts as the first admin."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], cache: TokenCache, *, dev_mode: bool
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: TokenCache,
+        *,
+        dev_mode: bool,
+        portal_session_lifetime: timedelta = timedelta(minutes=30),
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.dev_mode = dev_mode
+        self.portal_session_lifetime = portal_session_lifetime
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         token = bearer_token(conn.headers.get("authorization"))
-        if token is None and not self.dev_mode:
+        if token is not None and token.startswith(SESSION_PREFIX):
+            return AuthCredentials(["portal"]), PortalUser(await self.portal_session(token))
+        if token is None and not (self.dev_mode and conn.url.path == "/graphql"):
             return None
         if token is None:
             async with self.sessions() as session:
@@ -65,6 +90,15 @@ class TokenBackend(AuthenticationBackend):
         else:
             principal = await self.principal_for(token)
         return AuthCredentials(sorted(principal.permissions)), StaffUser(principal)
+
+    async def portal_session(self, token: str) -> PortalSession:
+        """The live portal session of ``token``, its expiry slid forward; never cached, so a
+        logout ends it at once."""
+        async with self.sessions() as session, session.begin():
+            found = await check_session(session, token, self.portal_session_lifetime)
+        if found is None:
+            raise AuthenticationError("This portal session has ended; log in again.")
+        return found
 
     async def principal_for(self, token: str) -> Principal:
         """The principal of ``token``; ``AuthenticationError`` saying why there is none."""

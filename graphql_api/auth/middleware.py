@@ -1,4 +1,5 @@
-"""Per-request set-up of ``/graphql``: refuse anonymous calls, open the request's session.
+"""Per-request set-up of ``/graphql`` and ``/portal/graphql``: refuse callers of the wrong
+kind, open the request's session.
 
 Authentication (``auth.backend``) has run before: an unauthenticated request gets no data
 and no schema; the GraphiQL page itself holds no data and is served to browsers. A
@@ -14,23 +15,37 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graphql_api.api.context import RequestDb
-from graphql_api.auth.backend import StaffUser, unauthorized
+from graphql_api.auth.backend import PortalUser, StaffUser, unauthorized
+
+PORTAL_PATH = "/portal/graphql"
+WRONG_ENDPOINT = {
+    "/graphql": "A portal session is not accepted here; contacts use /portal/graphql.",
+    PORTAL_PATH: "Staff API tokens are not accepted on the portal; use /graphql.",
+}
 
 
 class RequestScope:
-    """ASGI middleware that opens the request's session for an authenticated caller."""
+    """ASGI middleware that opens the request's session for a caller of the right kind:
+    staff on ``/graphql``, contacts (or nobody yet, to log in) on ``/portal/graphql``."""
 
     def __init__(self, app: ASGIApp, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.app = app
         self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] != "/graphql":
+        path = scope.get("path")
+        if scope["type"] not in ("http", "websocket") or path not in WRONG_ENDPOINT:
             await self.app(scope, receive, send)
             return
         user = scope.get("user")
-        anonymous_allowed = scope["type"] == "websocket" or _wants_graphiql_page(scope)
-        if not isinstance(user, StaffUser) and not anonymous_allowed:
+        expected = PortalUser if path == PORTAL_PATH else StaffUser
+        if isinstance(user, StaffUser | PortalUser) and not isinstance(user, expected):
+            await unauthorized(WRONG_ENDPOINT[path])(scope, receive, send)
+            return
+        anonymous_allowed = (
+            path == PORTAL_PATH or scope["type"] == "websocket" or _wants_graphiql_page(scope)
+        )
+        if not isinstance(user, expected) and not anonymous_allowed:
             await unauthorized()(scope, receive, send)
             return
         async with self.sessions() as session:

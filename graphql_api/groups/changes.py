@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from graphql_api.groups.models import Group, GroupKind, MembershipSource
 
@@ -71,4 +72,35 @@ class MembersRemoved:
     actor_id: int | None
 
 
-Change = GroupCreated | GroupUpdated | GroupDeleted | MembersAdded | MembersRemoved
+@dataclass(frozen=True)
+class ContactErased:
+    """A contact's personal data was erased (GDPR article 17); pass it on to systems that
+    hold copies."""
+
+    contact_id: int
+    actor_id: int | None
+
+
+@dataclass(frozen=True)
+class PortalMessage:
+    """A mail the portal needs sent: an invitation or a password-reset link, carrying a
+    single-use token that only the mail holds in clear."""
+
+    kind: str
+    """``portal.invitation`` or ``portal.password_reset``."""
+    contact_id: int
+    email: str
+    name: str
+    token: str
+    expires_at: datetime
+
+
+Change = (
+    GroupCreated
+    | GroupUpdated
+    | GroupDeleted
+    | MembersAdded
+    | MembersRemoved
+    | ContactErased
+    | PortalMessage
+)

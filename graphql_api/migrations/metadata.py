@@ -5,6 +5,7 @@ from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.groups.models import Group, GroupLink, Membership, MembershipEvent
 from graphql_api.kernel.db import Base
 from graphql_api.notifications.models import Delivery, OutboxEvent
+from graphql_api.portal.models import LoginThrottle, PortalAccount, PortalEvent, PortalToken
 from graphql_api.users.models import ApiToken, AuditEntry, StaffRole, User
 
 __all__ = [
@@ -16,9 +17,13 @@ __all__ = [
     "EmailTemplate",
     "Group",
     "GroupLink",
+    "LoginThrottle",
     "Membership",
     "MembershipEvent",
     "OutboxEvent",
+    "PortalAccount",
+    "PortalEvent",
+    "PortalToken",
     "StaffRole",
     "User",
 ]

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.groups.changes import (
     Change,
+    ContactErased,
     GroupCreated,
     GroupDeleted,
     GroupUpdated,
     MembersAdded,
     MembersRemoved,
+    PortalMessage,
 )
 from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, OutboxEvent
@@ -52,6 +54,17 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
             "actorId": change.actor_id,
         }
         return [(kind, {**common, "contactId": contact_id}) for contact_id in change.contact_ids]
+    if isinstance(change, ContactErased):
+        return [("contact.erased", {"contactId": change.contact_id, "actorId": change.actor_id})]
+    if isinstance(change, PortalMessage):
+        data = {
+            "contactId": change.contact_id,
+            "email": change.email,
+            "name": change.name,
+            "token": change.token,
+            "expiresAt": change.expires_at.isoformat(),
+        }
+        return [(change.kind, data)]
     if isinstance(change, GroupUpdated):
         data = {"group": _plain(change.after), "before": _plain(change.before)}
         return [("group.updated", {**data, "actorId": change.actor_id})]

@@ -29,6 +29,7 @@ from graphql_api.email_templates.rendering import render
 from graphql_api.groups.api.types import Group as GroupType
 from graphql_api.groups.changes import (
     Change,
+    ContactErased,
     GroupCreated,
     GroupDeleted,
     GroupSnapshot,
@@ -63,6 +64,7 @@ __all__ = [
     "CommaSeparated",
     "Connection",
     "Contact",
+    "ContactErased",
     "ContactType",
     "EmailTemplate",
     "ErrorCode",

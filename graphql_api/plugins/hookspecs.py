@@ -37,7 +37,12 @@ EVENT_TYPES = (
     "group.deleted",
     "members.added",
     "members.removed",
+    "contact.erased",
+    "portal.invitation",
+    "portal.password_reset",
 )
+"""``portal.*`` events carry a single-use secret for the e-mail plugin: pass them on to
+nobody else."""
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

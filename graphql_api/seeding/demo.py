@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.app import load_plugins
+from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import create_contact
 from graphql_api.email_templates.service import create_email_template
 from graphql_api.groups.lifecycle import create_group
@@ -21,6 +22,7 @@ from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import MembershipSource
 from graphql_api.kernel.access import EVERY_PERMISSION, SYSTEM, Principal
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.portal.accounts import accept_invitation, invite_portal_user
 from graphql_api.settings import Settings
 from graphql_api.users.accounts import create_user
 from graphql_api.users.models import User
@@ -92,12 +94,16 @@ ORGANISATIONS = [
 ]
 
 
-class DemoToken(NamedTuple):
-    """The API token of one demo user, to try what their staff role may do."""
+class DemoLogin(NamedTuple):
+    """How to act as one demo user (by staff role) or as the demo's portal contact."""
 
+    kind: str
     name: str
-    role: str
-    token: str
+    credentials: str
+
+
+DEMO_PORTAL_PASSWORD = "zonnedak-portaal-2025"
+"""The demo portal contact's password; printed by ``seed --demo``, a demo only."""
 
 
 DEMO_USERS = [
@@ -108,7 +114,7 @@ DEMO_USERS = [
 """One demo user per built-in staff role."""
 
 
-async def seed_demo(settings: Settings) -> list[DemoToken] | None:
+async def seed_demo(settings: Settings) -> list[DemoLogin] | None:
     """Load the demo into an empty database and return its users' tokens; None (and no
     change) when the database holds data already.
 
@@ -127,16 +133,16 @@ async def seed_demo(settings: Settings) -> list[DemoToken] | None:
         await engine.dispose()
 
 
-async def _load(session: AsyncSession, roles: Collection[str]) -> list[DemoToken]:
+async def _load(session: AsyncSession, roles: Collection[str]) -> list[DemoLogin]:
     rng = random.Random(2025)
-    tokens: list[DemoToken] = []
+    tokens: list[DemoLogin] = []
     users: dict[str, User] = {}
     for name, email, role in DEMO_USERS:
         staff_role = await role_named(session, role)
         assert staff_role is not None, f"the migrations write the built-in role {role!r}"
         values = {"name": name, "email": email, "role_id": staff_role.id}
         users[role], token = await create_user(session, SYSTEM, values)
-        tokens.append(DemoToken(name, role, token))
+        tokens.append(DemoLogin(role, name, f"Authorization: Bearer {token}"))
     johannes, anna = users["admin"], users["manager"]
     # The demo's groups are Johannes's: he is their creator in the history.
     as_johannes = Principal(johannes.name, frozenset({EVERY_PERMISSION}), user_id=johannes.id)
@@ -277,4 +283,10 @@ async def _load(session: AsyncSession, roles: Collection[str]) -> list[DemoToken
             "show_on_contact": True,
         },
     )
+    portal_contact = await session.get(Contact, contact_ids[0])
+    assert portal_contact is not None and portal_contact.email
+    _, invitation = await invite_portal_user(session, SYSTEM, portal_contact.id)
+    await accept_invitation(session, invitation, DEMO_PORTAL_PASSWORD)
+    credentials = f"/portal/graphql portalLogin({portal_contact.email} / {DEMO_PORTAL_PASSWORD})"
+    tokens.append(DemoLogin("portal", portal_contact.display_name, credentials))
     return tokens

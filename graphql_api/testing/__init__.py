@@ -178,14 +178,16 @@ async def empty_tables(engine: Any) -> None:
 class GraphQLClient:
     """Sends real GraphQL requests over ASGI, as the user whose token it holds."""
 
-    def __init__(self, http: httpx.AsyncClient, token: str | None) -> None:
+    def __init__(self, http: httpx.AsyncClient, token: str | None, path: str = "/graphql") -> None:
         self.http = http
         self.token = token
+        self.path = path
+        """``/graphql`` for staff, ``/portal/graphql`` for a contact's portal session."""
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+            self.path, json={"query": query, "variables": variables or {}}, headers=headers
         )
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -199,6 +201,37 @@ class GraphQLClient:
         body = await self.execute(query, variables)
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+
+PORTAL_PASSWORD = "zonnige-dagen-42"
+
+
+async def portal_client(
+    client: GraphQLClient, contact_id: str, password: str = PORTAL_PASSWORD
+) -> GraphQLClient:
+    """A portal session of the contact: invited by ``client`` (staff), the invitation
+    accepted with ``password``, logged in; a client of ``/portal/graphql``."""
+    invited = await client.data(
+        "mutation($c: ID!) { invitePortalUser(contactId: $c) { token errors { code } } }",
+        {"c": contact_id},
+    )
+    token = invited["invitePortalUser"]["token"]
+    anonymous = GraphQLClient(client.http, None, path="/portal/graphql")
+    accepted = await anonymous.data(
+        "mutation($t: String!, $p: String!) { acceptPortalInvitation(token: $t, password: $p) "
+        "{ ok errors { code message } } }",
+        {"t": token, "p": password},
+    )
+    assert accepted["acceptPortalInvitation"]["ok"], accepted
+    email = await client.data("query($c: ID!) { contact(id: $c) { email } }", {"c": contact_id})
+    logged_in = await anonymous.data(
+        "mutation($e: String!, $p: String!) { portalLogin(email: $e, password: $p) "
+        "{ sessionToken errors { code message } } }",
+        {"e": email["contact"]["email"], "p": password},
+    )
+    session = logged_in["portalLogin"]["sessionToken"]
+    assert session, logged_in
+    return GraphQLClient(client.http, session, path="/portal/graphql")
 
 
 @pytest.fixture

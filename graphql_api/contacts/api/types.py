@@ -18,14 +18,17 @@ from graphql_api.contacts.api.loaders import (
 )
 from graphql_api.contacts.models import ContactKind
 from graphql_api.groups.models import GroupKind
+from graphql_api.portal.accounts import accounts_of_contacts
 
 if TYPE_CHECKING:
     from graphql_api.groups.api.types import Group, Membership
+    from graphql_api.portal.api.types import PortalAccount
     from graphql_api.roles.api.types import Role
 
 GroupRef = Annotated["Group", strawberry.lazy("graphql_api.groups.api.types")]
 MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.api.types")]
 RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
+PortalAccountRef = Annotated["PortalAccount", strawberry.lazy("graphql_api.portal.api.types")]
 
 ContactKindType = strawberry.enum(
     ContactKind, name="ContactKind", description="Person (persoon) or organisation (organisatie)."
@@ -94,6 +97,14 @@ class Contact(Node):
         groups = await info.context.loader(load_groups_of_contacts).load(root.id)
         keys = dict.fromkeys(g.neighbourhood_role for g in groups if g.neighbourhood_role)
         return [info.context.roles[key] for key in keys if key in info.context.roles]
+
+    @guarded_field(
+        "contacts.view", "The contact's portal account (klantenportaal); null when never invited."
+    )
+    async def portal_account(
+        self, root: strawberry.Parent[models.Contact], info: Info
+    ) -> PortalAccountRef | None:
+        return await info.context.loader(accounts_of_contacts).load(root.id)
 
     @strawberry.field(description="Groups that show on this contact (Zichtbaar bij contact).")
     def visible_groups(self, root: strawberry.Parent[models.Contact]) -> VisibleGroups:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.plugin import (
     Change,
     Contact,
+    ContactErased,
     ContactType,
     ErrorCode,
     ErrorPaths,
@@ -193,7 +194,13 @@ class CoachPlugin(RolePlugin):
 
     @hookimpl
     async def apply_change(self, session: AsyncSession, change: Change) -> None:
-        """A contact who stops being a coach keeps no Hoomdossier link."""
+        """A contact who stops being a coach keeps no Hoomdossier link, nor does an erased
+        contact."""
+        if isinstance(change, ContactErased):
+            await session.execute(
+                delete(HoomdossierLink).where(HoomdossierLink.contact_id == change.contact_id)
+            )
+            return
         if not (isinstance(change, MembersRemoved | GroupDeleted)):
             return
         if change.group.neighbourhood_role != ROLE:

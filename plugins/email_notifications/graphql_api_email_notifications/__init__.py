@@ -43,6 +43,10 @@ class SmtpSettings(BaseSettings):
     password: str | None = None
     starttls: bool = False
     timeout_seconds: float = 20.0
+    portal_url: str = Field(
+        "http://127.0.0.1:8000/portal", validation_alias="GRAPHQL_API_PORTAL_URL"
+    )
+    """Where the customer portal's frontend lives; invitation and reset links point there."""
 
 
 @hookimpl
@@ -52,13 +56,40 @@ def plugin_settings() -> type[BaseSettings]:
 
 @hookimpl
 def event_subscriptions() -> list[str]:
-    return ["members.added"]
+    return ["members.added", *PORTAL_MAILS]
+
+
+PORTAL_MAILS = {
+    "portal.invitation": (
+        "Uw uitnodiging voor het klantenportaal",
+        "Beste {name},\n\nU bent uitgenodigd voor het klantenportaal. Kies uw wachtwoord via "
+        "{url}/accept?token={token}\n\nDeze link werkt één keer, tot {expires}.",
+    ),
+    "portal.password_reset": (
+        "Nieuw wachtwoord voor het klantenportaal",
+        "Beste {name},\n\nKies een nieuw wachtwoord via {url}/reset?token={token}\n\n"
+        "Deze link werkt één keer, tot {expires}. Vroeg u hier niet om? Dan kunt u deze "
+        "e-mail negeren.",
+    ),
+}
+"""Subject and text of the portal's mails; the token is only ever in clear here."""
 
 
 @hookimpl
 async def deliver(
     event: Event, delivery_id: int, session: AsyncSession, settings: SmtpSettings
 ) -> None:
+    if event.type in PORTAL_MAILS:
+        subject, text = PORTAL_MAILS[event.type]
+        data = event.data
+        body = text.format(
+            name=data["name"],
+            url=settings.portal_url.rstrip("/"),
+            token=data["token"],
+            expires=data["expiresAt"][:16].replace("T", " ") + " UTC",
+        )
+        await _send(settings, delivery_id, data["email"], subject, body, None)
+        return
     group_data = event.data["group"]
     if not group_data["email_on_new_member"] or group_data["new_member_email_template_id"] is None:
         raise SkipDelivery("the group does not e-mail new members")
@@ -76,14 +107,29 @@ async def deliver(
     )
     fields = merge_fields(contact, group_data, group, responsible)
     rendered = render(template.subject, template.body, fields)
+    await _send(
+        settings, delivery_id, contact.email, rendered.subject, rendered.text, rendered.html
+    )
+
+
+async def _send(
+    settings: SmtpSettings,
+    delivery_id: int,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+) -> None:
+    """One message, its Message-ID made from the delivery id so a retry is the same mail."""
     message = EmailMessage()
-    message["Subject"] = rendered.subject
+    message["Subject"] = subject
     message["From"] = settings.sender
-    message["To"] = contact.email
+    message["To"] = to
     domain = settings.sender.rpartition("@")[2] or "graphql-api"
     message["Message-ID"] = f"<delivery-{delivery_id}@{domain}>"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     await aiosmtplib.send(
         message,
         hostname=settings.host,

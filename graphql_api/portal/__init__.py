@@ -1,0 +1,1 @@
+"""The customer portal (klantenportaal): contacts see and change their own groups."""
