@@ -411,3 +411,25 @@ async def _every_text(app: Any) -> list[str]:
         for value in row.values()
         if isinstance(value, str | dict | list)
     ]
+
+
+async def test_failures_from_one_address_count_whatever_email_they_try(
+    client: GraphQLClient, world: dict[str, str], http: httpx.AsyncClient, app: Any
+):
+    await portal_client(client, world["anna"])
+    for attempt in range(5):
+        body = await anonymous(http).data(
+            LOGIN, {"e": f"guess-{attempt}@zon.nl", "p": "geraden-wachtwoord"}
+        )
+        assert body["portalLogin"]["errors"][0]["code"] == "INVALID_CREDENTIALS"
+    blocked = await anonymous(http).data(LOGIN, {"e": "anna@zon.nl", "p": PORTAL_PASSWORD})
+    assert blocked["portalLogin"]["errors"][0]["code"] == "TOO_MANY_ATTEMPTS"
+    other_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("10.0.0.9", 5000)),
+        base_url="http://testserver",
+    )
+    async with other_client:
+        elsewhere = await anonymous(other_client).data(
+            LOGIN, {"e": "anna@zon.nl", "p": PORTAL_PASSWORD}
+        )
+    assert elsewhere["portalLogin"]["sessionToken"], "another address is not held up"

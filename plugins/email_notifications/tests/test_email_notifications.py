@@ -21,12 +21,14 @@ from graphql_api.notifications.models import Delivery
 from graphql_api.testing import (
     GraphQLClient,
     add_members,
+    deliver_all,
     first_user_id,
     make_user,
     make_worker,
     new_contact_id,
     new_group_id,
     new_template_id,
+    portal_client,
 )
 
 
@@ -182,3 +184,40 @@ async def test_the_service_delivers_in_process(setup: Any, smtp: Any):
                 break
             await asyncio.sleep(0.05)
     assert [m["To"] for m in inbox.messages] == ["anna@example.nl"]
+
+
+async def test_portal_invitation_reset_and_a_portal_join_are_mailed(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    await client.data(
+        "mutation($g: ID!) { updateGroup(id: $g, input: {showOnPortal: true, editableOnPortal: true}) { errors { code } } }",
+        {"g": group},
+    )
+    [anna] = await contacts(client, ("Anna", "anna@zon.nl"))
+    portal = await portal_client(client, anna)
+    await deliver_all(app)
+    [invitation] = inbox.messages
+    assert invitation["To"] == "anna@zon.nl"
+    assert invitation["Subject"] == "Uw uitnodiging voor het klantenportaal"
+    assert "/accept?token=gpl_" in invitation.get_content()
+
+    joined = await portal.data(
+        "mutation($g: ID!) { joinGroup(groupId: $g) { errors { code } } }", {"g": group}
+    )
+    assert joined["joinGroup"]["errors"] == []
+    await portal.data(
+        "mutation($g: ID!) { joinGroup(groupId: $g) { errors { code } } }", {"g": group}
+    )
+    anonymous = GraphQLClient(client.http, None, path="/portal/graphql")
+    await anonymous.data('mutation { requestPasswordReset(email: "anna@zon.nl") { ok } }')
+    await deliver_all(app)
+    subjects = Counter(message["Subject"] for message in inbox.messages)
+    assert subjects == Counter(
+        {
+            "Uw uitnodiging voor het klantenportaal": 1,
+            "Welkom bij Nieuwsbrief <Zon & Wind>": 1,
+            "Nieuw wachtwoord voor het klantenportaal": 1,
+        }
+    ), "one welcome, however often the contact presses join"
+    reset = next(m for m in inbox.messages if m["Subject"].startswith("Nieuw"))
+    assert "/reset?token=gpl_" in reset.get_content()

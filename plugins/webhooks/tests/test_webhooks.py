@@ -14,12 +14,14 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from graphql_api.api.relay import parse_global_id
 from graphql_api.notifications.models import Delivery
 from graphql_api.testing import (
     GraphQLClient,
     add_members,
     make_user,
     make_worker,
+    new_contact_id,
     new_contact_ids,
     new_group_id,
 )
@@ -99,3 +101,28 @@ async def test_events_arrive_signed_and_are_retried(app_factory: Any, receiver: 
     headers = next(h for b, h in receiver.received if b is added)
     assert headers["X-Webhook-Id"] == str(added["id"])
     assert added["data"]["group"]["name"] == "Webhookgroep" and added["occurredAt"]
+
+
+async def test_an_erasure_is_passed_on_and_portal_secrets_are_not(
+    app_factory: Any, receiver: Receiver
+):
+    app = app_factory()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        _, token = await make_user(app, "Admin", "admin@example.coop", admin=True)
+        client = GraphQLClient(http, token)
+        anna = await new_contact_id(client, lastName="Zon", email="anna@zon.nl")
+        invited = await client.data(
+            "mutation($c: ID!) { invitePortalUser(contactId: $c) { token } }", {"c": anna}
+        )
+        assert invited["invitePortalUser"]["token"]
+        erased = await client.data(
+            "mutation($c: ID!) { eraseContact(contactId: $c) { errors { code } } }", {"c": anna}
+        )
+        assert erased["eraseContact"]["errors"] == []
+        await make_worker(app).run_until_idle()
+    bodies = [body for body, _ in receiver.received]
+    assert [body["type"] for body in bodies] == ["contact.erased"]
+    assert bodies[0]["data"]["contactId"] == parse_global_id(anna)[1]
+    assert "gpl_" not in json.dumps(bodies), "the invitation's token never leaves"
