@@ -433,3 +433,98 @@ async def test_failures_from_one_address_count_whatever_email_they_try(
             LOGIN, {"e": "anna@zon.nl", "p": PORTAL_PASSWORD}
         )
     assert elsewhere["portalLogin"]["sessionToken"], "another address is not held up"
+
+
+async def reset_link(app: Any, email: str) -> str:
+    """The token of the newest password-reset mail waiting in the outbox for ``email``."""
+    from graphql_api.notifications.models import OutboxEvent
+
+    async with app.state.sessions() as session:
+        events = await session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.type == "portal.password_reset")
+            .order_by(OutboxEvent.id.desc())
+        )
+        return next(e.data["token"] for e in events if e.data["email"] == email)
+
+
+RESET = """mutation($t: String!, $p: String!) {
+  resetPassword(token: $t, password: $p) { ok errors { field code } } }"""
+ASK_RESET = "mutation($e: String!) { requestPasswordReset(email: $e) { ok } }"
+
+
+async def test_a_reset_link_changes_its_own_accounts_password_once(
+    client: GraphQLClient, world: dict[str, str], http: httpx.AsyncClient, app: Any
+):
+    anna = await portal_client(client, world["anna"])
+    await portal_client(client, world["bram"], password="stormachtig-99")
+    await anonymous(http).data(ASK_RESET, {"e": "ANNA@zon.nl "})
+    token = await reset_link(app, "anna@zon.nl")
+    done = await anonymous(http).data(RESET, {"t": token, "p": "nieuw-en-lang-1"})
+    assert done["resetPassword"] == {"ok": True, "errors": []}
+    assert (await anna.post(ME)).status_code == 401, "a reset ends every session"
+    logins = {
+        (email, password): (await anonymous(http).data(LOGIN, {"e": email, "p": password}))[
+            "portalLogin"
+        ]["errors"]
+        for email, password in [
+            ("anna@zon.nl", "nieuw-en-lang-1"),
+            ("bram@wind.nl", "stormachtig-99"),
+            ("bram@wind.nl", "nieuw-en-lang-1"),
+        ]
+    }
+    assert [bool(errors) for errors in logins.values()] == [False, False, True]
+    async with unchanged(app):
+        again = await anonymous(http).data(RESET, {"t": token, "p": "nog-een-keer-22"})
+    assert again["resetPassword"]["errors"] == [{"field": ["token"], "code": "INVALID_TOKEN"}]
+
+
+async def _annas_rows(app: Any, contact_pk: int) -> list[Any]:
+    from graphql_api.groups.models import Membership
+
+    async with app.state.sessions() as session:
+        account = await session.scalar(
+            select(PortalAccount).where(PortalAccount.contact_id == contact_pk)
+        )
+        assert account is not None
+        memberships = (
+            await session.execute(
+                select(Membership.group_id, Membership.source).where(
+                    Membership.contact_id == contact_pk
+                )
+            )
+        ).all()
+        tokens = (
+            await session.execute(
+                select(PortalToken.id, PortalToken.used_at, PortalToken.expires_at).where(
+                    PortalToken.account_id == account.id
+                )
+            )
+        ).all()
+        return [account.password_hash, account.status, account.failed_logins, memberships, tokens]
+
+
+async def test_every_portal_operation_of_one_contact_leaves_the_other_alone(
+    client: GraphQLClient, world: dict[str, str], http: httpx.AsyncClient, app: Any
+):
+    from graphql_api.api.relay import parse_global_id
+
+    anna = await portal_client(client, world["anna"])
+    await anna.data(JOIN, {"g": world["open"]})
+    bram = await portal_client(client, world["bram"], password="stormachtig-99")
+    anna_pk = parse_global_id(world["anna"])[1]
+    before = await _annas_rows(app, anna_pk)
+    for document, variables in [
+        (ME, {}),
+        (GROUPS, {}),
+        ("{ myData }", {}),
+        (JOIN, {"g": world["open"]}),
+        (LEAVE, {"g": world["open"]}),
+        (ACCEPT, {"t": "gpl_not-annas", "p": "wat-dan-ook-1"}),
+        (RESET, {"t": "gpl_not-annas", "p": "wat-dan-ook-1"}),
+        ("mutation { portalLogout { ok } }", {}),
+    ]:
+        body = await bram.execute(document, variables)
+        assert "Anna" not in str(body) and "anna@zon.nl" not in str(body), document
+    assert await _annas_rows(app, anna_pk) == before
+    assert (await anna.data(ME))["me"]["groups"] == [{"name": "Open"}, {"name": "Samen"}]
