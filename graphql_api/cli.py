@@ -23,7 +23,8 @@ def _migrate(settings: Settings) -> None:
     async def run() -> None:
         engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine, load_plugins(settings).migrations())
+            plugins = load_plugins(settings)
+            await upgrade(engine, plugins.migrations(), plugins.rules())
         finally:
             await engine.dispose()
 

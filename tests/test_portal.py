@@ -360,8 +360,9 @@ async def test_my_data_holds_everything_about_me(client: GraphQLClient, world: d
     assert mine["contact"]["firstName"] == "Anna" and mine["contact"]["email"] == "anna@zon.nl"
     assert [m["group"] for m in mine["memberships"]] == ["Open"]
     assert [(h["group"], h["action"], h["source"]) for h in mine["history"]] == [
-        ("Open", "ADDED", "PORTAL")
-    ]
+        ("Open", "ADDED", "PORTAL"),
+        ("Samen", "ADDED", "DERIVED"),
+    ], "the composite holding Open follows"
     assert [e["kind"] for e in mine["portalAccount"]["events"]] == [
         "invited",
         "activated",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
+from graphql_api.groups.derived import after_contacts_changed
+from graphql_api.groups.graph import lock_graph
 from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
-from graphql_api.kernel.repository import escape_like
 from graphql_api.kernel.validation import clean_email, clean_text
 
 TEXT_LIMITS = {
@@ -58,10 +58,14 @@ async def create_contact(
     session: AsyncSession, actor: Principal, values: Mapping[str, Any]
 ) -> Contact:
     """Add a contact; ``values`` maps column names to values, absent ones stay empty."""
+    await lock_graph(session, shared=True)
     contact = Contact(kind=ContactKind.PERSON)
     _apply(contact, values)
     session.add(contact)
     await session.flush()
+    await after_contacts_changed(
+        session, [contact.id], f"contact {contact.id} was created", actor.user_id
+    )
     return contact
 
 
@@ -70,28 +74,13 @@ async def update_contact(
     session: AsyncSession, actor: Principal, contact_id: int, changes: Mapping[str, Any]
 ) -> Contact:
     """Change the given columns of a contact; absent keys stay as they are."""
+    await lock_graph(session, shared=True)
     contact = await session.get(Contact, contact_id)
     if contact is None:
         raise UserInputError.single(["contact_id"], ErrorCode.NOT_FOUND, "No contact with this id.")
     _apply(contact, changes)
     await session.flush()
+    changed = ", ".join(sorted(changes)) or "nothing"
+    cause = f"contact {contact.id}'s {changed} changed"
+    await after_contacts_changed(session, [contact.id], cause, actor.user_id)
     return contact
-
-
-def contact_search(term: str) -> ColumnElement[bool]:
-    """Case-insensitive match of ``term`` anywhere in a contact's names (first, last, full,
-    organisation), e-mail, postal code or city; both sides are lowered by the database."""
-    pattern = func.lower(literal("%" + escape_like(term.strip()) + "%"))
-    columns = (
-        Contact.first_name,
-        Contact.last_name,
-        Contact.organisation_name,
-        Contact.email,
-        Contact.city,
-        Contact.postal_code,
-    )
-    full_name = func.coalesce(Contact.first_name, "") + " " + func.coalesce(Contact.last_name, "")
-    return or_(
-        func.lower(full_name).like(pattern, escape="\\"),
-        *(func.lower(column).like(pattern, escape="\\") for column in columns),
-    )

@@ -62,6 +62,8 @@ class MembersAdded:
     contact_ids: tuple[int, ...]
     source: MembershipSource
     actor_id: int | None
+    cause: str | None = None
+    """For source DERIVED: the change that made the contacts enter, in words."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class MembersRemoved:
     contact_ids: tuple[int, ...]
     source: MembershipSource
     actor_id: int | None
+    cause: str | None = None
+    """For source DERIVED: the change that made the contacts leave, in words."""
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,15 @@ COLUMNS = {
 }
 
 
+def fields_of(tree: Mapping[str, Any]) -> set[str]:
+    """The names of the fields a filter tree tests."""
+    if "all" in tree or "any" in tree:
+        return set().union(*(fields_of(child) for child in tree.get("all") or tree["any"]))
+    if "not" in tree:
+        return fields_of(tree["not"])
+    return {tree["condition"]["field"]}
+
+
 def compile_filter(
     tree: Mapping[str, Any],
     sql: SqlText,

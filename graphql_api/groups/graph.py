@@ -116,15 +116,19 @@ GRAPH_LOCK = 7_245_110_921
 """PostgreSQL advisory lock key held while the group graph changes."""
 
 
-async def lock_graph(session: AsyncSession) -> None:
-    """Serialise changes to the group graph, so two changes cannot close a cycle together.
+async def lock_graph(session: AsyncSession, *, shared: bool = False) -> None:
+    """Serialise changes to the group graph, so two changes cannot close a cycle together;
+    ``shared`` for changes that only touch some contacts' memberships, which may run side
+    by side but not while a definition changes (``groups.derived``).
 
-    SQLite allows one writer at a time anyway; PostgreSQL needs the lock.
+    Taken before any row lock. SQLite allows one writer at a time anyway; PostgreSQL needs
+    the lock.
     """
     # Not mutated: PostgreSQL only, and the mutation run is SQLite only (docs/testing.md).
     # pragma: no mutate block
     if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRAPH_LOCK})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await session.execute(text(f"SELECT {function}(:key)"), {"key": GRAPH_LOCK})
 
 
 async def find_cycle(

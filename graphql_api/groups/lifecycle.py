@@ -22,13 +22,14 @@ from graphql_api.groups.changes import (
     GroupDeleted,
     GroupSnapshot,
     GroupUpdated,
-    MembersAdded,
 )
+from graphql_api.groups.derived import after_definition_changed
 from graphql_api.groups.graph import lock_graph
 from graphql_api.groups.group_settings import BOOLEAN_SETTINGS, apply_settings
 from graphql_api.groups.membership_reads import members_query
 from graphql_api.groups.models import (
     CompositionMode,
+    DerivedMembership,
     Group,
     GroupKind,
     GroupLink,
@@ -56,7 +57,7 @@ async def _lock_graph_for(session: AsyncSession, values: Mapping[str, Any]) -> N
     """Take the graph's lock before any row when the change may link groups: a link's
     foreign key share-locks the other group, so a change that locked its own row first and
     then waited for the graph could deadlock with one doing the same the other way round."""
-    if set(STRUCTURE) & set(values):
+    if set(STRUCTURE) & set(values) or "neighbourhood_role" in values:
         await lock_graph(session)
 
 
@@ -79,6 +80,9 @@ async def create_group(session: AsyncSession, actor: Principal, values: Mapping[
     await apply_structure(session, group, values, new=True)
     change = GroupCreated(GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
+    if group.kind is not GroupKind.STATIC:
+        cause = f"group {group.id} ({group.name!r}) was created"
+        await after_definition_changed(session, group, cause, actor.user_id, role_changed=False)
     return group
 
 
@@ -96,6 +100,14 @@ async def update_group(
     await session.flush()
     change = GroupUpdated(before, GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
+    redefined = sorted(set(STRUCTURE) & set(changes))
+    role_changed = before.neighbourhood_role != group.neighbourhood_role
+    if redefined or role_changed:
+        what = ", ".join(redefined + (["neighbourhood_role"] if role_changed else []))
+        cause = f"group {group.id} ({group.name!r}) changed its {what}"
+        await after_definition_changed(
+            session, group, cause, actor.user_id, role_changed=role_changed
+        )
     return group
 
 
@@ -123,6 +135,7 @@ async def convert_to_static(session: AsyncSession, actor: Principal, group_id: i
     The links are written for contacts that are members already (derived), with source
     CONVERSION and their history, in two set-based statements.
     """
+    await lock_graph(session)
     group = await locked_group(session, group_id)
     if group.kind is GroupKind.STATIC:
         raise UserInputError.single(
@@ -160,21 +173,12 @@ async def convert_to_static(session: AsyncSession, actor: Principal, group_id: i
         )
     )
     await session.execute(delete(GroupLink).where(GroupLink.group_id == group_id))
+    # The same members, now explicit: no one enters or leaves, so no one is mailed as new.
+    await session.execute(delete(DerivedMembership).where(DerivedMembership.group_id == group_id))
     group.kind = GroupKind.STATIC
     group.filter = None
     group.updated_at = now
     await session.flush()
-    rules = rules_of(session)
     after = GroupSnapshot.of(group)
-    await rules.changed(session, GroupUpdated(before, after, actor_pk))
-    frozen = tuple(
-        await session.scalars(
-            select(Membership.contact_id)
-            .where(Membership.group_id == group_id)
-            .order_by(Membership.contact_id)
-        )
-    )
-    if frozen:
-        source = MembershipSource.CONVERSION
-        await rules.changed(session, MembersAdded(after, frozen, source, actor_pk))
+    await rules_of(session).changed(session, GroupUpdated(before, after, actor_pk))
     return group

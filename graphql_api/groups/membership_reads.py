@@ -1,10 +1,16 @@
-"""Who is in which group, computed in the database with set-based SQL.
+"""Who is in which group: read from the stored memberships, or computed with set-based SQL.
+
+Reads (``members_query``, ``member_counts``, ``groups_containing``, ``groups_of_contacts``)
+use the stored rows: ``memberships`` for static groups, ``derived_memberships`` for the
+others, which ``groups.derived`` keeps exact in every writing transaction, and each
+group's maintained ``member_count``. Computing from the base data is for keeping those
+rows exact, for explanations (``membership_path``) and for previews of a filter.
 
 A group's members are compiled into one SQL statement: the group graph (a recursive CTE
 over group ids) becomes one CTE per group, each a set of contact ids: static groups read
 their memberships, dynamic groups their compiled filter, composites combine their parts
 with UNION (ANY) or INTERSECT (ALL) and EXCEPT for exclusions. A shared sub-group is one
-CTE however often it is used. Nothing is cached, so every read sees every committed write.
+CTE however often it is used.
 
 Given ``candidates`` (a few contacts), every leaf is restricted to them first, which turns
 "is this contact in these groups?" into a cheap query even for very large groups.
@@ -16,15 +22,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, select
+from sqlalchemy import Integer, Select, and_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
 from graphql_api.contacts.models import Contact
-from graphql_api.contacts.service import contact_search
+from graphql_api.contacts.search import contact_search
 from graphql_api.groups.filters import FilterField, compile_filter, validate_filter
 from graphql_api.groups.graph import GroupGraph, load_graph
-from graphql_api.groups.models import CompositionMode, Group, GroupKind, Membership
+from graphql_api.groups.models import (
+    CompositionMode,
+    DerivedMembership,
+    Group,
+    GroupKind,
+    Membership,
+)
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.kernel.sql import SqlText
@@ -88,14 +100,12 @@ def as_ctes(definitions: list[tuple[str, str]], sql: SqlText) -> dict[str, CTE]:
 async def members_query(
     session: AsyncSession, group_id: int, search: str | None = None
 ) -> Select[tuple[Contact]]:
-    """The contacts in an existing group (one statement to load its graph)."""
-    graph = await load_graph(session, [group_id])
-    sql = SqlText(session.bind.dialect.name)
-    ctes = as_ctes(member_sets(graph, sql, rules_of(session).filter_fields), sql)
-    query = (
-        select(Contact)
-        .add_cte(*ctes.values())
-        .where(Contact.id.in_(select(ctes[f"g{group_id}"].c.contact_id)))
+    """The contacts in an existing group, read through the index of its stored rows."""
+    group = await session.get(Group, group_id)
+    derived = group is not None and group.kind is not GroupKind.STATIC
+    rows = DerivedMembership if derived else Membership
+    query = select(Contact).join(
+        rows, and_(rows.contact_id == Contact.id, rows.group_id == group_id)
     )
     return query.where(contact_search(search)) if search else query
 
@@ -125,12 +135,27 @@ async def _per_group(
 
 
 async def member_counts(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, int]:
-    """Number of members of each group: one statement for the graph, one for the counts."""
-    graph = await load_graph(session, group_ids)
+    """Number of members of each group: its maintained count, one statement for all."""
     counts: dict[int, int] = dict.fromkeys(group_ids, 0)
-    rows = await _per_group(session, graph, group_ids, "SELECT {id}, count(*) FROM g{id}")
+    rows = await session.execute(
+        select(Group.id, Group.member_count).where(Group.id.in_(list(group_ids)))
+    )
     counts.update({group_id: n for group_id, n in rows})
     return counts
+
+
+def _stored_pairs(
+    group_ids: Sequence[int] | None, contact_ids: Sequence[int]
+) -> Select[tuple[int, int]]:
+    """The stored (group id, contact id) memberships of these contacts, static and
+    derived, in the given groups (any group for None)."""
+    parts = []
+    for rows in (Membership, DerivedMembership):
+        part = select(rows.group_id, rows.contact_id).where(rows.contact_id.in_(contact_ids))
+        if group_ids is not None:
+            part = part.where(rows.group_id.in_(group_ids))
+        parts.append(part)
+    return union_all(*parts)  # type: ignore[return-value]
 
 
 async def groups_containing(
@@ -140,14 +165,19 @@ async def groups_containing(
     group_ids = list(group_ids)
     if not group_ids or not contact_ids:
         return set()
-    graph = await load_graph(session, group_ids)
-    return await _pairs(session, graph, group_ids, contact_ids)
+    rows = await session.execute(_stored_pairs(group_ids, list(contact_ids)))
+    return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
-async def _pairs(
-    session: AsyncSession, graph: GroupGraph, group_ids: Iterable[int], contact_ids: Sequence[int]
+async def compute_pairs(
+    session: AsyncSession,
+    graph: GroupGraph,
+    group_ids: Iterable[int],
+    contact_ids: Sequence[int] | None,
 ) -> set[tuple[int, int]]:
-    candidates = list(dict.fromkeys(contact_ids))
+    """The (group id, contact id) memberships of ``group_ids`` computed from the base data
+    (static memberships, contact fields), limited to ``contact_ids`` unless None."""
+    candidates = list(dict.fromkeys(contact_ids)) if contact_ids is not None else None
     select_pairs = "SELECT {id}, contact_id FROM g{id}"
     rows = await _per_group(session, graph, group_ids, select_pairs, candidates)
     return {(group_id, contact_id) for group_id, contact_id in rows}
@@ -159,7 +189,7 @@ async def membership_path(
     """Why a contact is in a group: the group ids from this group down to the static group
     or dynamic filter that holds the contact; None when it is not a member."""
     graph = await load_graph(session, [group_id])
-    holding = {g for g, _ in await _pairs(session, graph, graph.nodes, [contact_id])}
+    holding = {g for g, _ in await compute_pairs(session, graph, graph.nodes, [contact_id])}
     if group_id not in holding:
         return None
     path = [group_id]
@@ -182,21 +212,12 @@ async def member_pairs(
     return found & set(pairs)
 
 
-async def derived_group_ids(session: AsyncSession) -> list[int]:
-    return list(await session.scalars(select(Group.id).where(Group.kind != GroupKind.STATIC)))
-
-
 async def groups_of_contacts(
     session: AsyncSession, contact_ids: Sequence[int]
 ) -> dict[int, list[Group]]:
     """Every group each contact is in, derived ones included, by name."""
-    static = await session.execute(
-        select(Membership.group_id, Membership.contact_id).where(
-            Membership.contact_id.in_(contact_ids)
-        )
-    )
-    pairs = {(group_id, contact_id) for group_id, contact_id in static}
-    pairs |= await groups_containing(session, await derived_group_ids(session), contact_ids)
+    rows = await session.execute(_stored_pairs(None, list(contact_ids)))
+    pairs = {(group_id, contact_id) for group_id, contact_id in rows}
     groups = {
         group.id: group
         for group in await session.scalars(select(Group).where(Group.id.in_({g for g, _ in pairs})))

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
+from graphql_api.groups.derived import after_members_changed
+from graphql_api.groups.graph import lock_graph
 from graphql_api.groups.lifecycle import locked_group
 from graphql_api.groups.models import (
     Group,
@@ -41,7 +43,9 @@ async def add_members(
     contact_ids: Sequence[int],
     source: MembershipSource,
 ) -> list[Membership]:
-    """Link contacts to a static group; returns the new links (existing members are skipped)."""
+    """Link contacts to a static group; returns the new links (existing members are skipped).
+    The derived groups reading it follow in the same transaction."""
+    await lock_graph(session, shared=True)
     group = await _static_group(session, group_id)
     wanted = await _existing_contacts(session, contact_ids)
     already = set(
@@ -68,8 +72,11 @@ async def add_members(
     _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor)
     await session.flush()
     if new_ids:
+        group.member_count += len(new_ids)
         change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor.user_id)
         await _changed_for(session, change, contact_ids)
+        cause = f"{_contacts(new_ids)} added to group {group.id} ({group.name!r})"
+        await after_members_changed(session, group, new_ids, cause, actor.user_id)
     return added
 
 
@@ -81,7 +88,9 @@ async def remove_members(
     contact_ids: Sequence[int],
     source: MembershipSource,
 ) -> list[int]:
-    """Unlink contacts from a static group; returns the ids that were members."""
+    """Unlink contacts from a static group; returns the ids that were members. The derived
+    groups reading it follow in the same transaction."""
+    await lock_graph(session, shared=True)
     group = await _static_group(session, group_id)
     wanted = await _existing_contacts(session, contact_ids)
     result = await session.execute(
@@ -93,9 +102,19 @@ async def remove_members(
     _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
     await session.flush()
     if removed:
+        group.member_count -= len(removed)
         change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, actor.user_id)
         await _changed_for(session, change, contact_ids)
+        cause = f"{_contacts(removed)} removed from group {group.id} ({group.name!r})"
+        await after_members_changed(session, group, removed, cause, actor.user_id)
     return removed
+
+
+def _contacts(contact_ids: Sequence[int]) -> str:
+    """``contact 17``, or ``3 contacts`` for more than one."""
+    if len(contact_ids) == 1:
+        return f"contact {contact_ids[0]}"
+    return f"{len(contact_ids)} contacts"
 
 
 async def _changed_for(

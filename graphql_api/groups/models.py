@@ -48,6 +48,8 @@ class MembershipSource(enum.StrEnum):
     API = "API"
     IMPORT = "IMPORT"
     CONVERSION = "CONVERSION"
+    DERIVED = "DERIVED"
+    """An entry into or exit from a dynamic or composite group, caused by another change."""
 
 
 class MembershipAction(enum.StrEnum):
@@ -90,6 +92,8 @@ class Group(Base):
     filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """A DYNAMIC group's stored filter tree (see ``groups.filters``)."""
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    member_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Kept exact by every write that changes the members, so counting costs nothing."""
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -148,3 +152,23 @@ class MembershipEvent(Base):
     source: Mapped[MembershipSource] = mapped_column(string_enum(MembershipSource))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    cause: Mapped[str | None] = mapped_column(String(300))
+    """For a DERIVED entry or exit: the change that caused it, in words."""
+
+
+class DerivedMembership(Base):
+    """A contact in a dynamic or composite group, kept exact by the transaction of every
+    change that can alter it (``groups.derived``); reads use it instead of computing."""
+
+    __tablename__ = "derived_memberships"
+    __table_args__ = (
+        Index("ix_derived_memberships_contact_id_group_id", "contact_id", "group_id"),
+    )
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -2,7 +2,13 @@
 
 from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.groups.models import Group, GroupLink, Membership, MembershipEvent
+from graphql_api.groups.models import (
+    DerivedMembership,
+    Group,
+    GroupLink,
+    Membership,
+    MembershipEvent,
+)
 from graphql_api.kernel.db import Base
 from graphql_api.notifications.models import Delivery, OutboxEvent
 from graphql_api.portal.models import LoginThrottle, PortalAccount, PortalEvent, PortalToken
@@ -14,6 +20,7 @@ __all__ = [
     "Base",
     "Contact",
     "Delivery",
+    "DerivedMembership",
     "EmailTemplate",
     "Group",
     "GroupLink",

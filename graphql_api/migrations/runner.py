@@ -7,8 +7,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from graphql_api.groups.derived import rebuild
+from graphql_api.groups.rules import Rules
 
 MIGRATIONS = Path(__file__).parent
 CORE_VERSION_TABLE = "alembic_version"
@@ -36,16 +40,31 @@ def histories(plugin_migrations: Mapping[str, str]) -> list[Config]:
     ]
 
 
-async def upgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
-    """Apply every migration of the core and then of each plugin, in one transaction."""
+DERIVED_MEMBERSHIPS = "0006"
+"""The revision that adds the stored derived memberships, which an upgrade then fills."""
 
-    def run(connection: Connection) -> None:
+
+async def upgrade(
+    engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}, rules: Rules | None = None
+) -> None:
+    """Apply every migration of the core and then of each plugin, in one transaction; a
+    database that had groups before derived memberships were stored gets them filled
+    (with ``rules``, the application's filter fields)."""
+
+    def run(connection: Connection) -> str | None:
+        before = MigrationContext.configure(connection).get_current_revision()
         for config in histories(plugin_migrations):
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        return before
 
     async with engine.begin() as connection:
-        await connection.run_sync(run)
+        before = await connection.run_sync(run)
+        if before is not None and before < DERIVED_MEMBERSHIPS:
+            info = {"rules": rules} if rules is not None else {}
+            session = AsyncSession(bind=connection, info=info)
+            await rebuild(session, cause="stored at the upgrade", record=False)
+            await session.flush()
 
 
 async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:

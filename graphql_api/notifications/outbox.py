@@ -52,6 +52,7 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
             "group": _plain(change.group),
             "source": change.source.value,
             "actorId": change.actor_id,
+            "cause": change.cause,
         }
         return [(kind, {**common, "contactId": contact_id}) for contact_id in change.contact_ids]
     if isinstance(change, ContactErased):

@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
+from graphql_api.groups.derived import rebuild
 from graphql_api.groups.lifecycle import create_group
 from graphql_api.groups.models import Group, Membership, MembershipSource
 from graphql_api.kernel.access import EVERY_PERMISSION, SYSTEM, Principal
@@ -73,7 +74,8 @@ async def seed_size(database_url: str, size_name: str) -> bool:
     size = SIZES[size_name]
     engine = create_engine(database_url)
     try:
-        sessions = create_sessionmaker(engine)
+        # Rows go in by the thousand; derived members are stored once, at the end.
+        sessions = create_sessionmaker(engine, {"bulk_load": True})
         async with sessions() as session, session.begin():
             if await session.scalar(select(func.count()).select_from(User)):
                 return False
@@ -89,6 +91,8 @@ async def seed_size(database_url: str, size_name: str) -> bool:
         static_ids = await _static_groups(sessions, size, user.id, contact_ids, rng)
         async with sessions() as session, session.begin():
             await _derived_groups(session, size, admin, static_ids, rng)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await rebuild(session, cause="the dataset was loaded", record=False)
         async with engine.connect() as connection:
             # Fresh statistics, or the planners guess badly about the bulk-loaded tables.
             await connection.execute(text("ANALYZE"))

@@ -14,7 +14,7 @@ from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
 from graphql_api.contacts import models
 from graphql_api.contacts.api.types import Contact
-from graphql_api.contacts.service import contact_search
+from graphql_api.contacts.search import contact_search
 from graphql_api.groups.membership_reads import filter_contacts
 from graphql_api.kernel.errors import UserInputError
 from graphql_api.kernel.pagination import Ordering

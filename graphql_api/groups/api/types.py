@@ -106,6 +106,10 @@ class MembershipEvent(Node):
     action: MembershipActionType = strawberry.field(description="ADDED or REMOVED.")
     source: MembershipSourceType = strawberry.field(description="Through which path.")
     occurred_at: datetime = strawberry.field(description="When it happened.")
+    cause: str | None = strawberry.field(
+        description="For source DERIVED: the change that made the contact enter or leave, "
+        "e.g. \"contact 17's postal_code changed\"."
+    )
     is_type_of = rows_of(models.MembershipEvent)
 
     @strawberry.field(description="The contact added or removed.")

@@ -1,0 +1,282 @@
+"""Derived membership, maintained: the members of every dynamic and composite group are
+stored (``derived_memberships``) and kept exact by the transaction of each change.
+
+A change names the groups it may have changed and, when it concerns only some contacts,
+those contacts. ``refresh`` computes what those groups hold now, from the base data (static
+memberships and contact fields) with the set-based SQL of ``membership_reads``, limited
+to those contacts, and stores the difference. Every entry and exit is a history row and a
+``members.added`` / ``members.removed`` change with source DERIVED and its cause, so
+e-mail, webhooks and history see derived groups as they see static ones.
+
+Two writers that could disagree are kept apart by the group graph's lock: changes that
+only touch some contacts take it shared, changes of a definition take it alone; and the
+contacts a refresh is limited to are locked, so a concurrent edit of one of them is seen.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.contacts.models import Contact
+from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
+from graphql_api.groups.filters import CONTACT_FIELDS, fields_of
+from graphql_api.groups.graph import load_graph
+from graphql_api.groups.membership_reads import compute_pairs
+from graphql_api.groups.models import (
+    DerivedMembership,
+    Group,
+    GroupKind,
+    GroupLink,
+    Membership,
+    MembershipAction,
+    MembershipEvent,
+    MembershipSource,
+)
+from graphql_api.groups.rules import rules_of
+from graphql_api.kernel.db import utcnow
+
+DERIVED = (GroupKind.DYNAMIC, GroupKind.COMPOSITE)
+CHUNK = 5_000
+"""Ids per statement when rows are deleted or locked by id."""
+
+Pairs = set[tuple[int, int]]
+
+
+async def readers_of(session: AsyncSession, group_ids: Iterable[int]) -> set[int]:
+    """The groups that read any of ``group_ids``, directly or through others: composites
+    that include or exclude them, dynamic groups whose ``memberOf`` names them."""
+    frontier: set[int] = set(group_ids)
+    found: set[int] = set()
+    while frontier:
+        rows = await session.scalars(
+            select(GroupLink.group_id).where(GroupLink.member_group_id.in_(list(frontier)))
+        )
+        frontier = set(rows) - found
+        found |= frontier
+    return found
+
+
+async def plugin_field_readers(session: AsyncSession) -> set[int]:
+    """Dynamic groups whose filter tests a field a plugin adds (a role flag, ...): a change
+    of a role group's members can change those fields' values."""
+    rows = await session.execute(
+        select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
+    )
+    return {gid for gid, tree in rows if tree and fields_of(tree) - set(CONTACT_FIELDS)}
+
+
+async def lock_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> None:
+    """Hold the contacts a refresh is limited to, so an edit of one of them that commits
+    meanwhile is waited for and then seen (PostgreSQL; SQLite has one writer)."""
+    if session.bind.dialect.name != "postgresql":
+        return
+    ordered = sorted(set(contact_ids))
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        await session.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(chunk))
+            .order_by(Contact.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def refresh(
+    session: AsyncSession,
+    group_ids: Iterable[int] | None,
+    *,
+    contact_ids: Sequence[int] | None = None,
+    cause: str,
+    actor_id: int | None = None,
+    record: bool = True,
+) -> tuple[Pairs, Pairs]:
+    """Store what the derived groups among ``group_ids`` (None: every derived group) hold
+    now, limited to ``contact_ids`` when given; return the (group, contact) pairs that
+    entered and left. With ``record``, each is history and a change for the plugins.
+
+    A session made for a bulk load (``info={"bulk_load": True}``) refreshes nothing: the
+    loader calls ``rebuild`` once at the end instead."""
+    if session.info.get("bulk_load"):
+        return set(), set()
+    query = select(Group.id).where(Group.kind.in_(DERIVED))
+    if group_ids is not None:
+        query = query.where(Group.id.in_(list(group_ids)))
+    ids = sorted(await session.scalars(query))
+    if not ids or (contact_ids is not None and not contact_ids):
+        return set(), set()
+    if contact_ids is None and len(ids) > 1:
+        # Whole groups one at a time: a million-contact database holds millions of pairs.
+        entered: Pairs = set()
+        left: Pairs = set()
+        for group_id in ids:
+            one_entered, one_left = await refresh(
+                session, [group_id], cause=cause, actor_id=actor_id, record=record
+            )
+            if record:  # a silent rebuild of a large database keeps nothing in memory
+                entered |= one_entered
+                left |= one_left
+        return entered, left
+    graph = await load_graph(session, ids)
+    now = await compute_pairs(session, graph, ids, contact_ids)
+    stored = select(DerivedMembership.group_id, DerivedMembership.contact_id).where(
+        DerivedMembership.group_id.in_(ids)
+    )
+    before: Pairs = set()
+    for start in range(0, len(contact_ids or [None]), CHUNK):
+        part = stored
+        if contact_ids is not None:
+            part = stored.where(
+                DerivedMembership.contact_id.in_(list(contact_ids[start : start + CHUNK]))
+            )
+        before |= {(g, c) for g, c in await session.execute(part)}
+    entered, left = now - before, before - now
+    await _store(session, entered, left)
+    if record:
+        await _record(session, entered, left, cause, actor_id)
+    return entered, left
+
+
+async def _store(session: AsyncSession, entered: Pairs, left: Pairs) -> None:
+    moment = utcnow()
+    rows = [{"group_id": g, "contact_id": c, "since": moment} for g, c in sorted(entered)]
+    for start in range(0, len(rows), CHUNK):
+        await session.execute(insert(DerivedMembership), rows[start : start + CHUNK])
+    by_group: dict[int, list[int]] = defaultdict(list)
+    for g, c in left:
+        by_group[g].append(c)
+    for group_id, contacts in by_group.items():
+        for start in range(0, len(contacts), CHUNK):
+            await session.execute(
+                delete(DerivedMembership).where(
+                    DerivedMembership.group_id == group_id,
+                    DerivedMembership.contact_id.in_(contacts[start : start + CHUNK]),
+                )
+            )
+    change: dict[int, int] = defaultdict(int)
+    for g, _ in entered:
+        change[g] += 1
+    for g, _ in left:
+        change[g] -= 1
+    for group_id, delta in change.items():
+        if delta:
+            await session.execute(
+                update(Group)
+                .where(Group.id == group_id)
+                .values(member_count=Group.member_count + delta)
+            )
+
+
+async def _record(
+    session: AsyncSession, entered: Pairs, left: Pairs, cause: str, actor_id: int | None
+) -> None:
+    groups = {
+        g.id: g
+        for g in await session.scalars(
+            select(Group).where(Group.id.in_({g for g, _ in entered | left}))
+        )
+    }
+    moment = utcnow()
+    rules = rules_of(session)
+    for pairs, action, change_type in (
+        (entered, MembershipAction.ADDED, MembersAdded),
+        (left, MembershipAction.REMOVED, MembersRemoved),
+    ):
+        by_group: dict[int, list[int]] = defaultdict(list)
+        for g, c in sorted(pairs):
+            by_group[g].append(c)
+        for group_id, contacts in by_group.items():
+            session.add_all(
+                MembershipEvent(
+                    group_id=group_id,
+                    contact_id=contact_id,
+                    action=action,
+                    source=MembershipSource.DERIVED,
+                    actor_id=actor_id,
+                    occurred_at=moment,
+                    cause=cause[:300],
+                )
+                for contact_id in contacts
+            )
+            snapshot = GroupSnapshot.of(groups[group_id])
+            await rules.changed(
+                session,
+                change_type(snapshot, tuple(contacts), MembershipSource.DERIVED, actor_id, cause),
+            )
+    await session.flush()
+
+
+async def after_contacts_changed(
+    session: AsyncSession, contact_ids: Sequence[int], cause: str, actor_id: int | None
+) -> None:
+    """A contact's fields changed (or it was made or erased): every derived group may see
+    it differently now."""
+    await lock_contacts(session, contact_ids)
+    await refresh(session, None, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
+
+
+async def after_members_changed(
+    session: AsyncSession,
+    group: Group,
+    contact_ids: Sequence[int],
+    cause: str,
+    actor_id: int | None,
+) -> None:
+    """A static group's members changed: the groups reading it may too, and with a role,
+    the dynamic groups testing role fields."""
+    readers = await readers_of(session, [group.id])
+    if group.neighbourhood_role is not None:
+        plugin_readers = await plugin_field_readers(session)
+        readers |= plugin_readers | await readers_of(session, plugin_readers)
+    if not readers:
+        return
+    await lock_contacts(session, contact_ids)
+    await refresh(session, readers, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
+
+
+async def after_definition_changed(
+    session: AsyncSession, group: Group, cause: str, actor_id: int | None, *, role_changed: bool
+) -> None:
+    """A group's definition (composition, exclusions, filter, kind or role) changed:
+    recompute it and every group reading it, whole."""
+    affected = {group.id} | await readers_of(session, [group.id])
+    if role_changed:
+        plugin_readers = await plugin_field_readers(session)
+        affected |= plugin_readers | await readers_of(session, plugin_readers)
+    await refresh(session, affected, cause=cause, actor_id=actor_id)
+
+
+async def rebuild(session: AsyncSession, *, cause: str, record: bool) -> tuple[Pairs, Pairs]:
+    """Make every stored derived row and every member count exact, computed from scratch;
+    returns what entered and left (nothing, when all was exact)."""
+    changed = await refresh(session, None, cause=cause, record=record)
+    for kind, rows in ((GroupKind.STATIC, Membership), (None, DerivedMembership)):
+        counted = select(func.count()).where(rows.group_id == Group.id).scalar_subquery()
+        which = Group.kind == kind if kind is not None else Group.kind.in_(DERIVED)
+        await session.execute(update(Group).where(which).values(member_count=counted))
+    return changed
+
+
+async def differences(session: AsyncSession) -> list[str]:
+    """Every way the stored rows and counts differ from a computation from scratch, in
+    words; there should be none."""
+    found = []
+    groups = list(await session.execute(select(Group.id, Group.kind, Group.member_count)))
+    for group_id, kind, count in groups:
+        rows = DerivedMembership if kind in DERIVED else Membership
+        stored = set(
+            await session.scalars(select(rows.contact_id).where(rows.group_id == group_id))
+        )
+        if kind in DERIVED:
+            graph = await load_graph(session, [group_id])
+            now = {c for _, c in await compute_pairs(session, graph, [group_id], None)}
+            found += [f"group {group_id}: contact {c} is missing" for c in sorted(now - stored)]
+            found += [
+                f"group {group_id}: contact {c} should not be in it" for c in sorted(stored - now)
+            ]
+        if count != len(stored):
+            found.append(f"group {group_id}: member count {count}, but {len(stored)} members")
+    return found
