@@ -108,7 +108,7 @@ class MembershipEvent(Node):
     occurred_at: datetime = strawberry.field(description="When it happened.")
     cause: str | None = strawberry.field(
         description="For source DERIVED: the change that made the contact enter or leave, "
-        "e.g. \"contact 17's postal_code changed\"."
+        'e.g. "contact 17\'s postal_code changed".'
     )
     is_type_of = rows_of(models.MembershipEvent)
 
