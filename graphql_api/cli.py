@@ -1,5 +1,5 @@
-"""``graphql-api``: migrate, serve, create-user, create-token, seed, export-schema, worker and
-new-plugin."""
+"""``graphql-api``: migrate, serve, create-user, create-token, seed, export-schema, worker,
+check-membership and new-plugin."""
 
 from __future__ import annotations
 
@@ -114,6 +114,37 @@ def _duration(text: str) -> timedelta:
     return timedelta(**{units[unit]: int(number)})
 
 
+def _check_membership(settings: Settings, repair: bool) -> None:
+    """Compare the stored memberships and counts with a computation from scratch; print
+    each difference; with ``repair``, fix them (history and events record each fix)."""
+    from graphql_api.app import load_plugins
+    from graphql_api.groups.derived import differences, rebuild
+    from graphql_api.kernel.db import create_engine, create_sessionmaker
+
+    async def run() -> list[str]:
+        engine = create_engine(settings.database_url)
+        plugins = load_plugins(settings)
+        info = {"rules": plugins.rules(), "permissions": plugins.permissions}
+        try:
+            async with create_sessionmaker(engine, info)() as session, session.begin():
+                found = await differences(session)
+                if found and repair:
+                    await rebuild(session, cause="repaired by check-membership", record=True)
+                return found
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(run())
+    for line in found:
+        print(line)
+    if not found:
+        print("Every stored membership and count is exact.", file=sys.stderr)
+        return
+    print(f"{len(found)} difference(s){'; repaired' if repair else ''}.", file=sys.stderr)
+    if not repair:
+        sys.exit(1)
+
+
 def _seed(settings: Settings, demo: bool, size: str | None) -> None:
     from graphql_api.seeding.datasets import seed_size
     from graphql_api.seeding.demo import seed_demo
@@ -216,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--portal", action="store_true", help="the portal's schema (/portal/graphql) instead"
     )
     commands.add_parser("worker", help="deliver notifications (outbox) until stopped")
+    check = commands.add_parser(
+        "check-membership",
+        help="compare stored memberships with a computation from scratch (exit 1 on a difference)",
+    )
+    check.add_argument("--repair", action="store_true", help="fix each difference, with events")
     new_plugin = commands.add_parser(
         "new-plugin", help="write a ready plugin distribution (prints its folder last)"
     )
@@ -246,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _export_schema(settings, args.portal)
         case "worker":
             _worker(settings)
+        case "check-membership":
+            _check_membership(settings, args.repair)
         case "new-plugin":
             _new_plugin(args.name, args.directory)
 

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import ContactErased
+from graphql_api.groups.derived import after_contacts_changed
+from graphql_api.groups.graph import lock_graph
 from graphql_api.groups.models import Group, Membership, MembershipEvent
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.access import Principal, requires
@@ -100,11 +102,16 @@ async def erase_contact(session: AsyncSession, actor: Principal, contact_id: int
     """Remove a contact's personal data; keep the row and its membership history,
     anonymised, so counts over time stay right; remove the portal account and the mails
     waiting for it; tell plugins (``contact.erased``) so copies elsewhere go too."""
+    await lock_graph(session, shared=True)
     contact = await session.get(Contact, contact_id, with_for_update=True)
     if contact is None:
         raise UserInputError.single(["contact_id"], ErrorCode.NOT_FOUND, "No contact with this id.")
     for name in PERSONAL_FIELDS:
         setattr(contact, name, None)
+    await session.flush()
+    # Dynamic groups that tested the erased fields no longer hold the contact.
+    cause = f"contact {contact_id} was erased"
+    await after_contacts_changed(session, [contact_id], cause, actor.user_id)
     await session.execute(delete(PortalAccount).where(PortalAccount.contact_id == contact_id))
     waiting = await session.execute(
         select(OutboxEvent.id, OutboxEvent.data).where(OutboxEvent.type.in_(PORTAL_MESSAGES))
