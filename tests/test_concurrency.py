@@ -457,3 +457,54 @@ async def test_same_name_at_once_gives_one_group_and_a_refusal(race: _Race) -> N
         outcomes = await _at_once(race, create, create)
         assert sorted(outcomes) in (["CONFLICT", "OK"], ["NAME_TAKEN", "OK"]), (round_, outcomes)
     assert await race.client.data(GROUP_COUNT) == {"groups": {"totalCount": ROUNDS}}
+
+
+async def test_concurrent_writers_leave_derived_membership_exact(race: _Race):
+    """Writers side by side for a bounded time (contact edits, static adds and removes,
+    definition changes), then nothing differs from a computation from scratch."""
+    from graphql_api.groups.derived import differences
+
+    client = race.client
+    people = await new_contact_ids(client, *[f"P{i}" for i in range(8)])
+    statics = [await new_group_id(client, name=f"S{i}") for i in range(3)]
+    city = {"condition": {"field": "city", "op": "EQ", "value": "Zwolle"}}
+    dynamic = await new_group_id(client, name="Zwolle", filter=city)
+    both = await new_group_id(
+        client, name="Beide", composedOfIds=[statics[0], dynamic], compositionMode="ALL"
+    )
+    await new_group_id(
+        client, name="Behalve", composedOfIds=[both, statics[1]], excludedGroupIds=[statics[2]]
+    )
+    move = "mutation($c: ID!, $city: String) { updateContact(id: $c, input: {city: $city}) { errors { code } } }"
+    remove = "mutation($g: ID!, $c: [ID!]!) { removeGroupMembers(groupId: $g, contactIds: $c) { errors { code } } }"
+    deadline = asyncio.get_running_loop().time() + 4.0
+
+    async def writer(number: int) -> int:
+        done = 0
+        while asyncio.get_running_loop().time() < deadline:
+            person = people[(number * 3 + done) % len(people)]
+            group = statics[(number + done) % len(statics)]
+            step = (number + done) % 4
+            if step == 0:
+                body = await client.execute(
+                    move, {"c": person, "city": "Zwolle" if done % 2 else "Ede"}
+                )
+            elif step == 1:
+                body = await client.execute(ADD_MEMBERS, {"groupId": group, "contactIds": [person]})
+            elif step == 2:
+                body = await client.execute(remove, {"g": group, "c": [person]})
+            else:
+                parts = [statics[0], dynamic] if done % 2 else [statics[1], dynamic]
+                body = await client.execute(
+                    UPDATE_GROUP, {"id": both, "input": {"composedOfIds": parts}}
+                )
+            assert "errors" not in body, body
+            [payload] = body["data"].values()
+            assert payload["errors"] == [], payload
+            done += 1
+        return done
+
+    counts = await asyncio.gather(*(writer(n) for n in range(4)))
+    assert sum(counts) > 20, counts
+    async with race.app.state.sessions() as session:
+        assert await differences(session) == []

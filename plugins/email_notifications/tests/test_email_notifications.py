@@ -221,3 +221,41 @@ async def test_portal_invitation_reset_and_a_portal_join_are_mailed(setup: Any, 
     ), "one welcome, however often the contact presses join"
     reset = next(m for m in inbox.messages if m["Subject"].startswith("Nieuw"))
     assert "/reset?token=gpl_" in reset.get_content()
+
+
+async def test_a_contact_whose_edit_matches_a_dynamic_group_is_mailed_once(setup: Any, smtp: Any):
+    app, client, _ = setup
+    inbox, _ = smtp
+    template = await new_template_id(
+        client, name="Zwolle welkom", subject="Welkom in {{ group.name }}", body="Hallo!"
+    )
+    [anna, bram] = await contacts(client, ("Anna", "anna@zon.nl"), ("Bram", "bram@wind.nl"))
+    await client.data(
+        'mutation($c: ID!) { updateContact(id: $c, input: {city: "Zwolle"}) { errors { code } } }',
+        {"c": bram},
+    )
+    await new_group_id(
+        client,
+        name="Zwolle",
+        filter={"condition": {"field": "city", "op": "EQ", "value": "Zwolle"}},
+        emailOnNewMember=True,
+        newMemberEmailTemplateId=template,
+    )
+    await deliver_all(app)
+    assert [m["To"] for m in inbox.messages] == ["bram@wind.nl"], "a member from the start"
+    inbox.messages.clear()
+    move = "mutation($c: ID!, $city: String) { updateContact(id: $c, input: {city: $city}) { errors { code } } }"
+    await client.data(move, {"c": anna, "city": "Zwolle"})
+    await client.data(move, {"c": bram, "city": "Zwolle"})  # already a member: no mail
+    await client.data(move, {"c": anna, "city": "zwolle"})  # still matching: no second mail
+    await deliver_all(app)
+    assert [(m["To"], m["Subject"]) for m in inbox.messages] == [
+        ("anna@zon.nl", "Welkom in Zwolle")
+    ]
+    history = await client.data(
+        '{ groups(filter: {kind: DYNAMIC}) { nodes { history(first: 5) { nodes { action source cause } } } } }'
+    )
+    [group] = history["groups"]["nodes"]
+    newest = group["history"]["nodes"][0]
+    assert newest["source"] == "DERIVED" and newest["action"] == "ADDED"
+    assert "city changed" in newest["cause"]
