@@ -71,6 +71,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             known_permissions=self.plugins.permissions,
             settings=self.settings,
             roles=self.plugins.roles,
+            filter_fields=self.plugins.filter_fields,
             plugin_infos=self.plugins.infos,
             access_changed=self.backend.cache.clear,
         )

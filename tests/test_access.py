@@ -60,6 +60,7 @@ OPERATIONS: dict[str, Operation] = {
     "emailTemplates": _op("templates.view", "{ emailTemplates { name } }"),
     "roles": _op(None, "{ roles { key } }"),
     "plugins": _op(None, "{ plugins { name } }"),
+    "filterFields": _op(None, "{ filterFields { name label type operators choices } }"),
     "notificationDeliveries": _op(
         "deliveries.manage", "{ notificationDeliveries(first: 1) { totalCount } }"
     ),

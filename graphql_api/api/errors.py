@@ -8,14 +8,44 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from graphql_api.api.enums import described_enum
 from graphql_api.kernel.errors import ErrorCode
 
 logger = logging.getLogger("graphql_api")
 
-ErrorCodeType = strawberry.enum(
+ErrorCodeType = described_enum(
     ErrorCode,
-    name="ErrorCode",
-    description="Why a change was refused; stable, so clients can branch on it.",
+    "Why a change was refused; stable, so clients can branch on it.",
+    {
+        ErrorCode.REQUIRED: "A value is missing.",
+        ErrorCode.TOO_LONG: "A value or a list is longer than allowed.",
+        ErrorCode.INVALID: "A value has the wrong form or is not one of those allowed.",
+        ErrorCode.INVALID_ID: "An id is malformed or of another type.",
+        ErrorCode.NOT_FOUND: "An id names nothing that exists (or that you may see).",
+        ErrorCode.NAME_TAKEN: "The name is already used.",
+        ErrorCode.EMAIL_TAKEN: "A user with this e-mail address exists.",
+        ErrorCode.TEMPLATE_REQUIRED: "E-mail on new members needs a template.",
+        ErrorCode.END_BEFORE_START: "The end date lies before the start date.",
+        ErrorCode.UNKNOWN_ROLE: "No registered neighbourhood role has this key.",
+        ErrorCode.TOO_MANY: "More items than one call may name.",
+        ErrorCode.NOT_STATIC: "Only a static group has explicit members.",
+        ErrorCode.ALREADY_STATIC: "The group is static already.",
+        ErrorCode.CYCLE: "The group would contain itself.",
+        ErrorCode.GROUP_IN_USE: "Other groups are built from this group.",
+        ErrorCode.DUPLICATE: "An item is listed twice.",
+        ErrorCode.KIND_CONFLICT: "A group is dynamic or composite, not both.",
+        ErrorCode.HAS_MEMBERS: "The group still has explicit members.",
+        ErrorCode.CONFLICT: "A concurrent change got there first; try again.",
+        ErrorCode.ROLE_CONFLICT: "The contact already holds another neighbourhood role.",
+        ErrorCode.ROLE_IN_USE: "Members hold the group's neighbourhood role.",
+        ErrorCode.TEMPLATE_IN_USE: "Groups send this e-mail template.",
+        ErrorCode.FORBIDDEN: "You lack the permission the call needs; the message names it.",
+        ErrorCode.UNKNOWN_PERMISSION: "No permission has this name.",
+        ErrorCode.STAFF_ROLE_IN_USE: "Users hold this staff role.",
+        ErrorCode.BUILT_IN_ROLE: "The built-in staff roles cannot be changed.",
+        ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
+        ErrorCode.ALREADY_REVOKED: "The API token is revoked already.",
+    },
 )
 
 
