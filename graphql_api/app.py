@@ -6,75 +6,26 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from graphql_api.api.context import Context
-from graphql_api.api.schema import CORE_FIELD_NAMES, build_schema
-from graphql_api.auth.backend import TokenBackend, bearer_token, on_auth_error
+from graphql_api.api.schema import CORE_FIELD_NAMES
+from graphql_api.auth.backend import TokenBackend, on_auth_error
 from graphql_api.auth.middleware import RequestScope
 from graphql_api.auth.token_cache import TokenCache
-from graphql_api.kernel.access import NOBODY
+from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
-from graphql_api.users.tokens import UNKNOWN_TOKEN
 
 logger = logging.getLogger("graphql_api")
-
-
-class GraphQLEndpoint(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
-
-    def __init__(self, settings: Settings, plugins: Plugins, backend: TokenBackend) -> None:
-        super().__init__(
-            build_schema(settings, plugins.schema),
-            graphql_ide="graphiql",
-            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-        )
-        self.settings = settings
-        self.plugins = plugins
-        self.backend = backend
-
-    async def on_ws_connect(self, context: Context) -> None:
-        """Authenticate a WebSocket client by the token of its ``connection_init`` payload
-        (``{"Authorization": "Bearer gapi_..."}``), unless its upgrade request carried one;
-        refused, the connection closes with 4403."""
-        params = context.connection_params or {}
-        header = params.get("Authorization", params.get("authorization"))
-        token = bearer_token(header) if isinstance(header, str) else None
-        if token is None:
-            if context.principal is NOBODY:
-                raise ConnectionRejectionError({"reason": UNKNOWN_TOKEN.reason})
-            return
-        try:
-            context.principal = await self.backend.principal_for(token)
-        except AuthenticationError as error:
-            raise ConnectionRejectionError({"reason": str(error)}) from error
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(
-            db=request.state.db,
-            principal=getattr(request.user, "principal", NOBODY),
-            known_permissions=self.plugins.permissions,
-            settings=self.settings,
-            roles=self.plugins.roles,
-            filter_fields=self.plugins.filter_fields,
-            plugin_infos=self.plugins.infos,
-            access_changed=self.backend.cache.clear,
-        )
 
 
 def load_plugins(settings: Settings, plugins: Sequence[object] | None = None) -> Plugins:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 import websockets
 
 CLI = [sys.executable, "-m", "graphql_api.cli"]
+HTTP_AUDIT = Path(__file__).parent / "http_audit"
 
 
 @pytest.fixture
@@ -153,6 +156,41 @@ def test_serve_over_http_requires_a_token(server: tuple[str, str]):
     groups = response.json()["data"]["groups"]
     assert groups["totalCount"] == 6, "the demo has one closed group of seven"
     assert all(edge["node"]["memberCount"] > 0 for edge in groups["edges"])
+
+
+@pytest.fixture(scope="session")
+def http_audit() -> Path:
+    """graphql-http's audit (tests/http_audit), installed from its lockfile when it is not."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("the GraphQL-over-HTTP audit needs node and npm, which are not installed")
+    installed = HTTP_AUDIT / "node_modules" / ".package-lock.json"
+    locked = HTTP_AUDIT / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < locked.stat().st_mtime:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=HTTP_AUDIT,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+    return HTTP_AUDIT
+
+
+def test_the_graphql_over_http_audit_passes(server: tuple[str, str], http_audit: Path):
+    url, token = server
+    audited = subprocess.run(
+        ["node", "audit.mjs", f"{url}/graphql"],
+        cwd=http_audit,
+        env={**os.environ, "GRAPHQL_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    results = json.loads(audited.stdout)
+    failed = [r for r in results if r["status"] != "ok"]
+    assert failed == [], "MUST fails are errors, SHOULD fails warnings; MAY audits never fail"
+    assert Counter(r["name"].split()[0] for r in results) == {"MUST": 13, "SHOULD": 23, "MAY": 25}
 
 
 async def graphql_over_websocket(

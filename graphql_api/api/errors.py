@@ -1,12 +1,16 @@
-"""How problems reach clients: ``UserError`` in payloads, masked top-level errors otherwise."""
+"""How problems reach clients: ``UserError`` in payloads; top-level errors, each with an
+``extensions.code`` and server faults masked, otherwise."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError, Lexer, Source, TokenKind
+from graphql.validation import ASTValidationRule, ValidationContext
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
 
 from graphql_api.api.enums import described_enum
 from graphql_api.kernel.errors import ErrorCode
@@ -58,10 +62,17 @@ class UserError:
     message: str = strawberry.field(description="What is wrong, in plain English.")
 
 
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
 class PublicError(GraphQLError):
     """A top-level error whose message is meant for the client (never masked)."""
 
-    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+    def __init__(self, message: str, code: str = BAD_USER_INPUT) -> None:
         super().__init__(message, extensions={"code": code})
 
 
@@ -92,5 +103,63 @@ class MaskInternalErrors(MaskErrors):
             message=self.error_message,
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": INTERNAL_SERVER_ERROR},
         )
+
+
+def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens: int) -> None:
+    """Give each error without an ``extensions.code`` the code of the step that failed, so
+    a client can branch on every error: the document did not parse, or had more tokens
+    than allowed; it did not validate; the variables or the operation name did not fit
+    it; or the server failed a field (masked later)."""
+    for error in errors:
+        if "code" not in error.extensions:
+            error.extensions["code"] = _failed_step(error, context, max_tokens)
+
+
+def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int) -> str:
+    original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        return INTERNAL_SERVER_ERROR
+    if isinstance(error, GraphQLSyntaxError):
+        return LIMIT_EXCEEDED if _tokens_exceed(context.query or "", max_tokens) else PARSE_FAILED
+    if error.path is not None:
+        return INTERNAL_SERVER_ERROR  # a field the server failed to complete, e.g. a null
+    # Strawberry records the result only once execution ran: before, validation failed.
+    return VALIDATION_FAILED if context.result is None else BAD_USER_INPUT
+
+
+def _tokens_exceed(document: str, limit: int) -> bool:
+    """Whether ``document`` has more than ``limit`` tokens, as the parser counts them."""
+    lexer = Lexer(Source(document))
+    try:
+        for _ in range(limit + 1):
+            if lexer.advance().kind is TokenKind.EOF:
+                return False
+    except GraphQLError:
+        return False
+    return True
+
+
+def limit_rule(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """``rule``, a limit on documents, reporting its errors as ``LIMIT_EXCEEDED``."""
+
+    class Limit(rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(_LimitContext(context))
+
+    return Limit
+
+
+class _LimitContext:
+    """A validation context whose errors are ``LIMIT_EXCEEDED``; the rest is the context's."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions["code"] = LIMIT_EXCEEDED
+        self._context.report_error(error)

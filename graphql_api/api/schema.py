@@ -25,7 +25,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.enum import EnumValue
 
-from graphql_api.api.errors import ErrorCodeType, MaskInternalErrors, log_internal_errors
+from graphql_api.api.errors import (
+    ErrorCodeType,
+    MaskInternalErrors,
+    give_codes,
+    limit_rule,
+    log_internal_errors,
+)
 from graphql_api.api.nodes import NodeQueries
 from graphql_api.contacts.api.mutations import ContactMutations
 from graphql_api.contacts.api.queries import ContactQueries
@@ -84,11 +90,19 @@ class OperationBoundary(SchemaExtension):
 
 
 class Schema(strawberry.Schema):
-    """Strawberry's schema, logging only server faults (it would log every client error)."""
+    """Strawberry's schema, giving every error a code and logging only server faults (it
+    would log every client error)."""
+
+    def __init__(self, *args: Any, max_tokens: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_tokens = max_tokens
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Called once with each list of errors, before any is masked.
+        if execution_context is not None:
+            give_codes(errors, execution_context, self.max_tokens)
         log_internal_errors(errors)
 
 
@@ -114,8 +128,11 @@ def build_schema(
     # The rules are made once: the validation cache is keyed by them, so rules made
     # afresh for every request would make every request miss it.
     limits = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        limit_rule(rule)
+        for rule in (
+            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        )
     ]
     contributions = contributions or SchemaContributions()
     fields = contributions.fields
@@ -136,6 +153,7 @@ def build_schema(
             mutation=mutation,
             types=[graphql_type for _, graphql_type in contributions.types],
             config=StrawberryConfig(auto_camel_case=True),
+            max_tokens=settings.max_tokens,
             extensions=[
                 lambda: AddValidationRules(limits),
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
