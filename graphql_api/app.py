@@ -1,4 +1,5 @@
-"""The Starlette application: ``/graphql`` (API and GraphiQL) and ``/health``."""
+"""The Starlette application: ``/graphql`` (API and GraphiQL), the health probes under
+``/health`` and the metrics on ``/metrics``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graphql_api.api.schema import CORE_FIELD_NAMES
@@ -21,6 +20,11 @@ from graphql_api.auth.middleware import RequestScope
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.requests import count_statements
+from graphql_api.migrations.runner import newest_revisions
+from graphql_api.monitoring.health import health_routes
+from graphql_api.monitoring.metrics import Metrics, metrics_route
+from graphql_api.monitoring.requests import RequestObserver
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
@@ -48,9 +52,8 @@ def create_app(
         engine, info={"rules": manager.rules(), "permissions": manager.permissions}
     )
     tokens = TokenCache(ttl=settings.token_cache_seconds)
-
-    async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    metrics = Metrics()
+    count_statements(engine)
 
     @asynccontextmanager
     async def lifespan(application: Starlette) -> AsyncIterator[None]:
@@ -76,15 +79,19 @@ def create_app(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            Route("/health", health, methods=["GET"]),
+            *health_routes(engine, newest_revisions(manager.migrations())),
+            metrics_route(metrics, sessions),
         ],
         middleware=[
-            # Outermost, so a browser's preflight is answered before authentication.
+            # Outermost, so every answer has its request's id, log line and metrics.
+            Middleware(RequestObserver, metrics=metrics),
+            # Before authentication, so a browser's preflight is answered without a token.
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
                 max_age=600,
             ),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
@@ -98,4 +105,5 @@ def create_app(
     app.state.plugins = manager
     app.state.schema = graphql.schema
     app.state.tokens = tokens
+    app.state.metrics = metrics
     return app

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from graphql_api.monitoring.logs import configure_logging
 from graphql_api.settings import Settings
 
 
@@ -38,8 +39,15 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     app = create_app(settings)
     where = f"http://{host or settings.host}:{port or settings.port}/graphql"
-    print(f"GraphQL API and GraphiQL on {where}", file=sys.stderr)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    logging.getLogger("graphql_api").info("GraphQL API and GraphiQL on %s", where)
+    # Uvicorn logs through ours (log_config=None); each request's line is ours, with more in it.
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
@@ -221,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     match args.command:
         case "migrate":
             _migrate(settings)

@@ -27,7 +27,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from graphql_api.api.context import Context
-from graphql_api.api.errors import INTERNAL_SERVER_ERROR
+from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
 from graphql_api.auth.backend import TokenBackend, bearer_token
 from graphql_api.kernel.access import NOBODY
@@ -80,7 +80,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         body = process_result(result)
-        if _never_executed(result):
+        if never_executed(result):
             # Nothing ran, so there is no data, not even null (GraphQL spec, "Response").
             del body["data"]
             if request.state.answer.media_type == GRAPHQL_RESPONSE:
@@ -139,11 +139,6 @@ def _quality(parameters: list[str]) -> float:
             except ValueError:
                 return 0.0
     return 1.0
-
-
-def _never_executed(result: ExecutionResult) -> bool:
-    """Whether the request failed before execution: only errors, none of them at a field."""
-    return result.data is None and all(error.path is None for error in result.errors or [])
 
 
 def _status_before_execution(errors: list[GraphQLError]) -> HTTPStatus:

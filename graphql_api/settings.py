@@ -1,6 +1,6 @@
 """Service settings, read from ``GRAPHQL_API_*`` environment variables."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     """Requests without a token act as the first active admin. Only ``make run`` sets it."""
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object a line, for log collectors (docs/operations.md)."""
     token_cache_seconds: float = 1.0
     """How long a process trusts a checked API token before asking the database again;
     a revocation or deactivation reaches every process within this time (0 = never cache)."""

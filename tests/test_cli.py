@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,35 +113,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`graphql-api serve` on a free port, with demo data and a user token."""
-    assert run(env, "migrate").returncode == 0
-    assert run(env, "seed", "--demo").returncode == 0
-    token = run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[
-        -1
-    ]
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`graphql-api serve` on a free port, until the block ends: its URL and process (whose
+    stderr is the log, to read once the block is over)."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
             raise RuntimeError("server did not start")
-        yield url, token
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def new_token(env: dict[str, str]) -> str:
+    return run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[-1]
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`graphql-api serve` on a free port, with demo data and a user token."""
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    token = new_token(env)
+    with serving(env) as (url, _):
+        yield url, token
+
+
+def test_serve_logs_one_json_object_a_line(env: dict[str, str]):
+    assert run(env, "migrate").returncode == 0
+    token = new_token(env)
+    with serving({**env, "GRAPHQL_API_LOG_FORMAT": "json"}) as (url, process):
+        answered = httpx.post(
+            f"{url}/graphql",
+            json={"query": "query Viewer { viewer { name } }"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "e2e-1"},
+            timeout=10,
+        )
+        assert answered.headers["x-request-id"] == "e2e-1"
+    assert process.stderr is not None
+    lines = [json.loads(line) for line in process.stderr.read().splitlines()]
+    [request] = [line for line in lines if line.get("request_id") == "e2e-1"]
+    assert request["message"] == "POST /graphql 200"
+    assert (request["operation"], request["outcome"], request["principal"]) == (
+        "Viewer",
+        "ok",
+        "Test",
+    )
+    assert request["statements"] >= 2, "the token check and the user"
+    assert request["duration_ms"] > 0
+    assert any(line["logger"].startswith("uvicorn") for line in lines), "uvicorn's too"
 
 
 def test_serve_over_http_requires_a_token(server: tuple[str, str]):

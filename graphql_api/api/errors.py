@@ -10,7 +10,7 @@ import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError, Lexer, Source, TokenKind
 from graphql.validation import ASTValidationRule, ValidationContext
 from strawberry.extensions import MaskErrors
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.api.enums import described_enum
 from graphql_api.kernel.errors import ErrorCode
@@ -105,6 +105,12 @@ class MaskInternalErrors(MaskErrors):
             path=error.path,
             extensions={"code": INTERNAL_SERVER_ERROR},
         )
+
+
+def never_executed(result: ExecutionResult) -> bool:
+    """Whether a request failed before execution (it did not parse or validate, or its
+    variables did not fit): only errors, none of them at a field."""
+    return result.data is None and all(error.path is None for error in result.errors or [])
 
 
 def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens: int) -> None:

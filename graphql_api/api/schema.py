@@ -31,6 +31,7 @@ from graphql_api.api.errors import (
     give_codes,
     limit_rule,
     log_internal_errors,
+    never_executed,
 )
 from graphql_api.api.nodes import NodeQueries
 from graphql_api.contacts.api.mutations import ContactMutations
@@ -41,6 +42,7 @@ from graphql_api.email_templates.api.queries import EmailTemplateQueries
 from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
 from graphql_api.groups.api.types import Group
+from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.api.mutations import NotificationMutations
 from graphql_api.notifications.api.queries import NotificationQueries
 from graphql_api.plugins.api.queries import PluginQueries
@@ -87,6 +89,22 @@ class OperationBoundary(SchemaExtension):
         context = self.execution_context.context
         await context.db.release()
         context.forget_loaded()
+
+
+class RecordOperation(SchemaExtension):
+    """Tell the request's record (for its log line and the metrics) which operation ran
+    and how it ended. A document that does not parse leaves it untold."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        record = current_request()
+        result = self.execution_context.result
+        if record is None or result is None:
+            return
+        record.operation = self.execution_context.operation_name or "anonymous"
+        record.outcome = (
+            "invalid" if never_executed(result) else "errors" if result.errors else "ok"
+        )
 
 
 class Schema(strawberry.Schema):
@@ -159,6 +177,7 @@ def build_schema(
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
                 MaskInternalErrors,
                 OperationBoundary,
+                RecordOperation,
                 # Clients send the same documents again and again; parse and check each once.
                 lambda: ParserCache(maxsize=1000),
                 lambda: ValidationCache(maxsize=1000),
