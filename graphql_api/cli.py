@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import sys
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="GraphQL API for CRM contact groups. Settings come from GRAPHQL_API_* "
         "environment variables.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('graphql-api')}",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the database to the newest schema")
     serve = commands.add_parser("serve", help="serve the API (tokens required)")
@@ -226,10 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USES_THE_DATABASE = {"migrate", "serve", "create-user", "create-token", "seed", "worker"}
+"""Commands that check the database first; all but ``migrate`` need its newest schema."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    from graphql_api.preflight import Refused, check_database, read_settings
+
+    try:
+        settings = read_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command in USES_THE_DATABASE:
+            check_database(settings, migrated=args.command != "migrate")
+    except Refused as refused:
+        sys.exit(f"error: {refused}")
     match args.command:
         case "migrate":
             _migrate(settings)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -85,6 +87,67 @@ def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
         refused = run(env, *args)
         assert refused.returncode == 1, args
         assert message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_version(env: dict[str, str]):
+    shown = run(env, "--version")
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"graphql-api {importlib.metadata.version('graphql-api')}"
+
+
+UNREACHABLE = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("GRAPHQL_API_DATABASE_URL", "nonsense", "GRAPHQL_API_DATABASE_URL: not a database URL"),
+        ("GRAPHQL_API_DATABASE_URL", "postgresql://u@h/d", "write e.g. sqlite+aiosqlite:///"),
+        ("GRAPHQL_API_DATABASE_URL", UNREACHABLE, "cannot reach the database postgresql"),
+        ("GRAPHQL_API_PORT", "eighty", "GRAPHQL_API_PORT: Input should be a valid integer"),
+    ],
+)
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_configuration_or_connection_error_is_one_line_with_a_hint(
+    env: dict[str, str], command: str, setting: str, value: str, said: str
+):
+    refused = run({**env, setting: value}, *command.split())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: ") and said in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "secret" not in refused.stderr, "no password in the log"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["serve", "worker", "seed --demo", "create-user --name A --email a@example.coop"],
+)
+def test_an_unmigrated_database_is_refused_until_migrated(env: dict[str, str], command: str):
+    refused = run(env, *command.split())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: the database sqlite+aiosqlite:///"), refused.stderr
+    assert refused.stderr.strip().endswith("run `graphql-api migrate` first")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+PROGRESS = """
+from graphql_api.seeding.datasets import progress
+with progress("contacts", 3) as advance:
+    advance(3)
+"""
+
+
+def test_progress_bars_show_on_a_terminal_only():
+    piped = subprocess.run(
+        [sys.executable, "-c", PROGRESS], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert piped.stderr == ""
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        subprocess.run([sys.executable, "-c", PROGRESS], stderr=terminal, timeout=60, check=True)
+        os.close(terminal)
+        shown = screen.read(4096).decode()
+    assert "contacts" in shown and "3/3" in shown
 
 
 def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]):
