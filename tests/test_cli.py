@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import pty
+import shlex
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 CLI = [sys.executable, "-m", "graphql_api.cli"]
 HTTP_AUDIT = Path(__file__).parent / "http_audit"
@@ -216,6 +218,43 @@ def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     token = new_token(env)
     with serving(env) as (url, _):
         yield url, token
+
+
+def make_run_environment(repo_root: Path) -> dict[str, str]:
+    """The variables `make run` serves with: those of its last command, `make -n` shows."""
+    shown = subprocess.run(
+        ["make", "-s", "-n", "run"], cwd=repo_root, capture_output=True, text=True, check=True
+    )
+    serve = shlex.split(shown.stdout.splitlines()[-1])
+    assert serve[-2:] == [".venv/bin/graphql-api", "serve"], serve
+    return dict(word.split("=", 1) for word in serve[:-2])
+
+
+def outbox_depth(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    return next(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "graphql_api_outbox_depth"
+    )
+
+
+def test_make_run_logs_the_demos_mail_instead_of_sending_it(env: dict[str, str], repo_root: Path):
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    with serving({**env, **make_run_environment(repo_root)}) as (url, process):
+        for _ in range(100):
+            if outbox_depth(url) == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the demo's deliveries were not made")
+    assert process.stderr is not None
+    log = process.stderr.read()
+    caught = [line for line in log.splitlines() if "E-mail caught, not sent: to " in line]
+    assert caught and all("subject '" in line for line in caught), log
+    assert "failed" not in log, "nothing tried port 25"
 
 
 def test_serve_logs_one_json_object_a_line(env: dict[str, str]):

@@ -5,11 +5,13 @@ Every path that links a contact (single, bulk, portal, import) goes through the 
 membership service, which records ``members.added``; the worker hands each to this plugin
 at least once. The Message-ID comes from the delivery id, so a retried delivery is
 recognisably the same message. Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``,
-``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``.
+``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``, and ``_CATCH``, which
+logs each message instead of sending it (``make run`` sets it).
 """
 
 from __future__ import annotations
 
+import logging
 from email.message import EmailMessage
 from typing import Any
 
@@ -29,6 +31,8 @@ from graphql_api.plugin import (
     render,
 )
 
+logger = logging.getLogger(__name__)
+
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "email_notifications"
 
@@ -43,6 +47,9 @@ class SmtpSettings(BaseSettings):
     password: str | None = None
     starttls: bool = False
     timeout_seconds: float = 20.0
+    catch: bool = False
+    """Log each message (recipient and subject; its text at DEBUG) instead of sending it:
+    for development, where no mail server listens."""
 
 
 @hookimpl
@@ -84,6 +91,10 @@ async def deliver(
     message["Message-ID"] = f"<delivery-{delivery_id}@{domain}>"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    if settings.catch:
+        logger.info("E-mail caught, not sent: to %s, subject %r", message["To"], message["Subject"])
+        logger.debug("E-mail caught, its text:\n%s", rendered.text)
+        return
     await aiosmtplib.send(
         message,
         hostname=settings.host,
