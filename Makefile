@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 space := $(subst ,, )
 comma := ,
 PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications plugins/webhooks
+# `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
+GRAPHQL_API_SMTP_CATCH ?= true
 
 .PHONY: install run test lint format schema clean bench bench-outbox mutation
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 run: install
 	$(BIN)/graphql-api migrate
 	$(BIN)/graphql-api seed --demo
-	GRAPHQL_API_DEV_MODE=true $(BIN)/graphql-api serve
+	GRAPHQL_API_DEV_MODE=true GRAPHQL_API_SMTP_CATCH=$(GRAPHQL_API_SMTP_CATCH) $(BIN)/graphql-api serve
 
 test: install
 	$(BIN)/pytest

@@ -1,5 +1,6 @@
 """The Starlette application: ``/graphql`` (staff API and GraphiQL, also over WebSocket),
-``/portal/graphql`` (the customer portal) and ``/health``."""
+``/portal/graphql`` (the customer portal), the health probes under ``/health`` and the
+metrics on ``/metrics``."""
 
 from __future__ import annotations
 
@@ -12,73 +13,30 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
-from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from graphql_api.api.context import Context
-from graphql_api.api.schema import CORE_FIELD_NAMES, build_schema
-from graphql_api.auth.backend import PortalUser, TokenBackend, bearer_token, on_auth_error
+from graphql_api.api.schema import CORE_FIELD_NAMES
+from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
-from graphql_api.kernel.access import NOBODY
+from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.requests import count_statements
+from graphql_api.migrations.runner import newest_revisions
+from graphql_api.monitoring.health import health_routes
+from graphql_api.monitoring.metrics import Metrics, metrics_route
+from graphql_api.monitoring.requests import RequestObserver
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.portal.api.context import PortalContext
 from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
-from graphql_api.users.tokens import UNKNOWN_TOKEN
 
 logger = logging.getLogger("graphql_api")
-
-
-class GraphQLEndpoint(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
-
-    def __init__(self, settings: Settings, plugins: Plugins, backend: TokenBackend) -> None:
-        super().__init__(
-            build_schema(settings, plugins.schema),
-            graphql_ide="graphiql",
-            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-        )
-        self.settings = settings
-        self.plugins = plugins
-        self.backend = backend
-
-    async def on_ws_connect(self, context: Context) -> None:
-        """Authenticate a WebSocket client by the token of its ``connection_init`` payload
-        (``{"Authorization": "Bearer gapi_..."}``), unless its upgrade request carried one;
-        refused, the connection closes with 4403."""
-        params = context.connection_params or {}
-        header = params.get("Authorization", params.get("authorization"))
-        token = bearer_token(header) if isinstance(header, str) else None
-        if token is None:
-            if context.principal is NOBODY:
-                raise ConnectionRejectionError({"reason": UNKNOWN_TOKEN.reason})
-            return
-        try:
-            context.principal = await self.backend.principal_for(token)
-        except AuthenticationError as error:
-            raise ConnectionRejectionError({"reason": str(error)}) from error
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(
-            db=request.state.db,
-            principal=getattr(request.user, "principal", NOBODY),
-            known_permissions=self.plugins.permissions,
-            settings=self.settings,
-            roles=self.plugins.roles,
-            plugin_infos=self.plugins.infos,
-            access_changed=self.backend.cache.clear,
-        )
 
 
 class PortalEndpoint(GraphQL[PortalContext, None]):
@@ -120,9 +78,8 @@ def create_app(
         engine, info={"rules": manager.rules(), "permissions": manager.permissions}
     )
     tokens = TokenCache(ttl=settings.token_cache_seconds)
-
-    async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    metrics = Metrics()
+    count_statements(engine)
 
     @asynccontextmanager
     async def lifespan(application: Starlette) -> AsyncIterator[None]:
@@ -154,15 +111,19 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route(PORTAL_PATH, PortalEndpoint(settings), methods=["GET", "POST"]),
-            Route("/health", health, methods=["GET"]),
+            *health_routes(engine, newest_revisions(manager.migrations())),
+            metrics_route(metrics, sessions),
         ],
         middleware=[
-            # Outermost, so a browser's preflight is answered before authentication.
+            # Outermost, so every answer has its request's id, log line and metrics.
+            Middleware(RequestObserver, metrics=metrics),
+            # Before authentication, so a browser's preflight is answered without a token.
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
                 max_age=600,
             ),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
@@ -176,4 +137,5 @@ def create_app(
     app.state.plugins = manager
     app.state.schema = graphql.schema
     app.state.tokens = tokens
+    app.state.metrics = metrics
     return app

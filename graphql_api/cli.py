@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from graphql_api.monitoring.logs import configure_logging
 from graphql_api.settings import Settings
 
 
@@ -39,8 +41,15 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     app = create_app(settings)
     where = f"http://{host or settings.host}:{port or settings.port}/graphql"
-    print(f"GraphQL API and GraphiQL on {where}", file=sys.stderr)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    logging.getLogger("graphql_api").info("GraphQL API and GraphiQL on %s", where)
+    # Uvicorn logs through ours (log_config=None); each request's line is ours, with more in it.
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
@@ -215,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="GraphQL API for CRM contact groups. Settings come from GRAPHQL_API_* "
         "environment variables.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('graphql-api')}",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the database to the newest schema")
     serve = commands.add_parser("serve", help="serve the API (tokens required)")
@@ -262,11 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USES_THE_DATABASE = {"migrate", "serve", "create-user", "create-token", "seed", "worker"}
+"""Commands that check the database first; all but ``migrate`` need its newest schema."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from graphql_api.preflight import Refused, check_database, read_settings
+
+    try:
+        settings = read_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command in USES_THE_DATABASE:
+            check_database(settings, migrated=args.command != "migrate")
+    except Refused as refused:
+        sys.exit(f"error: {refused}")
     match args.command:
         case "migrate":
             _migrate(settings)

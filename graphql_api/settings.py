@@ -1,9 +1,11 @@
 """Service settings, read from ``GRAPHQL_API_*`` environment variables."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 def _split_commas(value: Any) -> Any:
@@ -16,12 +18,15 @@ CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 """A list setting written as ``a,b,c`` in the environment (plugins use it too)."""
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/graphql_api.sqlite3"
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+"""The databases the service runs on, each with its async driver."""
+ENV_PREFIX = "GRAPHQL_API_"
 
 
 class Settings(BaseSettings):
     """Everything an operator can configure; every field maps to ``GRAPHQL_API_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
@@ -29,6 +34,8 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     """Requests without a token act as the first active admin. Only ``make run`` sets it."""
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object a line, for log collectors (docs/operations.md)."""
     token_cache_seconds: float = 1.0
     """How long a process trusts a checked API token before asking the database again;
     a revocation or deactivation reaches every process within this time (0 = never cache)."""
@@ -64,3 +71,18 @@ class Settings(BaseSettings):
     """``graphql-api serve`` delivers too; turn off when ``graphql-api worker`` runs apart."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable(cls, url: str) -> str:
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            driver = None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(
+                "not a database URL the service can use; write e.g. "
+                "sqlite+aiosqlite:///./data/graphql_api.sqlite3 or "
+                "postgresql+asyncpg://user@host/database"
+            )
+        return url

@@ -60,10 +60,12 @@ OPERATIONS: dict[str, Operation] = {
     "emailTemplates": _op("templates.view", "{ emailTemplates { name } }"),
     "roles": _op(None, "{ roles { key } }"),
     "plugins": _op(None, "{ plugins { name } }"),
+    "filterFields": _op(None, "{ filterFields { name label type operators choices } }"),
     "notificationDeliveries": _op(
         "deliveries.manage", "{ notificationDeliveries(first: 1) { totalCount } }"
     ),
     "node": _op("groups.view", f'{{ node(id: "{G}") {{ id }} }}'),
+    "nodes": _op("groups.view", f'{{ nodes(ids: ["{G}"]) {{ id }} }}'),
     "coaches": _op("contacts.view", "{ coaches(first: 1) { totalCount } }"),
     "externalParties": _op("contacts.view", "{ externalParties(first: 1) { totalCount } }"),
     "projectLeaders": _op("contacts.view", "{ projectLeaders(first: 1) { totalCount } }"),
@@ -188,7 +190,7 @@ def test_every_operation_declares_its_permission(app: Any):
     assert not sorted(set(OPERATIONS) - set(fields)), "declared operations the schema lacks"
     for name, operation in OPERATIONS.items():
         description = fields[name].description or ""
-        if operation.permission is not None and name != "node":
+        if operation.permission is not None and name not in ("node", "nodes"):
             assert f"Needs `{operation.permission}`." in description, name
         if operation.permission is None:
             assert "Needs `" not in description, name

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import pty
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 CLI = [sys.executable, "-m", "graphql_api.cli"]
+HTTP_AUDIT = Path(__file__).parent / "http_audit"
 
 
 @pytest.fixture
@@ -83,6 +91,67 @@ def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
         assert message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
 
 
+def test_version(env: dict[str, str]):
+    shown = run(env, "--version")
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"graphql-api {importlib.metadata.version('graphql-api')}"
+
+
+UNREACHABLE = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("GRAPHQL_API_DATABASE_URL", "nonsense", "GRAPHQL_API_DATABASE_URL: not a database URL"),
+        ("GRAPHQL_API_DATABASE_URL", "postgresql://u@h/d", "write e.g. sqlite+aiosqlite:///"),
+        ("GRAPHQL_API_DATABASE_URL", UNREACHABLE, "cannot reach the database postgresql"),
+        ("GRAPHQL_API_PORT", "eighty", "GRAPHQL_API_PORT: Input should be a valid integer"),
+    ],
+)
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_configuration_or_connection_error_is_one_line_with_a_hint(
+    env: dict[str, str], command: str, setting: str, value: str, said: str
+):
+    refused = run({**env, setting: value}, *command.split())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: ") and said in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "secret" not in refused.stderr, "no password in the log"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["serve", "worker", "seed --demo", "create-user --name A --email a@example.coop"],
+)
+def test_an_unmigrated_database_is_refused_until_migrated(env: dict[str, str], command: str):
+    refused = run(env, *command.split())
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: the database sqlite+aiosqlite:///"), refused.stderr
+    assert refused.stderr.strip().endswith("run `graphql-api migrate` first")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+PROGRESS = """
+from graphql_api.seeding.datasets import progress
+with progress("contacts", 3) as advance:
+    advance(3)
+"""
+
+
+def test_progress_bars_show_on_a_terminal_only():
+    piped = subprocess.run(
+        [sys.executable, "-c", PROGRESS], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert piped.stderr == ""
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        subprocess.run([sys.executable, "-c", PROGRESS], stderr=terminal, timeout=60, check=True)
+        os.close(terminal)
+        shown = screen.read(4096).decode()
+    assert "contacts" in shown and "3/3" in shown
+
+
 def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]):
     assert run(env, "migrate").returncode == 0
     seeded = run(env, "seed", "--demo")
@@ -109,35 +178,108 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`graphql-api serve` on a free port, with demo data and a user token."""
-    assert run(env, "migrate").returncode == 0
-    assert run(env, "seed", "--demo").returncode == 0
-    token = run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[
-        -1
-    ]
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`graphql-api serve` on a free port, until the block ends: its URL and process (whose
+    stderr is the log, to read once the block is over)."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
             raise RuntimeError("server did not start")
-        yield url, token
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def new_token(env: dict[str, str]) -> str:
+    return run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[-1]
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`graphql-api serve` on a free port, with demo data and a user token."""
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    token = new_token(env)
+    with serving(env) as (url, _):
+        yield url, token
+
+
+def make_run_environment(repo_root: Path) -> dict[str, str]:
+    """The variables `make run` serves with: those of its last command, `make -n` shows."""
+    shown = subprocess.run(
+        ["make", "-s", "-n", "run"], cwd=repo_root, capture_output=True, text=True, check=True
+    )
+    serve = shlex.split(shown.stdout.splitlines()[-1])
+    assert serve[-2:] == [".venv/bin/graphql-api", "serve"], serve
+    return dict(word.split("=", 1) for word in serve[:-2])
+
+
+def outbox_depth(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    return next(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "graphql_api_outbox_depth"
+    )
+
+
+def test_make_run_logs_the_demos_mail_instead_of_sending_it(env: dict[str, str], repo_root: Path):
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    with serving({**env, **make_run_environment(repo_root)}) as (url, process):
+        for _ in range(100):
+            if outbox_depth(url) == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the demo's deliveries were not made")
+    assert process.stderr is not None
+    log = process.stderr.read()
+    caught = [line for line in log.splitlines() if "E-mail caught, not sent: to " in line]
+    assert caught and all("subject '" in line for line in caught), log
+    assert "failed" not in log, "nothing tried port 25"
+
+
+def test_serve_logs_one_json_object_a_line(env: dict[str, str]):
+    assert run(env, "migrate").returncode == 0
+    token = new_token(env)
+    with serving({**env, "GRAPHQL_API_LOG_FORMAT": "json"}) as (url, process):
+        answered = httpx.post(
+            f"{url}/graphql",
+            json={"query": "query Viewer { viewer { name } }"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "e2e-1"},
+            timeout=10,
+        )
+        assert answered.headers["x-request-id"] == "e2e-1"
+    assert process.stderr is not None
+    lines = [json.loads(line) for line in process.stderr.read().splitlines()]
+    [request] = [line for line in lines if line.get("request_id") == "e2e-1"]
+    assert request["message"] == "POST /graphql 200"
+    assert (request["operation"], request["outcome"], request["principal"]) == (
+        "Viewer",
+        "ok",
+        "Test",
+    )
+    assert request["statements"] >= 2, "the token check and the user"
+    assert request["duration_ms"] > 0
+    assert any(line["logger"].startswith("uvicorn") for line in lines), "uvicorn's too"
 
 
 def test_serve_over_http_requires_a_token(server: tuple[str, str]):
@@ -153,6 +295,41 @@ def test_serve_over_http_requires_a_token(server: tuple[str, str]):
     groups = response.json()["data"]["groups"]
     assert groups["totalCount"] == 6, "the demo has one closed group of seven"
     assert all(edge["node"]["memberCount"] > 0 for edge in groups["edges"])
+
+
+@pytest.fixture(scope="session")
+def http_audit() -> Path:
+    """graphql-http's audit (tests/http_audit), installed from its lockfile when it is not."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("the GraphQL-over-HTTP audit needs node and npm, which are not installed")
+    installed = HTTP_AUDIT / "node_modules" / ".package-lock.json"
+    locked = HTTP_AUDIT / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < locked.stat().st_mtime:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=HTTP_AUDIT,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+    return HTTP_AUDIT
+
+
+def test_the_graphql_over_http_audit_passes(server: tuple[str, str], http_audit: Path):
+    url, token = server
+    audited = subprocess.run(
+        ["node", "audit.mjs", f"{url}/graphql"],
+        cwd=http_audit,
+        env={**os.environ, "GRAPHQL_API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    results = json.loads(audited.stdout)
+    failed = [r for r in results if r["status"] != "ok"]
+    assert failed == [], "MUST fails are errors, SHOULD fails warnings; MAY audits never fail"
+    assert Counter(r["name"].split()[0] for r in results) == {"MUST": 13, "SHOULD": 23, "MAY": 25}
 
 
 async def graphql_over_websocket(

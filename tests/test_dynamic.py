@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from graphql_api.groups.filters import FilterOp
 from graphql_api.testing import (
     CREATE_GROUP,
     GROUP_USED_BY,
@@ -253,3 +254,30 @@ async def test_too_deep_filters_are_refused_and_change_nothing(app: Any, client:
         tree = {"not": tree}
     errors = await refused(app, client, CREATE_GROUP, {"input": {"name": "Diep", "filter": tree}})
     assert errors[0]["code"] == "TOO_LONG"
+
+
+async def test_filter_fields_tell_a_filter_editor_what_to_offer(client: GraphQLClient):
+    query = '{ filterFields { name label en: label(locale: "en") type operators choices } }'
+    fields = {f.pop("name"): f for f in (await client.data(query))["filterFields"]}
+    assert list(fields)[:3] == ["kind", "firstName", "lastName"], "the core's, in their order"
+    assert fields["postalCode"] == {
+        "label": "Postcode",
+        "en": "Postal code",
+        "type": "TEXT",
+        "operators": [op.value for op in FilterOp],
+        "choices": [],
+    }
+    assert fields["kind"]["choices"] == ["PERSON", "ORGANISATION"]
+    assert fields["kind"]["operators"] == ["EQ", "NEQ", "IN"]
+    assert fields["createdAt"]["operators"] == ["EQ", "NEQ", "LT", "LTE", "GT", "GTE"]
+    assert (fields["memberOf"]["type"], fields["memberOf"]["en"]) == ("GROUP", "Member of group")
+    role = fields["neighbourhoodRole"]
+    assert (role["type"], role["label"]) == ("CHOICE", "Rol in buurtaanpak"), "the roles' field"
+    assert {"coach", "projectleider", "external_party"} <= set(role["choices"])
+    for name, offered in fields.items():
+        condition = {"field": name, "op": offered["operators"][0], "value": "x"}
+        body = await client.execute(
+            "query($f: ContactFilterInput!) { contacts(filter: $f) { totalCount } }",
+            {"f": {"condition": condition}},
+        )
+        assert "Unknown field" not in str(body), name

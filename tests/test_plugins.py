@@ -16,6 +16,7 @@ from alembic import command
 from sqlalchemy.engine import Connection
 
 from graphql_api.app import create_app, load_plugins
+from graphql_api.groups.filters import FilterOp
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import histories, upgrade
 from graphql_api.plugins import hookimpl
@@ -113,6 +114,13 @@ async def test_a_third_party_plugin_uses_every_hook(app_factory: Any, example_da
             '{ contacts(filter: {condition: {field: "emailDomain", op: EQ, value: "zonnedak.nl"}}) { nodes { lastName } } }'
         )
         assert preview["contacts"]["nodes"] == [{"lastName": "Zon"}]
+        offered = await client.data("{ filterFields { name label type operators } }")
+        assert offered["filterFields"][-1] == {
+            "name": "emailDomain",
+            "label": "emailDomain",
+            "type": "TEXT",
+            "operators": [op.value for op in FilterOp],
+        }, "a plugin's field without labels is named by its name"
     import example_plugin
 
     assert example_plugin.started == [], "startup runs with the lifespan, not at import"

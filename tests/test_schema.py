@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Any
 
+import pytest
 import strawberry
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from graphql_api.api.enums import described_enum
 from graphql_api.api.schema import build_schema
 from graphql_api.app import load_plugins
 from graphql_api.migrations.metadata import Base
@@ -39,18 +42,42 @@ def test_portal_schema_graphql_is_fresh(repo_root: Path):
     assert stored == exported, "portal-schema.graphql is stale: run `make schema`"
 
 
-def test_every_type_field_and_argument_is_described(built_in_plugins: list[str]):
+def test_every_type_field_argument_and_enum_value_is_described(
+    app: Any, built_in_plugins: list[str]
+):
     assert undescribed(core_schema(built_in_plugins)) == []
+    assert undescribed(app.state.schema) == [], "as served, with the installed plugins"
     assert undescribed(build_portal_schema(Settings())) == []
 
 
-def test_undescribed_finds_a_field_without_a_description(built_in_plugins: list[str]):
-    @strawberry.type(description="A plugin's type with one field undescribed.")
-    class Hint:
-        text: str
+@strawberry.enum(description="A plugin's enum with one value undescribed.")
+class Tone(enum.Enum):
+    SOFT = strawberry.enum_value("soft", description="Quietly.")
+    LOUD = "loud"
 
+
+@strawberry.type(description="A plugin's type with a field and an argument undescribed.")
+class Hint:
+    text: str
+    tone: Tone = strawberry.field(description="How it is said.")
+
+    @strawberry.field(description="The hint, repeated.")
+    def repeated(self, times: int) -> str:
+        return self.text * times
+
+
+def test_undescribed_names_what_has_no_description():
     schema = build_schema(Settings(), SchemaContributions(types=[("hint", Hint)]))
-    assert undescribed(schema) == ["Hint.text"]
+    assert undescribed(schema) == ["Hint.text", "Hint.repeated(times)", "Tone.LOUD"]
+
+
+def test_an_enum_value_without_a_description_stops_the_import():
+    class Mood(enum.StrEnum):
+        CALM = "CALM"
+        CROSS = "CROSS"
+
+    with pytest.raises(TypeError, match=r"Mood values without a description: \['CROSS'\]"):
+        described_enum(Mood, "How one feels.", {Mood.CALM: "At ease."})
 
 
 async def test_migrations_match_the_models(app):

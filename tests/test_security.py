@@ -18,14 +18,16 @@ async def test_query_depth_is_limited(client: GraphQLClient):
     body = await client.execute(DEEP)
     [error] = body["errors"]
     assert error["message"] == "'anonymous' exceeds maximum operation depth of 12"
-    assert body.get("data") is None
+    assert error["extensions"] == {"code": "LIMIT_EXCEEDED"}
+    assert "data" not in body
 
 
 async def test_aliases_are_limited(client: GraphQLClient):
     query = "{ " + " ".join(f"a{i}: users {{ id }}" for i in range(31)) + " }"
     body = await client.execute(query)
     assert [e["message"] for e in body["errors"]] == ["31 aliases found. Allowed: 30"]
-    assert body.get("data") is None
+    assert body["errors"][0]["extensions"] == {"code": "LIMIT_EXCEEDED"}
+    assert "data" not in body
 
 
 async def test_tokens_are_limited(client: GraphQLClient):
@@ -34,7 +36,10 @@ async def test_tokens_are_limited(client: GraphQLClient):
     assert [e["message"] for e in body["errors"]] == [
         "Syntax Error: Document contains more than 5000 tokens. Parsing aborted."
     ]
-    assert body.get("data") is None
+    assert body["errors"][0]["extensions"] == {"code": "LIMIT_EXCEEDED"}
+    assert "data" not in body
+    unfinished = await client.execute("{ users { " + "id " * 10)
+    assert unfinished["errors"][0]["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
 
 
 async def test_server_faults_reveal_nothing(tmp_path):

@@ -145,7 +145,8 @@ async def test_bad_user_input_is_refused_and_changes_nothing(client: GraphQLClie
         errors = body["createUser"]["errors"]
         assert [(e["field"], e["code"]) for e in errors] == expected, values
     wrong_type = await client.execute(CREATE_USER, {"input": {**ok, "name": 7}})
-    assert wrong_type["data"] is None and wrong_type["errors"]
+    assert "data" not in wrong_type, "a variable of the wrong type: nothing ran"
+    assert wrong_type["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_the_last_active_admin_stays(client: GraphQLClient, app: Any, admin: tuple[int, str]):

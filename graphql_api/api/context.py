@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
+from graphql_api.groups.filters import FilterField
 from graphql_api.kernel.access import Principal
 from graphql_api.kernel.repository import load_by_id
 from graphql_api.roles.registry import RoleDefinition
@@ -72,6 +73,8 @@ class Context:
     """Every permission of the application, by name: the core's and its plugins'."""
     settings: Settings
     roles: Mapping[str, RoleDefinition]
+    filter_fields: Mapping[str, FilterField]
+    """What filter conditions can test: the core's fields and the plugins'."""
     plugin_infos: Sequence[Any] = ()
     """What ``plugins`` reports: the manager's ``PluginInfo`` of each plugin."""
     access_changed: Callable[[], None] = lambda: None

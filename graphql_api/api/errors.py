@@ -1,21 +1,63 @@
-"""How problems reach clients: ``UserError`` in payloads, masked top-level errors otherwise."""
+"""How problems reach clients: ``UserError`` in payloads; top-level errors, each with an
+``extensions.code`` and server faults masked, otherwise."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError, Lexer, Source, TokenKind
+from graphql.validation import ASTValidationRule, ValidationContext
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext, ExecutionResult
 
+from graphql_api.api.enums import described_enum
 from graphql_api.kernel.errors import ErrorCode
 
 logger = logging.getLogger("graphql_api")
 
-ErrorCodeType = strawberry.enum(
+ErrorCodeType = described_enum(
     ErrorCode,
-    name="ErrorCode",
-    description="Why a change was refused; stable, so clients can branch on it.",
+    "Why a change was refused; stable, so clients can branch on it.",
+    {
+        ErrorCode.REQUIRED: "A value is missing.",
+        ErrorCode.TOO_LONG: "A value or a list is longer than allowed.",
+        ErrorCode.INVALID: "A value has the wrong form or is not one of those allowed.",
+        ErrorCode.INVALID_ID: "An id is malformed or of another type.",
+        ErrorCode.NOT_FOUND: "An id names nothing that exists (or that you may see).",
+        ErrorCode.NAME_TAKEN: "The name is already used.",
+        ErrorCode.EMAIL_TAKEN: "A user with this e-mail address exists.",
+        ErrorCode.TEMPLATE_REQUIRED: "E-mail on new members needs a template.",
+        ErrorCode.END_BEFORE_START: "The end date lies before the start date.",
+        ErrorCode.UNKNOWN_ROLE: "No registered neighbourhood role has this key.",
+        ErrorCode.TOO_MANY: "More items than one call may name.",
+        ErrorCode.NOT_STATIC: "Only a static group has explicit members.",
+        ErrorCode.ALREADY_STATIC: "The group is static already.",
+        ErrorCode.CYCLE: "The group would contain itself.",
+        ErrorCode.GROUP_IN_USE: "Other groups are built from this group.",
+        ErrorCode.DUPLICATE: "An item is listed twice.",
+        ErrorCode.KIND_CONFLICT: "A group is dynamic or composite, not both.",
+        ErrorCode.HAS_MEMBERS: "The group still has explicit members.",
+        ErrorCode.CONFLICT: "A concurrent change got there first; try again.",
+        ErrorCode.ROLE_CONFLICT: "The contact already holds another neighbourhood role.",
+        ErrorCode.ROLE_IN_USE: "Members hold the group's neighbourhood role.",
+        ErrorCode.TEMPLATE_IN_USE: "Groups send this e-mail template.",
+        ErrorCode.FORBIDDEN: "You lack the permission the call needs; the message names it.",
+        ErrorCode.UNKNOWN_PERMISSION: "No permission has this name.",
+        ErrorCode.STAFF_ROLE_IN_USE: "Users hold this staff role.",
+        ErrorCode.BUILT_IN_ROLE: "The built-in staff roles cannot be changed.",
+        ErrorCode.LAST_ADMIN: "The change would leave no active admin.",
+        ErrorCode.ALREADY_REVOKED: "The API token is revoked already.",
+        ErrorCode.TOO_SHORT: "The password is too short.",
+        ErrorCode.WEAK_PASSWORD: "The password is too easy to guess.",
+        ErrorCode.INVALID_TOKEN: "The invitation or reset link is unknown, used or expired.",
+        ErrorCode.INVALID_CREDENTIALS: "The e-mail or the password is wrong (never which).",
+        ErrorCode.TOO_MANY_ATTEMPTS: "Too many failed logins: wait retryAfterSeconds.",
+        ErrorCode.ALREADY_ACTIVE: "The contact already uses the portal.",
+        ErrorCode.NOT_EDITABLE: "The group is not changed on the portal (Veranderen op portaal).",
+        ErrorCode.ROLE_GROUP: "A group with a neighbourhood role is changed by staff only.",
+    },
 )
 
 
@@ -28,10 +70,17 @@ class UserError:
     message: str = strawberry.field(description="What is wrong, in plain English.")
 
 
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
 class PublicError(GraphQLError):
     """A top-level error whose message is meant for the client (never masked)."""
 
-    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+    def __init__(self, message: str, code: str = BAD_USER_INPUT) -> None:
         super().__init__(message, extensions={"code": code})
 
 
@@ -62,5 +111,69 @@ class MaskInternalErrors(MaskErrors):
             message=self.error_message,
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": INTERNAL_SERVER_ERROR},
         )
+
+
+def never_executed(result: ExecutionResult) -> bool:
+    """Whether a request failed before execution (it did not parse or validate, or its
+    variables did not fit): only errors, none of them at a field."""
+    return result.data is None and all(error.path is None for error in result.errors or [])
+
+
+def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens: int) -> None:
+    """Give each error without an ``extensions.code`` the code of the step that failed, so
+    a client can branch on every error: the document did not parse, or had more tokens
+    than allowed; it did not validate; the variables or the operation name did not fit
+    it; or the server failed a field (masked later)."""
+    for error in errors:
+        if "code" not in error.extensions:
+            error.extensions["code"] = _failed_step(error, context, max_tokens)
+
+
+def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int) -> str:
+    original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        return INTERNAL_SERVER_ERROR
+    if isinstance(error, GraphQLSyntaxError):
+        return LIMIT_EXCEEDED if _tokens_exceed(context.query or "", max_tokens) else PARSE_FAILED
+    if error.path is not None:
+        return INTERNAL_SERVER_ERROR  # a field the server failed to complete, e.g. a null
+    # Strawberry records the result only once execution ran: before, validation failed.
+    return VALIDATION_FAILED if context.result is None else BAD_USER_INPUT
+
+
+def _tokens_exceed(document: str, limit: int) -> bool:
+    """Whether ``document`` has more than ``limit`` tokens, as the parser counts them."""
+    lexer = Lexer(Source(document))
+    try:
+        for _ in range(limit + 1):
+            if lexer.advance().kind is TokenKind.EOF:
+                return False
+    except GraphQLError:
+        return False
+    return True
+
+
+def limit_rule(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """``rule``, a limit on documents, reporting its errors as ``LIMIT_EXCEEDED``."""
+
+    class Limit(rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(_LimitContext(context))
+
+    return Limit
+
+
+class _LimitContext:
+    """A validation context whose errors are ``LIMIT_EXCEEDED``; the rest is the context's."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions["code"] = LIMIT_EXCEEDED
+        self._context.report_error(error)

@@ -7,7 +7,7 @@ import copy
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -25,23 +25,24 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.enum import EnumValue
 
-from graphql_api.api.access import Needs
-from graphql_api.api.context import Info
-from graphql_api.api.errors import ErrorCodeType, MaskInternalErrors, log_internal_errors
-from graphql_api.api.relay import Node, parse_global_id
-from graphql_api.contacts import models as contacts
+from graphql_api.api.errors import (
+    ErrorCodeType,
+    MaskInternalErrors,
+    give_codes,
+    limit_rule,
+    log_internal_errors,
+    never_executed,
+)
+from graphql_api.api.nodes import NodeQueries
 from graphql_api.contacts.api.mutations import ContactMutations
 from graphql_api.contacts.api.queries import ContactQueries
 from graphql_api.contacts.api.types import Contact
-from graphql_api.email_templates import models as email_templates
 from graphql_api.email_templates.api.mutations import EmailTemplateMutations
 from graphql_api.email_templates.api.queries import EmailTemplateQueries
-from graphql_api.groups import models as groups
 from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
 from graphql_api.groups.api.types import Group
-from graphql_api.kernel.db import Base
-from graphql_api.kernel.repository import load_by_id
+from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.api.mutations import NotificationMutations
 from graphql_api.notifications.api.queries import NotificationQueries
 from graphql_api.plugins.api.queries import PluginQueries
@@ -49,21 +50,8 @@ from graphql_api.plugins.contributions import PluginConflict, SchemaContribution
 from graphql_api.portal.api.staff import StaffPortalMutations
 from graphql_api.roles.api.queries import RoleQueries
 from graphql_api.settings import Settings
-from graphql_api.users import models as users
 from graphql_api.users.api.mutations import UserMutations
 from graphql_api.users.api.queries import UserQueries
-
-NODE_MODELS: dict[str, tuple[type[Base], str | None]] = {
-    "Group": (groups.Group, "groups.view"),
-    "Contact": (contacts.Contact, "contacts.view"),
-    "User": (users.User, None),
-    "EmailTemplate": (email_templates.EmailTemplate, "templates.view"),
-    "MembershipEvent": (groups.MembershipEvent, "groups.view"),
-    "StaffRole": (users.StaffRole, "users.manage"),
-    "AuditEntry": (users.AuditEntry, "users.manage"),
-}
-"""What ``node(id:)`` finds, and the permission each type needs there (None: any caller,
-as a group's responsible user is shown to everyone who sees the group)."""
 
 
 @strawberry.type(description="Everything that can be read.")
@@ -75,24 +63,9 @@ class Query(
     RoleQueries,
     PluginQueries,
     NotificationQueries,
+    NodeQueries,
 ):
-    @strawberry.field(
-        description="Any object by its global id; null when it does not exist. Needs what "
-        "the object's type needs, e.g. `groups.view` for a Group."
-    )
-    async def node(
-        self,
-        info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
-    ) -> Node | None:
-        parsed = parse_global_id(id)
-        if parsed is None or parsed[0] not in NODE_MODELS:
-            return None
-        type_name, pk = parsed
-        model, permission = NODE_MODELS[type_name]
-        if permission is not None and not info.context.principal.can(permission):
-            Needs(permission).on_unauthorized()
-        return await info.context.loader(load_by_id(model)).load(pk)
+    pass
 
 
 @strawberry.type(description="Every change; each mutation is one transaction.")
@@ -120,12 +93,36 @@ class OperationBoundary(SchemaExtension):
         context.forget_loaded()
 
 
+class RecordOperation(SchemaExtension):
+    """Tell the request's record (for its log line and the metrics) which operation ran
+    and how it ended. A document that does not parse leaves it untold."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        record = current_request()
+        result = self.execution_context.result
+        if record is None or result is None:
+            return
+        record.operation = self.execution_context.operation_name or "anonymous"
+        record.outcome = (
+            "invalid" if never_executed(result) else "errors" if result.errors else "ok"
+        )
+
+
 class Schema(strawberry.Schema):
-    """Strawberry's schema, logging only server faults (it would log every client error)."""
+    """Strawberry's schema, giving every error a code and logging only server faults (it
+    would log every client error)."""
+
+    def __init__(self, *args: Any, max_tokens: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_tokens = max_tokens
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Called once with each list of errors, before any is masked.
+        if execution_context is not None:
+            give_codes(errors, execution_context, self.max_tokens)
         log_internal_errors(errors)
 
 
@@ -151,8 +148,11 @@ def build_schema(
     # The rules are made once: the validation cache is keyed by them, so rules made
     # afresh for every request would make every request miss it.
     limits = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        limit_rule(rule)
+        for rule in (
+            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        )
     ]
     contributions = contributions or SchemaContributions()
     fields = contributions.fields
@@ -173,11 +173,13 @@ def build_schema(
             mutation=mutation,
             types=[graphql_type for _, graphql_type in contributions.types],
             config=StrawberryConfig(auto_camel_case=True),
+            max_tokens=settings.max_tokens,
             extensions=[
                 lambda: AddValidationRules(limits),
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
                 MaskInternalErrors,
                 OperationBoundary,
+                RecordOperation,
                 # Clients send the same documents again and again; parse and check each once.
                 lambda: ParserCache(maxsize=1000),
                 lambda: ValidationCache(maxsize=1000),

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from graphql_api.contacts.models import ContactKind
 from graphql_api.kernel.db import UtcDateTime
 from graphql_api.kernel.errors import ErrorCode, Problems
+from graphql_api.kernel.labels import localized
 from graphql_api.kernel.repository import escape_like
 from graphql_api.kernel.sql import SqlText
 
@@ -70,31 +72,53 @@ class FilterField:
     """A field conditions can test: its type decides the operators and values it takes.
 
     Core fields read a column of ``contacts``; a plugin's field brings ``compile``.
+    ``labels`` name it for a filter editor, per locale (``nl`` at least, else the name).
     """
 
     name: str
     type: FieldType
     choices: tuple[str, ...] = ()
     compile: CompileCondition | None = None
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # Read-only like the rest: every application shares the core's fields.
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+
+    def label(self, locale: str | None) -> str:
+        return localized(self.labels, locale, self.name)
+
+    @property
+    def operators(self) -> list[FilterOp]:
+        """The operators this field takes, in ``FilterOp``'s order."""
+        return [op for op in FilterOp if op in OPERATORS[self.type]]
+
+
+def _text(name: str, nl: str, en: str) -> FilterField:
+    return FilterField(name, FieldType.TEXT, labels={"nl": nl, "en": en})
 
 
 CONTACT_FIELDS: dict[str, FilterField] = {
-    "kind": FilterField("kind", FieldType.CHOICE, tuple(ContactKind)),
-    **{
-        name: FilterField(name, FieldType.TEXT)
-        for name in (
-            "firstName",
-            "lastName",
-            "organisationName",
-            "email",
-            "phone",
-            "street",
-            "postalCode",
-            "city",
-        )
-    },
-    "createdAt": FilterField("createdAt", FieldType.DATE),
-    "memberOf": FilterField("memberOf", FieldType.GROUP),
+    spec.name: spec
+    for spec in (
+        FilterField(
+            "kind", FieldType.CHOICE, tuple(ContactKind), labels={"nl": "Soort", "en": "Kind"}
+        ),
+        _text("firstName", "Voornaam", "First name"),
+        _text("lastName", "Achternaam", "Last name"),
+        _text("organisationName", "Organisatie", "Organisation"),
+        _text("email", "E-mailadres", "E-mail address"),
+        _text("phone", "Telefoonnummer", "Telephone number"),
+        _text("street", "Straat", "Street"),
+        _text("postalCode", "Postcode", "Postal code"),
+        _text("city", "Plaats", "City"),
+        FilterField(
+            "createdAt", FieldType.DATE, labels={"nl": "Aangemaakt op", "en": "Created on"}
+        ),
+        FilterField(
+            "memberOf", FieldType.GROUP, labels={"nl": "Lid van groep", "en": "Member of group"}
+        ),
+    )
 }
 
 

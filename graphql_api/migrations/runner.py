@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -77,3 +79,29 @@ async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = 
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+
+
+def newest_revisions(plugin_migrations: Mapping[str, str] = {}) -> dict[str, set[str]]:
+    """The head revisions of the core's history and of each plugin's, by version table:
+    what a database at the newest schema has applied. Read from the files, once."""
+    return {
+        config.attributes["version_table"]: set(ScriptDirectory.from_config(config).get_heads())
+        for config in histories(plugin_migrations)
+    }
+
+
+async def behind(engine: AsyncEngine, newest: Mapping[str, set[str]]) -> list[str]:
+    """The version tables of the histories the database has not applied to their heads
+    (none: the schema is the newest); raises when the database does not answer."""
+
+    def lagging(connection: Connection) -> list[str]:
+        # Read directly: Alembic's MigrationContext would log each time a probe asks.
+        def applied(table: str) -> set[str]:
+            if not inspect(connection).has_table(table):
+                return set()
+            return set(connection.scalars(text(f'SELECT version_num FROM "{table}"')))
+
+        return [table for table, heads in newest.items() if applied(table) != heads]
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(lagging)

@@ -21,6 +21,10 @@ class DeliveryStatus(enum.StrEnum):
     SKIPPED = "SKIPPED"
 
 
+RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+"""The statuses of deliveries a worker still makes: the outbox's depth."""
+
+
 class OutboxEvent(Base):
     """Something that happened, e.g. ``members.added``; committed with the change itself."""
 

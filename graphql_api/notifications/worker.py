@@ -20,13 +20,12 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_api.kernel.db import utcnow
-from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
+from graphql_api.notifications.models import RETRYABLE, Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api.worker")
 
-RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 MAX_ERROR_LENGTH = 2000
 
 

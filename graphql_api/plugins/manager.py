@@ -125,7 +125,7 @@ class Plugins:
 
     def _failed(self, name: str, version: str | None, error: Exception) -> None:
         if self.settings.strict_plugins:
-            raise RuntimeError(f"plugin {name!r} failed: {error}") from error
+            raise PluginFailed(f"plugin {name!r} failed: {error}") from error
         logger.exception("plugin %r failed and is left out", name, exc_info=error)
         self.infos.append(
             PluginInfo(name=name, version=version, error=f"{type(error).__name__}: {error}")
@@ -296,6 +296,10 @@ class Plugins:
             raise SkipDelivery(f"plugin {plugin!r} is not installed or has no deliver hook")
         call = self._call(impls[0], event=event, delivery_id=delivery_id, session=session)
         await _maybe_await(call)
+
+
+class PluginFailed(RuntimeError):
+    """A plugin failed to import or register, and strict mode refuses to start without it."""
 
 
 class UnknownHook(LookupError):

@@ -106,4 +106,9 @@ def _compile_role(op: FilterOp, values: list[str], sql: SqlText) -> str:
 
 @hookimpl
 def filter_fields(roles: Mapping[str, RoleDefinition]) -> list[FilterField]:
-    return [FilterField("neighbourhoodRole", FieldType.CHOICE, tuple(roles), compile=_compile_role)]
+    labels = {"nl": "Rol in buurtaanpak", "en": "Neighbourhood role"}
+    return [
+        FilterField(
+            "neighbourhoodRole", FieldType.CHOICE, tuple(roles), _compile_role, labels=labels
+        )
+    ]

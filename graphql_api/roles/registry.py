@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from graphql_api.kernel.labels import localized
+
 
 @dataclass(frozen=True)
 class RoleDefinition:
@@ -20,5 +22,5 @@ class RoleDefinition:
         # Read-only like the rest: plugins get the same definition the app uses.
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
 
-    def label(self, locale: str) -> str:
-        return self.labels.get(locale) or self.labels.get("nl") or self.key
+    def label(self, locale: str | None) -> str:
+        return localized(self.labels, locale, self.key)

@@ -8,13 +8,14 @@ and dynamic groups go through the group service so their rules (no cycles) hold.
 from __future__ import annotations
 
 import random
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,24 +50,21 @@ SIZES = {
 }
 
 
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done, self.started = label, total, 0, time.monotonic()
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        elapsed = time.monotonic() - self.started
-        sys.stderr.write(
-            f"\r{self.label:<12} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{self.done:>9,}/{self.total:,} {elapsed:5.1f}s"
-        )
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+@contextmanager
+def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr while the block runs, when stderr is a terminal (a log or
+    a pipe gets none); the block calls what it gets with each count of rows done."""
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task, count)
 
 
 async def seed_size(database_url: str, size_name: str) -> bool:
@@ -105,11 +103,11 @@ async def seed_size(database_url: str, size_name: str) -> bool:
 async def _bulk(
     session: AsyncSession, model: Any, total: int, label: str, row: Callable[[int], dict[str, Any]]
 ) -> None:
-    progress = Progress(label, total)
-    for start in range(0, total, CHUNK):
-        rows = [row(i) for i in range(start, min(start + CHUNK, total))]
-        await session.execute(insert(model), rows)
-        progress.advance(len(rows))
+    with progress(label, total) as advance:
+        for start in range(0, total, CHUNK):
+            rows = [row(i) for i in range(start, min(start + CHUNK, total))]
+            await session.execute(insert(model), rows)
+            advance(len(rows))
 
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -196,9 +194,21 @@ async def _derived_groups(
     static_ids: Sequence[int],
     rng: random.Random,
 ) -> None:
+    with progress("composites", sum(size.composites_per_level)) as advance:
+        await _composites(session, size, admin, static_ids, rng, advance)
+    with progress("dynamic", size.dynamic_groups) as advance:
+        await _dynamic_groups(session, size, admin, static_ids, rng, advance)
+
+
+async def _composites(
+    session: AsyncSession,
+    size: Size,
+    admin: Principal,
+    static_ids: Sequence[int],
+    rng: random.Random,
+    advance: Callable[[int], None],
+) -> None:
     available = list(static_ids)
-    total = sum(size.composites_per_level) + size.dynamic_groups
-    progress = Progress("derived", total)
     number = 0
     for level, count in enumerate(size.composites_per_level, start=1):
         made = []
@@ -219,8 +229,18 @@ async def _derived_groups(
             )
             made.append(group.id)
             number += 1
-            progress.advance(1)
+            advance(1)
         available = made + rng.sample(static_ids, 10)
+
+
+async def _dynamic_groups(
+    session: AsyncSession,
+    size: Size,
+    admin: Principal,
+    static_ids: Sequence[int],
+    rng: random.Random,
+    advance: Callable[[int], None],
+) -> None:
     for index in range(size.dynamic_groups):
         city, prefix = CITIES[index % len(CITIES)]
         conditions = [
@@ -241,4 +261,4 @@ async def _derived_groups(
             admin,
             {"name": f"Dynamisch {index:02d} {city}", "filter": tree, "show_on_contact": True},
         )
-        progress.advance(1)
+        advance(1)

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+from graphql import GraphQLEnumType, is_specified_scalar_type
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -508,27 +508,27 @@ async def deliver_all(app: Any) -> int:
 
 
 def undescribed(schema: Any) -> list[str]:
-    """The types, fields and arguments of a Strawberry schema without a description: the
-    core has none, so a plugin's test can ``assert undescribed(app.state.schema) == []``."""
+    """The types, fields, arguments and enum values of a Strawberry schema without a
+    description: the core has none, so a plugin's test can
+    ``assert undescribed(app.state.schema) == []``."""
     schema = schema._schema
     missing = []
     for name, graphql_type in schema.type_map.items():
-        if name.startswith("__") or not isinstance(graphql_type, DESCRIBED_TYPES):
+        if name.startswith("__") or is_specified_scalar_type(graphql_type):
             continue
         if not graphql_type.description:
             missing.append(name)
         if isinstance(graphql_type, GraphQLEnumType):
-            continue
-        for field_name, field in graphql_type.fields.items():
+            missing += [
+                f"{name}.{v}" for v, value in graphql_type.values.items() if not value.description
+            ]
+        for field_name, field in getattr(graphql_type, "fields", {}).items():
             if not field.description:
                 missing.append(f"{name}.{field_name}")
             for argument_name, argument in getattr(field, "args", {}).items():
                 if not argument.description:
                     missing.append(f"{name}.{field_name}({argument_name})")
     return missing
-
-
-DESCRIBED_TYPES = (GraphQLObjectType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLEnumType)
 
 
 def make_worker(app: Any, **settings: Any) -> Worker:

@@ -9,6 +9,7 @@ import strawberry
 
 from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
+from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.contacts import models
 from graphql_api.contacts.api.loaders import (
@@ -30,8 +31,10 @@ MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.api.
 RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
 PortalAccountRef = Annotated["PortalAccount", strawberry.lazy("graphql_api.portal.api.types")]
 
-ContactKindType = strawberry.enum(
-    ContactKind, name="ContactKind", description="Person (persoon) or organisation (organisatie)."
+ContactKindType = described_enum(
+    ContactKind,
+    "Person or organisation.",
+    {ContactKind.PERSON: "A person (persoon).", ContactKind.ORGANISATION: "An organisation."},
 )
 
 

@@ -6,24 +6,72 @@ from typing import Any
 
 import strawberry
 
+from graphql_api.api.enums import described_enum
+from graphql_api.api.labels import Locale
 from graphql_api.api.relay import decode_id, to_global_id
-from graphql_api.groups.filters import FilterOp
+from graphql_api.groups.filters import FieldType, FilterField, FilterOp
+from graphql_api.kernel.labels import DEFAULT_LOCALE
 
-FilterOpType = strawberry.enum(
+FilterOpType = described_enum(
     FilterOp,
-    name="FilterOp",
-    description="How a condition compares a field with its value. Text comparisons ignore "
-    "case; IN takes `values`; IS_EMPTY and IS_NOT_EMPTY take no value.",
+    "How a condition compares a field with its value; text comparisons ignore case. "
+    "`filterFields` lists the operators each field takes.",
+    {
+        FilterOp.EQ: "Equals the value (a date: on that day; a group: member of it).",
+        FilterOp.NEQ: "Differs from the value (a group: not a member of it).",
+        FilterOp.CONTAINS: "The text contains the value.",
+        FilterOp.NOT_CONTAINS: "The text does not contain the value.",
+        FilterOp.STARTS_WITH: "The text starts with the value.",
+        FilterOp.ENDS_WITH: "The text ends with the value.",
+        FilterOp.LT: "Before the value (text: in code-point order; empty text never).",
+        FilterOp.LTE: "Before the value or equal to it.",
+        FilterOp.GT: "After the value.",
+        FilterOp.GTE: "After the value or equal to it.",
+        FilterOp.IN: "Equals one of `values`.",
+        FilterOp.IS_EMPTY: "Empty or absent; takes no value.",
+        FilterOp.IS_NOT_EMPTY: "Not empty; takes no value.",
+    },
+)
+FilterFieldTypeType = described_enum(
+    FieldType,
+    "What a filter field holds, which decides its operators and values.",
+    {
+        FieldType.TEXT: "Text; compared ignoring case.",
+        FieldType.CHOICE: "One of the field's `choices`.",
+        FieldType.DATE: "A date; the value is an ISO date (YYYY-MM-DD).",
+        FieldType.GROUP: "Membership of a group; the value is a group id.",
+    },
+    name="FilterFieldType",
 )
 
 MEMBER_OF = "memberOf"
 
 
+@strawberry.type(
+    name="FilterField",
+    description="A field filter conditions can test, the core's or a plugin's: what a "
+    "filter editor offers.",
+)
+class FilterFieldInfo:
+    name: str = strawberry.field(description="What `ConditionInput.field` takes.")
+    type: FilterFieldTypeType = strawberry.field(description="What the field holds.")
+    operators: list[FilterOpType] = strawberry.field(
+        description="The operators it takes, in a stable order."
+    )
+    choices: list[str] = strawberry.field(
+        description="The values a CHOICE field takes (e.g. role keys); empty for other types."
+    )
+
+    @strawberry.field(description="Its name for people, e.g. 'Postcode'.")
+    def label(self, root: strawberry.Parent[FilterField], locale: Locale = DEFAULT_LOCALE) -> str:
+        return root.label(locale)
+
+
 @strawberry.input(description="One test of a contact field, e.g. postalCode STARTS_WITH '12'.")
 class ConditionInput:
     field: str = strawberry.field(
-        description="A contact field (firstName, lastName, organisationName, email, phone, "
-        "street, postalCode, city, kind, createdAt) or memberOf (a group id)."
+        description="A field of `filterFields`: a contact field (firstName, postalCode, ...), "
+        "memberOf (a group id) or a plugin's field."
     )
     op: FilterOpType = strawberry.field(description="The comparison.")
     value: str | None = strawberry.field(

@@ -8,14 +8,25 @@ import strawberry
 
 from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
+from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
 from graphql_api.groups import models
+from graphql_api.groups.api.filters import FilterFieldInfo
 from graphql_api.groups.api.inputs import GroupFilter
 from graphql_api.groups.api.types import Group
 from graphql_api.groups.listing import GROUP_ORDERINGS, GroupCriteria, GroupOrder, groups_query
 from graphql_api.groups.membership_reads import group_ids_of_contact
 
-GroupOrderType = strawberry.enum(GroupOrder, name="GroupOrder", description="Order of `groups`.")
+GroupOrderType = described_enum(
+    GroupOrder,
+    "Order of `groups`.",
+    {
+        GroupOrder.NAME_ASC: "By name, A to Z, ignoring case.",
+        GroupOrder.NAME_DESC: "By name, Z to A, ignoring case.",
+        GroupOrder.CREATED_AT_ASC: "Oldest first.",
+        GroupOrder.CREATED_AT_DESC: "Newest first.",
+    },
+)
 
 
 @strawberry.type
@@ -57,3 +68,10 @@ class GroupQueries:
             after=after,
             key_of=lambda g: tuple(getattr(g, c.key) for c in ordering.columns),
         )
+
+    @strawberry.field(
+        description="Every field filter conditions can test, the plugins' included, to build "
+        "a filter editor; any signed-in caller."
+    )
+    def filter_fields(self, info: Info) -> list[FilterFieldInfo]:
+        return list(info.context.filter_fields.values())  # type: ignore[arg-type]

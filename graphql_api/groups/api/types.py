@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy import select
 
 from graphql_api.api.context import Info
+from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import (
     After,
     Connection,
@@ -55,23 +56,44 @@ EmailTemplateRef = Annotated[
 RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
 UserRef = Annotated["User", strawberry.lazy("graphql_api.users.api.types")]
 
-GroupKindType = strawberry.enum(
+GroupKindType = described_enum(
     GroupKind,
-    name="GroupKind",
-    description="STATIC (statische groep: explicit members), DYNAMIC (dynamische groep: a "
-    "stored filter) or COMPOSITE (samengestelde groep: built from other groups).",
+    "What decides a group's members.",
+    {
+        GroupKind.STATIC: "Statische groep: explicit members, added and removed by hand.",
+        GroupKind.DYNAMIC: "Dynamische groep: the contacts matching a stored filter.",
+        GroupKind.COMPOSITE: "Samengestelde groep: built from other groups.",
+    },
 )
-MembershipSourceType = strawberry.enum(
-    MembershipSource, name="MembershipSource", description="Through which path a link was made."
+MembershipSourceType = described_enum(
+    MembershipSource,
+    "Through which path a link was made.",
+    {
+        MembershipSource.MANUAL: "One contact added through the API.",
+        MembershipSource.BULK: "Several contacts added in one call.",
+        MembershipSource.PORTAL: "Added on the portal.",
+        MembershipSource.API: "Added by another system.",
+        MembershipSource.IMPORT: "Loaded by an import (or the demo data).",
+        MembershipSource.CONVERSION: "Kept when a derived group became static.",
+        MembershipSource.DERIVED: "Entered or left a dynamic or composite group through "
+        "another change (see the history's cause).",
+    },
 )
-MembershipActionType = strawberry.enum(
-    MembershipAction, name="MembershipAction", description="Whether a contact was added or removed."
+MembershipActionType = described_enum(
+    MembershipAction,
+    "Whether a contact was added or removed.",
+    {
+        MembershipAction.ADDED: "The contact joined the group.",
+        MembershipAction.REMOVED: "The contact left the group.",
+    },
 )
-CompositionModeType = strawberry.enum(
+CompositionModeType = described_enum(
     CompositionMode,
-    name="CompositionMode",
-    description="How a composite combines its groups: ANY = member of at least one (union), "
-    "ALL = member of every one (intersection).",
+    "How a composite combines its groups.",
+    {
+        CompositionMode.ANY: "Member of at least one of the groups (union).",
+        CompositionMode.ALL: "Member of every one of the groups (intersection).",
+    },
 )
 
 MEMBERS_BY_ID = Ordering((contact_models.Contact.id,))

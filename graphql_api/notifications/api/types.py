@@ -7,15 +7,21 @@ from datetime import datetime
 import strawberry
 
 from graphql_api.api.context import Info
+from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.notifications import models
 from graphql_api.notifications.models import DeliveryStatus
 
-DeliveryStatusType = strawberry.enum(
+DeliveryStatusType = described_enum(
     DeliveryStatus,
-    name="DeliveryStatus",
-    description="PENDING (due), FAILED (will retry), DELIVERED, DEAD (gave up; can be "
-    "retried), SKIPPED (nothing to do).",
+    "Where a delivery stands.",
+    {
+        DeliveryStatus.PENDING: "Due: a worker delivers it next.",
+        DeliveryStatus.FAILED: "The last attempt failed; it is retried after a backoff.",
+        DeliveryStatus.DELIVERED: "The plugin took it.",
+        DeliveryStatus.DEAD: "Gave up after the last attempt; `retryDelivery` tries again.",
+        DeliveryStatus.SKIPPED: "The plugin had nothing to do.",
+    },
 )
 
 

@@ -6,14 +6,20 @@ from datetime import date, datetime
 
 import strawberry
 
+from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import to_global_id
 from graphql_api.portal import groups as portal_groups
 from graphql_api.portal.models import AccountStatus
 
-AccountStatusType = strawberry.enum(
+AccountStatusType = described_enum(
     AccountStatus,
+    "Where a contact's portal account stands.",
+    {
+        AccountStatus.INVITED: "Invited; the invitation is not accepted yet.",
+        AccountStatus.ACTIVE: "The contact chose a password and can log in.",
+        AccountStatus.DISABLED: "Shut out by staff; sessions and links no longer work.",
+    },
     name="PortalAccountStatus",
-    description="Where a contact's portal account stands.",
 )
 
 

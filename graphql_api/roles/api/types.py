@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
 
+from graphql_api.api.labels import Locale
+from graphql_api.kernel.labels import DEFAULT_LOCALE
 from graphql_api.roles.registry import RoleDefinition
 
 
@@ -16,10 +16,6 @@ class Role:
 
     @strawberry.field(description="Label to show, e.g. 'Is coach'.")
     def label(
-        self,
-        root: strawberry.Parent[RoleDefinition],
-        locale: Annotated[
-            str | None, strawberry.argument(description="`nl` (default) or `en`.")
-        ] = "nl",
+        self, root: strawberry.Parent[RoleDefinition], locale: Locale = DEFAULT_LOCALE
     ) -> str:
-        return root.label(locale or "nl")
+        return root.label(locale)

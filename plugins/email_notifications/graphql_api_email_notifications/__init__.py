@@ -5,11 +5,13 @@ Every path that links a contact (single, bulk, portal, import) goes through the 
 membership service, which records ``members.added``; the worker hands each to this plugin
 at least once. The Message-ID comes from the delivery id, so a retried delivery is
 recognisably the same message. Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``,
-``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``.
+``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``, and ``_CATCH``, which
+logs each message instead of sending it (``make run`` sets it).
 """
 
 from __future__ import annotations
 
+import logging
 from email.message import EmailMessage
 from typing import Any
 
@@ -29,6 +31,8 @@ from graphql_api.plugin import (
     render,
 )
 
+logger = logging.getLogger(__name__)
+
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "email_notifications"
 
@@ -47,6 +51,9 @@ class SmtpSettings(BaseSettings):
         "http://127.0.0.1:8000/portal", validation_alias="GRAPHQL_API_PORTAL_URL"
     )
     """Where the customer portal's frontend lives; invitation and reset links point there."""
+    catch: bool = False
+    """Log each message (recipient and subject; its text at DEBUG) instead of sending it:
+    for development, where no mail server listens."""
 
 
 @hookimpl
@@ -130,6 +137,10 @@ async def _send(
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    if settings.catch:
+        logger.info("E-mail caught, not sent: to %s, subject %r", message["To"], message["Subject"])
+        logger.debug("E-mail caught, its text:\n%s", text)
+        return
     await aiosmtplib.send(
         message,
         hostname=settings.host,

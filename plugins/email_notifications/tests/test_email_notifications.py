@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import socket
 from collections import Counter
 from collections.abc import Iterator
@@ -253,9 +254,35 @@ async def test_a_contact_whose_edit_matches_a_dynamic_group_is_mailed_once(setup
         ("anna@zon.nl", "Welkom in Zwolle")
     ]
     history = await client.data(
-        '{ groups(filter: {kind: DYNAMIC}) { nodes { history(first: 5) { nodes { action source cause } } } } }'
+        "{ groups(filter: {kind: DYNAMIC}) { nodes { history(first: 5) { nodes { action source cause } } } } }"
     )
     [group] = history["groups"]["nodes"]
     newest = group["history"]["nodes"][0]
     assert newest["source"] == "DERIVED" and newest["action"] == "ADDED"
     assert "city changed" in newest["cause"]
+
+
+@pytest.fixture
+def catching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GRAPHQL_API_SMTP_CATCH=true``, set before the app (which reads it) is made."""
+    monkeypatch.setenv("GRAPHQL_API_SMTP_CATCH", "true")
+
+
+async def test_caught_mail_is_logged_not_sent(
+    catching: None, setup: Any, smtp: Any, caplog: pytest.LogCaptureFixture
+):
+    app, client, group = setup
+    inbox, server = smtp
+    server.stop()  # nothing listens: only catching delivers
+    [anna] = await contacts(client, ("Anna", "anna@example.nl"))
+    await add_members(client, group, [anna])
+    with caplog.at_level(logging.DEBUG, logger="graphql_api_email_notifications"):
+        assert await make_worker(app).run_until_idle() == 1
+    assert inbox.messages == []
+    said = [r.getMessage() for r in caplog.records if r.name == "graphql_api_email_notifications"]
+    assert said[0] == (
+        "E-mail caught, not sent: to anna@example.nl, subject 'Welkom bij Nieuwsbrief <Zon & Wind>'"
+    )
+    assert "Beste Anna," in said[1]
+    data = await client.data("{ notificationDeliveries(status: DELIVERED) { totalCount } }")
+    assert data["notificationDeliveries"]["totalCount"] == 1

@@ -1,0 +1,154 @@
+"""``/graphql``: Strawberry's view with our context, speaking GraphQL over HTTP.
+
+A client that accepts ``application/graphql-response+json`` gets it, with the status codes
+of the GraphQL-over-HTTP specification: a request that never reached execution (it did
+not parse or validate, or its variables did not fit) is 400 without ``data``. A client
+that accepts only ``application/json`` gets the status 200 it has always had. Requests
+refused before GraphQL (not JSON, a wrong method) answer with an error and a code too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.authentication import AuthenticationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+
+from graphql_api.api.context import Context
+from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
+from graphql_api.api.schema import build_schema
+from graphql_api.auth.backend import TokenBackend, bearer_token
+from graphql_api.kernel.access import NOBODY
+from graphql_api.plugins.manager import Plugins
+from graphql_api.settings import Settings
+from graphql_api.users.tokens import UNKNOWN_TOKEN
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+@dataclass
+class Answer:
+    """How this request is answered: the media type the client accepts, and the status."""
+
+    media_type: str
+    status: HTTPStatus = HTTPStatus.OK
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
+
+    def __init__(self, settings: Settings, plugins: Plugins, backend: TokenBackend) -> None:
+        super().__init__(
+            build_schema(settings, plugins.schema),
+            graphql_ide="graphiql",
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        )
+        self.settings = settings
+        self.plugins = plugins
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        answer = request.state.answer = Answer(accepted_media_type(request.headers.get("accept")))
+        try:
+            response = await self.run(request)
+        except HTTPException as refused:
+            answer.status = HTTPStatus(refused.status_code)
+            response = Response(_refusal(answer.status, refused.reason))
+        if response.media_type != "text/html":  # GraphiQL's page is no GraphQL response
+            response.status_code = answer.status
+            response.headers["content-type"] = f"{answer.media_type}; charset=utf-8"
+        await response(scope, receive, send)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        body = process_result(result)
+        if never_executed(result):
+            # Nothing ran, so there is no data, not even null (GraphQL spec, "Response").
+            del body["data"]
+            if request.state.answer.media_type == GRAPHQL_RESPONSE:
+                request.state.answer.status = _status_before_execution(result.errors or [])
+        return body
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """Authenticate a WebSocket client by the token of its ``connection_init`` payload
+        (``{"Authorization": "Bearer gapi_..."}``), unless its upgrade request carried one;
+        refused, the connection closes with 4403."""
+        params = context.connection_params or {}
+        header = params.get("Authorization", params.get("authorization"))
+        token = bearer_token(header) if isinstance(header, str) else None
+        if token is None:
+            if context.principal is NOBODY:
+                raise ConnectionRejectionError({"reason": UNKNOWN_TOKEN.reason})
+            return
+        try:
+            context.principal = await self.backend.principal_for(token)
+        except AuthenticationError as error:
+            raise ConnectionRejectionError({"reason": str(error)}) from error
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return Context(
+            db=request.state.db,
+            principal=getattr(request.user, "principal", NOBODY),
+            known_permissions=self.plugins.permissions,
+            settings=self.settings,
+            roles=self.plugins.roles,
+            filter_fields=self.plugins.filter_fields,
+            plugin_infos=self.plugins.infos,
+            access_changed=self.backend.cache.clear,
+        )
+
+
+def accepted_media_type(accept: str | None) -> str:
+    """The media type to answer in: ``application/graphql-response+json`` when the client
+    names it at least as gladly as ``application/json``; ``application/json`` otherwise,
+    and for a missing header or wildcards alone (the specification's legacy default)."""
+    named: dict[str, float] = {}
+    for media_range in (accept or "").split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        if media_type.lower() in (GRAPHQL_RESPONSE, JSON):
+            named[media_type.lower()] = _quality(parameters)
+    if named.get(GRAPHQL_RESPONSE, 0) > 0 and named[GRAPHQL_RESPONSE] >= named.get(JSON, 0):
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+def _quality(parameters: list[str]) -> float:
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def _status_before_execution(errors: list[GraphQLError]) -> HTTPStatus:
+    server_fault = any(e.extensions.get("code") == INTERNAL_SERVER_ERROR for e in errors)
+    return HTTPStatus.INTERNAL_SERVER_ERROR if server_fault else HTTPStatus.BAD_REQUEST
+
+
+def _refusal(status: HTTPStatus, reason: str) -> bytes:
+    """A request refused before GraphQL ran, as a GraphQL response with the status's name
+    as its code (``BAD_REQUEST``, ``METHOD_NOT_ALLOWED``)."""
+    return json.dumps(
+        {"errors": [{"message": reason, "extensions": {"code": status.name}}]}
+    ).encode()

@@ -1,0 +1,2 @@
+"""What operators watch: health probes, Prometheus metrics and the request log
+(docs/operations.md)."""
