@@ -55,7 +55,7 @@ bench-outbox: install
 
 # Mutation testing of the domain core ([tool.mutmut] in pyproject.toml; docs/testing.md has
 # the scores and the bounds). `make mutation` starts afresh, runs every mutant on SQLite
-# (about 15 minutes on 2 cores) and prints the score per module.
+# (15 to 25 minutes on 2 cores) and prints the score per module.
 mutation: install
 	rm -rf mutants
 	GRAPHQL_API_TEST_DATABASE_URL= $(BIN)/mutmut run
