@@ -18,8 +18,9 @@ Then the survivors that are not marked equivalent, so that each is either killed
 test or explained. An equivalent mutant that was killed, or that no longer exists, is
 reported too: the list in ``docs/testing.md`` is out of date.
 
-``--require-killed NAME ...`` (for ``make mutation-sample``) instead checks that each named
-mutant was killed, and exits with 1 if one was not.
+``--require-killed FILE`` (for ``make mutation-sample``) instead checks that each mutant
+named in FILE (one a line, ``#`` starts a comment) was killed, and exits with 1 if one was
+not: it survived, timed out, was not run, or no longer exists.
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ def equivalent_mutants(path: Path, sections: list[str]) -> set[str]:
     return set().union(*by_module.values())
 
 
+def sample_names(path: Path) -> list[str]:
+    """The mutant names in a sample file: one a line, ``#`` to the end of a line a comment."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [name for line in lines if (name := line.split("#", 1)[0].strip())]
+
+
 def scores(results: Mapping[str, str], equivalent: set[str]) -> list[ModuleScore]:
     by_module: dict[str, ModuleScore] = {}
     for name, status in results.items():
@@ -152,20 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--require-killed",
-        nargs="+",
-        metavar="NAME",
-        help="only check that each of these mutants was killed; exit 1 if one was not",
+        type=Path,
+        metavar="FILE",
+        help="only check that each mutant named in FILE was killed; exit 1 if one was not",
     )
     args = parser.parse_args(argv)
     results = parse_results(sys.stdin)
 
     if args.require_killed:
-        missed = {n: results.get(n, "missing") for n in args.require_killed}
-        missed = {n: status for n, status in missed.items() if status != "killed"}
+        required = sample_names(args.require_killed)
+        missed = {n: results.get(n, "missing") for n in required}
+        missed = {n: status for n, status in missed.items() if status not in DETECTED}
         for name, status in sorted(missed.items()):
             print(f"not killed: {name}: {status}")
-        print(f"{len(args.require_killed) - len(missed)} of {len(args.require_killed)} killed")
-        return 1 if missed else 0
+        print(f"{len(required) - len(missed)} of {len(required)} sampled mutants killed")
+        return 1 if missed or not required else 0
 
     if not results:
         print("no mutants in the input: run `mutmut run` first", file=sys.stderr)
