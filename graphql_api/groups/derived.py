@@ -189,18 +189,20 @@ async def _record(
         for g, c in sorted(pairs):
             by_group[g].append(c)
         for group_id, contacts in by_group.items():
-            session.add_all(
-                MembershipEvent(
-                    group_id=group_id,
-                    contact_id=contact_id,
-                    action=action,
-                    source=MembershipSource.DERIVED,
-                    actor_id=actor_id,
-                    occurred_at=moment,
-                    cause=cause[:300],
-                )
+            rows = [
+                {
+                    "group_id": group_id,
+                    "contact_id": contact_id,
+                    "action": action,
+                    "source": MembershipSource.DERIVED,
+                    "actor_id": actor_id,
+                    "occurred_at": moment,
+                    "cause": cause[:300],
+                }
                 for contact_id in contacts
-            )
+            ]
+            for start in range(0, len(rows), CHUNK):
+                await session.execute(insert(MembershipEvent), rows[start : start + CHUNK])
             snapshot = GroupSnapshot.of(groups[group_id])
             await rules.changed(
                 session,
