@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox mutation mutation-sample
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes mutation mutation-sample
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ bench: install
 	$(BIN)/python bench/run.py --backend postgresql --size M --results bench/RESULTS.md
 
 # The outbox's cost on addGroupMembers and the worker's e-mails per second, both databases.
+# What keeping derived membership exact costs a write, on M and L (L takes minutes to seed).
+bench-writes: install
+	printf '# Write costs of derived membership\n\nWritten by `make bench-writes` (`bench/writes.py`); see bench/README.md.\n' > bench/RESULTS-writes.md
+	$(BIN)/python bench/writes.py --backend postgresql --size M --results bench/RESULTS-writes.md
+	$(BIN)/python bench/writes.py --backend postgresql --size L --results bench/RESULTS-writes.md
+
 bench-outbox: install
 	printf '# Outbox benchmark results\n\nWritten by `make bench-outbox` (`bench/outbox.py`); see bench/README.md.\n' > bench/RESULTS-outbox.md
 	$(BIN)/python bench/outbox.py --backend sqlite --results bench/RESULTS-outbox.md

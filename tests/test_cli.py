@@ -389,3 +389,28 @@ async def test_a_websocket_operation_meets_the_same_permissions(
     answered = await graphql_over_websocket(url, {"Authorization": f"Bearer {viewer}"}, create)
     [error] = answered[1]["payload"]["data"]["createGroup"]["errors"]
     assert error["code"] == "FORBIDDEN" and "groups.manage" in error["message"]
+
+
+def test_check_membership_finds_and_repairs_a_difference(env: dict[str, str], tmp_path: Path):
+    import sqlite3
+
+    assert run(env, "migrate").returncode == 0
+    assert run(env, "seed", "--demo").returncode == 0
+    clean = run(env, "check-membership")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "exact" in clean.stderr
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as database:
+        group, contact = database.execute(
+            "SELECT group_id, contact_id FROM derived_memberships ORDER BY group_id LIMIT 1"
+        ).fetchone()
+        database.execute(
+            "DELETE FROM derived_memberships WHERE group_id = ? AND contact_id = ?",
+            (group, contact),
+        )
+    found = run(env, "check-membership")
+    assert found.returncode == 1
+    assert f"group {group}: contact {contact} is missing" in found.stdout
+    assert f"group {group}: member count" in found.stdout
+    repaired = run(env, "check-membership", "--repair")
+    assert repaired.returncode == 0 and "repaired" in repaired.stderr
+    assert run(env, "check-membership").returncode == 0
