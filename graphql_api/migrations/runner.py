@@ -67,6 +67,9 @@ async def upgrade(
             session = AsyncSession(bind=connection, info=info)
             await rebuild(session, cause="stored at the upgrade", record=False)
             await session.flush()
+            if connection.dialect.name == "postgresql":
+                # Fresh statistics, or the planner guesses badly about the filled table.
+                await connection.execute(text("ANALYZE derived_memberships"))
 
 
 async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = {}) -> None:
