@@ -144,7 +144,7 @@ async def _store(session: AsyncSession, entered: Pairs, left: Pairs) -> None:
     moment = utcnow()
     rows = [{"group_id": g, "contact_id": c, "since": moment} for g, c in sorted(entered)]
     for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(DerivedMembership), rows[start : start + CHUNK])
+        await session.execute(insert(DerivedMembership.__table__), rows[start : start + CHUNK])
     by_group: dict[int, list[int]] = defaultdict(list)
     for g, c in left:
         by_group[g].append(c)
@@ -202,7 +202,8 @@ async def _record(
                 for contact_id in contacts
             ]
             for start in range(0, len(rows), CHUNK):
-                await session.execute(insert(MembershipEvent), rows[start : start + CHUNK])
+                table = MembershipEvent.__table__
+                await session.execute(insert(table), rows[start : start + CHUNK])
             snapshot = GroupSnapshot.of(groups[group_id])
             await rules.changed(
                 session,
