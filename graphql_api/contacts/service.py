@@ -82,5 +82,5 @@ async def update_contact(
     await session.flush()
     changed = ", ".join(sorted(changes)) or "nothing"
     cause = f"contact {contact.id}'s {changed} changed"
-    await after_contacts_changed(session, [contact.id], cause, actor.user_id)
+    await after_contacts_changed(session, [contact.id], cause, actor.user_id, changes)
     return contact

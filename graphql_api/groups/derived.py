@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
-from graphql_api.groups.filters import CONTACT_FIELDS, fields_of
+from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, fields_of
 from graphql_api.groups.graph import load_graph
 from graphql_api.groups.membership_reads import compute_pairs
 from graphql_api.groups.models import (
@@ -213,12 +213,42 @@ async def _record(
 
 
 async def after_contacts_changed(
-    session: AsyncSession, contact_ids: Sequence[int], cause: str, actor_id: int | None
+    session: AsyncSession,
+    contact_ids: Sequence[int],
+    cause: str,
+    actor_id: int | None,
+    changed: Iterable[str] | None = None,
 ) -> None:
-    """A contact's fields changed (or it was made or erased): every derived group may see
-    it differently now."""
+    """Contacts' fields changed (``changed``: those columns; None: any, as when contacts
+    are made or erased). Only a dynamic group testing one of those fields (or a field a
+    plugin computes) can see them differently; the groups reading a group that did, follow.
+    An edit of fields no filter tests costs nothing here."""
     await lock_contacts(session, contact_ids)
-    await refresh(session, None, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
+    testing = await dynamic_groups_testing(session, None if changed is None else set(changed))
+    if not testing:
+        return
+    entered, left = await refresh(
+        session, testing, contact_ids=contact_ids, cause=cause, actor_id=actor_id
+    )
+    moved = {group_id for group_id, _ in entered | left}
+    if moved:
+        readers = await readers_of(session, moved)
+        await refresh(session, readers, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
+
+
+async def dynamic_groups_testing(session: AsyncSession, columns: set[str] | None) -> set[int]:
+    """Dynamic groups whose filter tests any of these contact columns (None: any column),
+    or a field a plugin adds, whose value may follow from any column."""
+    rows = await session.execute(
+        select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
+    )
+    found = set()
+    for group_id, tree in rows:
+        fields = fields_of(tree) if tree else set()
+        tested = {COLUMNS[f] for f in fields if f in COLUMNS}
+        if columns is None or tested & columns or fields - set(CONTACT_FIELDS):
+            found.add(group_id)
+    return found
 
 
 async def after_members_changed(
