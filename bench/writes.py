@@ -112,7 +112,7 @@ async def run(backend: str, size: str, runs: int) -> list[dict[str, Any]]:
             )
         )
         someone = outsiders[0]
-        prefix = (await session.get(Contact, someone)).postal_code[:2]
+        postal_code = (await session.get(Contact, someone)).postal_code
         readers = await readers_of(session, [static])
         excluded = list(
             await session.scalars(
@@ -135,7 +135,8 @@ async def run(backend: str, size: str, runs: int) -> list[dict[str, Any]]:
             )
 
     async def ten_filters(session: AsyncSession) -> None:
-        condition = {"condition": {"field": "postalCode", "op": "STARTS_WITH", "value": prefix}}
+        # Narrow filters, so that making them (not timed) stays quick on a million contacts.
+        condition = {"condition": {"field": "postalCode", "op": "EQ", "value": postal_code}}
         for i in range(10):
             await create_group(session, SYSTEM, {"name": f"bench filter {i}", "filter": condition})
 
