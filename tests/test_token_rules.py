@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,14 +14,21 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graphql_api.kernel.access import SYSTEM, Principal
-from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.access import SYSTEM, Forbidden, Principal
+from graphql_api.kernel.db import create_engine, create_sessionmaker, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.testing import GraphQLClient, empty_tables, make_user
 from graphql_api.users.accounts import create_user, development_principal, list_users
-from graphql_api.users.models import ApiToken, User
+from graphql_api.users.models import ApiToken, AuditEntry, User
 from graphql_api.users.staff_roles import role_named
-from graphql_api.users.tokens import TOKEN_PREFIX, check_token, hash_token, issue_token
+from graphql_api.users.tokens import (
+    TOKEN_PREFIX,
+    check_token,
+    create_api_token,
+    hash_token,
+    issue_token,
+    revoke_api_token,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -260,3 +268,180 @@ async def test_development_mode_acts_as_the_first_admin_over_http(app_factory: A
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         data = await GraphQLClient(http, None).data(VIEWER)
     assert data == {"viewer": {"name": "Bram", "email": "bram@example.coop", "isAdmin": True}}
+
+
+# Tokens made, narrowed, revoked and used (graphql_api.users.tokens) ----------------------
+
+
+async def made(sessions: Sessions, actor: Principal, values: dict[str, Any], **kw: Any) -> Any:
+    async with sessions() as session, session.begin():
+        api_token, secret = await create_api_token(session, actor, values, **kw)
+        return api_token, secret
+
+
+async def token_refusal(
+    sessions: Sessions, actor: Principal, values: dict[str, Any], **kw: Any
+) -> tuple[Problem, ...]:
+    with pytest.raises(UserInputError) as refused:
+        await made(sessions, actor, values, **kw)
+    return refused.value.problems
+
+
+def as_user(user: User, *permissions: str, token_id: int | None = None) -> Principal:
+    return Principal(user.name, frozenset(permissions), user_id=user.id, token_id=token_id)
+
+
+async def audit_rows(sessions: Sessions) -> list[tuple[str, str, dict[str, Any]]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(AuditEntry.action, AuditEntry.subject, AuditEntry.details).order_by(
+                AuditEntry.id
+            )
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_a_made_token_is_named_dated_narrowed_and_audited(sessions: Sessions):
+    anna, _ = await new_user(sessions, name="Anna", email="anna@example.coop")
+    later = utcnow() + timedelta(days=30)
+    actor = as_user(anna, "groups.view", "members.manage")
+    values = {"name": " sync ", "expires_at": later, "permissions": ["members.manage"] * 2}
+    api_token, secret = await made(sessions, actor, values)
+    assert (api_token.name, api_token.expires_at, api_token.permissions) == (
+        "sync",
+        later,
+        ["members.manage"],
+    )
+    assert api_token.user_id == anna.id and api_token.token_hash == hash_token(secret)
+    action, subject, details = (await audit_rows(sessions))[-1]
+    assert (action, subject) == ("apiToken.created", "anna@example.coop: sync")
+    assert details == {
+        "tokenId": api_token.id,
+        "expiresAt": later.isoformat(),
+        "permissions": ["members.manage"],
+    }
+
+
+async def test_a_token_made_without_a_token_holds_all_its_owners_permissions(
+    sessions: Sessions,
+):
+    anna, _ = await new_user(sessions, name="Anna", email="anna@example.coop")
+    api_token, _ = await made(sessions, as_user(anna, "groups.view"), {"name": "all"})
+    assert api_token.permissions is None and api_token.expires_at is None
+    narrowed_actor = as_user(anna, "groups.view", token_id=7)
+    copied, _ = await made(sessions, narrowed_actor, {"name": "copy"})
+    assert copied.permissions == ["groups.view"], "a narrowed token makes narrowed tokens"
+
+
+async def test_bad_token_values_are_refused_with_their_field_and_reason(sessions: Sessions):
+    anna, _ = await new_user(sessions, name="Anna", email="anna@example.coop")
+    actor = as_user(anna, "groups.view")
+    past = utcnow() - timedelta(seconds=1)
+    far = utcnow() + timedelta(days=3 * 365 + 1)
+    assert await token_refusal(sessions, actor, {"name": "t", "expires_at": past}) == (
+        Problem(("expires_at",), ErrorCode.INVALID, "The expiry must lie in the future."),
+    )
+    assert await token_refusal(sessions, actor, {"name": "t", "expires_at": far}) == (
+        Problem(("expires_at",), ErrorCode.INVALID, "A token lives at most three years."),
+    )
+    assert await token_refusal(sessions, actor, {"name": " "}) == (
+        Problem(("name",), ErrorCode.REQUIRED, "name is required."),
+    )
+    beyond = {"name": "t", "permissions": ["users.manage", "contacts.view", "groups.view"]}
+    assert await token_refusal(sessions, actor, beyond) == (
+        Problem(
+            ("permissions",),
+            ErrorCode.FORBIDDEN,
+            "A token cannot hold what you lack: contacts.view, users.manage.",
+        ),
+    )
+    assert [row[0] for row in await audit_rows(sessions)] == [
+        "user.created",
+        "apiToken.created",
+    ], "only Anna's first token; nothing of the refused ones"
+
+
+async def test_a_token_for_someone_else_needs_users_manage_and_an_existing_user(
+    sessions: Sessions,
+):
+    anna, _ = await new_user(sessions, name="Anna", email="anna@example.coop")
+    bram, _ = await new_user(sessions, name="Bram", email="bram@example.coop")
+    with pytest.raises(Forbidden) as refused:
+        await made(sessions, as_user(anna, "groups.view"), {"name": "t"}, owner_id=bram.id)
+    assert refused.value.permission == "users.manage"
+    own, _ = await made(sessions, as_user(anna), {"name": "mine"}, owner_id=anna.id)
+    assert own.user_id == anna.id, "one's own id needs nothing"
+    for_bram, _ = await made(sessions, SYSTEM, {"name": "cli"}, owner_id=bram.id)
+    assert for_bram.user_id == bram.id
+    missing = Problem(("user_id",), ErrorCode.NOT_FOUND, "No user with this id.")
+    assert await token_refusal(sessions, SYSTEM, {"name": "t"}, owner_id=999_999) == (missing,)
+    assert await token_refusal(sessions, SYSTEM, {"name": "t"}) == (missing,), (
+        "the system owns no tokens"
+    )
+
+
+async def test_revoking_is_for_the_owner_or_users_manage_once(sessions: Sessions):
+    anna, _ = await new_user(sessions, name="Anna", email="anna@example.coop")
+    bram, _ = await new_user(sessions, name="Bram", email="bram@example.coop")
+    api_token, _ = await made(sessions, as_user(anna), {"name": "sync"})
+
+    async def revoke(actor: Principal, token_id: int) -> Any:
+        async with sessions() as session, session.begin():
+            return await revoke_api_token(session, actor, token_id)
+
+    not_found = Problem(("token_id",), ErrorCode.NOT_FOUND, "No API token with this id.")
+    for actor, token_id in ((as_user(bram), api_token.id), (as_user(anna), 999_999)):
+        with pytest.raises(UserInputError) as refused:
+            await revoke(actor, token_id)
+        assert refused.value.problems == (not_found,)
+    revoked = await revoke(as_user(bram, "users.manage"), api_token.id)
+    assert revoked.revoked_at is not None
+    assert (await audit_rows(sessions))[-1] == (
+        "apiToken.revoked",
+        "sync",
+        {"tokenId": api_token.id},
+    )
+    with pytest.raises(UserInputError) as again:
+        await revoke(as_user(anna), api_token.id)
+    assert again.value.problems == (
+        Problem(("token_id",), ErrorCode.ALREADY_REVOKED, "This API token is already revoked."),
+    )
+
+
+async def test_a_narrowed_token_holds_no_more_than_its_owners_role(sessions: Sessions):
+    async with sessions() as session, session.begin():
+        viewer = await role_named(session, "viewer")
+        assert viewer is not None
+        pieter, _ = await create_user(
+            session, SYSTEM, {"name": "Pieter", "email": "p@example.coop", "role_id": viewer.id}
+        )
+        api_token, secret = await issue_token(
+            session, SYSTEM, pieter, name="wide", permissions=["groups.view", "users.manage"]
+        )
+    async with sessions() as session:
+        principal = await check_token(session, secret)
+    assert isinstance(principal, Principal)
+    assert (principal.name, principal.user_id, principal.token_id) == (
+        "Pieter",
+        pieter.id,
+        api_token.id,
+    )
+    assert principal.permissions == {"groups.view"}
+
+
+async def test_last_used_is_written_when_older_than_asked(sessions: Sessions):
+    _, secret = await new_user(sessions, name="Anna", email="anna@example.coop")
+
+    async def use(after: timedelta | None) -> Any:
+        async with sessions() as session, session.begin():
+            await check_token(session, secret, note_use_after=after)
+        async with sessions() as session:
+            return await session.scalar(select(ApiToken.last_used_at))
+
+    assert await use(None) is None, "not asked to note it"
+    first = await use(timedelta(minutes=1))
+    assert first is not None
+    assert await use(timedelta(minutes=1)) == first, "less than a minute ago: kept"
+    async with sessions() as session, session.begin():
+        await session.execute(update(ApiToken).values(last_used_at=first - timedelta(minutes=2)))
+    assert await use(timedelta(minutes=1)) > first - timedelta(minutes=2)
