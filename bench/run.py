@@ -318,13 +318,18 @@ def main() -> None:
     table = "\n".join([HEADER, "|---|---|---|---|---|---|---|---|", *map(format_row, results)])
     print(table)
     if args.results:
-        machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}"
-        with args.results.open("a") as out:
-            out.write(
-                f"\n### {args.backend}, size {args.size}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-                f"{args.iterations} timed runs per query after 3 warm-up runs; {machine}.\n\n"
-                f"{table}\n"
-            )
+        how = f"{args.iterations} timed runs per query after 3 warm-up runs"
+        append_results(args.results, f"{args.backend}, size {args.size}", how, table)
+
+
+def append_results(path: Path, title: str, how: str, table: str) -> None:
+    """Add one run's table to a results file, dated and with the machine it ran on."""
+    machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}"
+    with path.open("a") as out:
+        out.write(
+            f"\n### {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+            f"{how}; {machine}.\n\n{table}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import database_url, ensure_dataset
+from bench.run import append_results, database_url, ensure_dataset
 from graphql_api.app import load_plugins
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import update_contact
@@ -210,13 +208,8 @@ def main() -> None:
     table = "\n".join([HEADER, "|---|---|---|---|---|---|", *map(format_row, results)])
     print(table)
     if args.results:
-        machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}"
-        with args.results.open("a") as out:
-            out.write(
-                f"\n### {args.backend}, size {args.size}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-                f"`python bench/writes.py --backend {args.backend} --size {args.size} "
-                f"--runs {args.runs}`; {machine}.\n\n{table}\n"
-            )
+        how = f"`python bench/writes.py --backend {args.backend} --size {args.size} --runs {args.runs}`"
+        append_results(args.results, f"{args.backend}, size {args.size}", how, table)
 
 
 if __name__ == "__main__":

@@ -529,3 +529,28 @@ async def test_every_portal_operation_of_one_contact_leaves_the_other_alone(
         assert "Anna" not in str(body) and "anna@zon.nl" not in str(body), document
     assert await _annas_rows(app, anna_pk) == before
     assert (await anna.data(ME))["me"]["groups"] == [{"name": "Open"}, {"name": "Samen"}]
+
+
+async def test_bad_portal_account_calls_of_staff_are_refused_and_change_nothing(
+    client: GraphQLClient, world: dict[str, str], app: Any
+):
+    no_mail = await new_contact_id(client, firstName="Cor", lastName="Zonder")
+    same_mail = await new_contact_id(client, lastName="Dubbel", email="ANNA@zon.nl")
+    await client.data(INVITE, {"c": world["anna"]})
+    disable = "mutation($c: ID!) { disablePortalUser(contactId: $c) { errors { field code } } }"
+    erase = "mutation($c: ID!) { eraseContact(contactId: $c) { errors { field code } } }"
+    nowhere = to_global_id("Contact", 999_999)
+    cases = [
+        (INVITE, no_mail, "invitePortalUser", "REQUIRED"),
+        (INVITE, same_mail, "invitePortalUser", "EMAIL_TAKEN"),
+        (INVITE, nowhere, "invitePortalUser", "NOT_FOUND"),
+        (INVITE, world["open"], "invitePortalUser", "INVALID_ID"),
+        (disable, world["bram"], "disablePortalUser", "NOT_FOUND"),
+        (disable, "rubbish", "disablePortalUser", "INVALID_ID"),
+        (erase, nowhere, "eraseContact", "NOT_FOUND"),
+        (erase, world["open"], "eraseContact", "INVALID_ID"),
+    ]
+    for document, contact, name, code in cases:
+        async with unchanged(app):
+            body = await client.data(document, {"c": contact})
+        assert [e["code"] for e in body[name]["errors"]] == [code], (name, contact)

@@ -277,3 +277,26 @@ async def test_no_cors_headers_by_default(http: httpx.AsyncClient):
         headers={"Origin": "https://crm.example.coop", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_bad_user_changes_are_refused_and_change_nothing(
+    client: GraphQLClient, app: Any, admin: tuple[int, str]
+):
+    roles = await role_ids(client)
+    bea, _ = await make_user(app, "Bea", "bea@example.coop")
+    bea_id = to_global_id("User", bea)
+    cases = [
+        (bea_id, {"name": " "}, [(["input", "name"], "REQUIRED")]),
+        (bea_id, {"email": "bea"}, [(["input", "email"], "INVALID")]),
+        (bea_id, {"email": "JOHANNES@example.coop"}, [(["input", "email"], "EMAIL_TAKEN")]),
+        (bea_id, {"roleId": to_global_id("StaffRole", 999)}, [(["input", "roleId"], "NOT_FOUND")]),
+        (bea_id, {"roleId": "nonsense"}, [(["input", "roleId"], "INVALID_ID")]),
+        (to_global_id("User", 999_999), {"name": "X"}, [(["id"], "NOT_FOUND")]),
+        (to_global_id("Group", bea), {"name": "X"}, [(["id"], "INVALID_ID")]),
+    ]
+    assert roles["manager"]
+    for user_id, changes, expected in cases:
+        async with unchanged(app):
+            body = await client.data(UPDATE_USER, {"id": user_id, "input": changes})
+        errors = body["updateUser"]["errors"]
+        assert [(e["field"], e["code"]) for e in errors] == expected, changes

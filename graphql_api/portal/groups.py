@@ -94,17 +94,19 @@ def _as_contact(portal: PortalSession) -> Principal:
 
 async def join_group(
     session: AsyncSession, portal: PortalSession, group_id: int, *, today: date
-) -> Group:
+) -> PortalGroup:
+    """Add the contact to a group they may change; already a member changes nothing."""
     group = await _changeable(session, group_id, today)
     source = MembershipSource.PORTAL
     await add_members(session, _as_contact(portal), group.id, [portal.contact_id], source)
-    return group
+    return PortalGroup(group, is_member=True, can_change=True)
 
 
 async def leave_group(
     session: AsyncSession, portal: PortalSession, group_id: int, *, today: date
-) -> Group:
+) -> PortalGroup:
+    """Take the contact out of a group they may change; not a member changes nothing."""
     group = await _changeable(session, group_id, today)
     source = MembershipSource.PORTAL
     await remove_members(session, _as_contact(portal), group.id, [portal.contact_id], source)
-    return group
+    return PortalGroup(group, is_member=False, can_change=True)

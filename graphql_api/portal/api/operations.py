@@ -3,6 +3,7 @@ comes from the session alone."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import strawberry
@@ -98,11 +99,7 @@ class PortalMutation:
     async def accept_portal_invitation(
         self, info: PortalInfo, token: LinkToken, password: Password
     ) -> PortalAccountPayload:
-        async def work(session: AsyncSession) -> dict[str, Any]:
-            await accounts.accept_invitation(session, token, password)
-            return {"ok": True}
-
-        return await run_mutation(info, PortalAccountPayload, LINK_ARGUMENTS, work)  # type: ignore[arg-type]
+        return await _account_action(info, lambda s: accounts.accept_invitation(s, token, password))
 
     @strawberry.mutation(
         description="Log in with your e-mail address and password; returns a session token."
@@ -127,12 +124,7 @@ class PortalMutation:
     @strawberry.mutation(description="End this session.")
     async def portal_logout(self, info: PortalInfo) -> PortalAccountPayload:
         portal = info.context.session()
-
-        async def work(session: AsyncSession) -> dict[str, Any]:
-            await accounts.logout(session, portal)
-            return {"ok": True}
-
-        return await run_mutation(info, PortalAccountPayload, GROUP_ARGUMENT, work)  # type: ignore[arg-type]
+        return await _account_action(info, lambda s: accounts.logout(s, portal))
 
     @strawberry.mutation(
         description="Ask for a password-reset link by e-mail. The answer is the same whether "
@@ -143,21 +135,13 @@ class PortalMutation:
         info: PortalInfo,
         email: Annotated[str, strawberry.argument(description="Your e-mail address.")],
     ) -> PortalAccountPayload:
-        async def work(session: AsyncSession) -> dict[str, Any]:
-            await accounts.request_password_reset(session, email)
-            return {"ok": True}
-
-        return await run_mutation(info, PortalAccountPayload, LINK_ARGUMENTS, work)  # type: ignore[arg-type]
+        return await _account_action(info, lambda s: accounts.request_password_reset(s, email))
 
     @strawberry.mutation(description="Choose a new password through a reset link.")
     async def reset_password(
         self, info: PortalInfo, token: LinkToken, password: Password
     ) -> PortalAccountPayload:
-        async def work(session: AsyncSession) -> dict[str, Any]:
-            await accounts.reset_password(session, token, password)
-            return {"ok": True}
-
-        return await run_mutation(info, PortalAccountPayload, LINK_ARGUMENTS, work)  # type: ignore[arg-type]
+        return await _account_action(info, lambda s: accounts.reset_password(s, token, password))
 
     @strawberry.mutation(
         description="Join a group shown on the portal that you may change (Veranderen op portaal)."
@@ -170,19 +154,27 @@ class PortalMutation:
         return await _membership_change(info, group_id, portal_groups.leave_group)
 
 
-async def _membership_change(info: PortalInfo, group_id: str, change: Any) -> PortalGroupPayload:
+async def _account_action(
+    info: PortalInfo, action: Callable[[AsyncSession], Awaitable[Any]]
+) -> PortalAccountPayload:
+    """Run one account action in its transaction: ``ok``, or why not."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await action(session)
+        return {"ok": True}
+
+    return await run_mutation(info, PortalAccountPayload, LINK_ARGUMENTS, work)  # type: ignore[arg-type]
+
+
+async def _membership_change(
+    info: PortalInfo, group_id: str, change: Callable[..., Awaitable[portal_groups.PortalGroup]]
+) -> PortalGroupPayload:
     portal = info.context.session()
     today = info.context.today
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         # An id of another kind is as unknown as a group that does not exist.
         pk = decode_id(group_id, "Group", ["group_id"])
-        group = await change(session, portal, pk, today=today)
-        [entry] = [
-            e
-            for e in await portal_groups.visible_groups(session, portal, today=today)
-            if e.group.id == group.id
-        ]
-        return {"group": PortalGroup(entry=entry)}
+        return {"group": PortalGroup(entry=await change(session, portal, pk, today=today))}
 
     return await run_mutation(info, PortalGroupPayload, GROUP_ARGUMENT, work)  # type: ignore[arg-type]
