@@ -42,6 +42,7 @@ from graphql_api.groups.models import (
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.models import OutboxEvent
+from graphql_api.notifications.outbox import write_pending
 from graphql_api.settings import Settings
 
 Write = Callable[[AsyncSession], Awaitable[Any]]
@@ -66,6 +67,8 @@ async def measure(
             )
             started = time.perf_counter()
             await write(session)
+            # Events are written at commit; this transaction rolls back, so write them now.
+            await session.run_sync(write_pending)
             await session.flush()
             samples.append((time.perf_counter() - started) * 1000)
             history = await _count(session, MembershipEvent) - before[0]

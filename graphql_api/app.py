@@ -30,6 +30,8 @@ from graphql_api.migrations.runner import newest_revisions
 from graphql_api.monitoring.health import health_routes
 from graphql_api.monitoring.metrics import Metrics, metrics_route
 from graphql_api.monitoring.requests import RequestObserver
+from graphql_api.notifications.feed import EventFeed
+from graphql_api.notifications.outbox import ON_EVENTS_COMMITTED
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugins.manager import Plugins
 from graphql_api.portal.api.context import PortalContext
@@ -74,8 +76,14 @@ def create_app(
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
     manager = load_plugins(settings, plugins)
+    feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
     sessions = create_sessionmaker(
-        engine, info={"rules": manager.rules(), "permissions": manager.permissions}
+        engine,
+        info={
+            "rules": manager.rules(),
+            "permissions": manager.permissions,
+            ON_EVENTS_COMMITTED: feed.committed,
+        },
     )
     tokens = TokenCache(ttl=settings.token_cache_seconds)
     metrics = Metrics()
@@ -97,6 +105,7 @@ def create_app(
         stop.set()
         if delivering is not None:
             await delivering
+        await feed.close()
         await engine.dispose()
 
     backend = TokenBackend(
@@ -105,7 +114,7 @@ def create_app(
         dev_mode=settings.dev_mode,
         portal_session_lifetime=timedelta(minutes=settings.portal_session_minutes),
     )
-    graphql = GraphQLEndpoint(settings, manager, backend)
+    graphql = GraphQLEndpoint(settings, manager, backend, feed)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -138,4 +147,5 @@ def create_app(
     app.state.schema = graphql.schema
     app.state.tokens = tokens
     app.state.metrics = metrics
+    app.state.events = feed
     return app

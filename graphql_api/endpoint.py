@@ -31,6 +31,7 @@ from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
 from graphql_api.auth.backend import TokenBackend, bearer_token
 from graphql_api.kernel.access import NOBODY
+from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
 from graphql_api.users.tokens import UNKNOWN_TOKEN
@@ -50,7 +51,9 @@ class Answer:
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context: the request's session, user and plugins."""
 
-    def __init__(self, settings: Settings, plugins: Plugins, backend: TokenBackend) -> None:
+    def __init__(
+        self, settings: Settings, plugins: Plugins, backend: TokenBackend, events: EventFeed
+    ) -> None:
         super().__init__(
             build_schema(settings, plugins.schema),
             graphql_ide="graphiql",
@@ -59,6 +62,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.plugins = plugins
         self.backend = backend
+        self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,6 +117,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             filter_fields=self.plugins.filter_fields,
             plugin_infos=self.plugins.infos,
             access_changed=self.backend.cache.clear,
+            events=self.events,
         )
 
 

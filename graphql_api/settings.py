@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = 120.0
     """How long a worker holds a delivery; a crashed worker's deliveries are taken over after."""
     outbox_poll_seconds: float = 1.0
+    feed_poll_seconds: float = 2.0
+    """How often a subscription looks for events when nothing told it of any: commits of
+    other processes on SQLite, or while PostgreSQL's notifications are being reconnected."""
     outbox_batch_size: int = 50
     outbox_retention_days: int = 30
     """Delivered and skipped deliveries older than this are purged."""

@@ -8,13 +8,11 @@ import os
 import pty
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,8 @@ import httpx
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+
+from graphql_api.testing import serving
 
 CLI = [sys.executable, "-m", "graphql_api.cli"]
 HTTP_AUDIT = Path(__file__).parent / "http_audit"
@@ -170,40 +170,6 @@ def test_export_schema_prints_the_stored_schema(
     exported = run({**env, "GRAPHQL_API_PLUGINS": ",".join(built_in_plugins)}, "export-schema")
     assert exported.returncode == 0
     assert exported.stdout == (repo_root / "schema.graphql").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`graphql-api serve` on a free port, until the block ends: its URL and process (whose
-    stderr is the log, to read once the block is over)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start")
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def new_token(env: dict[str, str]) -> str:

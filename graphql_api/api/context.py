@@ -15,6 +15,7 @@ from strawberry.types import Info as StrawberryInfo
 from graphql_api.groups.filters import FilterField
 from graphql_api.kernel.access import Principal
 from graphql_api.kernel.repository import load_by_id
+from graphql_api.notifications.feed import EventFeed
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
 
@@ -81,7 +82,8 @@ class Context:
     """Call after changing who may do what, so this process forgets the tokens it checked."""
     connection_params: dict[str, Any] | None = None
     """A WebSocket client's ``connection_init`` payload (Strawberry fills it in)."""
-    """Call after changing who may do what, so this process forgets the tokens it checked."""
+    events: EventFeed | None = None
+    """The committed outbox events, which subscriptions follow."""
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def forget_loaded(self) -> None:

@@ -41,6 +41,7 @@ from graphql_api.email_templates.api.mutations import EmailTemplateMutations
 from graphql_api.email_templates.api.queries import EmailTemplateQueries
 from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
+from graphql_api.groups.api.subscriptions import GroupSubscriptions
 from graphql_api.groups.api.types import Group
 from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.api.mutations import NotificationMutations
@@ -77,6 +78,14 @@ class Mutation(
     UserMutations,
     StaffPortalMutations,
 ):
+    pass
+
+
+@strawberry.type(
+    description="Changes as they commit, over WebSocket (graphql-transport-ws); each message "
+    "carries an eventId to resume from."
+)
+class Subscription(GroupSubscriptions):
     pass
 
 
@@ -171,6 +180,7 @@ def build_schema(
         return Schema(
             query=query,
             mutation=mutation,
+            subscription=Subscription,
             types=[graphql_type for _, graphql_type in contributions.types],
             config=StrawberryConfig(auto_camel_case=True),
             max_tokens=settings.max_tokens,

@@ -2,6 +2,12 @@
 
 A rolled-back change leaves no event; a committed one has one delivery per plugin that
 subscribed to its type, which the worker delivers at least once.
+
+Events are numbered in commit order, so a reader that follows the table by id (the live
+feed of subscriptions) never passes an event that commits later with a smaller id. A
+transaction therefore writes its events when it commits: on PostgreSQL it first takes a
+lock that orders committing writers and holds it to the end; SQLite has one writer at a
+time anyway. Taking that lock last, after every row lock, means it cannot deadlock.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from graphql_api.groups.changes import (
     Change,
@@ -27,6 +34,22 @@ from graphql_api.groups.changes import (
 )
 from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, OutboxEvent
+
+FEED_EVENTS = frozenset(
+    {"group.created", "group.updated", "group.deleted", "members.added", "members.removed"}
+)
+"""Recorded whether or not a plugin subscribed: GraphQL subscriptions follow them."""
+
+NOTIFY_CHANNEL = "graphql_api_outbox"
+"""PostgreSQL channel told the newest event id when events commit."""
+
+ON_EVENTS_COMMITTED = "on_events_committed"
+"""Key of a session's ``info``: called after a commit that wrote events (this process)."""
+
+_PENDING = "outbox_pending"
+_COMMITTED = "outbox_committed"
+_ORDER_LOCK = 7_470_001
+"""The PostgreSQL advisory lock held from writing events to commit."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +106,64 @@ def _plain(snapshot: Any) -> dict[str, Any]:
 async def record(
     session: AsyncSession, change: Change, subscribers: Mapping[str, Sequence[str]]
 ) -> None:
-    """Write the change's events and a delivery for every plugin subscribed to each."""
-    events = [(kind, data) for kind, data in events_of(change) if _wanted(kind, subscribers)]
-    if not events:
-        return
+    """Keep the change's events, with the plugins subscribed to each, to be written when
+    the transaction commits (``write_pending``); a rollback forgets them."""
     now = utcnow()
-    ids = await session.scalars(
-        # The tables, not the ORM classes: rows by the hundred thousand skip the ORM's
-        # bookkeeping, which costs more than the insert.
-        insert(OutboxEvent.__table__).returning(
-            OutboxEvent.__table__.c.id, sort_by_parameter_order=True
-        ),
-        [{"type": kind, "data": data, "occurred_at": now} for kind, data in events],
+    pending = session.info.setdefault(_PENDING, [])
+    for kind, data in events_of(change):
+        plugins = [plugin for plugin, kinds in subscribers.items() if kind in kinds]
+        if plugins or kind in FEED_EVENTS:
+            pending.append((kind, data, now, plugins))
+
+
+def write_pending(session: Session) -> None:
+    """Write the events recorded in this transaction and their deliveries. Runs just
+    before commit (synchronously, as SQLAlchemy's session events do); a benchmark that
+    rolls back calls it itself to pay the same cost."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(select(func.pg_advisory_xact_lock(_ORDER_LOCK)))
+    ids = list(
+        session.scalars(
+            # The tables, not the ORM classes: rows by the hundred thousand skip the ORM's
+            # bookkeeping, which costs more than the insert.
+            insert(OutboxEvent.__table__).returning(
+                OutboxEvent.__table__.c.id, sort_by_parameter_order=True
+            ),
+            [{"type": kind, "data": data, "occurred_at": at} for kind, data, at, _ in pending],
+        )
     )
     deliveries = [
         {
             "event_id": event_id,
             "plugin": plugin,
-            "next_attempt_at": now,
-            "created_at": now,
+            "next_attempt_at": at,
+            "created_at": at,
             "errors": [],
         }
-        for event_id, (kind, _) in zip(ids, events, strict=True)
-        for plugin, kinds in subscribers.items()
-        if kind in kinds
+        for event_id, (_, _, at, plugins) in zip(ids, pending, strict=True)
+        for plugin in plugins
     ]
-    await session.execute(insert(Delivery.__table__), deliveries)
+    if deliveries:
+        session.execute(insert(Delivery.__table__), deliveries)
+    if postgres:
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(ids[-1]))))
+    session.info[_COMMITTED] = True
 
 
-def _wanted(kind: str, subscribers: Mapping[str, Sequence[str]]) -> bool:
-    return any(kind in kinds for kinds in subscribers.values())
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_COMMITTED, None)
+
+
+def _announce_committed(session: Session) -> None:
+    if session.info.pop(_COMMITTED, False) and (announce := session.info.get(ON_EVENTS_COMMITTED)):
+        announce()
+
+
+event.listen(Session, "before_commit", write_pending)
+event.listen(Session, "after_commit", _announce_committed)
+event.listen(Session, "after_rollback", _forget_pending)

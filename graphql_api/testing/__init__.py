@@ -26,7 +26,7 @@ compare), ``unchanged(app)`` (a block that must change no row), ``refused(app, c
 mutation, variables)`` (a mutation refused, no row changed), ``member_names``,
 ``check_role_plugin``, ``undescribed(app.state.schema)`` (schema parts without a description).
 ``deliver_all(app)`` delivers what the outbox holds; ``make_worker(app)`` gives a worker to
-run by hand.
+run by hand. ``serving(env)`` runs a real ``graphql-api serve`` for a block.
 
 The fixtures are async: set ``asyncio_mode = "auto"`` in your pytest configuration.
 ``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases."""
@@ -35,6 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -557,3 +561,34 @@ async def check_role_plugin(
     )
     assert data[holders_field] == {"totalCount": 1, "nodes": [{"lastName": "Houder"}]}
     assert data["h"][flag_field] is True and data["o"][flag_field] is False
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`graphql-api serve` with the environment ``env`` on a free port, until the block
+    ends: its URL, once ``/health/ready`` answers, and its process (whose stderr is the
+    log, to read once the block is over)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graphql_api.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,191 @@
+"""GraphQL subscriptions of groups: a group's changes and its members' comings and goings.
+
+They follow the outbox, so a subscriber sees what webhooks see (static and derived
+groups alike), in commit order. Each message carries its ``eventId``; a client that
+reconnects passes the last one it handled as ``afterEventId`` and misses nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, Collection
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from graphql_api.api.access import needing, needs
+from graphql_api.api.context import Info
+from graphql_api.api.enums import described_enum
+from graphql_api.api.errors import PublicError
+from graphql_api.api.relay import query_id, to_global_id
+from graphql_api.contacts import models as contact_models
+from graphql_api.groups import models
+from graphql_api.groups.api.types import (
+    ContactRef,
+    Group,
+    MembershipActionType,
+    MembershipSourceType,
+)
+from graphql_api.groups.models import MembershipAction, MembershipSource
+from graphql_api.notifications.outbox import Event
+
+
+class GroupChangeKind(enum.StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+GroupChangeKindType = described_enum(
+    GroupChangeKind,
+    "What happened to a group.",
+    {
+        GroupChangeKind.CREATED: "The group was made.",
+        GroupChangeKind.UPDATED: "Its settings or what it is built from changed.",
+        GroupChangeKind.DELETED: "The group was deleted.",
+    },
+)
+
+GROUP_EVENTS = {
+    "group.created": GroupChangeKind.CREATED,
+    "group.updated": GroupChangeKind.UPDATED,
+    "group.deleted": GroupChangeKind.DELETED,
+}
+MEMBERSHIP_EVENTS = {
+    "members.added": MembershipAction.ADDED,
+    "members.removed": MembershipAction.REMOVED,
+}
+
+EVENT_ID = "The event's number, rising in commit order; pass the last one handled as "
+"`afterEventId` when reconnecting."
+GroupIdArgument = Annotated[
+    strawberry.ID, strawberry.argument(description="Global id of the group to follow.")
+]
+AfterEventId = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Resume after this `eventId`: every later event is sent first, then "
+        "new ones as they commit (kept for the outbox's retention). Null: new events only."
+    ),
+]
+
+
+@strawberry.type(description="A group was created, changed or deleted.")
+class GroupChange:
+    event_id: int = strawberry.field(description=EVENT_ID)
+    kind: GroupChangeKindType = strawberry.field(description="What happened.")
+    occurred_at: datetime = strawberry.field(description="When it was committed.")
+    group_id: strawberry.ID = strawberry.field(description="Global id of the group.")
+    name: str = strawberry.field(description="The group's name after the change.")
+
+    @strawberry.field(description="The group as it is now; null once it is deleted.")
+    async def group(self, info: Info) -> Group | None:
+        return await info.context.row(models.Group, query_id(self.group_id, "Group"))
+
+    @classmethod
+    def of(cls, event: Event) -> GroupChange:
+        group = event.data["group"]
+        return cls(
+            event_id=event.id,
+            kind=GROUP_EVENTS[event.type],
+            occurred_at=event.occurred_at,
+            group_id=to_global_id("Group", group["id"]),
+            name=group["name"],
+        )
+
+
+@strawberry.type(description="A contact joined or left a group (lid erbij, lid eraf).")
+class MembershipChange:
+    event_id: int = strawberry.field(description=EVENT_ID)
+    action: MembershipActionType = strawberry.field(description="ADDED or REMOVED.")
+    source: MembershipSourceType = strawberry.field(
+        description="Through which path; DERIVED for dynamic and composite groups."
+    )
+    cause: str | None = strawberry.field(
+        description="For source DERIVED: the change that made the contact enter or leave."
+    )
+    occurred_at: datetime = strawberry.field(description="When it was committed.")
+    group_id: strawberry.ID = strawberry.field(description="Global id of the group.")
+    contact_id: strawberry.ID = strawberry.field(description="Global id of the contact.")
+
+    @strawberry.field(description="The contact as it is now; null once it is erased.")
+    async def contact(self, info: Info) -> ContactRef | None:
+        pk = query_id(self.contact_id, "Contact")
+        return await info.context.row(contact_models.Contact, pk)
+
+    @strawberry.field(description="The group as it is now; null once it is deleted.")
+    async def group(self, info: Info) -> Group | None:
+        return await info.context.row(models.Group, query_id(self.group_id, "Group"))
+
+    @classmethod
+    def of(cls, event: Event) -> MembershipChange:
+        return cls(
+            event_id=event.id,
+            action=MEMBERSHIP_EVENTS[event.type],
+            source=MembershipSource(event.data["source"]),
+            cause=event.data.get("cause"),
+            occurred_at=event.occurred_at,
+            group_id=to_global_id("Group", event.data["group"]["id"]),
+            contact_id=to_global_id("Contact", event.data["contactId"]),
+        )
+
+
+async def _events(
+    info: Info, types: Collection[str], group_pk: int | None, after: int | None
+) -> AsyncGenerator[Event, None]:
+    """The feed's events of ``types`` (of one group, unless None), each handed on with
+    the connection's session fresh, so what a message reads is what was committed."""
+    feed = info.context.events
+    if feed is None:
+        raise PublicError("Subscriptions are served over WebSocket only.", code="BAD_REQUEST")
+    if after is not None and after < 0:
+        raise PublicError("afterEventId is an event's number, 0 or more.", code="INVALID")
+    if group_pk is not None and after is None:
+        # Resuming, the group may be gone: its deletion is among the events to send.
+        await _existing_group(info, group_pk)
+    start = after if after is not None else await feed.head()
+    async for event in feed.follow(start, types, group_pk):
+        # The previous message is resolved; what its loaders hold may be stale now.
+        await info.context.db.release()
+        info.context.forget_loaded()
+        yield event
+
+
+async def _existing_group(info: Info, group_pk: int) -> None:
+    if await info.context.row(models.Group, group_pk) is None:
+        raise PublicError("No group with this id.", code="NOT_FOUND")
+    await info.context.db.release()
+
+
+def _subscription(description: str) -> Any:
+    return strawberry.subscription(
+        description=needing("groups.view", description), extensions=needs("groups.view")
+    )
+
+
+@strawberry.type
+class GroupSubscriptions:
+    @_subscription("Each creation, change and deletion of a group, or of every group.")
+    async def group_changed(
+        self,
+        info: Info,
+        group_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Global id of the group; null: every group."),
+        ] = None,
+        after_event_id: AfterEventId = None,
+    ) -> AsyncGenerator[GroupChange, None]:
+        group_pk = None if group_id is None else query_id(group_id, "Group")
+        async for event in _events(info, GROUP_EVENTS, group_pk, after_event_id):
+            yield GroupChange.of(event)
+
+    @_subscription(
+        "Each contact joining or leaving the group, explicit members and derived ones alike."
+    )
+    async def membership_changed(
+        self, info: Info, group_id: GroupIdArgument, after_event_id: AfterEventId = None
+    ) -> AsyncGenerator[MembershipChange, None]:
+        group_pk = query_id(group_id, "Group")
+        async for event in _events(info, MEMBERSHIP_EVENTS, group_pk, after_event_id):
+            yield MembershipChange.of(event)
