@@ -521,7 +521,10 @@ def main() -> None:
             table = "\n".join([HEADER, "|---|---|---|---|---|---|---|", *rows])
             print(f"\n{title}\n\n{table}")
             if args.results:
-                append_results(args.results, f"{title}, against PostGraphile", how, table)
+                # Other work on the machine shows here, as well as the servers' own.
+                load_average = f"1-minute load average at the end {os.getloadavg()[0]:.1f}"
+                title = f"{title}, against PostGraphile"
+                append_results(args.results, title, f"{how}; {load_average}", table)
 
 
 if __name__ == "__main__":
