@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox bench-writes mutation mutation-sample
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample
 
 install: $(STAMP)
 
@@ -61,6 +61,14 @@ bench-outbox: install
 	printf '# Outbox benchmark results\n\nWritten by `make bench-outbox` (`bench/outbox.py`); see bench/README.md.\n' > bench/RESULTS-outbox.md
 	$(BIN)/python bench/outbox.py --backend sqlite --results bench/RESULTS-outbox.md
 	$(BIN)/python bench/outbox.py --backend postgresql --results bench/RESULTS-outbox.md
+
+# Our API next to PostGraphile 5 on dataset M in PostgreSQL, one process each; wrk loads
+# them in turn. Installs wrk and PostGraphile (bench/peer/package-lock.json) when missing.
+bench-peer: install
+	command -v wrk > /dev/null || (apt-get update -qq && apt-get install -y -qq wrk > /dev/null)
+	test -d bench/peer/node_modules || npm ci --prefix bench/peer --no-audit --no-fund --loglevel=error
+	printf '# Our API next to PostGraphile 5\n\nWritten by `make bench-peer` (`bench/peer/run.py`); see bench/README.md.\n' > bench/RESULTS-peer.md
+	$(BIN)/python bench/peer/run.py --workers 2 --results bench/RESULTS-peer.md
 
 # Mutation testing of the domain core ([tool.mutmut] in pyproject.toml; docs/testing.md has
 # the scores and the bounds). `make mutation` starts afresh, runs every mutant on SQLite
