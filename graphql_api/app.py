@@ -17,7 +17,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
-from strawberry.asgi import GraphQL
 
 from graphql_api.api.schema import CORE_FIELD_NAMES
 from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
@@ -37,15 +36,18 @@ from graphql_api.plugins.manager import Plugins
 from graphql_api.portal.api.context import PortalContext
 from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
+from graphql_api.trusted_documents import TrustedDocuments, load_trusted_documents
+from graphql_api.trusted_view import TrustedDocumentsView
 
 logger = logging.getLogger("graphql_api")
 
 
-class PortalEndpoint(GraphQL[PortalContext, None]):
+class PortalEndpoint(TrustedDocumentsView[PortalContext]):
     """The portal's own schema on ``/portal/graphql``, for contacts with a session."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, documents: TrustedDocuments) -> None:
         super().__init__(build_portal_schema(settings), graphql_ide="graphiql")
+        self.documents = documents
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
 
@@ -72,8 +74,10 @@ def create_app(
     """Build an independent application: its own engine, plugins, schema and settings.
 
     ``plugins`` given: exactly these (for tests); None: the installed ones (entry points).
+    A manifest of trusted documents that cannot be used raises ``ManifestError``.
     """
     settings = settings or Settings()
+    documents = load_trusted_documents(settings)
     engine = create_engine(settings.database_url)
     manager = load_plugins(settings, plugins)
     feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
@@ -114,12 +118,12 @@ def create_app(
         dev_mode=settings.dev_mode,
         portal_session_lifetime=timedelta(minutes=settings.portal_session_minutes),
     )
-    graphql = GraphQLEndpoint(settings, manager, backend, feed)
+    graphql = GraphQLEndpoint(settings, manager, backend, documents, feed)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            Route(PORTAL_PATH, PortalEndpoint(settings), methods=["GET", "POST"]),
+            Route(PORTAL_PATH, PortalEndpoint(settings, documents), methods=["GET", "POST"]),
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
         ],

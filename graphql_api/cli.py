@@ -282,11 +282,18 @@ USES_THE_DATABASE = {"migrate", "serve", "create-user", "create-token", "seed", 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from graphql_api.preflight import Refused, check_database, read_settings
+    from graphql_api.preflight import (
+        Refused,
+        check_database,
+        check_trusted_documents,
+        read_settings,
+    )
 
     try:
         settings = read_settings()
         configure_logging(settings.log_level, settings.log_format)
+        if args.command == "serve":
+            check_trusted_documents(settings)
         if args.command in USES_THE_DATABASE:
             check_database(settings, migrated=args.command != "migrate")
     except Refused as refused:

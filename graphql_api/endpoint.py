@@ -20,7 +20,6 @@ from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -34,6 +33,8 @@ from graphql_api.kernel.access import NOBODY
 from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
+from graphql_api.trusted_documents import TrustedDocuments
+from graphql_api.trusted_view import TrustedDocumentsView
 from graphql_api.users.tokens import UNKNOWN_TOKEN
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -48,17 +49,24 @@ class Answer:
     status: HTTPStatus = HTTPStatus.OK
 
 
-class GraphQLEndpoint(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
+class GraphQLEndpoint(TrustedDocumentsView[Context]):
+    """Strawberry's ASGI view with our context: the request's session, user and plugins;
+    a request may name a trusted document instead of sending one (``TrustedDocumentsView``)."""
 
     def __init__(
-        self, settings: Settings, plugins: Plugins, backend: TokenBackend, events: EventFeed
+        self,
+        settings: Settings,
+        plugins: Plugins,
+        backend: TokenBackend,
+        documents: TrustedDocuments,
+        events: EventFeed,
     ) -> None:
         super().__init__(
             build_schema(settings, plugins.schema),
             graphql_ide="graphiql",
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         )
+        self.documents = documents
         self.settings = settings
         self.plugins = plugins
         self.backend = backend

@@ -1,6 +1,7 @@
-"""Before a command uses the database: the settings read, the database answers and, for a
-command that needs its tables, its schema is the newest. Each failure is one line saying
-what to do, never a traceback."""
+"""Before a command uses the database: the settings read, the manifest of trusted
+documents (for ``serve``) is usable, the database answers and, for a command that needs
+its tables, its schema is the newest. Each failure is one line saying what to do, never a
+traceback."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import behind, newest_revisions
 from graphql_api.plugins.manager import PluginFailed
 from graphql_api.settings import ENV_PREFIX, Settings
+from graphql_api.trusted_documents import ManifestError, load_trusted_documents
 
 
 class Refused(Exception):
@@ -31,6 +33,18 @@ def read_settings() -> Settings:
             for problem in error.errors()
         )
         raise Refused(f"{problems} (see the settings in README.md)") from None
+
+
+def check_trusted_documents(settings: Settings) -> None:
+    """Refuse to serve with a manifest of trusted documents that cannot be read, is no JSON
+    object of strings, or holds a document that does not parse or match its hash."""
+    try:
+        load_trusted_documents(settings)
+    except ManifestError as error:
+        raise Refused(
+            f"{ENV_PREFIX}TRUSTED_DOCUMENTS: {error}; use the manifest your frontend's build "
+            "writes, unchanged (docs/http.md)"
+        ) from None
 
 
 def check_database(settings: Settings, *, migrated: bool) -> None:

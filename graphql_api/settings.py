@@ -1,8 +1,9 @@
 """Service settings, read from ``GRAPHQL_API_*`` environment variables."""
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, field_validator
+from pydantic import BeforeValidator, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
     """``graphql-api serve`` delivers too; turn off when ``graphql-api worker`` runs apart."""
     max_ids_per_call: int = 10_000
     """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
+    trusted_documents: Annotated[Path | None, BeforeValidator(lambda value: value or None)] = None
+    """A manifest of trusted documents (``{"<id>": "<document>"}``, as Relay and GraphQL Code
+    Generator write it): requests may name one by ``documentId`` (docs/http.md)."""
+    trusted_documents_only: bool = False
+    """Run the manifest's documents only: any other ``query`` is refused before it is parsed."""
 
     @field_validator("database_url")
     @classmethod
@@ -89,3 +95,12 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://user@host/database"
             )
         return url
+
+    @field_validator("trusted_documents_only")
+    @classmethod
+    def _with_a_manifest(cls, only: bool, info: ValidationInfo) -> bool:
+        if only and info.data.get("trusted_documents") is None:
+            raise ValueError(
+                f"true needs {ENV_PREFIX}TRUSTED_DOCUMENTS, the manifest of the documents to run"
+            )
+        return only

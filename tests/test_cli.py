@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -107,6 +108,11 @@ UNREACHABLE = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
         ("GRAPHQL_API_DATABASE_URL", "postgresql://u@h/d", "write e.g. sqlite+aiosqlite:///"),
         ("GRAPHQL_API_DATABASE_URL", UNREACHABLE, "cannot reach the database postgresql"),
         ("GRAPHQL_API_PORT", "eighty", "GRAPHQL_API_PORT: Input should be a valid integer"),
+        (
+            "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY",
+            "true",
+            "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY: true needs GRAPHQL_API_TRUSTED_DOCUMENTS",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["migrate", "serve"])
@@ -299,10 +305,15 @@ def test_the_graphql_over_http_audit_passes(server: tuple[str, str], http_audit:
 
 
 async def graphql_over_websocket(
-    url: str, init: dict[str, Any], document: str, headers: dict[str, str] | None = None
+    url: str,
+    init: dict[str, Any],
+    document: str | dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every message the server sends for one operation over graphql-transport-ws, the
-    connection's close included as ``{"type": "closed", "code": ...}``."""
+    """Every message the server sends for one operation over graphql-transport-ws (a
+    document, or a whole ``subscribe`` payload), the connection's close included as
+    ``{"type": "closed", "code": ...}``."""
+    payload = {"query": document} if isinstance(document, str) else document
     received: list[dict[str, Any]] = []
     async with websockets.connect(
         url.replace("http", "ws") + "/graphql",
@@ -312,9 +323,7 @@ async def graphql_over_websocket(
         try:
             await socket.send(json.dumps({"type": "connection_init", "payload": init}))
             received.append(json.loads(await socket.recv()))
-            await socket.send(
-                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}})
-            )
+            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
             while True:
                 message = json.loads(await socket.recv())
                 received.append(message)
@@ -355,6 +364,77 @@ async def test_a_websocket_operation_meets_the_same_permissions(
     answered = await graphql_over_websocket(url, {"Authorization": f"Bearer {viewer}"}, create)
     [error] = answered[1]["payload"]["data"]["createGroup"]["errors"]
     assert error["code"] == "FORBIDDEN" and "groups.manage" in error["message"]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+ROLES = "{ roles { key } }"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "said"),
+    [
+        (None, "cannot read "),
+        ('{"a1": "{ roles { key } }",}', "is no JSON: Expecting property name"),
+        (f'["{ROLES}"]', "is no JSON object of document ids to documents"),
+        ('{"a1": "{ roles { key } }", "b2": null}', "document 'b2' of {path} is no string"),
+        (
+            '{"a1": "{ roles { key } }", "b2": "{ roles { key "}',
+            "document 'b2' of {path} does not parse at line 1, column 15: Syntax Error",
+        ),
+        (
+            json.dumps({f"sha256:{sha256(ROLES)}": "{ roles { label } }"}),
+            f"document 'sha256:{sha256(ROLES)}' of {{path}} does not match its id",
+        ),
+    ],
+)
+def test_serve_refuses_a_manifest_of_trusted_documents_it_cannot_use(
+    env: dict[str, str], tmp_path: Path, manifest: str | None, said: str
+):
+    path = tmp_path / "persisted-documents.json"
+    if manifest is not None:
+        path.write_text(manifest)
+    refused = run({**env, "GRAPHQL_API_TRUSTED_DOCUMENTS": str(path)}, "serve")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: GRAPHQL_API_TRUSTED_DOCUMENTS: "), refused.stderr
+    assert said.format(path=path) in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+async def test_serve_runs_only_trusted_documents_when_told(env: dict[str, str], tmp_path: Path):
+    # As GraphQL Code Generator's client preset writes persisted-documents.json.
+    roles = "query Roles($locale: String) {\n  roles {\n    key\n    label(locale: $locale)\n  }\n}"
+    manifest = tmp_path / "persisted-documents.json"
+    manifest.write_text(json.dumps({sha256(roles): roles}, indent=2))
+    env = {
+        **env,
+        "GRAPHQL_API_TRUSTED_DOCUMENTS": str(manifest),
+        "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY": "true",
+    }
+    assert run(env, "migrate").returncode == 0
+    token = new_token(env)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/graphql-response+json"}
+    parameters = {"documentId": f"sha256:{sha256(roles)}", "variables": {"locale": "en"}}
+    with serving(env) as (url, _):
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+            posted = await http.post("/graphql", json=parameters)
+            variables = json.dumps(parameters["variables"])
+            got = await http.get("/graphql", params={**parameters, "variables": variables})
+            ad_hoc = await http.post("/graphql", json={"query": ROLES})
+        init = {"Authorization": f"Bearer {token}"}
+        over_websocket = await graphql_over_websocket(url, init, parameters)
+        ad_hoc_over_websocket = await graphql_over_websocket(url, init, ROLES)
+    assert posted.status_code == 200 and posted.json() == got.json()
+    assert [m["type"] for m in over_websocket] == ["connection_ack", "next", "complete"]
+    assert over_websocket[1]["payload"] == posted.json()
+    assert [m["type"] for m in ad_hoc_over_websocket] == ["connection_ack", "error"]
+    refusal = ad_hoc_over_websocket[1]
+    assert [e["extensions"]["code"] for e in refusal["payload"]] == ["DOCUMENT_NOT_TRUSTED"]
+    assert {"key": "coach", "label": "Is coach"} in posted.json()["data"]["roles"]
+    assert ad_hoc.status_code == 400
+    assert ad_hoc.json()["errors"][0]["extensions"]["code"] == "DOCUMENT_NOT_TRUSTED"
 
 
 def test_check_membership_finds_and_repairs_a_difference(env: dict[str, str], tmp_path: Path):

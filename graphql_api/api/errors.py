@@ -75,6 +75,12 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNKNOWN_DOCUMENT = "UNKNOWN_DOCUMENT"
+"""A ``documentId`` names no trusted document (docs/http.md, "Trusted documents")."""
+DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"
+"""Only trusted documents run, and the request's ``query`` is none of them."""
+AMBIGUOUS_DOCUMENT = "AMBIGUOUS_DOCUMENT"
+"""A request sends both a ``query`` and a ``documentId``."""
 
 
 class PublicError(GraphQLError):

@@ -1,0 +1,102 @@
+"""The transports' side of trusted documents: Strawberry's view, running the document a
+request (or a WebSocket ``subscribe`` message) names by ``documentId`` instead of a
+``query`` of its own, and, when only trusted documents may run, refusing any other before
+it is parsed (docs/http.md). ``/graphql`` and ``/portal/graphql`` are both such views,
+sharing one manifest."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from cross_web import AsyncHTTPRequestAdapter, BaseRequestProtocol, HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
+
+from graphql_api.api.errors import PublicError
+from graphql_api.kernel.requests import current_request
+from graphql_api.trusted_documents import DocumentRefused, TrustedDocuments
+
+ContextT = TypeVar("ContextT")
+
+
+class TrustedSubscribe(BaseGraphQLTransportWSHandler[Any, None]):
+    """graphql-transport-ws, asking the view's ``documents`` which text each ``subscribe``
+    message runs; a refused one gets an ``error`` message and the connection stays."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload: dict[str, Any] = message.get("payload", {})  # type: ignore[assignment]
+        document_id = payload.get("documentId")
+        if self.connection_acknowledged and isinstance(document_id, str | None):
+            documents: TrustedDocuments = self.view.documents  # type: ignore[attr-defined]
+            try:
+                query = documents.document(payload.get("query"), document_id)
+            except DocumentRefused as refused:
+                error = PublicError(str(refused), refused.code)
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [error.formatted]}
+                )
+                return
+            if query is not None:
+                payload["query"] = query
+        await super().handle_subscribe(message)
+
+
+class TrustedDocumentsView(GraphQL[ContextT, None]):
+    """Strawberry's ASGI view, asking ``documents`` which text each request runs."""
+
+    documents: TrustedDocuments
+    graphql_transport_ws_handler_class = TrustedSubscribe
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A browser following a link to a trusted document wants its answer.
+        return (
+            super().should_render_graphql_ide(request)
+            and request.query_params.get("documentId") is None
+        )
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: ContextT,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        # Batching is off, so Strawberry refused a list already.
+        if isinstance(request_data, GraphQLRequestData):
+            document_id = await self._document_id(request_adapter)
+            try:
+                request_data.query = self.documents.document(request_data.query, document_id)
+            except DocumentRefused as refused:
+                return _refused(refused, request_data.operation_name)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def _document_id(self, request: AsyncHTTPRequestAdapter) -> str | None:
+        """The request's ``documentId``, read where Strawberry read its ``query``."""
+        if request.method == "GET":
+            parameters: Any = request.query_params
+        else:
+            parameters = self.parse_json(await request.get_body())
+        document_id = parameters.get("documentId")
+        if not isinstance(document_id, str | None):
+            raise HTTPException(400, "The GraphQL operation's `documentId` must be a string.")
+        return document_id
+
+
+def _refused(refused: DocumentRefused, operation_name: str | None) -> ExecutionResult:
+    """A document refused before parsing, answered as one that did not validate; its log
+    line and metrics count it as ``invalid`` under the operation name the client gave."""
+    record = current_request()
+    if record is not None:
+        record.operation, record.outcome = operation_name, "invalid"
+    return ExecutionResult(data=None, errors=[PublicError(str(refused), refused.code)])
