@@ -62,6 +62,23 @@ class PortalEndpoint(TrustedDocumentsView[PortalContext]):
         )
 
 
+def _cors(origins: Sequence[str]) -> list[Middleware]:
+    """Before authentication, so a browser's preflight is answered without a token; none
+    at all when no origin is allowed, since browsers then refuse by themselves."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    ]
+
+
 def load_plugins(settings: Settings, plugins: Sequence[object] | None = None) -> Plugins:
     """The plugins of one application: ``plugins`` given, exactly these; None, the
     installed ones (entry points). Their fields are checked against the core's."""
@@ -130,15 +147,7 @@ def create_app(
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.
             Middleware(RequestObserver, metrics=metrics),
-            # Before authentication, so a browser's preflight is answered without a token.
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID"],
-                max_age=600,
-            ),
+            *_cors(settings.cors_origins),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
             Middleware(RequestScope, sessions=sessions),
         ],

@@ -34,22 +34,37 @@ def _migrate(settings: Settings) -> None:
     print("Database is at the newest schema.", file=sys.stderr)
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
     from graphql_api.app import create_app
 
-    app = create_app(settings)
     where = f"http://{host or settings.host}:{port or settings.port}/graphql"
     logging.getLogger("graphql_api").info("GraphQL API and GraphiQL on %s", where)
+    # Several processes each build the application from the environment, as this one did;
+    # their outbox workers share the deliveries (docs/operations.md).
+    app: Any = "graphql_api.cli:served_application" if workers > 1 else create_app(settings)
     # Uvicorn logs through ours (log_config=None); each request's line is ours, with more in it.
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers,
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
         access_log=False,
     )
+
+
+def served_application() -> Any:
+    """The application of one of several ``serve`` processes, from the environment."""
+    from graphql_api.app import create_app
+    from graphql_api.monitoring.logs import configure_logging
+    from graphql_api.preflight import read_settings
+
+    settings = read_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
@@ -234,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API (tokens required)")
     serve.add_argument("--host", help="interface to listen on (default: GRAPHQL_API_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GRAPHQL_API_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="processes to serve with (default 1); one per core uses them all",
+    )
     create_user = commands.add_parser(
         "create-user", help="add a staff user; prints its API token as the last line"
     )
@@ -302,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "migrate":
             _migrate(settings)
         case "serve":
-            _serve(settings, args.host, args.port)
+            _serve(settings, args.host, args.port, args.workers)
         case "create-user":
             _create_user(settings, args.name, args.email, "admin" if args.admin else args.role)
         case "create-token":

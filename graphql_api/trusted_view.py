@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, BaseRequestProtocol, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,10 +50,14 @@ class TrustedSubscribe(BaseGraphQLTransportWSHandler[Any, None]):
 
 
 class TrustedDocumentsView(GraphQL[ContextT, None]):
-    """Strawberry's ASGI view, asking ``documents`` which text each request runs."""
+    """Strawberry's ASGI view of both endpoints: it asks ``documents`` which text each
+    request runs, and writes answers with orjson."""
 
     documents: TrustedDocuments
     graphql_transport_ws_handler_class = TrustedSubscribe
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A browser following a link to a trusted document wants its answer.

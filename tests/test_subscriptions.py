@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from graphql_api.contacts.models import Contact
 from graphql_api.groups.membership_writes import add_members as add_members_in_domain
 from graphql_api.groups.models import MembershipSource
 from graphql_api.kernel.access import SYSTEM
-from graphql_api.notifications.models import OutboxEvent
+from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.testing import (
     UPDATE_GROUP,
     GraphQLClient,
@@ -31,6 +32,7 @@ from graphql_api.testing import (
     make_user,
     new_contact_ids,
     new_group_id,
+    new_template_id,
     remove_members,
     serving,
 )
@@ -299,3 +301,47 @@ async def test_subscriptions_refuse_what_a_query_would(live: Live):
         message = await first_error(live, document, variables, token)
         errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == [code], (variables, message)
+
+
+async def test_several_serve_processes_deliver_each_event_once(
+    database_url: str, app_factory: Callable[..., Any]
+):
+    """`serve --workers 2`: two processes answer, and their outbox workers share the
+    deliveries (SKIP LOCKED on PostgreSQL, one writer at a time on SQLite): every new
+    member gets one e-mail, caught and logged."""
+    app = app_factory()
+    _, token = await make_user(app, "Sanne de Vries", "sanne@example.coop", admin=True)
+    env = {
+        **_environment(database_url),
+        "GRAPHQL_API_OUTBOX_IN_PROCESS_WORKER": "true",
+        "GRAPHQL_API_OUTBOX_POLL_SECONDS": "0.1",
+        "GRAPHQL_API_SMTP_CATCH": "true",
+    }
+    with serving(env, "--workers", "2") as (url, process):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            client = GraphQLClient(http, token)
+            template = await new_template_id(client)
+            group = await new_group_id(
+                client,
+                name="Nieuwsbrief",
+                emailOnNewMember=True,
+                newMemberEmailTemplateId=template,
+            )
+            contacts = await new_contact_ids(
+                client, *(f"Lid {n}" for n in range(20)), email="lid@example.coop"
+            )
+            for contact in contacts:
+                await add_members(client, group, [contact])
+            for _ in range(200):
+                async with app.state.sessions() as session:
+                    mails = select(Delivery.status, Delivery.attempts).where(
+                        Delivery.plugin == "email_notifications"
+                    )
+                    states = list(await session.execute(mails))
+                if len(states) == 20 and all(s == DeliveryStatus.DELIVERED for s, _ in states):
+                    break
+                await asyncio.sleep(0.1)
+    _, log = process.communicate()
+    assert sorted(states) == [(DeliveryStatus.DELIVERED, 1)] * 20, "each claimed once"
+    assert log.count("E-mail caught, not sent: to lid@example.coop") == 20
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2, log

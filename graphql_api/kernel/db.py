@@ -99,7 +99,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs a round trip on every checkout. A connection found dead is
+    # invalidated with the rest of the pool when its statement fails, and the next
+    # checkout connects afresh.
+    return create_async_engine(url, **kwargs)
 
 
 def create_sessionmaker(

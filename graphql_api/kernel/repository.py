@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.kernel.db import Base
+from graphql_api.kernel.sql import any_of
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -22,7 +23,7 @@ async def rows_by_id(
     if not wanted:
         return {}
     primary_key: Any = model.id  # type: ignore[attr-defined]
-    rows = await session.scalars(select(model).where(primary_key.in_(wanted)))
+    rows = await session.scalars(select(model).where(any_of(primary_key, wanted)))
     return {row.id: row for row in rows}  # type: ignore[attr-defined]
 
 
@@ -32,7 +33,7 @@ async def missing_ids(session: AsyncSession, model: type[Base], ids: Iterable[in
     if not wanted:
         return []
     primary_key: Any = model.id  # type: ignore[attr-defined]
-    found = set(await session.scalars(select(primary_key).where(primary_key.in_(wanted))))
+    found = set(await session.scalars(select(primary_key).where(any_of(primary_key, wanted))))
     return [i for i in wanted if i not in found]
 
 

@@ -7,12 +7,19 @@ than running it. Writing the text directly is cheap, and every value is still bo
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, TextClause, bindparam, column, text
+from sqlalchemy import Boolean, Integer, String, TextClause, bindparam, column, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TextualSelect
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 PLACEHOLDER = re.compile(r":(p\d+)\b")
 
@@ -46,3 +53,53 @@ class SqlText:
     def contact_ids(self, sql: str) -> TextualSelect:
         """A statement selecting one ``contact_id`` column, usable inside ``IN (...)``."""
         return self.statement(sql).columns(column("contact_id", Integer))
+
+
+class IdList(TypeDecorator[list[int]]):
+    """A list of integer ids as one bound parameter: an array on PostgreSQL, JSON text on
+    SQLite (read back with ``json_each``)."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(Integer()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: list[int] | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.dumps(value)
+
+
+class AnyOf(ColumnElement[bool]):
+    """``column`` is one of a list of ids, in a statement whose text is the same for any
+    number of ids: compiled and prepared once, where ``IN`` is re-rendered per length."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[int], ids: Iterable[int]) -> None:
+        self.column = column
+        self.ids = bindparam(None, [int(i) for i in ids], type_=IdList())
+
+
+@compiles(AnyOf, "postgresql")
+def _any_of_postgresql(element: AnyOf, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.ids, **kw)})"
+
+
+@compiles(AnyOf)
+def _any_of(element: AnyOf, compiler: Any, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"
+
+
+def any_of(column: Any, ids: Iterable[int]) -> AnyOf:
+    """``column`` is one of ``ids`` (see ``AnyOf``)."""
+    return AnyOf(column, ids)

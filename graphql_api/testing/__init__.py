@@ -564,15 +564,15 @@ async def check_role_plugin(
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`graphql-api serve` with the environment ``env`` on a free port, until the block
-    ends: its URL, once ``/health/ready`` answers, and its process (whose stderr is the
-    log, to read once the block is over)."""
+def serving(env: dict[str, str], *arguments: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`graphql-api serve` with the environment ``env`` (and more ``arguments``) on a free
+    port, until the block ends: its URL, once ``/health/ready`` answers, and its process
+    (whose stderr is the log, to read once the block is over)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "graphql_api.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "graphql_api.cli", "serve", "--port", str(port), *arguments],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
