@@ -57,6 +57,11 @@ ErrorCodeType = described_enum(
         ErrorCode.ALREADY_ACTIVE: "The contact already uses the portal.",
         ErrorCode.NOT_EDITABLE: "The group is not changed on the portal (Veranderen op portaal).",
         ErrorCode.ROLE_GROUP: "A group with a neighbourhood role is changed by staff only.",
+        ErrorCode.INVALID_TEXT: "A text holds a character that cannot be stored (NUL, half "
+        "of a surrogate pair) or, in a name, a control character, a bidirectional control, "
+        "or nothing visible.",
+        ErrorCode.TEMPLATE_TOO_COSTLY: "Rendering the template would take more loop steps, "
+        "output or time than a template may use; the message says which.",
     },
 )
 
@@ -74,6 +79,7 @@ PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+INVALID_CURSOR = "INVALID_CURSOR"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
