@@ -128,7 +128,7 @@ async def test_bad_names_are_refused_and_change_nothing(
 
 
 @pytest.mark.parametrize(
-    "name", ["Nieuwe   Groep", "  nieuwe groep  ", "NIEUWE\tGROEP", " Nieuwe \n groep "]
+    "name", ["Nieuwe   Groep", "  nieuwe groep  ", "NIEUWE\u00a0GROEP", " Nieuwe \u2003 groep "]
 )
 async def test_names_clash_whatever_their_case_and_outer_or_inner_whitespace(
     app: Any, client: GraphQLClient, name: str

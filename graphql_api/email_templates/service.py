@@ -78,7 +78,14 @@ async def _get(session: AsyncSession, template_id: int) -> EmailTemplate:
 async def _apply(session: AsyncSession, template: EmailTemplate, values: Mapping[str, Any]) -> None:
     problems = Problems()
     for field, value in values.items():
-        text = clean_text(problems, [field], value, max_length=LIMITS[field], required=True)
+        text = clean_text(
+            problems,
+            [field],
+            value,
+            max_length=LIMITS[field],
+            required=True,
+            name=field == "name",
+        )
         if text is None:
             continue
         if field != "name" and (reason := check(text)) is not None:

@@ -21,6 +21,7 @@ from graphql_api.api.relay import (
     query_id,
     rows_of,
 )
+from graphql_api.api.text_inputs import query_search
 from graphql_api.contacts import models as contact_models
 from graphql_api.email_templates import models as template_models
 from graphql_api.groups import models
@@ -265,7 +266,7 @@ class Group(Node):
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
         ] = None,
     ) -> Connection[ContactRef]:
-        term = search.strip() if search else None
+        term = query_search(search)
         query = await info.context.db.run(lambda session: members_query(session, root.id, term))
         return await paginate(
             info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
