@@ -13,7 +13,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.api.enums import described_enum
-from graphql_api.kernel.errors import ErrorCode
+from graphql_api.kernel.errors import BrokenValue, ErrorCode
 
 logger = logging.getLogger("graphql_api")
 
@@ -92,18 +92,24 @@ class PublicError(GraphQLError):
 
 def _is_internal(error: GraphQLError) -> bool:
     # Parse, validation and variable errors carry no path and are written for clients;
-    # anything a resolver raised that is not a PublicError may hold internals.
+    # anything a resolver raised that is not a PublicError (or a stored value it cannot
+    # use, which says which and why) may hold internals.
     original = error.original_error
     return (
-        error.path is not None and original is not None and not isinstance(original, GraphQLError)
+        error.path is not None
+        and original is not None
+        and not isinstance(original, GraphQLError | BrokenValue)
     )
 
 
 def log_internal_errors(errors: list[GraphQLError]) -> None:
-    """Log server faults with their traceback; client mistakes are not the server's news."""
+    """Log server faults with their traceback, and stored values that cannot be used (an
+    operator must mend them); client mistakes are not the server's news."""
     for error in errors:
         if _is_internal(error):
             logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+        elif isinstance(error.original_error, BrokenValue):
+            logger.warning("broken stored value at %s: %s", error.path, error.original_error)
 
 
 class MaskInternalErrors(MaskErrors):
@@ -139,6 +145,8 @@ def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens
 
 def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int) -> str:
     original = error.original_error
+    if isinstance(original, BrokenValue):
+        return original.code
     if original is not None and not isinstance(original, GraphQLError):
         return INTERNAL_SERVER_ERROR
     if isinstance(error, GraphQLSyntaxError):

@@ -14,13 +14,12 @@ from graphql_api.api.context import Info
 from graphql_api.api.errors import INVALID_CURSOR, PublicError
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, Page, encode_cursor, fetch_page
+from graphql_api.kernel.validation import MAX_ID
 
 NodeT = TypeVar("NodeT")
 MAX_REPORTED_PROBLEMS = 20
 
 
-MAX_KEY = 2**31 - 1
-"""The largest primary key: ids are 32-bit integer columns on PostgreSQL."""
 MAX_ID_LENGTH = 200
 
 
@@ -39,7 +38,7 @@ def parse_global_id(global_id: str) -> tuple[str, int] | None:
     except (binascii.Error, ValueError):
         return None
     type_name, _, digits = plain.partition(":")
-    if not digits.isdigit() or len(digits) > len(str(MAX_KEY)) or int(digits) > MAX_KEY:
+    if not digits.isdigit() or len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
         return None
     pk = int(digits)
     if not type_name or to_global_id(type_name, pk) != global_id:

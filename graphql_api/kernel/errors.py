@@ -50,6 +50,14 @@ class ErrorCode(StrEnum):
     TEMPLATE_TOO_COSTLY = "TEMPLATE_TOO_COSTLY"
 
 
+class BrokenValue(Exception):
+    """A stored value the service cannot use, written past validation (by hand, by an
+    older version): only the fields that need it answer, with ``code`` and this message;
+    the rest of an answer, and every other write, go on."""
+
+    code = "BROKEN_VALUE"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a request: where (field path), what (code) and why (message)."""

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, tuple_
 
-from graphql_api.kernel.validation import text_problem
+from graphql_api.kernel.validation import FIRST_YEAR, LAST_YEAR, MAX_ID, text_problem
 
 RowT = TypeVar("RowT")
 
@@ -61,10 +61,6 @@ class Page(Generic[RowT]):
 
 MAX_CURSOR_LENGTH = 1200
 """Longer than any cursor this API writes (a name of 800 characters and an id)."""
-MAX_INTEGER = 2**31 - 1
-"""Keys are 32-bit integer columns on PostgreSQL."""
-FIRST_YEAR, LAST_YEAR = 1, 9998
-"""Timestamps both databases store and compare; the same bounds as filter dates."""
 
 
 def encode_cursor(key: Sequence[Any]) -> str:
@@ -101,7 +97,7 @@ def _key_part(column: ColumnElement[Any], value: Any) -> Any:
             raise InvalidCursor("cursor does not fit this list")
     if not isinstance(value, python_type) or isinstance(value, bool):
         raise InvalidCursor("cursor does not fit this list")
-    if isinstance(value, int) and not 0 <= value <= MAX_INTEGER:
+    if isinstance(value, int) and not 0 <= value <= MAX_ID:
         raise InvalidCursor("cursor does not fit this list")
     if isinstance(value, str):
         length = getattr(column.type, "length", None)

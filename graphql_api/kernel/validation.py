@@ -15,6 +15,11 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 """Embeddings, overrides and isolates: they can make a name read as another."""
 BLANKS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 """Letters and symbols that show as nothing (Hangul fillers, the blank Braille pattern)."""
+MAX_ID = 2**31 - 1
+"""The largest id both databases store: ids are 32-bit integer columns on PostgreSQL."""
+FIRST_YEAR, LAST_YEAR = 1, 9998
+"""The years of dates and timestamps taken from clients: both databases store and compare
+them, and a day after the last one is still a date Python and both databases know."""
 MAX_SEARCH_LENGTH = 200
 """Longest search text: longer ones are refused, not cut."""
 

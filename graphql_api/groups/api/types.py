@@ -32,6 +32,7 @@ from graphql_api.groups.api.loaders import (
     load_member_counts,
     load_used_by,
 )
+from graphql_api.groups.filters import stored_filter
 from graphql_api.groups.membership_reads import members_query, membership_path
 from graphql_api.groups.models import (
     CompositionMode,
@@ -199,8 +200,12 @@ class Group(Node):
         return (await info.context.loader(load_links).load(root.id))[LinkRole.EXCLUDE]
 
     @strawberry.field(description="A dynamic group's filter, as it was written; null otherwise.")
-    def filter(self, root: strawberry.Parent[models.Group]) -> ContactFilter | None:
-        return filter_from_domain(root.filter)
+    def filter(self, root: strawberry.Parent[models.Group], info: Info) -> ContactFilter | None:
+        if root.filter is None:
+            return None
+        return filter_from_domain(
+            stored_filter(root.name, root.filter, info.context.filter_fields)[0]
+        )
 
     @strawberry.field(
         description="Groups that include or exclude this group, or name it in a memberOf "
