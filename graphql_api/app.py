@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 
@@ -23,6 +24,7 @@ from graphql_api.api.schema import CORE_FIELD_NAMES
 from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
+from graphql_api.body_limit import BodyLimit
 from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.requests import count_statements
@@ -37,6 +39,10 @@ from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api")
+
+DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+"""The only Host headers development mode answers: a page elsewhere cannot reach its
+token-less admin through DNS rebinding."""
 
 
 class PortalEndpoint(GraphQL[PortalContext, None]):
@@ -117,6 +123,11 @@ def create_app(
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.
             Middleware(RequestObserver, metrics=metrics),
+            *(
+                [Middleware(TrustedHostMiddleware, allowed_hosts=DEV_HOSTS)]
+                if settings.dev_mode
+                else []
+            ),
             # Before authentication, so a browser's preflight is answered without a token.
             Middleware(
                 CORSMiddleware,
@@ -126,6 +137,8 @@ def create_app(
                 expose_headers=["X-Request-ID"],
                 max_age=600,
             ),
+            # Before anything reads a body; inside CORS, so a browser can read the refusal.
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
             Middleware(RequestScope, sessions=sessions),
         ],

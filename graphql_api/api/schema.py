@@ -34,6 +34,7 @@ from graphql_api.api.errors import (
     never_executed,
 )
 from graphql_api.api.nodes import NodeQueries
+from graphql_api.api.operation_name import OperationNameRequired
 from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
 from graphql_api.contacts.api.mutations import ContactMutations
 from graphql_api.contacts.api.queries import ContactQueries
@@ -178,6 +179,7 @@ def build_schema(
             extensions=[
                 lambda: AddValidationRules([*limits, CleanStringLiterals]),
                 CleanVariables,
+                OperationNameRequired,
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
                 MaskInternalErrors,
                 OperationBoundary,

@@ -12,6 +12,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from graphql_api.api.errors import MaskInternalErrors
+from graphql_api.api.operation_name import OperationNameRequired
 from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
 from graphql_api.portal.api.operations import PortalMutation, PortalQuery
 from graphql_api.settings import Settings
@@ -38,6 +39,7 @@ def build_portal_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: AddValidationRules([CleanStringLiterals]),
             CleanVariables,
+            OperationNameRequired,
             MaskInternalErrors,
         ],
     )
