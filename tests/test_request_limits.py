@@ -172,30 +172,28 @@ async def test_several_operations_need_an_operation_name(
     assert one.json() == {"data": {"viewer": {"name": "Johannes Frölich"}}}
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000"])
-async def test_development_mode_answers_this_machine(app_factory: Any, host: str):
+async def dev_mode_answers(app_factory: Any, host: str) -> tuple[httpx.Response, httpx.Response]:
+    """A development-mode app's answers to a query and to /health sent with ``host``."""
     app = app_factory(dev_mode=True)
     await make_user(app, "Bram", "bram@example.coop", admin=True)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:
-        response = await http.post(
-            "/graphql", json={"query": "{ viewer { name } }"}, headers={"Host": host}
-        )
+        query = {"query": "{ viewer { name } }"}
+        response = await http.post("/graphql", json=query, headers={"Host": host})
+        return response, await http.get("/health", headers={"Host": host})
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000"])
+async def test_development_mode_answers_this_machine(app_factory: Any, host: str):
+    response, health = await dev_mode_answers(app_factory, host)
     assert response.json() == {"data": {"viewer": {"name": "Bram"}}}
+    assert health.status_code == 200
 
 
 @pytest.mark.parametrize("host", ["evil.example", "localhost.evil.example", "192.168.1.5", "[::2]"])
 async def test_development_mode_refuses_a_foreign_host(app_factory: Any, host: str):
-    app = app_factory(dev_mode=True)
-    await make_user(app, "Bram", "bram@example.coop", admin=True)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as http:
-        response = await http.post(
-            "/graphql", json={"query": "{ viewer { name } }"}, headers={"Host": host}
-        )
-        health = await http.get("/health", headers={"Host": host})
+    response, health = await dev_mode_answers(app_factory, host)
     assert response.status_code == 400 and health.status_code == 400
     assert "Bram" not in response.text
 
