@@ -24,7 +24,7 @@ ErrorCodeType = described_enum(
         ErrorCode.REQUIRED: "A value is missing.",
         ErrorCode.TOO_LONG: "A value or a list is longer than allowed.",
         ErrorCode.INVALID: "A value has the wrong form or is not one of those allowed.",
-        ErrorCode.INVALID_ID: "An id is malformed or of another type.",
+        ErrorCode.INVALID_ID: "An id is malformed, of another type, or not as the API writes it.",
         ErrorCode.NOT_FOUND: "An id names nothing that exists (or that you may see).",
         ErrorCode.NAME_TAKEN: "The name is already used.",
         ErrorCode.EMAIL_TAKEN: "A user with this e-mail address exists.",
