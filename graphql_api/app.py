@@ -16,12 +16,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from graphql_api.api.schema import CORE_FIELD_NAMES
 from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
+from graphql_api.body_limit import BodyLimit
 from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.requests import count_statements
@@ -40,6 +42,10 @@ from graphql_api.trusted_documents import TrustedDocuments, load_trusted_documen
 from graphql_api.trusted_view import TrustedDocumentsView
 
 logger = logging.getLogger("graphql_api")
+
+DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+"""The only Host headers development mode answers: a page elsewhere cannot reach its
+token-less admin through DNS rebinding."""
 
 
 class PortalEndpoint(TrustedDocumentsView[PortalContext]):
@@ -147,7 +153,14 @@ def create_app(
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.
             Middleware(RequestObserver, metrics=metrics),
+            *(
+                [Middleware(TrustedHostMiddleware, allowed_hosts=DEV_HOSTS)]
+                if settings.dev_mode
+                else []
+            ),
             *_cors(settings.cors_origins),
+            # Before anything reads a body; inside CORS, so a browser can read the refusal.
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
             Middleware(RequestScope, sessions=sessions),
         ],

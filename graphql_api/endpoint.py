@@ -32,6 +32,7 @@ from graphql_api.auth.backend import TokenBackend, bearer_token
 from graphql_api.kernel.access import NOBODY
 from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugins.manager import Plugins
+from graphql_api.request_json import decode_request_json
 from graphql_api.settings import Settings
 from graphql_api.trusted_documents import TrustedDocuments
 from graphql_api.trusted_view import TrustedDocumentsView
@@ -87,6 +88,9 @@ class GraphQLEndpoint(TrustedDocumentsView[Context]):
             response.status_code = answer.status
             response.headers["content-type"] = f"{answer.media_type}; charset=utf-8"
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

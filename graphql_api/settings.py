@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    max_body_bytes: int = 1_048_576
+    """Largest request body; a larger one is refused with 413 before it is read whole."""
     max_page_size: int = 100
     default_page_size: int = 20
     plugins: CommaSeparated = []

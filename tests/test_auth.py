@@ -104,7 +104,8 @@ async def test_development_mode_acts_as_the_first_admin(database_url: str, app: 
     await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
     dev_app = create_app(Settings(database_url=database_url, dev_mode=True))
     transport = httpx.ASGITransport(app=dev_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    # Development mode answers only requests for this machine (docs/reliability.md).
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         client = GraphQLClient(http, token=None)
         assert (await client.data("{ viewer { name } }"))["viewer"]["name"] == "Johannes Frölich"
         wrong = await http.post(

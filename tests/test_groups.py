@@ -128,7 +128,7 @@ async def test_bad_names_are_refused_and_change_nothing(
 
 
 @pytest.mark.parametrize(
-    "name", ["Nieuwe   Groep", "  nieuwe groep  ", "NIEUWE\tGROEP", " Nieuwe \n groep "]
+    "name", ["Nieuwe   Groep", "  nieuwe groep  ", "NIEUWE\u00a0GROEP", " Nieuwe \u2003 groep "]
 )
 async def test_names_clash_whatever_their_case_and_outer_or_inner_whitespace(
     app: Any, client: GraphQLClient, name: str
@@ -349,15 +349,15 @@ def crafted(key: list) -> str:
     [
         ({"first": 101}, "BAD_USER_INPUT"),
         ({"first": -1}, "BAD_USER_INPUT"),
-        ({"after": "bm9wZQ=="}, "BAD_USER_INPUT"),
-        ({"after": crafted(["a", 10**30])}, "BAD_USER_INPUT"),
-        ({"after": crafted(["a", True])}, "BAD_USER_INPUT"),
-        ({"after": crafted(["a"])}, "BAD_USER_INPUT"),
+        ({"after": "bm9wZQ=="}, "INVALID_CURSOR"),
+        ({"after": crafted(["a", 10**30])}, "INVALID_CURSOR"),
+        ({"after": crafted(["a", True])}, "INVALID_CURSOR"),
+        ({"after": crafted(["a"])}, "INVALID_CURSOR"),
         (
             {"after": crafted(["2024-01-01T00:00:00", 1]), "orderBy": "CREATED_AT_ASC"},
-            "BAD_USER_INPUT",
+            "INVALID_CURSOR",
         ),
-        ({"after": crafted(["gisteren", 1]), "orderBy": "CREATED_AT_DESC"}, "BAD_USER_INPUT"),
+        ({"after": crafted(["gisteren", 1]), "orderBy": "CREATED_AT_DESC"}, "INVALID_CURSOR"),
     ],
 )
 async def test_bad_paging_arguments(client: GraphQLClient, variables: dict[str, Any], code: str):

@@ -265,7 +265,7 @@ async def test_development_mode_acts_as_the_first_admin_over_http(app_factory: A
     await make_user(app, "Anna", "anna@example.coop")
     await make_user(app, "Bram", "bram@example.coop", admin=True)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         data = await GraphQLClient(http, None).data(VIEWER)
     assert data == {"viewer": {"name": "Bram", "email": "bram@example.coop", "isAdmin": True}}
 

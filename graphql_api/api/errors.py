@@ -13,7 +13,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.api.enums import described_enum
-from graphql_api.kernel.errors import ErrorCode
+from graphql_api.kernel.errors import BrokenValue, ErrorCode
 
 logger = logging.getLogger("graphql_api")
 
@@ -24,7 +24,7 @@ ErrorCodeType = described_enum(
         ErrorCode.REQUIRED: "A value is missing.",
         ErrorCode.TOO_LONG: "A value or a list is longer than allowed.",
         ErrorCode.INVALID: "A value has the wrong form or is not one of those allowed.",
-        ErrorCode.INVALID_ID: "An id is malformed or of another type.",
+        ErrorCode.INVALID_ID: "An id is malformed, of another type, or not as the API writes it.",
         ErrorCode.NOT_FOUND: "An id names nothing that exists (or that you may see).",
         ErrorCode.NAME_TAKEN: "The name is already used.",
         ErrorCode.EMAIL_TAKEN: "A user with this e-mail address exists.",
@@ -57,6 +57,11 @@ ErrorCodeType = described_enum(
         ErrorCode.ALREADY_ACTIVE: "The contact already uses the portal.",
         ErrorCode.NOT_EDITABLE: "The group is not changed on the portal (Veranderen op portaal).",
         ErrorCode.ROLE_GROUP: "A group with a neighbourhood role is changed by staff only.",
+        ErrorCode.INVALID_TEXT: "A text holds a character that cannot be stored (NUL, half "
+        "of a surrogate pair) or, in a name, a control character, a bidirectional control, "
+        "or nothing visible.",
+        ErrorCode.TEMPLATE_TOO_COSTLY: "Rendering the template would take more loop steps, "
+        "output or time than a template may use; the message says which.",
     },
 )
 
@@ -74,6 +79,7 @@ PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+INVALID_CURSOR = "INVALID_CURSOR"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNKNOWN_DOCUMENT = "UNKNOWN_DOCUMENT"
 """A ``documentId`` names no trusted document (docs/http.md, "Trusted documents")."""
@@ -92,18 +98,24 @@ class PublicError(GraphQLError):
 
 def _is_internal(error: GraphQLError) -> bool:
     # Parse, validation and variable errors carry no path and are written for clients;
-    # anything a resolver raised that is not a PublicError may hold internals.
+    # anything a resolver raised that is not a PublicError (or a stored value it cannot
+    # use, which says which and why) may hold internals.
     original = error.original_error
     return (
-        error.path is not None and original is not None and not isinstance(original, GraphQLError)
+        error.path is not None
+        and original is not None
+        and not isinstance(original, GraphQLError | BrokenValue)
     )
 
 
 def log_internal_errors(errors: list[GraphQLError]) -> None:
-    """Log server faults with their traceback; client mistakes are not the server's news."""
+    """Log server faults with their traceback, and stored values that cannot be used (an
+    operator must mend them); client mistakes are not the server's news."""
     for error in errors:
         if _is_internal(error):
             logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+        elif isinstance(error.original_error, BrokenValue):
+            logger.warning("broken stored value at %s: %s", error.path, error.original_error)
 
 
 class MaskInternalErrors(MaskErrors):
@@ -139,6 +151,8 @@ def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens
 
 def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int) -> str:
     original = error.original_error
+    if isinstance(original, BrokenValue):
+        return original.code
     if original is not None and not isinstance(original, GraphQLError):
         return INTERNAL_SERVER_ERROR
     if isinstance(error, GraphQLSyntaxError):

@@ -11,12 +11,16 @@ import strawberry
 from sqlalchemy import Select, func, select
 
 from graphql_api.api.context import Info
-from graphql_api.api.errors import PublicError
+from graphql_api.api.errors import INVALID_CURSOR, PublicError
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, Page, encode_cursor, fetch_page
+from graphql_api.kernel.validation import MAX_ID
 
 NodeT = TypeVar("NodeT")
 MAX_REPORTED_PROBLEMS = 20
+
+
+MAX_ID_LENGTH = 200
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
@@ -24,22 +28,28 @@ def to_global_id(type_name: str, pk: int) -> strawberry.ID:
 
 
 def parse_global_id(global_id: str) -> tuple[str, int] | None:
-    """``(type name, primary key)``, or None when the id was not made by this API."""
-    if len(global_id) > 200:
+    """``(type name, primary key)``, or None when the id is not exactly as this API writes
+    it: the key ASCII digits without leading zeros and within the id columns' range, the
+    base64 padded as ``to_global_id`` pads it (so one object has one id)."""
+    if len(global_id) > MAX_ID_LENGTH or not global_id.isascii():
         return None
     try:
-        type_name, _, pk = base64.urlsafe_b64decode(global_id.encode()).decode().partition(":")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        plain = base64.urlsafe_b64decode(global_id.encode()).decode("ascii")
+    except (binascii.Error, ValueError):
         return None
-    if not type_name or not pk.isdigit() or len(pk) > 18:
+    type_name, _, digits = plain.partition(":")
+    if not digits.isdigit() or len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
         return None
-    return type_name, int(pk)
+    pk = int(digits)
+    if not type_name or to_global_id(type_name, pk) != global_id:
+        return None
+    return type_name, pk
 
 
 def _decode(global_id: str, type_name: str, path: tuple[str, ...]) -> int | Problem:
     parsed = parse_global_id(global_id)
     if parsed is None or parsed[0] != type_name:
-        return Problem(path, ErrorCode.INVALID_ID, f"{global_id[:50]!r} is not a {type_name} id.")
+        return Problem(path, ErrorCode.INVALID_ID, f"This is not a {type_name} id.")
     return parsed[1]
 
 
@@ -64,7 +74,7 @@ def query_id(global_id: str, type_name: str) -> int:
     """For query arguments: a malformed id is a top-level error, not a payload error."""
     parsed = parse_global_id(global_id)
     if parsed is None or parsed[0] != type_name:
-        raise PublicError(f"{global_id[:50]!r} is not a {type_name} id.", code="INVALID_ID")
+        raise PublicError(f"This is not a {type_name} id.", code=ErrorCode.INVALID_ID)
     return parsed[1]
 
 
@@ -174,7 +184,7 @@ async def paginate(
             )
         )
     except InvalidCursor as error:
-        raise PublicError(f"Invalid cursor: {error}.") from error
+        raise PublicError(f"Invalid cursor: {error}.", code=INVALID_CURSOR) from error
 
     async def count_total() -> int:
         counting = select(func.count()).select_from(query.order_by(None).subquery())

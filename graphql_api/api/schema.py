@@ -34,6 +34,8 @@ from graphql_api.api.errors import (
     never_executed,
 )
 from graphql_api.api.nodes import NodeQueries
+from graphql_api.api.operation_name import OperationNameRequired
+from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
 from graphql_api.contacts.api.mutations import ContactMutations
 from graphql_api.contacts.api.queries import ContactQueries
 from graphql_api.contacts.api.types import Contact
@@ -185,7 +187,9 @@ def build_schema(
             config=StrawberryConfig(auto_camel_case=True),
             max_tokens=settings.max_tokens,
             extensions=[
-                lambda: AddValidationRules(limits),
+                lambda: AddValidationRules([*limits, CleanStringLiterals]),
+                CleanVariables,
+                OperationNameRequired,
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
                 MaskInternalErrors,
                 OperationBoundary,

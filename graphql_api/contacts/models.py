@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import IDS_NEVER_REUSED, Base, UtcDateTime, string_enum, utcnow
 
 
 class ContactKind(enum.StrEnum):
@@ -32,6 +32,7 @@ class Contact(Base):
     """A person or organisation in the CRM."""
 
     __tablename__ = "contacts"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[ContactKind] = mapped_column(string_enum(ContactKind), default=ContactKind.PERSON)

@@ -23,6 +23,8 @@ TEXT_LIMITS = {
     "postal_code": 20,
     "city": 200,
 }
+NAME_FIELDS = frozenset({"first_name", "last_name", "organisation_name"})
+"""Shown in lists and pickers: held to the rules of names (no control characters, ...)."""
 
 
 def _apply(contact: Contact, values: Mapping[str, Any]) -> None:
@@ -40,7 +42,13 @@ def _apply(contact: Contact, values: Mapping[str, Any]) -> None:
         elif column == "email":
             contact.email = clean_email(problems, ["email"], value)
         else:
-            cleaned = clean_text(problems, [column], value, max_length=TEXT_LIMITS[column])
+            cleaned = clean_text(
+                problems,
+                [column],
+                value,
+                max_length=TEXT_LIMITS[column],
+                name=column in NAME_FIELDS,
+            )
             setattr(contact, column, cleaned)
     problems.raise_if_any()
     if contact.kind is ContactKind.ORGANISATION and not contact.organisation_name:

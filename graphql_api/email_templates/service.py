@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.email_templates.rendering import check
+from graphql_api.email_templates.rendering import TemplateTooCostly, check
 from graphql_api.groups.models import Group
 from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
@@ -78,11 +78,23 @@ async def _get(session: AsyncSession, template_id: int) -> EmailTemplate:
 async def _apply(session: AsyncSession, template: EmailTemplate, values: Mapping[str, Any]) -> None:
     problems = Problems()
     for field, value in values.items():
-        text = clean_text(problems, [field], value, max_length=LIMITS[field], required=True)
+        text = clean_text(
+            problems,
+            [field],
+            value,
+            max_length=LIMITS[field],
+            required=True,
+            name=field == "name",
+        )
         if text is None:
             continue
-        if field != "name" and (reason := check(text)) is not None:
-            problems.add([field], ErrorCode.INVALID, f"The {field} cannot be rendered: {reason}.")
+        if field != "name" and (problem := await check(text)) is not None:
+            code = (
+                ErrorCode.TEMPLATE_TOO_COSTLY
+                if isinstance(problem, TemplateTooCostly)
+                else ErrorCode.INVALID
+            )
+            problems.add([field], code, f"The {field} cannot be rendered: {problem}.")
             continue
         setattr(template, field, text)
     problems.raise_if_any()

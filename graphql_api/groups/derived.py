@@ -15,6 +15,7 @@ contacts a refresh is limited to are locked, so a concurrent edit of one of them
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -23,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
-from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, fields_of
-from graphql_api.groups.graph import load_graph
-from graphql_api.groups.membership_reads import compute_pairs
+from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, BrokenFilter, fields_of
+from graphql_api.groups.graph import GroupGraph, load_graph
+from graphql_api.groups.membership_reads import broken_groups, compute_pairs
 from graphql_api.groups.models import (
     DerivedMembership,
     Group,
@@ -38,6 +39,8 @@ from graphql_api.groups.models import (
 )
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.db import utcnow
+
+logger = logging.getLogger("graphql_api")
 
 DERIVED = (GroupKind.DYNAMIC, GroupKind.COMPOSITE)
 CHUNK = 5_000
@@ -66,7 +69,13 @@ async def plugin_field_readers(session: AsyncSession) -> set[int]:
     rows = await session.execute(
         select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
     )
-    return {gid for gid, tree in rows if tree and fields_of(tree) - set(CONTACT_FIELDS)}
+    return {gid for gid, tree in rows if tree and _may_test(fields_of(tree), set(CONTACT_FIELDS))}
+
+
+def _may_test(fields: set[str] | None, others_than: set[str]) -> bool:
+    """Whether a filter testing ``fields`` (None: a broken filter, which may test
+    anything) tests a field outside ``others_than``."""
+    return fields is None or bool(fields - others_than)
 
 
 async def lock_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> None:
@@ -121,6 +130,15 @@ async def refresh(
                 left |= one_left
         return entered, left
     graph = await load_graph(session, ids)
+    broken = broken_groups(graph, rules_of(session).filter_fields)
+    if broken:
+        # Such a group keeps the members it had; every other group, and the change, go on.
+        for group_id, reason in broken.items():
+            logger.warning("derived group %s is not refreshed: %s", group_id, reason)
+        ids = [i for i in ids if i not in broken]
+        graph = GroupGraph({i: n for i, n in graph.nodes.items() if i not in broken})
+        if not ids:
+            return set(), set()
     now = await compute_pairs(session, graph, ids, contact_ids)
     stored = select(DerivedMembership.group_id, DerivedMembership.contact_id).where(
         DerivedMembership.group_id.in_(ids)
@@ -245,8 +263,8 @@ async def dynamic_groups_testing(session: AsyncSession, columns: set[str] | None
     found = set()
     for group_id, tree in rows:
         fields = fields_of(tree) if tree else set()
-        tested = {COLUMNS[f] for f in fields if f in COLUMNS}
-        if columns is None or tested & columns or fields - set(CONTACT_FIELDS):
+        tested = {COLUMNS[f] for f in fields or () if f in COLUMNS}
+        if columns is None or tested & columns or _may_test(fields, set(CONTACT_FIELDS)):
             found.add(group_id)
     return found
 
@@ -305,7 +323,11 @@ async def differences(session: AsyncSession) -> list[str]:
         )
         if kind in DERIVED:
             graph = await load_graph(session, [group_id])
-            now = {c for _, c in await compute_pairs(session, graph, [group_id], None)}
+            try:
+                now = {c for _, c in await compute_pairs(session, graph, [group_id], None)}
+            except BrokenFilter as error:
+                found.append(f"group {group_id}: {error}")
+                continue
             found += [f"group {group_id}: contact {c} is missing" for c in sorted(now - stored)]
             found += [
                 f"group {group_id}: contact {c} should not be in it" for c in sorted(stored - now)

@@ -18,10 +18,11 @@ from typing import Any
 
 from graphql_api.contacts.models import ContactKind
 from graphql_api.kernel.db import UtcDateTime
-from graphql_api.kernel.errors import ErrorCode, Problems
+from graphql_api.kernel.errors import BrokenValue, ErrorCode, Problems, UserInputError
 from graphql_api.kernel.labels import localized
 from graphql_api.kernel.repository import escape_like
 from graphql_api.kernel.sql import SqlText
+from graphql_api.kernel.validation import FIRST_YEAR, LAST_YEAR, MAX_ID, text_problem
 
 MAX_DEPTH = 20
 MAX_CONDITIONS = 200
@@ -156,6 +157,9 @@ def _validate_node(
     if depth > MAX_DEPTH:
         problems.add(path, ErrorCode.TOO_LONG, f"A filter nests at most {MAX_DEPTH} levels.")
         return None
+    if not isinstance(node, Mapping | None):
+        problems.add(path, ErrorCode.INVALID, "A filter node is an object.")
+        return None
     given = {key: value for key, value in (node or {}).items() if value is not None}
     if len(given) != 1 or not set(given) <= {"all", "any", "not", "condition"}:
         problems.add(
@@ -167,6 +171,9 @@ def _validate_node(
         return None
     [(kind, value)] = given.items()
     if kind in ("all", "any"):
+        if not isinstance(value, list | tuple):
+            problems.add((*path, kind), ErrorCode.INVALID, f"{kind} is a list of filters.")
+            return None
         if not value:
             problems.add((*path, kind), ErrorCode.REQUIRED, f"{kind} needs at least one filter.")
             return None
@@ -191,8 +198,11 @@ def _validate_condition(
     problems: Problems,
     groups: set[int],
 ) -> dict[str, Any] | None:
+    if not isinstance(condition, Mapping):
+        problems.add(path, ErrorCode.INVALID, "A condition is an object.")
+        return None
     name = condition.get("field")
-    spec = fields.get(name or "")
+    spec = fields.get(name) if isinstance(name, str) else None
     if spec is None:
         problems.add(
             (*path, "field"),
@@ -202,7 +212,7 @@ def _validate_condition(
         return None
     try:
         op = FilterOp(condition.get("op"))
-    except ValueError:
+    except (ValueError, TypeError):
         problems.add((*path, "op"), ErrorCode.INVALID, f"Unknown operator {condition.get('op')!r}.")
         return None
     if op not in OPERATORS[spec.type]:
@@ -222,6 +232,9 @@ def _validate_condition(
     if op is FilterOp.IN:
         if value is not None or not values:
             problems.add((*path, "values"), ErrorCode.REQUIRED, "IN takes a non-empty values list.")
+            return None
+        if not isinstance(values, list | tuple):
+            problems.add((*path, "values"), ErrorCode.INVALID, "values is a list.")
             return None
         if len(values) > MAX_VALUES:
             problems.add((*path, "values"), ErrorCode.TOO_LONG, f"At most {MAX_VALUES} values.")
@@ -250,19 +263,40 @@ def _validate_value(
             path, ErrorCode.TOO_LONG, f"A value has at most {MAX_VALUE_LENGTH} characters."
         )
         return None
+    if (reason := text_problem(value)) is not None:
+        problems.add(path, ErrorCode.INVALID_TEXT, f"The value {reason}.")
+        return None
     if spec.type is FieldType.CHOICE and value not in spec.choices:
         problems.add(path, ErrorCode.INVALID, f"{spec.name} is one of {', '.join(spec.choices)}.")
     elif spec.type is FieldType.DATE:
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            problems.add(path, ErrorCode.INVALID, f"{value!r} is not an ISO date (YYYY-MM-DD).")
+        _validate_date(value, path, problems)
     elif spec.type is FieldType.GROUP:
-        if not value.isdigit():
+        # Only ids as the API writes them: ASCII digits, no leading zero, within the column.
+        if (
+            not (value.isascii() and value.isdigit() and str(int(value)) == value)
+            or int(value) > MAX_ID
+        ):
             problems.add(path, ErrorCode.INVALID_ID, f"{value!r} is not a group id.")
         else:
             groups.add(int(value))
     return value
+
+
+def _validate_date(value: str, path: tuple[str, ...], problems: Problems) -> None:
+    """An ISO date (exactly YYYY-MM-DD) in the years both databases store and compare,
+    with the day after it too (a day is compared as [start, start + 1 day))."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != len("YYYY-MM-DD"):
+        problems.add(path, ErrorCode.INVALID, f"{value!r} is not an ISO date (YYYY-MM-DD).")
+    elif not FIRST_YEAR <= day.year <= LAST_YEAR:
+        problems.add(
+            path,
+            ErrorCode.INVALID,
+            f"A date lies in the years {FIRST_YEAR:04d} to {LAST_YEAR}; {value!r} does not.",
+        )
 
 
 GroupMembers = Callable[[int], str]
@@ -282,13 +316,50 @@ COLUMNS = {
 }
 
 
-def fields_of(tree: Mapping[str, Any]) -> set[str]:
-    """The names of the fields a filter tree tests."""
-    if "all" in tree or "any" in tree:
-        return set().union(*(fields_of(child) for child in tree.get("all") or tree["any"]))
-    if "not" in tree:
-        return fields_of(tree["not"])
-    return {tree["condition"]["field"]}
+class BrokenFilter(BrokenValue):
+    """A stored filter that does not validate: written past validation, it would fail in
+    SQL (or fail to compile) on every read and write that needs it."""
+
+    code = "BROKEN_FILTER"
+
+
+def stored_filter(
+    name: str, tree: Any, fields: Mapping[str, FilterField] = CONTACT_FIELDS
+) -> tuple[dict[str, Any], set[int]]:
+    """A dynamic group's stored filter, validated again before it is compiled, and the
+    group ids it names; one that does not validate raises ``BrokenFilter`` naming the
+    group (``name``), so that only what needs this group fails, and says why."""
+    try:
+        return validate_filter(tree, fields)
+    except UserInputError as error:
+        reasons = "; ".join(f"{'.'.join(p.field)}: {p.message}" for p in error.problems[:3])
+        raise BrokenFilter(
+            f"The stored filter of group {name!r} cannot be used ({reasons}); change the filter."
+        ) from error
+
+
+def fields_of(tree: Any) -> set[str] | None:
+    """The names of the fields a stored filter tree tests; None when it is no filter tree
+    at all (broken: whoever needs it finds out with ``stored_filter``)."""
+    found: set[str] = set()
+    waiting = [tree]
+    while waiting:
+        node = waiting.pop()
+        if not isinstance(node, Mapping):
+            return None
+        children = node.get("all") or node.get("any")
+        if isinstance(children, list):
+            waiting.extend(children)
+        elif "not" in node:
+            waiting.append(node["not"])
+        elif isinstance(node.get("condition"), Mapping):
+            name = node["condition"].get("field")
+            if not isinstance(name, str):
+                return None
+            found.add(name)
+        else:
+            return None
+    return found
 
 
 def compile_filter(

@@ -70,7 +70,7 @@ async def apply_settings(session: AsyncSession, group: Group, values: Mapping[st
                 setattr(group, setting, bool(value))
         elif setting == "name":
             group.name = clean_text(
-                problems, field, value, max_length=MAX_NAME_LENGTH, required=True
+                problems, field, value, max_length=MAX_NAME_LENGTH, required=True, name=True
             )  # type: ignore[assignment]
         elif setting == "description":
             group.description = clean_text(

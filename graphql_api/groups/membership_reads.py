@@ -28,8 +28,14 @@ from sqlalchemy.sql.selectable import CTE
 
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.search import contact_search
-from graphql_api.groups.filters import FilterField, compile_filter, validate_filter
-from graphql_api.groups.graph import GroupGraph, load_graph
+from graphql_api.groups.filters import (
+    BrokenFilter,
+    FilterField,
+    compile_filter,
+    stored_filter,
+    validate_filter,
+)
+from graphql_api.groups.graph import GroupGraph, GroupNode, load_graph
 from graphql_api.groups.models import (
     CompositionMode,
     DerivedMembership,
@@ -56,7 +62,7 @@ def member_sets(
     for group_id in graph.order_from_leaves():
         node = graph.nodes[group_id]
         if node.kind is GroupKind.DYNAMIC and node.filter:
-            condition = compile_filter(node.filter, sql, _set_of, fields)
+            condition = compile_filter(usable_filter(node, fields), sql, _set_of, fields)
             body = (
                 f"SELECT contacts.id AS contact_id FROM contacts WHERE {condition}"
                 + only.format(column="contacts.id")
@@ -78,6 +84,37 @@ def member_sets(
             )
         definitions.append((f"g{group_id}", body))
     return definitions
+
+
+def usable_filter(node: GroupNode, fields: Mapping[str, FilterField]) -> dict[str, Any]:
+    """A dynamic group's stored filter, validated again and checked against the groups it
+    is linked to, so that compiling it cannot fail; ``BrokenFilter`` when it would."""
+    tree, named = stored_filter(node.name, node.filter, fields)
+    if not named <= set(node.filtered_on):
+        raise BrokenFilter(
+            f"The stored filter of group {node.name!r} names groups it is not linked to "
+            f"({', '.join(map(str, sorted(named - set(node.filtered_on))))}); change the filter."
+        )
+    return tree
+
+
+def broken_groups(graph: GroupGraph, fields: Mapping[str, FilterField]) -> dict[int, str]:
+    """The groups of ``graph`` whose members cannot be computed, each with why: a dynamic
+    group whose stored filter cannot be used, and every group built from such a group."""
+    broken: dict[int, str] = {}
+    for group_id in graph.order_from_leaves():
+        node = graph.nodes[group_id]
+        if node.kind is GroupKind.DYNAMIC and node.filter:
+            try:
+                usable_filter(node, fields)
+            except BrokenFilter as error:
+                broken[group_id] = str(error)
+        elif any(i in broken for i in node.dependencies):
+            cause = next(i for i in node.dependencies if i in broken)
+            broken[group_id] = (
+                f"group {node.name!r} is built from one that is broken: " + (broken[cause])
+            )
+    return broken
 
 
 def _set_of(group_id: int) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import IDS_NEVER_REUSED, Base, UtcDateTime, string_enum, utcnow
 
 
 class GroupKind(enum.StrEnum):
@@ -66,6 +66,7 @@ class Group(Base):
             "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
             name="end_not_before_start",
         ),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -140,7 +141,7 @@ class MembershipEvent(Base):
     """One add or remove of a static membership; rows are only ever inserted."""
 
     __tablename__ = "membership_events"
-    __table_args__ = (Index("ix_membership_events_group_id_id", "group_id", "id"),)
+    __table_args__ = (Index("ix_membership_events_group_id_id", "group_id", "id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))

@@ -34,6 +34,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+"""Table options of a table whose ids are public: SQLite's AUTOINCREMENT, so a deleted
+row's id is never handed out again (PostgreSQL's sequences never do)."""
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python, whatever the database keeps.
 

@@ -46,6 +46,16 @@ class ErrorCode(StrEnum):
     ALREADY_ACTIVE = "ALREADY_ACTIVE"
     NOT_EDITABLE = "NOT_EDITABLE"
     ROLE_GROUP = "ROLE_GROUP"
+    INVALID_TEXT = "INVALID_TEXT"
+    TEMPLATE_TOO_COSTLY = "TEMPLATE_TOO_COSTLY"
+
+
+class BrokenValue(Exception):
+    """A stored value the service cannot use, written past validation (by hand, by an
+    older version): only the fields that need it answer, with ``code`` and this message;
+    the rest of an answer, and every other write, go on."""
+
+    code = "BROKEN_VALUE"
 
 
 @dataclass(frozen=True)

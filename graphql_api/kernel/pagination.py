@@ -11,10 +11,12 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, tuple_
+
+from graphql_api.kernel.validation import FIRST_YEAR, LAST_YEAR, MAX_ID, text_problem
 
 RowT = TypeVar("RowT")
 
@@ -57,37 +59,50 @@ class Page(Generic[RowT]):
     has_previous_page: bool
 
 
+MAX_CURSOR_LENGTH = 1200
+"""Longer than any cursor this API writes (a name of 800 characters and an id)."""
+
+
 def encode_cursor(key: Sequence[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, datetime) else v for v in key]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
 
 
 def decode_cursor(cursor: str, ordering: Ordering) -> list[Any]:
+    """The key a cursor stands for, checked as strictly as the columns it is compared with;
+    only a cursor exactly as ``encode_cursor`` writes it is taken."""
+    if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+        raise InvalidCursor("malformed cursor")
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as error:
         raise InvalidCursor("malformed cursor") from error
     if not isinstance(plain, list) or len(plain) != len(ordering.columns):
         raise InvalidCursor("cursor does not fit this list")
-    return [
-        _key_part(column.type.python_type, value)
-        for column, value in zip(ordering.columns, plain, strict=True)
-    ]
+    key = [_key_part(column, value) for column, value in zip(ordering.columns, plain, strict=True)]
+    if encode_cursor(key) != cursor:
+        raise InvalidCursor("malformed cursor")
+    return key
 
 
-def _key_part(python_type: type, value: Any) -> Any:
+def _key_part(column: ColumnElement[Any], value: Any) -> Any:
     """One value of a cursor, checked as strictly as the column it is compared with."""
+    python_type = column.type.python_type
     if python_type is datetime and isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError as error:
             raise InvalidCursor("malformed cursor") from error
-        if value.tzinfo is None:
-            raise InvalidCursor("malformed cursor")
+        if value.utcoffset() != timedelta(0) or not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise InvalidCursor("cursor does not fit this list")
     if not isinstance(value, python_type) or isinstance(value, bool):
         raise InvalidCursor("cursor does not fit this list")
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+    if isinstance(value, int) and not 0 <= value <= MAX_ID:
         raise InvalidCursor("cursor does not fit this list")
+    if isinstance(value, str):
+        length = getattr(column.type, "length", None)
+        if text_problem(value) is not None or (length is not None and len(value) > length):
+            raise InvalidCursor("cursor does not fit this list")
     return value
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from graphql_api.groups.derived import rebuild
 from graphql_api.groups.rules import Rules
@@ -60,7 +61,7 @@ async def upgrade(
             command.upgrade(config, "head")
         return before
 
-    async with engine.begin() as connection:
+    async with _migrating(engine) as connection:
         before = await connection.run_sync(run)
         if before is not None and before < DERIVED_MEMBERSHIPS:
             info = {"rules": rules} if rules is not None else {}
@@ -80,8 +81,32 @@ async def downgrade(engine: AsyncEngine, plugin_migrations: Mapping[str, str] = 
             config.attributes["connection"] = connection
             command.downgrade(config, "base")
 
-    async with engine.begin() as connection:
+    async with _migrating(engine) as connection:
         await connection.run_sync(run)
+
+
+@asynccontextmanager
+async def _migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction for the migrations. On SQLite, foreign keys are off meanwhile: a
+    migration that rebuilds a table (Alembic's batch mode) drops the old one, which would
+    delete, or refuse for, every row referring to it. Every reference is checked before
+    the transaction commits, so a migration cannot leave one dangling."""
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # only outside a transaction does SQLite change this
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                yield connection
+                if sqlite:
+                    dangling = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if dangling:
+                        raise RuntimeError(f"the migration leaves references dangling: {dangling}")
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
 
 
 def newest_revisions(plugin_migrations: Mapping[str, str] = {}) -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.kernel.db import Base, UtcDateTime, string_enum, utcnow
+from graphql_api.kernel.db import IDS_NEVER_REUSED, Base, UtcDateTime, string_enum, utcnow
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -29,6 +29,7 @@ class OutboxEvent(Base):
     """Something that happened, e.g. ``members.added``; committed with the change itself."""
 
     __tablename__ = "outbox_events"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(50))
@@ -42,6 +43,7 @@ class Delivery(Base):
     __tablename__ = "outbox_deliveries"
     __table_args__ = (
         Index("ix_outbox_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

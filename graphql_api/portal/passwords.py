@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from graphql_api.kernel.errors import ErrorCode, Problems
+from graphql_api.kernel.validation import text_problem
 
 MIN_LENGTH = 10
 MAX_LENGTH = 128
@@ -53,8 +54,8 @@ def check_policy(problems: Problems, field: str, password: str, email: str | Non
         problems.add([field], ErrorCode.TOO_SHORT, f"Use at least {MIN_LENGTH} characters.")
     elif len(password) > MAX_LENGTH:
         problems.add([field], ErrorCode.TOO_LONG, f"Use at most {MAX_LENGTH} characters.")
-    elif "\x00" in password or any(0xD800 <= ord(c) <= 0xDFFF for c in password):
-        problems.add([field], ErrorCode.INVALID, "The password holds characters it may not.")
+    elif (reason := text_problem(password)) is not None:
+        problems.add([field], ErrorCode.INVALID_TEXT, f"The password {reason}.")
     elif password.casefold() in COMMON or (email and password.casefold() == email.casefold()):
         problems.add([field], ErrorCode.WEAK_PASSWORD, "This password is too easy to guess.")
 

@@ -176,6 +176,8 @@ async def empty_tables(engine: Any) -> None:
             await connection.execute(text("PRAGMA defer_foreign_keys = ON"))
             for name in names:
                 await connection.execute(text(f'DELETE FROM "{name}"'))
+            # Ids start again at 1, as RESTART IDENTITY makes them on PostgreSQL.
+            await connection.execute(text("DELETE FROM sqlite_sequence"))
         await connection.execute(text("DELETE FROM staff_roles WHERE NOT built_in"))
 
 

@@ -24,7 +24,9 @@ async def create_user(
     """Create an active user with ``name``, ``email`` and ``role_id``; return it with a
     first API token (shown once, stored hashed)."""
     problems = Problems()
-    name = clean_text(problems, ["name"], values.get("name"), max_length=200, required=True)
+    name = clean_text(
+        problems, ["name"], values.get("name"), max_length=200, required=True, name=True
+    )
     email = await _email(session, problems, values.get("email"), None)
     role = await _role(session, problems, values.get("role_id"))
     problems.raise_if_any()
@@ -49,7 +51,7 @@ async def update_user(
     problems = Problems()
     if "name" in values:
         user.name = (
-            clean_text(problems, ["name"], values["name"], max_length=200, required=True)
+            clean_text(problems, ["name"], values["name"], max_length=200, required=True, name=True)
             or user.name
         )
     if "email" in values:

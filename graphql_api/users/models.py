@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from graphql_api.kernel.db import Base, UtcDateTime, utcnow
+from graphql_api.kernel.db import IDS_NEVER_REUSED, Base, UtcDateTime, utcnow
 
 
 class StaffRole(Base):
     """A named set of permissions (admin, manager, viewer, or one an admin made)."""
 
     __tablename__ = "staff_roles"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(50), unique=True)
@@ -29,6 +30,7 @@ class User(Base):
     """A staff member: responsible for groups, creator of groups, adder of members."""
 
     __tablename__ = "users"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -42,6 +44,7 @@ class ApiToken(Base):
     """A bearer token; only its SHA-256 is kept, so a database leak reveals no usable token."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -59,6 +62,7 @@ class AuditEntry(Base):
     """One change of who may do what: users, staff roles and tokens."""
 
     __tablename__ = "audit_log"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

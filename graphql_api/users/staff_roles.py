@@ -101,7 +101,9 @@ async def _apply(
 ) -> None:
     problems = Problems()
     if new or "name" in values:
-        name = clean_text(problems, ["name"], values.get("name"), max_length=50, required=True)
+        name = clean_text(
+            problems, ["name"], values.get("name"), max_length=50, required=True, name=True
+        )
         if name is not None and await _name_taken(session, name, role.id):
             problems.add(["name"], ErrorCode.NAME_TAKEN, f"A staff role '{name}' already exists.")
         role.name = name or role.name

@@ -138,7 +138,9 @@ async def create_api_token(
         actor.require("users.manage")
     owner = await _owner(session, actor, owner_id)
     problems = Problems()
-    name = clean_text(problems, ["name"], values.get("name"), max_length=100, required=True)
+    name = clean_text(
+        problems, ["name"], values.get("name"), max_length=100, required=True, name=True
+    )
     expires_at = values.get("expires_at")
     now = utcnow()
     if expires_at is not None and expires_at <= now:

@@ -12,6 +12,7 @@ from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
+from graphql_api.api.text_inputs import query_search
 from graphql_api.contacts import models
 from graphql_api.contacts.api.types import Contact
 from graphql_api.contacts.search import contact_search
@@ -72,8 +73,9 @@ class ContactQueries:
         query = select(models.Contact)
         if filter is not None:
             query = await _filtered(info, query, filter)
-        if search and search.strip():
-            query = query.where(contact_search(search))
+        term = query_search(search)
+        if term:
+            query = query.where(contact_search(term))
         return await paginate(
             info, query, CONTACTS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
         )

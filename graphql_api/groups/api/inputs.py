@@ -10,6 +10,7 @@ import strawberry
 
 from graphql_api.api.mutations import given_fields
 from graphql_api.api.relay import decode_id, decode_ids, query_id
+from graphql_api.api.text_inputs import query_search
 from graphql_api.groups.api.filters import ContactFilterInput
 from graphql_api.groups.api.types import CompositionModeType, GroupKindType
 from graphql_api.groups.listing import GroupCriteria
@@ -140,7 +141,7 @@ class GroupFilter:
 
     def criteria(self) -> GroupCriteria:
         return GroupCriteria(
-            search=self.search,
+            search=query_search(self.search),
             kind=self.kind,
             closed=self.closed,
             responsible_id=query_id(self.responsible_id, "User") if self.responsible_id else None,

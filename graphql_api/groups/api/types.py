@@ -21,6 +21,7 @@ from graphql_api.api.relay import (
     query_id,
     rows_of,
 )
+from graphql_api.api.text_inputs import query_search
 from graphql_api.contacts import models as contact_models
 from graphql_api.email_templates import models as template_models
 from graphql_api.groups import models
@@ -31,6 +32,7 @@ from graphql_api.groups.api.loaders import (
     load_member_counts,
     load_used_by,
 )
+from graphql_api.groups.filters import stored_filter
 from graphql_api.groups.membership_reads import members_query, membership_path
 from graphql_api.groups.models import (
     CompositionMode,
@@ -198,8 +200,12 @@ class Group(Node):
         return (await info.context.loader(load_links).load(root.id))[LinkRole.EXCLUDE]
 
     @strawberry.field(description="A dynamic group's filter, as it was written; null otherwise.")
-    def filter(self, root: strawberry.Parent[models.Group]) -> ContactFilter | None:
-        return filter_from_domain(root.filter)
+    def filter(self, root: strawberry.Parent[models.Group], info: Info) -> ContactFilter | None:
+        if root.filter is None:
+            return None
+        return filter_from_domain(
+            stored_filter(root.name, root.filter, info.context.filter_fields)[0]
+        )
 
     @strawberry.field(
         description="Groups that include or exclude this group, or name it in a memberOf "
@@ -265,7 +271,7 @@ class Group(Node):
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
         ] = None,
     ) -> Connection[ContactRef]:
-        term = search.strip() if search else None
+        term = query_search(search)
         query = await info.context.db.run(lambda session: members_query(session, root.id, term))
         return await paginate(
             info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)

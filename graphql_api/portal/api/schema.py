@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from graphql_api.api.errors import MaskInternalErrors
+from graphql_api.api.operation_name import OperationNameRequired
+from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
 from graphql_api.portal.api.operations import PortalMutation, PortalQuery
 from graphql_api.settings import Settings
 
@@ -30,6 +37,9 @@ def build_portal_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: AddValidationRules([CleanStringLiterals]),
+            CleanVariables,
+            OperationNameRequired,
             MaskInternalErrors,
         ],
     )

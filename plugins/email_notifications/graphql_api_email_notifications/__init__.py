@@ -113,7 +113,7 @@ async def deliver(
         await session.get(User, group.responsible_id) if group and group.responsible_id else None
     )
     fields = merge_fields(contact, group_data, group, responsible)
-    rendered = render(template.subject, template.body, fields)
+    rendered = await render(template.subject, template.body, fields)
     await _send(
         settings, delivery_id, contact.email, rendered.subject, rendered.text, rendered.html
     )
