@@ -1,6 +1,6 @@
 """The Starlette application: ``/graphql`` (staff API and GraphiQL, also over WebSocket),
-``/portal/graphql`` (the customer portal), the health probes under ``/health`` and the
-metrics on ``/metrics``."""
+``/portal/graphql`` (the customer portal), GraphiQL's files under ``/static/graphiql``, the
+health probes under ``/health`` and the metrics on ``/metrics``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.endpoint import GraphQLEndpoint
+from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL, assets_route
+from graphql_api.graphiql.examples import PORTAL_EXAMPLES
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.requests import count_statements
 from graphql_api.migrations.runner import newest_revisions
@@ -39,13 +41,15 @@ from graphql_api.settings import Settings
 logger = logging.getLogger("graphql_api")
 
 
-class PortalEndpoint(GraphQL[PortalContext, None]):
-    """The portal's own schema on ``/portal/graphql``, for contacts with a session."""
+class PortalEndpoint(ServesGraphiQL, GraphQL[PortalContext, None]):
+    """The portal's own schema on ``/portal/graphql``, for contacts with a session, and
+    its own GraphiQL page."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(build_portal_schema(settings), graphql_ide="graphiql")
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
+        self.graphiql = GraphiQLPage("Customer portal", PORTAL_EXAMPLES)
 
     async def get_context(self, request: Any, response: Any) -> PortalContext:
         user = request.user
@@ -111,6 +115,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route(PORTAL_PATH, PortalEndpoint(settings), methods=["GET", "POST"]),
+            assets_route(),
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
         ],

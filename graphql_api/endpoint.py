@@ -30,6 +30,8 @@ from graphql_api.api.context import Context
 from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
 from graphql_api.auth.backend import TokenBackend, bearer_token
+from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL
+from graphql_api.graphiql.examples import STAFF_EXAMPLES
 from graphql_api.kernel.access import NOBODY
 from graphql_api.plugins.manager import Plugins
 from graphql_api.settings import Settings
@@ -47,8 +49,9 @@ class Answer:
     status: HTTPStatus = HTTPStatus.OK
 
 
-class GraphQLEndpoint(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context: the request's session, user and plugins."""
+class GraphQLEndpoint(ServesGraphiQL, GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context: the request's session, user and plugins;
+    GraphiQL is our own page (``graphql_api.graphiql``)."""
 
     def __init__(self, settings: Settings, plugins: Plugins, backend: TokenBackend) -> None:
         super().__init__(
@@ -59,6 +62,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.plugins = plugins
         self.backend = backend
+        self.graphiql = GraphiQLPage("Staff API", STAFF_EXAMPLES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
