@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample graphiql-assets
 
 install: $(STAMP)
 
@@ -40,6 +40,19 @@ format: install
 schema: install
 	GRAPHQL_API_PLUGINS=$(subst $(space),$(comma),$(notdir $(PLUGINS))) $(BIN)/graphql-api export-schema > schema.graphql
 	$(BIN)/graphql-api export-schema --portal > portal-schema.graphql
+
+# GraphiQL's pinned builds (versions in scripts/graphiql/package.json, locked by its
+# package-lock.json) into graphql_api/graphiql/static/: the files the page loads and their
+# licences. Run it after changing a version there, and commit what it copied.
+GRAPHIQL_NPM := scripts/graphiql/node_modules
+GRAPHIQL_STATIC := graphql_api/graphiql/static
+graphiql-assets:
+	cd scripts/graphiql && npm ci --ignore-scripts --no-audit --no-fund
+	cp $(GRAPHIQL_NPM)/graphiql/graphiql.min.js $(GRAPHIQL_NPM)/graphiql/graphiql.min.css \
+		$(GRAPHIQL_NPM)/react/umd/react.production.min.js \
+		$(GRAPHIQL_NPM)/react-dom/umd/react-dom.production.min.js $(GRAPHIQL_STATIC)/
+	cp $(GRAPHIQL_NPM)/graphiql/LICENSE $(GRAPHIQL_STATIC)/LICENSE.graphiql
+	cp $(GRAPHIQL_NPM)/react/LICENSE $(GRAPHIQL_STATIC)/LICENSE.react
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache mutants

@@ -1,6 +1,6 @@
 """The Starlette application: ``/graphql`` (staff API and GraphiQL, also over WebSocket),
-``/portal/graphql`` (the customer portal), the health probes under ``/health`` and the
-metrics on ``/metrics``."""
+``/portal/graphql`` (the customer portal), GraphiQL's files under ``/static/graphiql``, the
+health probes under ``/health`` and the metrics on ``/metrics``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.body_limit import BodyLimit
 from graphql_api.endpoint import GraphQLEndpoint
+from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL, assets_route
+from graphql_api.graphiql.examples import PORTAL_EXAMPLES
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.requests import count_statements
 from graphql_api.migrations.runner import newest_revisions
@@ -48,14 +50,16 @@ DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 token-less admin through DNS rebinding."""
 
 
-class PortalEndpoint(TrustedDocumentsView[PortalContext]):
-    """The portal's own schema on ``/portal/graphql``, for contacts with a session."""
+class PortalEndpoint(ServesGraphiQL, TrustedDocumentsView[PortalContext]):
+    """The portal's own schema on ``/portal/graphql``, for contacts with a session, and
+    its own GraphiQL page."""
 
     def __init__(self, settings: Settings, documents: TrustedDocuments) -> None:
         super().__init__(build_portal_schema(settings), graphql_ide="graphiql")
         self.documents = documents
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
+        self.graphiql = GraphiQLPage("Customer portal", PORTAL_EXAMPLES)
 
     async def get_context(self, request: Any, response: Any) -> PortalContext:
         user = request.user
@@ -147,6 +151,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route(PORTAL_PATH, PortalEndpoint(settings, documents), methods=["GET", "POST"]),
+            assets_route(),
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
         ],

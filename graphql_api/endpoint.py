@@ -29,6 +29,8 @@ from graphql_api.api.context import Context
 from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
 from graphql_api.auth.backend import TokenBackend, bearer_token
+from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL
+from graphql_api.graphiql.examples import STAFF_EXAMPLES
 from graphql_api.kernel.access import NOBODY
 from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugins.manager import Plugins
@@ -50,9 +52,10 @@ class Answer:
     status: HTTPStatus = HTTPStatus.OK
 
 
-class GraphQLEndpoint(TrustedDocumentsView[Context]):
+class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
     """Strawberry's ASGI view with our context: the request's session, user and plugins;
-    a request may name a trusted document instead of sending one (``TrustedDocumentsView``)."""
+    a request may name a trusted document instead of sending one (``TrustedDocumentsView``);
+    GraphiQL is our own page (``graphql_api.graphiql``)."""
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class GraphQLEndpoint(TrustedDocumentsView[Context]):
         self.plugins = plugins
         self.backend = backend
         self.events = events
+        self.graphiql = GraphiQLPage("Staff API", STAFF_EXAMPLES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from graphql_api.testing import serving
+from graphql_api.testing import cli, new_token, serving
 
-CLI = [sys.executable, "-m", "graphql_api.cli"]
 HTTP_AUDIT = Path(__file__).parent / "http_audit"
 
 
@@ -37,35 +35,29 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def test_migrate_create_user_and_seed(env: dict[str, str]):
-    assert run(env, "migrate").returncode == 0
-    created = run(env, "create-user", "--name", "Anna", "--email", "anna@example.coop", "--admin")
+    assert cli(env, "migrate").returncode == 0
+    created = cli(env, "create-user", "--name", "Anna", "--email", "anna@example.coop", "--admin")
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("gapi_")
 
-    duplicate = run(env, "create-user", "--name", "Anna", "--email", "ANNA@example.coop")
+    duplicate = cli(env, "create-user", "--name", "Anna", "--email", "ANNA@example.coop")
     assert duplicate.returncode != 0
     assert "already exists" in duplicate.stderr
     assert "Traceback" not in duplicate.stderr
 
-    seeded = run(env, "seed", "--demo")
+    seeded = cli(env, "seed", "--demo")
     assert "demo data not loaded" in seeded.stderr, "the database already had a user"
 
 
 def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
-    assert run(env, "migrate").returncode == 0
-    created = run(
+    assert cli(env, "migrate").returncode == 0
+    created = cli(
         env, "create-user", "--name", "Piet", "--email", "piet@example.coop", "--role", "viewer"
     )
     assert created.returncode == 0, created.stderr
     assert "(viewer)" in created.stderr
-    token = run(
+    token = cli(
         env, "create-token", "--email", "PIET@example.coop", "--name", "sync", "--expires-in", "90d"
     )
     assert token.returncode == 0, token.stderr
@@ -87,13 +79,13 @@ def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
         ),
         (["create-token", "--email", "piet@example.coop", "--name", ""], "name is required"),
     ]:
-        refused = run(env, *args)
+        refused = cli(env, *args)
         assert refused.returncode == 1, args
         assert message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
 
 
 def test_version(env: dict[str, str]):
-    shown = run(env, "--version")
+    shown = cli(env, "--version")
     assert shown.returncode == 0
     assert shown.stdout.strip() == f"graphql-api {importlib.metadata.version('graphql-api')}"
 
@@ -119,7 +111,7 @@ UNREACHABLE = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
 def test_a_configuration_or_connection_error_is_one_line_with_a_hint(
     env: dict[str, str], command: str, setting: str, value: str, said: str
 ):
-    refused = run({**env, setting: value}, *command.split())
+    refused = cli({**env, setting: value}, *command.split())
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: ") and said in refused.stderr, refused.stderr
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
@@ -131,7 +123,7 @@ def test_a_configuration_or_connection_error_is_one_line_with_a_hint(
     ["serve", "worker", "seed --demo", "create-user --name A --email a@example.coop"],
 )
 def test_an_unmigrated_database_is_refused_until_migrated(env: dict[str, str], command: str):
-    refused = run(env, *command.split())
+    refused = cli(env, *command.split())
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: the database sqlite+aiosqlite:///"), refused.stderr
     assert refused.stderr.strip().endswith("run `graphql-api migrate` first")
@@ -159,8 +151,8 @@ def test_progress_bars_show_on_a_terminal_only():
 
 
 def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]):
-    assert run(env, "migrate").returncode == 0
-    seeded = run(env, "seed", "--demo")
+    assert cli(env, "migrate").returncode == 0
+    seeded = cli(env, "seed", "--demo")
     assert seeded.returncode == 0, seeded.stderr
     lines = [line.split() for line in seeded.stderr.splitlines() if "Bearer gapi_" in line]
     assert [(words[0], words[1]) for words in lines] == [
@@ -173,23 +165,9 @@ def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]
 def test_export_schema_prints_the_stored_schema(
     env: dict[str, str], repo_root: Path, built_in_plugins: list[str]
 ):
-    exported = run({**env, "GRAPHQL_API_PLUGINS": ",".join(built_in_plugins)}, "export-schema")
+    exported = cli({**env, "GRAPHQL_API_PLUGINS": ",".join(built_in_plugins)}, "export-schema")
     assert exported.returncode == 0
     assert exported.stdout == (repo_root / "schema.graphql").read_text()
-
-
-def new_token(env: dict[str, str]) -> str:
-    return run(env, "create-user", "--name", "Test", "--email", "t@example.coop").stdout.split()[-1]
-
-
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`graphql-api serve` on a free port, with demo data and a user token."""
-    assert run(env, "migrate").returncode == 0
-    assert run(env, "seed", "--demo").returncode == 0
-    token = new_token(env)
-    with serving(env) as (url, _):
-        yield url, token
 
 
 def make_run_environment(repo_root: Path) -> dict[str, str]:
@@ -213,8 +191,8 @@ def outbox_depth(url: str) -> float:
 
 
 def test_make_run_logs_the_demos_mail_instead_of_sending_it(env: dict[str, str], repo_root: Path):
-    assert run(env, "migrate").returncode == 0
-    assert run(env, "seed", "--demo").returncode == 0
+    assert cli(env, "migrate").returncode == 0
+    assert cli(env, "seed", "--demo").returncode == 0
     with serving({**env, **make_run_environment(repo_root)}) as (url, process):
         for _ in range(100):
             if outbox_depth(url) == 0:
@@ -230,7 +208,7 @@ def test_make_run_logs_the_demos_mail_instead_of_sending_it(env: dict[str, str],
 
 
 def test_serve_logs_one_json_object_a_line(env: dict[str, str]):
-    assert run(env, "migrate").returncode == 0
+    assert cli(env, "migrate").returncode == 0
     token = new_token(env)
     with serving({**env, "GRAPHQL_API_LOG_FORMAT": "json"}) as (url, process):
         answered = httpx.post(
@@ -353,11 +331,18 @@ async def test_a_websocket_client_authenticates_in_connection_init(server: tuple
 
 
 async def test_a_websocket_operation_meets_the_same_permissions(
-    server: tuple[str, str], env: dict[str, str]
+    server: tuple[str, str], server_env: dict[str, str]
 ):
     url, _ = server
-    made = run(
-        env, "create-user", "--name", "Kijker", "--email", "k@example.coop", "--role", "viewer"
+    made = cli(
+        server_env,
+        "create-user",
+        "--name",
+        "Kijker",
+        "--email",
+        "k@example.coop",
+        "--role",
+        "viewer",
     )
     viewer = made.stdout.split()[-1]
     create = 'mutation { createGroup(input: {name: "Via WS"}) { errors { code message } } }'
@@ -396,7 +381,7 @@ def test_serve_refuses_a_manifest_of_trusted_documents_it_cannot_use(
     path = tmp_path / "persisted-documents.json"
     if manifest is not None:
         path.write_text(manifest)
-    refused = run({**env, "GRAPHQL_API_TRUSTED_DOCUMENTS": str(path)}, "serve")
+    refused = cli({**env, "GRAPHQL_API_TRUSTED_DOCUMENTS": str(path)}, "serve")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: GRAPHQL_API_TRUSTED_DOCUMENTS: "), refused.stderr
     assert said.format(path=path) in refused.stderr, refused.stderr
@@ -413,7 +398,7 @@ async def test_serve_runs_only_trusted_documents_when_told(env: dict[str, str], 
         "GRAPHQL_API_TRUSTED_DOCUMENTS": str(manifest),
         "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY": "true",
     }
-    assert run(env, "migrate").returncode == 0
+    assert cli(env, "migrate").returncode == 0
     token = new_token(env)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/graphql-response+json"}
     parameters = {"documentId": f"sha256:{sha256(roles)}", "variables": {"locale": "en"}}
@@ -440,9 +425,9 @@ async def test_serve_runs_only_trusted_documents_when_told(env: dict[str, str], 
 def test_check_membership_finds_and_repairs_a_difference(env: dict[str, str], tmp_path: Path):
     import sqlite3
 
-    assert run(env, "migrate").returncode == 0
-    assert run(env, "seed", "--demo").returncode == 0
-    clean = run(env, "check-membership")
+    assert cli(env, "migrate").returncode == 0
+    assert cli(env, "seed", "--demo").returncode == 0
+    clean = cli(env, "check-membership")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "exact" in clean.stderr
     with sqlite3.connect(tmp_path / "cli.sqlite3") as database:
@@ -453,10 +438,10 @@ def test_check_membership_finds_and_repairs_a_difference(env: dict[str, str], tm
             "DELETE FROM derived_memberships WHERE group_id = ? AND contact_id = ?",
             (group, contact),
         )
-    found = run(env, "check-membership")
+    found = cli(env, "check-membership")
     assert found.returncode == 1
     assert f"group {group}: contact {contact} is missing" in found.stdout
     assert f"group {group}: member count" in found.stdout
-    repaired = run(env, "check-membership", "--repair")
+    repaired = cli(env, "check-membership", "--repair")
     assert repaired.returncode == 0 and "repaired" in repaired.stderr
-    assert run(env, "check-membership").returncode == 0
+    assert cli(env, "check-membership").returncode == 0

@@ -11,7 +11,11 @@ Fixtures:
 - ``admin``, ``client``: a user with a token, and a GraphQL client acting as that user;
   ``make_user(app, name, email)`` and ``GraphQLClient(http, token)`` for other users;
 - ``statements``: counts the SQL statements the app sends (a ``StatementCounter``);
-- ``engine``, ``sessions``: the test database without an application, for domain tests.
+- ``engine``, ``sessions``: the test database without an application, for domain tests;
+- ``server``: a real ``graphql-api serve`` on the test database, with the demo data and a
+  user's token, one per test module; ``server_env`` the environment its commands run with,
+  for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
+  environment.
 
 Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
 ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with ``GROUP_FIELDS``),
@@ -26,7 +30,7 @@ compare), ``unchanged(app)`` (a block that must change no row), ``refused(app, c
 mutation, variables)`` (a mutation refused, no row changed), ``member_names``,
 ``check_role_plugin``, ``undescribed(app.state.schema)`` (schema parts without a description).
 ``deliver_all(app)`` delivers what the outbox holds; ``make_worker(app)`` gives a worker to
-run by hand. ``serving(env)`` runs a real ``graphql-api serve`` for a block.
+run by hand.
 
 The fixtures are async: set ``asyncio_mode = "auto"`` in your pytest configuration.
 ``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases."""
@@ -40,7 +44,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -179,6 +183,84 @@ async def empty_tables(engine: Any) -> None:
             # Ids start again at 1, as RESTART IDENTITY makes them on PostgreSQL.
             await connection.execute(text("DELETE FROM sqlite_sequence"))
         await connection.execute(text("DELETE FROM staff_roles WHERE NOT built_in"))
+
+
+CLI = [sys.executable, "-m", "graphql_api.cli"]
+
+
+def cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``graphql-api ARGS`` in the environment ``env``, its output captured, as an operator
+    runs it."""
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(env: Mapping[str, str], *arguments: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`graphql-api serve` (with more ``arguments``) on a free port, until the block ends:
+    its URL and process (whose stderr is the log, to read once the block is over)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *arguments],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment of `graphql-api` commands on the test database."""
+    return {**os.environ, "GRAPHQL_API_DATABASE_URL": database_url, "GRAPHQL_API_DEV_MODE": "false"}
+
+
+def new_token(env: Mapping[str, str]) -> str:
+    """The token of a new user "Test" (a manager), made with `graphql-api create-user`."""
+    made = cli(env, "create-user", "--name", "Test", "--email", "t@example.coop")
+    assert made.returncode == 0, made.stderr
+    return made.stdout.split()[-1]
+
+
+@pytest.fixture(scope="module")
+async def _emptied_after_module(database_url: str) -> AsyncIterator[None]:
+    yield
+    engine = create_engine(database_url)
+    await empty_tables(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(server_env: dict[str, str], _emptied_after_module: None) -> Iterator[tuple[str, str]]:
+    """`graphql-api serve` on a free port and the test database, with the demo data and
+    the token of a user "Test": (URL, token). One server serves a test module (starting
+    one takes seconds), so its tests share its data; the tables are emptied after them."""
+    seeded = cli(server_env, "seed", "--demo")
+    assert seeded.returncode == 0, seeded.stderr
+    token = new_token(server_env)
+    with serving(server_env) as (url, _):
+        yield url, token
 
 
 class GraphQLClient:
@@ -563,34 +645,3 @@ async def check_role_plugin(
     )
     assert data[holders_field] == {"totalCount": 1, "nodes": [{"lastName": "Houder"}]}
     assert data["h"][flag_field] is True and data["o"][flag_field] is False
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str], *arguments: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`graphql-api serve` with the environment ``env`` (and more ``arguments``) on a free
-    port, until the block ends: its URL, once ``/health/ready`` answers, and its process
-    (whose stderr is the log, to read once the block is over)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "graphql_api.cli", "serve", "--port", str(port), *arguments],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start")
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

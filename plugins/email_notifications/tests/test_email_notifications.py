@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import logging
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from email.message import Message
@@ -24,6 +23,7 @@ from graphql_api.testing import (
     add_members,
     deliver_all,
     first_user_id,
+    free_port,
     make_user,
     make_worker,
     new_contact_id,
@@ -44,12 +44,6 @@ class Inbox:
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpServer:
