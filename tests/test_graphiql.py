@@ -86,8 +86,9 @@ async def test_the_files_need_no_token_and_are_cached_by_their_digest(
     app_factory: Any, dev_mode: bool
 ):
     app = app_factory(dev_mode=dev_mode)
+    # Development mode answers only for localhost (DNS rebinding).
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         _, shown = await page(http, "/graphql")
         for url in (url for url in shown.loads if url.startswith("/static/")):
             served = await http.get(url)
