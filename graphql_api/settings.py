@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    max_query_cost: int = 50_000
+    """Queries priced higher are refused before they run (docs/reliability.md, "Query cost")."""
     max_page_size: int = 100
     default_page_size: int = 20
     plugins: CommaSeparated = []

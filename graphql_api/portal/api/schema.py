@@ -6,6 +6,7 @@ import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
+from graphql_api.api.cost import QueryCostLimiter
 from graphql_api.api.errors import MaskInternalErrors
 from graphql_api.portal.api.operations import PortalMutation, PortalQuery
 from graphql_api.settings import Settings
@@ -30,6 +31,7 @@ def build_portal_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: QueryCostLimiter(settings),
             MaskInternalErrors,
         ],
     )
