@@ -23,7 +23,9 @@ from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
 from graphql_api.endpoint import GraphQLEndpoint
+from graphql_api.guards import DatabaseUnavailable, RequestBudget
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.interruption import track_connections
 from graphql_api.kernel.requests import count_statements
 from graphql_api.migrations.runner import newest_revisions
 from graphql_api.monitoring.health import health_routes
@@ -78,7 +80,10 @@ def create_app(
     """
     settings = settings or Settings()
     documents = load_trusted_documents(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url, statement_timeout_seconds=settings.request_timeout_seconds
+    )
+    track_connections(engine)
     manager = load_plugins(settings, plugins)
     feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
     sessions = create_sessionmaker(
@@ -139,6 +144,9 @@ def create_app(
                 expose_headers=["X-Request-ID"],
                 max_age=600,
             ),
+            # Around authentication, whose token check needs the database too.
+            Middleware(RequestBudget, seconds=settings.request_timeout_seconds),
+            Middleware(DatabaseUnavailable),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
             Middleware(RequestScope, sessions=sessions),
         ],

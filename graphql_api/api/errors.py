@@ -13,6 +13,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.api.enums import described_enum
+from graphql_api.kernel.db import is_unavailable, one_line
 from graphql_api.kernel.errors import ErrorCode
 
 logger = logging.getLogger("graphql_api")
@@ -81,6 +82,10 @@ DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"
 """Only trusted documents run, and the request's ``query`` is none of them."""
 AMBIGUOUS_DOCUMENT = "AMBIGUOUS_DOCUMENT"
 """A request sends both a ``query`` and a ``documentId``."""
+TIMEOUT = "TIMEOUT"
+"""The request ran out of its time budget (``GRAPHQL_API_REQUEST_TIMEOUT_SECONDS``)."""
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+"""The database cannot be reached just now; the request may be sent again later."""
 
 
 class PublicError(GraphQLError):
@@ -88,6 +93,13 @@ class PublicError(GraphQLError):
 
     def __init__(self, message: str, code: str = BAD_USER_INPUT) -> None:
         super().__init__(message, extensions={"code": code})
+
+
+def unavailable_error() -> PublicError:
+    """The error of a request the database could not serve (no internals in it)."""
+    return PublicError(
+        "The database cannot be reached just now; try again shortly.", SERVICE_UNAVAILABLE
+    )
 
 
 def _is_internal(error: GraphQLError) -> bool:
@@ -102,7 +114,13 @@ def _is_internal(error: GraphQLError) -> bool:
 def log_internal_errors(errors: list[GraphQLError]) -> None:
     """Log server faults with their traceback; client mistakes are not the server's news."""
     for error in errors:
-        if _is_internal(error):
+        if not _is_internal(error):
+            continue
+        if error.extensions.get("code") == SERVICE_UNAVAILABLE:
+            # A condition of the moment, not a fault: one line, no traceback.
+            cause = one_line(error.original_error)  # type: ignore[arg-type]
+            logger.warning("the database is unavailable at %s: %s", error.path, cause)
+        else:
             logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
@@ -113,6 +131,11 @@ class MaskInternalErrors(MaskErrors):
         super().__init__(should_mask_error=_is_internal, error_message="Internal server error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if is_unavailable(error.original_error):  # type: ignore[arg-type]
+            unavailable = unavailable_error()
+            return GraphQLError(
+                unavailable.message, error.nodes, path=error.path, extensions=unavailable.extensions
+            )
         return GraphQLError(
             message=self.error_message,
             nodes=error.nodes,
@@ -140,7 +163,7 @@ def give_codes(errors: list[GraphQLError], context: ExecutionContext, max_tokens
 def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int) -> str:
     original = error.original_error
     if original is not None and not isinstance(original, GraphQLError):
-        return INTERNAL_SERVER_ERROR
+        return SERVICE_UNAVAILABLE if is_unavailable(original) else INTERNAL_SERVER_ERROR
     if isinstance(error, GraphQLSyntaxError):
         return LIMIT_EXCEEDED if _tokens_exceed(context.query or "", max_tokens) else PARSE_FAILED
     if error.path is not None:
