@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, PositiveFloat, ValidationInfo, field_validator
+from pydantic import BeforeValidator, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: PositiveFloat = 30.0
     """A GraphQL request over HTTP still running after this long is stopped and answered
     with ``TIMEOUT``; on PostgreSQL no statement of the service runs longer either."""
+    transaction_attempts: PositiveInt = 3
+    """Tries of a mutation that PostgreSQL aborted to break a deadlock or a serialization
+    conflict, before it is answered with ``CONFLICT``."""
     max_page_size: int = 100
     default_page_size: int = 20
     plugins: CommaSeparated = []
