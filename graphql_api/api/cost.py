@@ -40,7 +40,6 @@ from graphql import (
     GraphQLSkipDirective,
     InlineFragmentNode,
     NamedTypeNode,
-    OperationType,
     SelectionSetNode,
     get_named_type,
     get_nullable_type,
@@ -52,6 +51,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from graphql_api.api.errors import LIMIT_EXCEEDED, PublicError
 from graphql_api.settings import Settings
