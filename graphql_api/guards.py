@@ -58,7 +58,7 @@ class RequestBudget:
         leaving = asyncio.create_task(client.left.wait())
         try:
             await asyncio.wait(
-                {work, leaving}, timeout=deadline - loop.time(), return_when="FIRST_COMPLETED"
+                {work, leaving}, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             leaving.cancel()
