@@ -27,7 +27,9 @@ from graphql_api.body_limit import BodyLimit
 from graphql_api.endpoint import GraphQLEndpoint
 from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL, assets_route
 from graphql_api.graphiql.examples import PORTAL_EXAMPLES
+from graphql_api.guards import DatabaseUnavailable, RequestBudget
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.interruption import track_connections
 from graphql_api.kernel.requests import count_statements
 from graphql_api.migrations.runner import newest_revisions
 from graphql_api.monitoring.health import health_routes
@@ -105,7 +107,10 @@ def create_app(
     """
     settings = settings or Settings()
     documents = load_trusted_documents(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url, statement_timeout_seconds=settings.request_timeout_seconds
+    )
+    track_connections(engine)
     manager = load_plugins(settings, plugins)
     feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
     sessions = create_sessionmaker(
@@ -166,6 +171,10 @@ def create_app(
             *_cors(settings.cors_origins),
             # Before anything reads a body; inside CORS, so a browser can read the refusal.
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            # Around authentication, whose token check needs the database too; inside the
+            # body limit, since the budget reads the body whole.
+            Middleware(RequestBudget, seconds=settings.request_timeout_seconds),
+            Middleware(DatabaseUnavailable),
             Middleware(AuthenticationMiddleware, backend=backend, on_error=on_auth_error),
             Middleware(RequestScope, sessions=sessions),
         ],

@@ -89,7 +89,8 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
             answer.status = HTTPStatus(refused.status_code)
             response = Response(_refusal(answer.status, refused.reason))
         if response.media_type != "text/html":  # GraphiQL's page is no GraphQL response
-            response.status_code = answer.status
+            if response.status_code == HTTPStatus.OK:  # else the view chose (503)
+                response.status_code = answer.status
             response.headers["content-type"] = f"{answer.media_type}; charset=utf-8"
         await response(scope, receive, send)
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from graphql_api.app import load_plugins
-from graphql_api.kernel.db import create_engine
+from graphql_api.kernel.db import create_engine, one_line
 from graphql_api.migrations.runner import behind, newest_revisions
 from graphql_api.plugins.manager import PluginFailed
 from graphql_api.settings import ENV_PREFIX, Settings
@@ -71,7 +71,7 @@ async def _lagging(settings: Settings, newest: dict[str, set[str]]) -> list[str]
         return await behind(engine, newest)
     except Exception as error:  # whatever keeps the database from answering
         raise Refused(
-            f"cannot reach the database {_shown(settings)}: {_reason(error)}; check that it "
+            f"cannot reach the database {_shown(settings)}: {one_line(error)}; check that it "
             f"runs and that {ENV_PREFIX}DATABASE_URL names it"
         ) from None
     finally:
@@ -80,10 +80,3 @@ async def _lagging(settings: Settings, newest: dict[str, set[str]]) -> list[str]
 
 def _shown(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
-
-
-def _reason(error: Exception) -> str:
-    """The first line of what the driver said (SQLAlchemy wraps it as ``orig``)."""
-    cause = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__

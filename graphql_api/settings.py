@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ValidationInfo, field_validator
+from pydantic import BeforeValidator, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_body_bytes: int = 1_048_576
     """Largest request body; a larger one is refused with 413 before it is read whole."""
+    max_query_cost: int = 50_000
+    """Queries priced higher are refused before they run (docs/reliability.md, "Query cost")."""
+    request_timeout_seconds: PositiveFloat = 30.0
+    """A GraphQL request over HTTP still running after this long is stopped and answered
+    with ``TIMEOUT``; on PostgreSQL no statement of the service runs longer either."""
+    transaction_attempts: PositiveInt = 3
+    """Tries of a mutation that PostgreSQL aborted to break a deadlock or a serialization
+    conflict, before it is answered with ``CONFLICT``."""
     max_page_size: int = 100
     default_page_size: int = 20
     plugins: CommaSeparated = []

@@ -6,6 +6,7 @@ sharing one manifest."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import orjson
@@ -13,14 +14,14 @@ from cross_web import AsyncHTTPRequestAdapter, BaseRequestProtocol, HTTPExceptio
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
-from graphql_api.api.errors import PublicError
+from graphql_api.api.errors import SERVICE_UNAVAILABLE, PublicError
 from graphql_api.kernel.requests import current_request
 from graphql_api.trusted_documents import DocumentRefused, TrustedDocuments
 
@@ -85,6 +86,18 @@ class TrustedDocumentsView(GraphQL[ContextT, None]):
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        # The database could not serve the request: sending it again later may work.
+        errors = response_data.get("errors") if isinstance(response_data, dict) else None
+        if any(error["extensions"].get("code") == SERVICE_UNAVAILABLE for error in errors or []):
+            response.status_code = HTTPStatus.SERVICE_UNAVAILABLE
+        return response
 
     async def _document_id(self, request: AsyncHTTPRequestAdapter) -> str | None:
         """The request's ``documentId``, read where Strawberry read its ``query``."""

@@ -46,6 +46,13 @@ subscription Members($groupId: ID!, $after: Int) {
     eventId action source cause groupId contactId contact { lastName } group { name }
   }
 }"""
+COSTLY = """
+subscription Costly($groupId: ID!) {
+  membershipChanged(groupId: $groupId) {
+    group { members(first: 100) { nodes { groups { members(first: 100) { nodes { id } } } } } }
+  }
+}"""
+"""Each event would load a million members: over GRAPHQL_API_MAX_QUERY_COST."""
 GROUPS = """
 subscription Groups($groupId: ID, $after: Int) {
   groupChanged(groupId: $groupId, afterEventId: $after) {
@@ -296,6 +303,7 @@ async def test_subscriptions_refuse_what_a_query_would(live: Live):
         (MEMBERSHIPS, {"groupId": "nonsense"}, live.token, "INVALID_ID"),
         (MEMBERSHIPS, {"groupId": group, "after": -1}, live.token, "INVALID"),
         (GROUPS, {"groupId": "R3JvdXA6OTk5OTk="}, live.token, "NOT_FOUND"),
+        (COSTLY, {"groupId": group}, live.token, "LIMIT_EXCEEDED"),
     ]
     for document, variables, token, code in cases:
         message = await first_error(live, document, variables, token)

@@ -439,24 +439,44 @@ async def test_the_service_loop_polls_for_new_work(
     assert await statuses(sessions) == [DELIVERED]
 
 
+async def _loop_for(seconds: float, looping_worker: Worker) -> None:
+    """Run the worker's loop for ``seconds``, then stop it (which must end it at once)."""
+    stop = asyncio.Event()
+    looping = asyncio.create_task(looping_worker.run_forever(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    async with asyncio.timeout(5):
+        await looping
+
+
 async def test_a_failing_round_is_logged_and_retried_after_the_poll_interval(
     tmp_path: Path, courier: Courier, caplog: pytest.LogCaptureFixture
 ):
     broken = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-tables.sqlite3'}")
-    stop = asyncio.Event()
     caplog.set_level(logging.ERROR, logger="graphql_api.worker")
-    looping = asyncio.create_task(
-        worker(create_sessionmaker(broken), courier, outbox_poll_seconds=30).run_forever(stop)
-    )
-    await asyncio.sleep(0.3)
-    stop.set()
-    async with asyncio.timeout(5):
-        await looping
+    await _loop_for(0.3, worker(create_sessionmaker(broken), courier, outbox_poll_seconds=30))
     await broken.dispose()
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("ERROR", "worker round failed; trying again")
+        ("ERROR", "worker round failed; next try in 60 s")
     ]
-    assert caplog.records[0].exc_info is not None
+    assert caplog.records[0].exc_info is not None, "a fault of its own: with its traceback"
+
+
+async def test_an_unreachable_database_is_tried_again_ever_later_one_line_each(
+    courier: Courier, caplog: pytest.LogCaptureFixture
+):
+    """The database is away (a closed port): each failed round waits twice as long as the
+    one before, and says so in one line without a traceback."""
+    away = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
+    caplog.set_level(logging.INFO, logger="graphql_api.worker")
+    await _loop_for(1.0, worker(create_sessionmaker(away), courier, outbox_poll_seconds=0.01))
+    await away.dispose()
+    waits = [r.getMessage().rpartition("next try in ")[2] for r in caplog.records]
+    assert waits[:6] == ["0.02 s", "0.04 s", "0.08 s", "0.16 s", "0.32 s", "0.64 s"]
+    assert len(waits) <= 7, "without the backoff, hundreds of rounds"
+    for record in caplog.records:
+        assert record.levelname == "WARNING" and record.exc_info is None
+        assert record.getMessage().startswith("the database is unavailable (")
 
 
 async def test_the_loop_ends_at_once_when_stopped_before_it_starts(

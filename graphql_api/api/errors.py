@@ -13,6 +13,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.api.enums import described_enum
+from graphql_api.kernel.db import is_unavailable, one_line
 from graphql_api.kernel.errors import BrokenValue, ErrorCode
 
 logger = logging.getLogger("graphql_api")
@@ -87,6 +88,10 @@ DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"
 """Only trusted documents run, and the request's ``query`` is none of them."""
 AMBIGUOUS_DOCUMENT = "AMBIGUOUS_DOCUMENT"
 """A request sends both a ``query`` and a ``documentId``."""
+TIMEOUT = "TIMEOUT"
+"""The request ran out of its time budget (``GRAPHQL_API_REQUEST_TIMEOUT_SECONDS``)."""
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+"""The database cannot be reached just now; the request may be sent again later."""
 
 
 class PublicError(GraphQLError):
@@ -94,6 +99,13 @@ class PublicError(GraphQLError):
 
     def __init__(self, message: str, code: str = BAD_USER_INPUT) -> None:
         super().__init__(message, extensions={"code": code})
+
+
+def unavailable_error() -> PublicError:
+    """The error of a request the database could not serve (no internals in it)."""
+    return PublicError(
+        "The database cannot be reached just now; try again shortly.", SERVICE_UNAVAILABLE
+    )
 
 
 def _is_internal(error: GraphQLError) -> bool:
@@ -112,10 +124,16 @@ def log_internal_errors(errors: list[GraphQLError]) -> None:
     """Log server faults with their traceback, and stored values that cannot be used (an
     operator must mend them); client mistakes are not the server's news."""
     for error in errors:
-        if _is_internal(error):
-            logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
-        elif isinstance(error.original_error, BrokenValue):
+        if isinstance(error.original_error, BrokenValue):
             logger.warning("broken stored value at %s: %s", error.path, error.original_error)
+        elif not _is_internal(error):
+            continue
+        elif error.extensions.get("code") == SERVICE_UNAVAILABLE:
+            # A condition of the moment, not a fault: one line, no traceback.
+            cause = one_line(error.original_error)  # type: ignore[arg-type]
+            logger.warning("the database is unavailable at %s: %s", error.path, cause)
+        else:
+            logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
 class MaskInternalErrors(MaskErrors):
@@ -125,6 +143,11 @@ class MaskInternalErrors(MaskErrors):
         super().__init__(should_mask_error=_is_internal, error_message="Internal server error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if is_unavailable(error.original_error):  # type: ignore[arg-type]
+            unavailable = unavailable_error()
+            return GraphQLError(
+                unavailable.message, error.nodes, path=error.path, extensions=unavailable.extensions
+            )
         return GraphQLError(
             message=self.error_message,
             nodes=error.nodes,
@@ -154,7 +177,7 @@ def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int
     if isinstance(original, BrokenValue):
         return original.code
     if original is not None and not isinstance(original, GraphQLError):
-        return INTERNAL_SERVER_ERROR
+        return SERVICE_UNAVAILABLE if is_unavailable(original) else INTERNAL_SERVER_ERROR
     if isinstance(error, GraphQLSyntaxError):
         return LIMIT_EXCEEDED if _tokens_exceed(context.query or "", max_tokens) else PARSE_FAILED
     if error.path is not None:

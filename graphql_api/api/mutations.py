@@ -8,18 +8,22 @@ with :class:`ErrorPaths`, which argument carries which domain field, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.utils.str_converters import to_camel_case
 
 from graphql_api.api.context import Info
 from graphql_api.api.errors import UserError
+from graphql_api.kernel.db import is_retryable, sqlstate
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
+
+logger = logging.getLogger("graphql_api")
 
 CONFLICT_MESSAGE = "Another change got there first; nothing was changed. Try again."
 
@@ -72,18 +76,46 @@ async def run_mutation(
     """Run ``work`` in one transaction and build the payload from the fields it returns;
     on a ``UserInputError`` nothing is kept and the payload carries the errors alone."""
     try:
-        async with info.context.db.transaction() as session:
-            fields = await work(session)
+        fields = await _in_one_transaction(info, work)
         return payload(**fields, errors=[])
     except UserInputError as error:
         problems = error.problems
-    except IntegrityError:
-        # A concurrent request won a race the checks could not see (same name, same link).
+    except (IntegrityError, _GaveUp):
+        # A concurrent request won a race the checks could not see (same name, same link),
+        # or kept winning it.
         problems = (Problem((), ErrorCode.CONFLICT, CONFLICT_MESSAGE),)
     finally:
         # Values loaded before this change may be stale now; later fields load afresh.
         info.context.forget_loaded()
     return payload(errors=paths.user_errors(problems))
+
+
+class _GaveUp(Exception):
+    """Every attempt of a transaction was aborted by the database."""
+
+
+async def _in_one_transaction(
+    info: Info, work: Callable[[AsyncSession], Awaitable[Mapping[str, Any]]]
+) -> Mapping[str, Any]:
+    """``work`` in one transaction, run again while PostgreSQL aborts it to break a deadlock
+    or a serialization conflict, up to ``GRAPHQL_API_TRANSACTION_ATTEMPTS`` times in all:
+    the other transaction has gone on, so the next try usually passes."""
+    attempts = info.context.settings.transaction_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            async with info.context.db.transaction() as session:
+                return await work(session)
+        except DBAPIError as error:
+            if not is_retryable(error):
+                raise
+            logger.info(
+                "transaction aborted by the database (SQLSTATE %s), attempt %s of %s",
+                sqlstate(error),
+                attempt,
+                attempts,
+            )
+            info.context.forget_loaded()
+    raise _GaveUp
 
 
 def given_fields(input_object: Any) -> dict[str, Any]:

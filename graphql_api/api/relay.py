@@ -11,6 +11,7 @@ import strawberry
 from sqlalchemy import Select, func, select
 
 from graphql_api.api.context import Info
+from graphql_api.api.cost import LOADED_WITH_PARENT, PAGE_OF_CONNECTION, priced
 from graphql_api.api.errors import INVALID_CURSOR, PublicError
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, Page, encode_cursor, fetch_page
@@ -119,7 +120,7 @@ class PageInfo:
 
 @strawberry.type(description="One row of a page, with its cursor.")
 class Edge(Generic[NodeT]):
-    node: NodeT = strawberry.field(description="The row.")
+    node: NodeT = strawberry.field(description="The row.", metadata=LOADED_WITH_PARENT)
     key: strawberry.Private[tuple[Any, ...]]
 
     @strawberry.field(description="Opaque position of this row.")
@@ -130,15 +131,21 @@ class Edge(Generic[NodeT]):
 
 @strawberry.type(description="A page of a list that can be long, with cursor pagination.")
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]] = strawberry.field(description="The rows with their cursors.")
-    page_info: PageInfo = strawberry.field(description="Paging state.")
+    edges: list[Edge[NodeT]] = strawberry.field(
+        description="The rows with their cursors.", metadata=PAGE_OF_CONNECTION
+    )
+    page_info: PageInfo = strawberry.field(description="Paging state.", metadata=LOADED_WITH_PARENT)
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="The rows of this page, without cursors.")
+    @strawberry.field(
+        description="The rows of this page, without cursors.", metadata=PAGE_OF_CONNECTION
+    )
     def nodes(self) -> list[NodeT]:
         return [edge.node for edge in self.edges]
 
-    @strawberry.field(description="Number of rows in the whole list; costs one count query.")
+    @strawberry.field(
+        description="Number of rows in the whole list; costs one count query.", metadata=priced(1)
+    )
     async def total_count(self) -> int:
         return await self.count_total()
 

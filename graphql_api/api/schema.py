@@ -25,6 +25,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.enum import EnumValue
 
+from graphql_api.api.cost import QueryCostLimiter
 from graphql_api.api.errors import (
     ErrorCodeType,
     MaskInternalErrors,
@@ -155,7 +156,7 @@ def build_schema(
     settings: Settings, contributions: SchemaContributions | None = None
 ) -> strawberry.Schema:
     """The schema of one application: the core, every plugin's types and fields, and the
-    limits on query depth, aliases and tokens from ``settings``."""
+    limits on query depth, aliases, tokens and cost from ``settings``."""
     # The rules are made once: the validation cache is keyed by them, so rules made
     # afresh for every request would make every request miss it.
     limits = [
@@ -191,6 +192,7 @@ def build_schema(
                 CleanVariables,
                 OperationNameRequired,
                 lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+                lambda: QueryCostLimiter(settings),
                 MaskInternalErrors,
                 OperationBoundary,
                 RecordOperation,

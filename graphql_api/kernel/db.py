@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -97,17 +99,62 @@ def _unicode_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create the async engine, with SQLite tuned for a concurrent web service."""
+def create_engine(
+    url: str, *, statement_timeout_seconds: float | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """Create the async engine, with SQLite tuned for a concurrent web service;
+    ``statement_timeout_seconds`` bounds each statement on PostgreSQL (the server cancels
+    it), whatever happens to the client that sent it."""
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
+    if statement_timeout_seconds is not None:
+        milliseconds = str(max(1, round(statement_timeout_seconds * 1000)))
+        kwargs["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
     # No pre-ping: it costs a round trip on every checkout. A connection found dead is
     # invalidated with the rest of the pool when its statement fails, and the next
     # checkout connects afresh.
     return create_async_engine(url, **kwargs)
+
+
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL aborted the transaction to break a deadlock, or a serialization conflict:
+the same transaction, run again, may well succeed."""
+UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+"""PostgreSQL's connection exceptions, too many connections, and a server shutting down or
+terminating the connection (``pg_terminate_backend``)."""
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    """The SQLSTATE the driver reported (asyncpg names it ``sqlstate``, others ``pgcode``)."""
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether the database aborted a transaction that may succeed when run again."""
+    return isinstance(error, DBAPIError) and sqlstate(error) in RETRYABLE_SQLSTATES
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or dropped the connection (a
+    condition that passes), rather than that a statement was wrong (a fault)."""
+    if isinstance(error, DBAPIError):
+        code = sqlstate(error) or ""
+        return error.connection_invalidated or code.startswith(UNAVAILABLE_SQLSTATES)
+    # The pool had no connection to give in time, or connecting failed (the drivers raise
+    # the socket's own errors: refused, unreachable, timed out).
+    return isinstance(error, PoolTimeout | OSError)
+
+
+def one_line(error: BaseException) -> str:
+    """What the driver said, its first line (SQLAlchemy wraps it as ``orig``), for a log
+    line or an operator's message without a traceback."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def create_sessionmaker(

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.db import is_unavailable, one_line, utcnow
 from graphql_api.notifications.models import RETRYABLE, Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.settings import Settings
@@ -27,6 +27,8 @@ from graphql_api.settings import Settings
 logger = logging.getLogger("graphql_api.worker")
 
 MAX_ERROR_LENGTH = 2000
+MAX_BACKOFF_SECONDS = 60.0
+"""The longest wait between two rounds that failed, however many failed before."""
 
 
 class Deliverer(Protocol):
@@ -76,16 +78,36 @@ class Worker:
         return total
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set. A round that fails (the database is away, say)
+        is tried again after a wait that doubles with each failure, up to
+        ``MAX_BACKOFF_SECONDS``, with one log line for each."""
+        failures = 0
         while not stop.is_set():
             try:
                 handled = await self.run_once()
                 await self.purge()
-            except Exception:
-                logger.exception("worker round failed; trying again")
+                failures = 0
+            except Exception as error:
+                failures += 1
                 handled = 0
+                self._round_failed(error, self._backoff(failures))
             if not handled:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.outbox_poll_seconds)
+                    await asyncio.wait_for(stop.wait(), self._backoff(failures))
+
+    def _backoff(self, failures: int) -> float:
+        """The wait before the next round: the poll interval, doubled for each failure."""
+        poll = self.settings.outbox_poll_seconds
+        return min(poll * 2**failures, max(poll, MAX_BACKOFF_SECONDS))
+
+    @staticmethod
+    def _round_failed(error: Exception, wait: float) -> None:
+        if is_unavailable(error):
+            logger.warning(
+                "the database is unavailable (%s); next try in %.3g s", one_line(error), wait
+            )
+        else:
+            logger.exception("worker round failed; next try in %.3g s", wait)
 
     async def _claim(self) -> list[Claimed]:
         now = utcnow()

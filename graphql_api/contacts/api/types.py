@@ -9,6 +9,7 @@ import strawberry
 
 from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
+from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.contacts import models
@@ -51,7 +52,8 @@ class VisibleGroups:
 
     @strawberry.field(
         description="Dynamic and composite groups with showOnContact that the contact is in: "
-        "shown with the basic contact details (basis contactgegevens)."
+        "shown with the basic contact details (basis contactgegevens).",
+        metadata=READS_MEMBERSHIP,
     )
     async def derived(self, info: Info) -> list[GroupRef]:
         groups = await info.context.loader(load_groups_of_contacts).load(self.contact_id)
@@ -86,13 +88,16 @@ class Contact(Node):
     ) -> list[MembershipRef]:
         return await info.context.loader(load_memberships).load(root.id)
 
-    @strawberry.field(description="Every group the contact is in, by name.")
+    @strawberry.field(
+        description="Every group the contact is in, by name.", metadata=READS_MEMBERSHIP
+    )
     async def groups(self, root: strawberry.Parent[models.Contact], info: Info) -> list[GroupRef]:
         return await info.context.loader(load_groups_of_contacts).load(root.id)
 
     @strawberry.field(
         description="Roles in the neighbourhood approach (Rol in buurtaanpak) of the groups "
-        "the contact is in."
+        "the contact is in.",
+        metadata=READS_MEMBERSHIP,
     )
     async def neighbourhood_roles(
         self, root: strawberry.Parent[models.Contact], info: Info

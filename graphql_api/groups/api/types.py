@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy import select
 
 from graphql_api.api.context import Info
+from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import (
     After,
@@ -216,7 +217,8 @@ class Group(Node):
 
     @strawberry.field(
         description="Why a contact is a member: this group, then each group down to the static "
-        "group or dynamic filter that holds the contact. Null when it is not a member."
+        "group or dynamic filter that holds the contact. Null when it is not a member.",
+        metadata=READS_MEMBERSHIP,
     )
     async def membership_path(
         self,
@@ -259,7 +261,9 @@ class Group(Node):
             return None
         return info.context.roles.get(root.neighbourhood_role)  # type: ignore[return-value]
 
-    @strawberry.field(description="The members (leden), oldest contact first.")
+    @strawberry.field(
+        description="The members (leden), oldest contact first.", metadata=READS_MEMBERSHIP
+    )
     async def members(
         self,
         root: strawberry.Parent[models.Group],
@@ -277,11 +281,16 @@ class Group(Node):
             info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
         )
 
-    @strawberry.field(description="Number of members; one aggregate query for all groups asked.")
+    @strawberry.field(
+        description="Number of members; one aggregate query for all groups asked.",
+        metadata=READS_MEMBERSHIP,
+    )
     async def member_count(self, root: strawberry.Parent[models.Group], info: Info) -> int:
         return await info.context.loader(load_member_counts).load(root.id)
 
-    @strawberry.field(description="Whether the contact is a member of this group.")
+    @strawberry.field(
+        description="Whether the contact is a member of this group.", metadata=READS_MEMBERSHIP
+    )
     async def has_member(
         self,
         root: strawberry.Parent[models.Group],

@@ -11,6 +11,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from graphql_api.api.cost import QueryCostLimiter
 from graphql_api.api.errors import MaskInternalErrors
 from graphql_api.api.operation_name import OperationNameRequired
 from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
@@ -40,6 +41,7 @@ def build_portal_schema(settings: Settings) -> strawberry.Schema:
             lambda: AddValidationRules([CleanStringLiterals]),
             CleanVariables,
             OperationNameRequired,
+            lambda: QueryCostLimiter(settings),
             MaskInternalErrors,
         ],
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.api.access import guarded_field
 from graphql_api.api.context import Info
+from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.relay import After, Connection, First, paginate
 from graphql_api.contacts import models as contacts
 from graphql_api.groups.models import Group, Membership
@@ -80,6 +81,7 @@ class RolePlugin:
                 f"Contacts holding the role {label!r} ({self.role.label('nl')}), oldest first.",
                 resolver=holders,
                 name=self.holders_field,
+                metadata=READS_MEMBERSHIP,
             )
         ]
 
@@ -94,6 +96,7 @@ class RolePlugin:
             strawberry.field(
                 resolver=flag,
                 name=self.flag_field,
+                metadata=READS_MEMBERSHIP,
                 description=f"Whether the contact holds the role {self.role.label('en')!r} "
                 f"({self.role.label('nl')}).",
             )
