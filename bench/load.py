@@ -376,7 +376,8 @@ def faults_in(log: IO[str]) -> Counter[str]:
     for line in log:
         entry = json.loads(line) if line.startswith("{") else {}
         if entry.get("level") == "ERROR" and "exception" in entry:
-            raised = [line for line in entry["exception"].splitlines() if re.match(r"\w", line)]
+            lines = entry["exception"].splitlines()
+            raised = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
             name, _, message = raised[-1].partition(": ")
             message = re.sub(r"^\([\w.]+\) ", "", message)  # the driver's class, for once
             faults[f"{name.rsplit('.', 1)[-1]}: {message[:80]}"] += 1

@@ -15,7 +15,7 @@ Fixtures:
 - ``server``: a real ``graphql-api serve`` on the test database, with the demo data and a
   user's token, one per test module; ``server_env`` the environment its commands run with,
   for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
-  environment.
+  environment (``log=`` a file for its log).
 
 Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
 ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with ``GROUP_FIELDS``),
