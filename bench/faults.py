@@ -72,6 +72,7 @@ MAILS = 300
 """New members e-mailed in the worker rounds."""
 WAIT = 60.0
 """Seconds anything may take before a round fails rather than hangs."""
+COUNT = "query($id: ID!) { group(id: $id) { memberCount } }"
 
 
 async def insert_contacts(database_url: str, count: int, **values: Any) -> list[str]:
@@ -100,7 +101,7 @@ class BulkOutcome:
     outcomes: Counter[str] = field(default_factory=Counter)
     """Rounds whose group ended with all the contacts, none, or some (a failure)."""
     problems: list[str] = field(default_factory=list)
-    """Invariants broken afterwards (bench/load.py), and what a round got wrong."""
+    """Invariants broken afterwards (bench/load.py's)."""
     request_seconds: float = 0.0
 
 
@@ -135,9 +136,6 @@ async def bulk_crashes(database_url: str, rounds: int) -> BulkOutcome:
                     result.outcomes[{0: "none", BULK: "all"}.get(count, "some")] += 1
                 result.problems, _ = await invariant_problems(client, database_url, env)
     return result
-
-
-COUNT = "query($id: ID!) { group(id: $id) { memberCount } }"
 
 
 class Inbox:
