@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graphql_api.kernel.access import SYSTEM, Forbidden, Principal
 from graphql_api.kernel.db import create_engine, create_sessionmaker, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
-from graphql_api.testing import GraphQLClient, empty_tables, make_user
+from graphql_api.testing import GraphQLClient, empty_tables, make_user, refused
 from graphql_api.users.accounts import create_user, development_principal, list_users
 from graphql_api.users.models import ApiToken, AuditEntry, User
 from graphql_api.users.staff_roles import role_named
@@ -344,6 +344,14 @@ async def test_bad_token_values_are_refused_with_their_field_and_reason(sessions
     assert await token_refusal(sessions, actor, {"name": "t", "expires_at": far}) == (
         Problem(("expires_at",), ErrorCode.INVALID, "A token lives at most three years."),
     )
+    naive = {"name": "t", "expires_at": datetime(2030, 1, 1)}
+    assert await token_refusal(sessions, actor, naive) == (
+        Problem(
+            ("expires_at",),
+            ErrorCode.INVALID,
+            "The expiry needs its time zone, e.g. 2030-01-01T00:00:00Z.",
+        ),
+    )
     assert await token_refusal(sessions, actor, {"name": " "}) == (
         Problem(("name",), ErrorCode.REQUIRED, "name is required."),
     )
@@ -445,3 +453,14 @@ async def test_last_used_is_written_when_older_than_asked(sessions: Sessions):
     async with sessions() as session, session.begin():
         await session.execute(update(ApiToken).values(last_used_at=first - timedelta(minutes=2)))
     assert await use(timedelta(minutes=1)) > first - timedelta(minutes=2)
+
+
+async def test_an_expiry_without_a_time_zone_is_refused_not_a_server_fault(
+    app: Any, client: GraphQLClient
+):
+    """Found by tests/test_fuzz.py: a date alone parsed as a time without a zone, which
+    could not be compared with now."""
+    mutation = 'mutation($e: DateTime) { createApiToken(input: {name: "t", expiresAt: $e}) { errors { field code } } }'
+    for expiry in ["9999-12-31", "2030-01-01T00:00:00"]:
+        errors = await refused(app, client, mutation, {"e": expiry})
+        assert errors == [{"field": ["input", "expiresAt"], "code": "INVALID"}]

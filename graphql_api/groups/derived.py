@@ -166,7 +166,9 @@ async def _store(session: AsyncSession, entered: Pairs, left: Pairs) -> None:
     by_group: dict[int, list[int]] = defaultdict(list)
     for g, c in left:
         by_group[g].append(c)
-    for group_id, contacts in by_group.items():
+    # Rows and counts are locked in group order, so two transactions refreshing the same
+    # groups wait for each other instead of deadlocking.
+    for group_id, contacts in sorted(by_group.items()):
         for start in range(0, len(contacts), CHUNK):
             await session.execute(
                 delete(DerivedMembership).where(
@@ -179,7 +181,7 @@ async def _store(session: AsyncSession, entered: Pairs, left: Pairs) -> None:
         change[g] += 1
     for g, _ in left:
         change[g] -= 1
-    for group_id, delta in change.items():
+    for group_id, delta in sorted(change.items()):
         if delta:
             await session.execute(
                 update(Group)

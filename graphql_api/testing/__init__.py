@@ -15,7 +15,7 @@ Fixtures:
 - ``server``: a real ``graphql-api serve`` on the test database, with the demo data and a
   user's token, one per test module; ``server_env`` the environment its commands run with,
   for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
-  environment.
+  environment (``log=`` a file for its log).
 
 Documents, for the tests that look at the answer themselves: ``CREATE_GROUP``,
 ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with ``GROUP_FIELDS``),
@@ -45,7 +45,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -203,15 +203,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(env: Mapping[str, str], *arguments: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(
+    env: Mapping[str, str], *arguments: str, log: IO[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`graphql-api serve` (with more ``arguments``) on a free port, until the block ends:
-    its URL and process (whose stderr is the log, to read once the block is over)."""
+    its URL and process. Its log goes to the file ``log``, or else to the process's stderr,
+    to read once the block is over; a server that logs more than a pipe holds (64 KiB)
+    stops until it is read, so a long or loud run gives a file."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), *arguments],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -143,7 +143,14 @@ async def create_api_token(
     )
     expires_at = values.get("expires_at")
     now = utcnow()
-    if expires_at is not None and expires_at <= now:
+    if expires_at is not None and expires_at.utcoffset() is None:
+        # An instant needs its offset: "2030-01-01" could be any of 26 hours.
+        problems.add(
+            ["expires_at"],
+            ErrorCode.INVALID,
+            "The expiry needs its time zone, e.g. 2030-01-01T00:00:00Z.",
+        )
+    elif expires_at is not None and expires_at <= now:
         problems.add(["expires_at"], ErrorCode.INVALID, "The expiry must lie in the future.")
     elif expires_at is not None and expires_at > now + LONGEST_LIFETIME:
         problems.add(["expires_at"], ErrorCode.INVALID, "A token lives at most three years.")

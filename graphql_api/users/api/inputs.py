@@ -45,7 +45,9 @@ class StaffRoleInput:
 class CreateApiTokenInput:
     name: str = strawberry.field(description="What it is for, e.g. 'website sync'.")
     expires_at: datetime | None = strawberry.field(
-        default=None, description="When it stops working (at most three years ahead); null never."
+        default=None,
+        description="When it stops working, with its time zone (`2030-01-01T00:00:00Z`), at "
+        "most three years ahead; null never.",
     )
     permissions: list[str] | None = strawberry.field(
         default=None,
