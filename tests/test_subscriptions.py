@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -72,11 +71,11 @@ class Live:
     app: Any
 
 
-def _environment(database_url: str) -> dict[str, str]:
+@pytest.fixture
+def live_env(server_env: dict[str, str]) -> dict[str, str]:
+    """The kit's server environment, without the in-process worker."""
     return {
-        **os.environ,
-        "GRAPHQL_API_DATABASE_URL": database_url,
-        "GRAPHQL_API_DEV_MODE": "false",
+        **server_env,
         "GRAPHQL_API_OUTBOX_IN_PROCESS_WORKER": "false",
         # SQLite has no notifications: another process's commits are found by polling.
         "GRAPHQL_API_FEED_POLL_SECONDS": "0.2",
@@ -84,10 +83,10 @@ def _environment(database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def live(database_url: str, app_factory: Callable[..., Any]) -> AsyncIterator[Live]:
+async def live(live_env: dict[str, str], app_factory: Callable[..., Any]) -> AsyncIterator[Live]:
     app = app_factory()
     _, token = await make_user(app, "Sanne de Vries", "sanne@example.coop", admin=True)
-    with serving(_environment(database_url)) as (url, _):
+    with serving(live_env) as (url, _):
         async with (
             httpx.AsyncClient(base_url=url, timeout=30) as remote,
             httpx.AsyncClient(
@@ -312,7 +311,7 @@ async def test_subscriptions_refuse_what_a_query_would(live: Live):
 
 
 async def test_several_serve_processes_deliver_each_event_once(
-    database_url: str, app_factory: Callable[..., Any]
+    live_env: dict[str, str], app_factory: Callable[..., Any]
 ):
     """`serve --workers 2`: two processes answer, and their outbox workers share the
     deliveries (SKIP LOCKED on PostgreSQL, one writer at a time on SQLite): every new
@@ -320,7 +319,7 @@ async def test_several_serve_processes_deliver_each_event_once(
     app = app_factory()
     _, token = await make_user(app, "Sanne de Vries", "sanne@example.coop", admin=True)
     env = {
-        **_environment(database_url),
+        **live_env,
         "GRAPHQL_API_OUTBOX_IN_PROCESS_WORKER": "true",
         "GRAPHQL_API_OUTBOX_POLL_SECONDS": "0.1",
         "GRAPHQL_API_SMTP_CATCH": "true",

@@ -76,14 +76,14 @@ class Context:
     roles: Mapping[str, RoleDefinition]
     filter_fields: Mapping[str, FilterField]
     """What filter conditions can test: the core's fields and the plugins'."""
+    events: EventFeed
+    """The committed outbox events, which subscriptions follow."""
     plugin_infos: Sequence[Any] = ()
     """What ``plugins`` reports: the manager's ``PluginInfo`` of each plugin."""
     access_changed: Callable[[], None] = lambda: None
     """Call after changing who may do what, so this process forgets the tokens it checked."""
     connection_params: dict[str, Any] | None = None
     """A WebSocket client's ``connection_init`` payload (Strawberry fills it in)."""
-    events: EventFeed | None = None
-    """The committed outbox events, which subscriptions follow."""
     _loaders: dict[LoadFn, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def forget_loaded(self) -> None:
