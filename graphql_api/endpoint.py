@@ -10,28 +10,34 @@ refused before GraphQL (not JSON, a wrong method) answer with an error and a cod
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, parse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
+from graphql_api.api.compiled import CompiledReads, NotCompiled, Plan
 from graphql_api.api.context import Context
+from graphql_api.api.cost import query_cost
 from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
+from graphql_api.api.text_inputs import variables_problem
 from graphql_api.auth.backend import TokenBackend, bearer_token
 from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL
 from graphql_api.graphiql.examples import STAFF_EXAMPLES
 from graphql_api.kernel.access import NOBODY
+from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugins.manager import Plugins
 from graphql_api.request_json import decode_request_json
@@ -40,6 +46,9 @@ from graphql_api.trusted_documents import TrustedDocuments
 from graphql_api.trusted_view import TrustedDocumentsView
 from graphql_api.users.tokens import UNKNOWN_TOKEN
 
+logger = logging.getLogger("graphql_api")
+
+COMPILED_READ_DIFFERS = "The planned answer differs from the resolvers' (compiled_reads=check)."
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
@@ -76,6 +85,7 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         self.backend = backend
         self.events = events
         self.graphiql = GraphiQLPage("Staff API", STAFF_EXAMPLES)
+        self.reads = CompiledReads(self.schema._schema, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +103,74 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
                 response.status_code = answer.status
             response.headers["content-type"] = f"{answer.media_type}; charset=utf-8"
         await response(scope, receive, send)
+
+    async def execute_resolved(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """A query planned before is answered by its plan (``api.compiled``); any other
+        runs through the resolvers, and a query that ran cleanly is planned for next time."""
+        if not isinstance(request_data, GraphQLRequestData) or request_data.query is None:
+            return await super().execute_resolved(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        query, name = request_data.query, request_data.operation_name
+        mode = self.settings.compiled_reads
+        plan = self.reads.plan_for(query, name) if mode == "on" else None
+        if plan is not None:
+            data = await self._planned(plan, request_data.variables, context)
+            if data is not None:
+                return ExecutionResult(data=data, errors=None)
+        result = await super().execute_resolved(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if mode == "off" or not isinstance(result, ExecutionResult) or result.errors:
+            return result
+        if result.data and not self.reads.known(query, name):
+            self.reads.learn(parse(query), query, name)
+        plan = self.reads.plan_for(query, name) if mode == "check" else None
+        if plan is not None:
+            data = await self._planned(plan, request_data.variables, context)
+            if data is not None and data != result.data:
+                logger.error("compiled read differs: %s\n%r\n%r", query, result.data, data)
+                return ExecutionResult(data=None, errors=[GraphQLError(COMPILED_READ_DIFFERS)])
+        return result
+
+    async def _planned(
+        self, plan: Plan, variables: dict[str, Any] | None, context: Context
+    ) -> dict[str, Any] | None:
+        """The data of one request of a planned query; None leaves it to the resolvers."""
+        if variables_problem(variables or {}) is not None:
+            return None
+        try:
+            coerced = self.reads.variables(plan, variables)
+            if plan.priced_by_variables:
+                cost = query_cost(
+                    self.schema._schema,
+                    plan.document,
+                    plan.operation_name,
+                    variables,
+                    self.settings,
+                )
+                if cost is None or cost > self.settings.max_query_cost:
+                    return None
+            engine = context.db.session.bind
+            async with engine.connect() as connection:
+                # One statement per level, each seeing what was committed before it, as in
+                # a READ COMMITTED transaction; without one, no BEGIN and ROLLBACK round trip.
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                data = await self.reads.answer(plan, coerced, context.principal, connection)
+        except (NotCompiled, SQLAlchemyError):
+            return None  # the resolvers answer, or report, the same request
+        record = current_request()
+        if record is not None:
+            record.operation, record.outcome = plan.operation_name or "anonymous", "ok"
+        return data
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)

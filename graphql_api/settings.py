@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_body_bytes: int = 1_048_576
     """Largest request body; a larger one is refused with 413 before it is read whole."""
+    compiled_reads: Literal["on", "off", "check"] = "on"
+    """``on``: a query that ran cleanly once is planned, and answered from then on by one
+    SQL statement per level (docs/performance.md); ``off``: every query runs through the
+    resolvers; ``check``: both run and must agree (the test suite's mode)."""
     max_query_cost: int = 50_000
     """Queries priced higher are refused before they run (docs/reliability.md, "Query cost")."""
     request_timeout_seconds: PositiveFloat = 30.0

@@ -83,6 +83,20 @@ class TrustedDocumentsView(GraphQL[ContextT, None]):
                 request_data.query = self.documents.document(request_data.query, document_id)
             except DocumentRefused as refused:
                 return _refused(refused, request_data.operation_name)
+        return await self.execute_resolved(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def execute_resolved(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: ContextT,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Run a request whose document is known: ``request_data.query`` is its text."""
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )

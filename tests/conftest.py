@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Every clean query the suite runs is also answered by its compiled plan, and the two
+# answers must agree (graphql_api.api.compiled).
+os.environ.setdefault("GRAPHQL_API_COMPILED_READS", "check")
+
 hypothesis_defaults = settings.get_profile("default")  # Hypothesis' own, whatever CI says
 settings.register_profile("default", hypothesis_defaults, max_examples=25)
 settings.register_profile(

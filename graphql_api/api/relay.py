@@ -22,6 +22,8 @@ MAX_REPORTED_PROBLEMS = 20
 
 
 MAX_ID_LENGTH = 200
+GLOBAL_ID = "relay.global_id"
+"""Key of ``global_id_field``'s metadata: the type name its id is encoded with."""
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
@@ -96,7 +98,9 @@ def global_id_field(type_name: str) -> Any:
     def resolve(root: strawberry.Parent[Any]) -> strawberry.ID:
         return to_global_id(type_name, root.id)
 
-    return strawberry.field(resolver=resolve, description="Opaque global id.")
+    return strawberry.field(
+        resolver=resolve, description="Opaque global id.", metadata={GLOBAL_ID: type_name}
+    )
 
 
 def rows_of(model: type) -> Any:

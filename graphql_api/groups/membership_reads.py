@@ -139,8 +139,13 @@ async def members_query(
 ) -> Select[tuple[Contact]]:
     """The contacts in an existing group, read through the index of its stored rows."""
     group = await session.get(Group, group_id)
-    derived = group is not None and group.kind is not GroupKind.STATIC
-    rows = DerivedMembership if derived else Membership
+    return members_of(group_id, group.kind if group else GroupKind.STATIC, search)
+
+
+def members_of(group_id: int, kind: GroupKind, search: str | None = None) -> Select[tuple[Contact]]:
+    """The contacts in group ``group_id`` of ``kind``: a static group's links, or the
+    stored rows of a derived group's membership."""
+    rows = DerivedMembership if kind is not GroupKind.STATIC else Membership
     query = select(Contact).join(
         rows, and_(rows.contact_id == Contact.id, rows.group_id == group_id)
     )

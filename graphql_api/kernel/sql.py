@@ -16,7 +16,7 @@ from sqlalchemy import Boolean, Integer, String, TextClause, bindparam, column, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -84,9 +84,12 @@ class AnyOf(ColumnElement[bool]):
         ("ids", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[int], ids: Iterable[int]) -> None:
+    def __init__(self, column: ColumnElement[int], ids: Iterable[int] | BindParameter[Any]) -> None:
         self.column = column
-        self.ids = bindparam(None, [int(i) for i in ids], type_=IdList())
+        if isinstance(ids, BindParameter):
+            self.ids = ids
+        else:
+            self.ids = bindparam(None, [int(i) for i in ids], type_=IdList())
 
 
 @compiles(AnyOf, "postgresql")
@@ -100,6 +103,12 @@ def _any_of(element: AnyOf, compiler: Any, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({ids}))"
 
 
-def any_of(column: Any, ids: Iterable[int]) -> AnyOf:
-    """``column`` is one of ``ids`` (see ``AnyOf``)."""
+def any_of(column: Any, ids: Iterable[int] | BindParameter[Any]) -> AnyOf:
+    """``column`` is one of ``ids``, or of the ids later bound to ``id_list(name)``
+    (see ``AnyOf``)."""
     return AnyOf(column, ids)
+
+
+def id_list(name: str) -> BindParameter[Any]:
+    """A parameter named ``name`` for a list of ids, bound when the statement runs."""
+    return bindparam(name, type_=IdList())

@@ -3,12 +3,14 @@ a preview of a dynamic-group filter."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from graphql_api.api.access import guarded_field
+from graphql_api.api.compiled import ById, PageOf, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
@@ -29,6 +31,15 @@ ContactFilterInputRef = Annotated[
 CONTACTS_BY_ID = Ordering((models.Contact.id,))
 
 
+def _unfiltered(_: None, arguments: Mapping[str, Any]) -> tuple[Select[Any], Ordering] | None:
+    """``contacts`` without a filter, for compiled reads; a filter is the resolver's."""
+    if arguments.get("filter") is not None:
+        return None
+    query = select(models.Contact)
+    term = query_search(arguments.get("search"))
+    return (query.where(contact_search(term)) if term else query), CONTACTS_BY_ID
+
+
 async def _filtered(info: Info, query: Any, filter: Any) -> Any:
     """``query`` narrowed by a dynamic-group filter; a bad filter is a top-level error."""
     try:
@@ -41,7 +52,11 @@ async def _filtered(info: Info, query: Any, filter: Any) -> Any:
 
 @strawberry.type
 class ContactQueries:
-    @guarded_field("contacts.view", "One contact by id; null when it does not exist.")
+    @guarded_field(
+        "contacts.view",
+        "One contact by id; null when it does not exist.",
+        metadata=compiled(ById(models.Contact, "Contact")),
+    )
     async def contact(
         self,
         info: Info,
@@ -53,6 +68,7 @@ class ContactQueries:
         "contacts.view",
         "Contacts, oldest first, optionally narrowed by a filter (to preview who "
         "a dynamic group would hold) and a search.",
+        metadata=compiled(PageOf(models.Contact, _unfiltered)),
     )
     async def contacts(
         self,
@@ -70,12 +86,12 @@ class ContactQueries:
         first: First = None,
         after: After = None,
     ) -> Connection[Contact]:
-        query = select(models.Contact)
-        if filter is not None:
-            query = await _filtered(info, query, filter)
-        term = query_search(search)
-        if term:
-            query = query.where(contact_search(term))
+        if filter is None:
+            query, ordering = _unfiltered(None, {"search": search})  # type: ignore[misc]
+        else:
+            query = await _filtered(info, select(models.Contact), filter)
+            term = query_search(search)
+            query, ordering = (query.where(contact_search(term)) if term else query), CONTACTS_BY_ID
         return await paginate(
-            info, query, CONTACTS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
+            info, query, ordering, first=first, after=after, key_of=lambda c: (c.id,)
         )

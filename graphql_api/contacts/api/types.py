@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graphql_api.api.access import guarded_field
+from graphql_api.api.compiled import Children, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
@@ -20,6 +21,7 @@ from graphql_api.contacts.api.loaders import (
 )
 from graphql_api.contacts.models import ContactKind
 from graphql_api.groups.models import GroupKind
+from graphql_api.groups.models import Membership as MembershipRow
 from graphql_api.portal.accounts import accounts_of_contacts
 
 if TYPE_CHECKING:
@@ -81,7 +83,8 @@ class Contact(Node):
     is_type_of = rows_of(models.Contact)
 
     @strawberry.field(
-        description="Explicit links to static groups (contactkoppelingen), oldest first."
+        description="Explicit links to static groups (contactkoppelingen), oldest first.",
+        metadata=compiled(Children(MembershipRow, "contact_id", ("member_since", "group_id"))),
     )
     async def memberships(
         self, root: strawberry.Parent[models.Contact], info: Info

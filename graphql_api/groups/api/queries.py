@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import Select
 
 from graphql_api.api.access import guarded_field
+from graphql_api.api.compiled import ById, PageOf, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.enums import described_enum
 from graphql_api.api.relay import After, Connection, First, paginate, query_id
@@ -16,6 +19,7 @@ from graphql_api.groups.api.inputs import GroupFilter
 from graphql_api.groups.api.types import Group
 from graphql_api.groups.listing import GROUP_ORDERINGS, GroupCriteria, GroupOrder, groups_query
 from graphql_api.groups.membership_reads import group_ids_of_contact
+from graphql_api.kernel.pagination import Ordering
 
 GroupOrderType = described_enum(
     GroupOrder,
@@ -29,9 +33,21 @@ GroupOrderType = described_enum(
 )
 
 
+def _listed(_: None, arguments: Mapping[str, Any]) -> tuple[Select[Any], Ordering] | None:
+    """``groups`` without a filter, for compiled reads; a filter is the resolver's."""
+    if arguments.get("filter") is not None:
+        return None
+    order = GroupOrder(arguments.get("orderBy") or GroupOrder.NAME_ASC)
+    return groups_query(GroupCriteria()), GROUP_ORDERINGS[order]
+
+
 @strawberry.type
 class GroupQueries:
-    @guarded_field("groups.view", "One group by id; null when it does not exist.")
+    @guarded_field(
+        "groups.view",
+        "One group by id; null when it does not exist.",
+        metadata=compiled(ById(models.Group, "Group")),
+    )
     async def group(
         self,
         info: Info,
@@ -39,7 +55,11 @@ class GroupQueries:
     ) -> Group | None:
         return await info.context.row(models.Group, query_id(id, "Group"))
 
-    @guarded_field("groups.view", "Groups (groepen), filtered and ordered, a page at a time.")
+    @guarded_field(
+        "groups.view",
+        "Groups (groepen), filtered and ordered, a page at a time.",
+        metadata=compiled(PageOf(models.Group, _listed)),
+    )
     async def groups(
         self,
         info: Info,

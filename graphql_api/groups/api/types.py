@@ -3,12 +3,14 @@ the enums they use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
+from graphql_api.api.compiled import PageOf, Reference, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
@@ -34,7 +36,7 @@ from graphql_api.groups.api.loaders import (
     load_used_by,
 )
 from graphql_api.groups.filters import stored_filter
-from graphql_api.groups.membership_reads import members_query, membership_path
+from graphql_api.groups.membership_reads import members_of, membership_path
 from graphql_api.groups.models import (
     CompositionMode,
     GroupKind,
@@ -103,6 +105,22 @@ MEMBERS_BY_ID = Ordering((contact_models.Contact.id,))
 HISTORY_NEWEST_FIRST = Ordering((models.MembershipEvent.id,), descending=True)
 
 
+def _members(group: models.Group, arguments: Mapping[str, Any]) -> tuple[Select[Any], Ordering]:
+    """``members``: the statement of a group's members, and their order."""
+    term = query_search(arguments.get("search"))
+    return members_of(group.id, group.kind, term), MEMBERS_BY_ID
+
+
+def _history(group: models.Group, _: Mapping[str, Any]) -> tuple[Select[Any], Ordering]:
+    """``history``: the statement of a group's membership events, and their order."""
+    query = select(models.MembershipEvent).where(models.MembershipEvent.group_id == group.id)
+    return query, HISTORY_NEWEST_FIRST
+
+
+def _user(key: str) -> dict[str, Any]:
+    return compiled(Reference(user_models.User, key))
+
+
 @strawberry.type(description="A contact explicitly linked to a static group (contactkoppeling).")
 class Membership:
     member_since: datetime = strawberry.field(
@@ -110,15 +128,23 @@ class Membership:
     )
     source: MembershipSourceType = strawberry.field(description="How the link was made.")
 
-    @strawberry.field(description="The static group.")
+    @strawberry.field(
+        description="The static group.", metadata=compiled(Reference(models.Group, "group_id"))
+    )
     async def group(self, root: strawberry.Parent[models.Membership], info: Info) -> Group:
         return await info.context.row(models.Group, root.group_id)
 
-    @strawberry.field(description="The linked contact.")
+    @strawberry.field(
+        description="The linked contact.",
+        metadata=compiled(Reference(contact_models.Contact, "contact_id")),
+    )
     async def contact(self, root: strawberry.Parent[models.Membership], info: Info) -> ContactRef:
         return await info.context.row(contact_models.Contact, root.contact_id)
 
-    @strawberry.field(description="Who made the link; null when the user no longer exists.")
+    @strawberry.field(
+        description="Who made the link; null when the user no longer exists.",
+        metadata=_user("added_by_id"),
+    )
     async def added_by(
         self, root: strawberry.Parent[models.Membership], info: Info
     ) -> UserRef | None:
@@ -137,13 +163,16 @@ class MembershipEvent(Node):
     )
     is_type_of = rows_of(models.MembershipEvent)
 
-    @strawberry.field(description="The contact added or removed.")
+    @strawberry.field(
+        description="The contact added or removed.",
+        metadata=compiled(Reference(contact_models.Contact, "contact_id")),
+    )
     async def contact(
         self, root: strawberry.Parent[models.MembershipEvent], info: Info
     ) -> ContactRef:
         return await info.context.row(contact_models.Contact, root.contact_id)
 
-    @strawberry.field(description="Who did it; null when unknown.")
+    @strawberry.field(description="Who did it; null when unknown.", metadata=_user("actor_id"))
     async def actor(
         self, root: strawberry.Parent[models.MembershipEvent], info: Info
     ) -> UserRef | None:
@@ -234,17 +263,25 @@ class Group(Node):
             return None
         return await info.context.loader(load_by_id(models.Group)).load_many(path)
 
-    @strawberry.field(description="Owner and point of contact (Verantwoordelijke).")
+    @strawberry.field(
+        description="Owner and point of contact (Verantwoordelijke).",
+        metadata=_user("responsible_id"),
+    )
     async def responsible(
         self, root: strawberry.Parent[models.Group], info: Info
     ) -> UserRef | None:
         return await info.context.row(user_models.User, root.responsible_id)
 
-    @strawberry.field(description="Who created the group (Gemaakt door).")
+    @strawberry.field(
+        description="Who created the group (Gemaakt door).", metadata=_user("created_by_id")
+    )
     async def created_by(self, root: strawberry.Parent[models.Group], info: Info) -> UserRef | None:
         return await info.context.row(user_models.User, root.created_by_id)
 
-    @strawberry.field(description="The template sent to new members when emailOnNewMember is on.")
+    @strawberry.field(
+        description="The template sent to new members when emailOnNewMember is on.",
+        metadata=compiled(Reference(template_models.EmailTemplate, "new_member_email_template_id")),
+    )
     async def new_member_email_template(
         self, root: strawberry.Parent[models.Group], info: Info
     ) -> EmailTemplateRef | None:
@@ -262,7 +299,11 @@ class Group(Node):
         return info.context.roles.get(root.neighbourhood_role)  # type: ignore[return-value]
 
     @strawberry.field(
-        description="The members (leden), oldest contact first.", metadata=READS_MEMBERSHIP
+        description="The members (leden), oldest contact first.",
+        metadata={
+            **READS_MEMBERSHIP,
+            **compiled(PageOf(contact_models.Contact, _members, parent_columns=("kind",))),
+        },
     )
     async def members(
         self,
@@ -275,10 +316,9 @@ class Group(Node):
             strawberry.argument(description="Case-insensitive text in name, e-mail or city."),
         ] = None,
     ) -> Connection[ContactRef]:
-        term = query_search(search)
-        query = await info.context.db.run(lambda session: members_query(session, root.id, term))
+        query, ordering = _members(root, {"search": search})
         return await paginate(
-            info, query, MEMBERS_BY_ID, first=first, after=after, key_of=lambda c: (c.id,)
+            info, query, ordering, first=first, after=after, key_of=lambda c: (c.id,)
         )
 
     @strawberry.field(
@@ -300,7 +340,10 @@ class Group(Node):
         pair = (root.id, query_id(contact_id, "Contact"))
         return await info.context.loader(load_has_member).load(pair)
 
-    @strawberry.field(description="Every add and remove of a member, newest first.")
+    @strawberry.field(
+        description="Every add and remove of a member, newest first.",
+        metadata=compiled(PageOf(models.MembershipEvent, _history)),
+    )
     async def history(
         self,
         root: strawberry.Parent[models.Group],
@@ -308,7 +351,7 @@ class Group(Node):
         first: First = None,
         after: After = None,
     ) -> Connection[MembershipEvent]:
-        query = select(models.MembershipEvent).where(models.MembershipEvent.group_id == root.id)
+        query, ordering = _history(root, {})
         return await paginate(
-            info, query, HISTORY_NEWEST_FIRST, first=first, after=after, key_of=lambda e: (e.id,)
+            info, query, ordering, first=first, after=after, key_of=lambda e: (e.id,)
         )

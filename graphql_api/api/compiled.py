@@ -1,0 +1,667 @@
+"""Compiled reads: a query planned once into one SQL statement per level, answered from rows.
+
+Resolving field by field costs graphql-core some microseconds per field, and a page of 100
+rows with five fields is 600 of them. A query document that asks only for what rows hold
+(columns, ids, rows referred to, children, pages) is instead planned once: each level of
+the query is one statement over the rows of the level above, selecting only the columns
+asked for, and the answer is built from the rows directly.
+
+What a plan cannot answer exactly as the resolvers would, it leaves to them: a document
+with directives, abstract types or fields without a compiled form is never planned, and a
+request of a planned document falls back whenever its variables, arguments, permissions
+or rows are not the plain case (an invalid id, a missing permission, a null where the
+schema promises a value, too high a cost). Reads change nothing, so falling back part way
+is safe. A document is planned only after it has once run without errors through the
+resolvers, with every validation rule, so a plan never answers what they would refuse.
+
+Fields get a compiled form through their ``metadata`` (``compiled(...)``): ``ById`` for a
+root field fetching one row, ``Reference`` for a row a column refers to, ``Children`` for
+the rows referring to their parent, ``PageOf`` for a connection. A field without a
+resolver whose name is a column of its parent's model is read from that column; an ``id``
+made by ``global_id_field`` is encoded from the ``id`` column.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution import VariableValues, get_argument_values, get_variable_values
+from graphql.utilities import get_operation_ast
+from sqlalchemy import Select, bindparam, func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.permission import PermissionExtension
+
+from graphql_api.api.access import Needs
+from graphql_api.api.cost import DEFINITION
+from graphql_api.api.errors import PublicError
+from graphql_api.api.relay import GLOBAL_ID, page_size, parse_global_id, to_global_id
+from graphql_api.kernel.access import Principal
+from graphql_api.kernel.pagination import InvalidCursor, Ordering, decode_cursor, encode_cursor
+from graphql_api.kernel.sql import any_of, id_list
+from graphql_api.settings import Settings
+
+COMPILED = "compiled.read"
+"""Key of a field's compiled form in its ``strawberry.field(metadata=...)``."""
+
+
+class NotCompiled(Exception):
+    """This document, or this request of it, is answered by the resolvers."""
+
+
+@dataclass(frozen=True)
+class ById:
+    """A root field: the ``model`` row whose global id (of ``type_name``) is the ``id``
+    argument; null when there is none."""
+
+    model: type
+    type_name: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The ``model`` row whose id the parent row's ``key`` column holds; null for none."""
+
+    model: type
+    key: str
+
+
+@dataclass(frozen=True)
+class Children:
+    """The ``model`` rows whose ``parent_key`` column holds the parent row's id, sorted by
+    the ``order`` columns."""
+
+    model: type
+    parent_key: str
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageOf:
+    """A connection: a page of ``query(parent row, arguments)`` (the parent None at the
+    root), which gives the statement and its ordering, or None to leave the arguments to
+    the resolver. Below the root it is planned for one parent row only."""
+
+    model: type
+    query: Callable[[Any, Mapping[str, Any]], tuple[Select[Any], Ordering] | None]
+    parent_columns: tuple[str, ...] = ()
+    """Columns of the parent row ``query`` reads."""
+
+
+Spec = ById | Reference | Children | PageOf
+
+
+def compiled(spec: Spec) -> dict[str, Any]:
+    """``metadata`` giving a field its compiled form."""
+    return {COMPILED: spec}
+
+
+# --- plans ---------------------------------------------------------------------------
+
+
+@dataclass
+class Leaf:
+    column: str
+    serialize: Callable[[Any], Any]
+    non_null: bool
+
+    def value(self, run: Run, row: Any) -> Any:
+        value = getattr(row, self.column)
+        if value is None:
+            if self.non_null:
+                raise NotCompiled("a null where the schema promises a value")
+            return None
+        return self.serialize(value)
+
+
+@dataclass
+class GlobalId:
+    type_name: str
+
+    def value(self, run: Run, row: Any) -> Any:
+        return to_global_id(self.type_name, row.id)
+
+
+@dataclass
+class Constant:
+    """``__typename``."""
+
+    name: str
+
+    def value(self, run: Run, row: Any) -> Any:
+        return self.name
+
+
+@dataclass
+class Level:
+    """The selection of one object type: the columns its rows need and what to answer."""
+
+    model: type
+    fields: list[tuple[str, Any]] = field(default_factory=list)
+    columns: dict[str, None] = field(default_factory=dict)
+
+    def answer(self, run: Run, row: Any) -> dict[str, Any]:
+        return {key: part.value(run, row) for key, part in self.fields}
+
+    def selected(self) -> list[Any]:
+        return [getattr(self.model, column) for column in self.columns]
+
+
+@dataclass
+class Load:
+    """A field whose rows come from a statement of their own, run once for every parent
+    row of its level."""
+
+    spec: Spec
+    definition: GraphQLField
+    node: FieldNode
+    non_null: bool
+    level: Level | None = None
+    connection: list[tuple[str, Any]] | None = None
+    counted: bool = False
+    """Whether the connection's ``totalCount`` is asked for."""
+
+    _statement: Select[Any] | None = None
+
+    def statement(self) -> Select[Any]:
+        """The statement of a ``ById``, ``Reference`` or ``Children`` load, built once:
+        only its parameters (``key``, ``ids``) change from request to request."""
+        if self._statement is None:
+            assert self.level is not None
+            spec = self.spec
+            model: Any = spec.model
+            selected = select(*self.level.selected())
+            if isinstance(spec, ById):
+                self._statement = selected.where(model.id == bindparam("key"))
+            elif isinstance(spec, Reference):
+                self._statement = selected.where(any_of(model.id, id_list("ids")))
+            else:
+                assert isinstance(spec, Children)
+                self._statement = selected.where(
+                    any_of(getattr(model, spec.parent_key), id_list("ids"))
+                ).order_by(*(getattr(model, column) for column in spec.order))
+        return self._statement
+
+    def value(self, run: Run, row: Any) -> Any:
+        loaded = run.loaded[id(self)]
+        spec = self.spec
+        if isinstance(spec, Reference):
+            target = loaded.get(getattr(row, spec.key))
+            return self._one(run, target)
+        if isinstance(spec, ById):
+            return self._one(run, loaded)
+        if isinstance(spec, Children):
+            assert self.level is not None
+            return [self.level.answer(run, child) for child in loaded.get(row.id, ())]
+        return _connection(self, run, loaded)
+
+    def _one(self, run: Run, target: Any) -> Any:
+        if target is None:
+            if self.non_null:
+                raise NotCompiled("a missing row where the schema promises one")
+            return None
+        assert self.level is not None
+        return self.level.answer(run, target)
+
+
+@dataclass
+class LoadedPage:
+    rows: list[Any]
+    keys: list[tuple[Any, ...]]
+    has_next_page: bool
+    has_previous_page: bool
+    total: int | None
+
+
+def _connection(load: Load, run: Run, page: LoadedPage) -> dict[str, Any]:
+    assert load.connection is not None and load.level is not None
+    level = load.level
+    answer: dict[str, Any] = {}
+    for key, part in load.connection:
+        kind, selection = part
+        if kind == "edges":
+            answer[key] = [
+                {
+                    edge_key: (
+                        level.answer(run, row)
+                        if edge_kind == "node"
+                        else encode_cursor(row_key)
+                        if edge_kind == "cursor"
+                        else edge_kind[1]
+                    )
+                    for edge_key, edge_kind in selection
+                }
+                for row, row_key in zip(page.rows, page.keys, strict=True)
+            ]
+        elif kind == "nodes":
+            answer[key] = [level.answer(run, row) for row in page.rows]
+        elif kind == "pageInfo":
+            answer[key] = {info_key: _page_info(page, name) for info_key, name in selection}
+        elif kind == "totalCount":
+            answer[key] = page.total
+        else:
+            answer[key] = selection
+    return answer
+
+
+def _page_info(page: LoadedPage, name: Any) -> Any:
+    if isinstance(name, tuple):  # __typename
+        return name[1]
+    if name == "hasNextPage":
+        return page.has_next_page
+    if name == "hasPreviousPage":
+        return page.has_previous_page
+    if not page.keys:
+        return None
+    return encode_cursor(page.keys[0] if name == "startCursor" else page.keys[-1])
+
+
+@dataclass
+class Plan:
+    """One operation of one document, planned."""
+
+    operation: Any
+    roots: list[tuple[str, Any]]
+    loads: list[tuple[Load, list[Load]]]
+    """Each root load, then the loads below it in the order they run (level by level)."""
+    permissions: frozenset[str]
+    document: DocumentNode
+    operation_name: str | None
+    priced_by_variables: bool
+    """Whether a page size comes from a variable, so the cost is priced per request."""
+
+
+# --- planning --------------------------------------------------------------------------
+
+
+class Planner:
+    """Plans the operations of one schema."""
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self.schema = schema
+
+    def plan(self, document: DocumentNode, operation_name: str | None) -> Plan:
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            raise NotCompiled("not one query")
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.fragments = fragments
+        self.permissions: set[str] = set()
+        self.priced_by_variables = False
+        root_type = self.schema.query_type
+        assert root_type is not None
+        roots: list[tuple[str, Any]] = []
+        loads: list[tuple[Load, list[Load]]] = []
+        for key, nodes in self._collect(root_type, [operation.selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                roots.append((key, Constant(root_type.name)))
+                continue
+            definition = root_type.fields.get(name)
+            if definition is None:
+                raise NotCompiled("introspection")
+            spec = self._spec(definition)
+            if not isinstance(spec, ById | PageOf):
+                raise NotCompiled(f"root field {name} has no compiled form")
+            load = self._load(spec, definition, nodes)
+            below: list[Load] = []
+            self._below(load, below)
+            roots.append((key, load))
+            loads.append((load, below))
+        return Plan(
+            operation,
+            roots,
+            loads,
+            frozenset(self.permissions),
+            document,
+            operation_name,
+            self.priced_by_variables,
+        )
+
+    def _below(self, load: Load, into: list[Load]) -> None:
+        """The loads under ``load``, breadth first: each runs after the level above it."""
+        assert load.level is not None
+        children = [part for _, part in load.level.fields if isinstance(part, Load)]
+        into.extend(children)
+        for child in children:
+            self._below(child, into)
+
+    def _spec(self, definition: GraphQLField) -> Spec | None:
+        strawberry_field = definition.extensions.get(DEFINITION)
+        if strawberry_field is None:
+            raise NotCompiled("a field Strawberry did not make")
+        for extension in strawberry_field.extensions:
+            if not isinstance(extension, PermissionExtension):
+                raise NotCompiled("a field extension")
+            for permission in extension.permissions:
+                if not isinstance(permission, Needs):
+                    raise NotCompiled("a permission class")
+                self.permissions.add(permission.permission)
+        if strawberry_field.permission_classes:
+            raise NotCompiled("a permission class")
+        return strawberry_field.metadata.get(COMPILED)
+
+    def _load(self, spec: Spec, definition: GraphQLField, nodes: list[FieldNode]) -> Load:
+        output = definition.type
+        load = Load(spec, definition, nodes[0], non_null=is_non_null_type(output))
+        named = get_named_type(output)
+        if not is_object_type(named):
+            raise NotCompiled("an abstract type")
+        if isinstance(spec, PageOf):
+            self.priced_by_variables |= any(
+                isinstance(argument.value, VariableNode) for argument in nodes[0].arguments or ()
+            )
+            load.level = Level(spec.model)
+            load.connection = self._connection(load, named, nodes)
+        else:
+            if is_list_type(get_nullable_type(output)) != isinstance(spec, Children):
+                raise NotCompiled("a list where one row was expected, or the reverse")
+            load.level = self._level(spec.model, named, _sub(nodes))
+            if isinstance(spec, Children):
+                load.level.columns[spec.parent_key] = None
+        return load
+
+    def _connection(
+        self, load: Load, connection: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> list[tuple[str, Any]]:
+        assert load.level is not None and isinstance(load.spec, PageOf)
+        parts: list[tuple[str, Any]] = []
+        node_sets: list[SelectionSetNode] = []
+        for key, field_nodes in self._collect(connection, _sub(nodes)).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                parts.append((key, ("__typename", connection.name)))
+            elif name == "edges":
+                edge_type = get_named_type(connection.fields[name].type)
+                edge: list[tuple[str, Any]] = []
+                for edge_key, edge_nodes in self._collect(edge_type, _sub(field_nodes)).items():
+                    edge_name = edge_nodes[0].name.value
+                    if edge_name == "node":
+                        node_sets.extend(_sub(edge_nodes))
+                        edge.append((edge_key, "node"))
+                    elif edge_name == "cursor":
+                        edge.append((edge_key, "cursor"))
+                    else:
+                        edge.append((edge_key, ("__typename", edge_type.name)))
+                parts.append((key, ("edges", edge)))
+            elif name == "nodes":
+                node_sets.extend(_sub(field_nodes))
+                parts.append((key, ("nodes", None)))
+            elif name == "pageInfo":
+                info_type = get_named_type(connection.fields[name].type)
+                names = [
+                    (
+                        info_key,
+                        n[0].name.value
+                        if n[0].name.value != "__typename"
+                        else ("__typename", info_type.name),
+                    )
+                    for info_key, n in self._collect(info_type, _sub(field_nodes)).items()
+                ]
+                parts.append((key, ("pageInfo", names)))
+            elif name == "totalCount":
+                load.counted = True
+                parts.append((key, ("totalCount", None)))
+            else:
+                raise NotCompiled(f"connection field {name}")
+        node_type = get_named_type(connection.fields["edges"].type)
+        node_type = get_named_type(node_type.fields["node"].type)  # type: ignore[attr-defined]
+        load.level = self._level(load.spec.model, node_type, node_sets)
+        return parts
+
+    def _level(
+        self, model: type, object_type: Any, selection_sets: list[SelectionSetNode]
+    ) -> Level:
+        if not is_object_type(object_type):
+            raise NotCompiled("an abstract type")
+        columns = {attribute.key for attribute in inspect(model).column_attrs}
+        level = Level(model)
+        if "id" in columns:
+            level.columns["id"] = None
+        for key, nodes in self._collect(object_type, selection_sets).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                level.fields.append((key, Constant(object_type.name)))
+                continue
+            definition = object_type.fields[name]
+            spec = self._spec(definition)
+            strawberry_field = definition.extensions[DEFINITION]
+            if spec is not None:
+                if isinstance(spec, ById):
+                    raise NotCompiled("a root form below the root")
+                load = self._load(spec, definition, nodes)
+                if isinstance(spec, Reference):
+                    level.columns[spec.key] = None
+                if isinstance(spec, PageOf):
+                    level.columns.update(dict.fromkeys(spec.parent_columns))
+                level.fields.append((key, load))
+            elif GLOBAL_ID in strawberry_field.metadata:
+                level.fields.append((key, GlobalId(strawberry_field.metadata[GLOBAL_ID])))
+            elif (
+                strawberry_field.base_resolver is None
+                and strawberry_field.python_name in columns
+                and is_leaf_type(get_nullable_type(definition.type))
+            ):
+                column = strawberry_field.python_name
+                level.columns[column] = None
+                named = get_nullable_type(definition.type)
+                level.fields.append(
+                    (key, Leaf(column, named.serialize, is_non_null_type(definition.type)))
+                )
+            else:
+                raise NotCompiled(f"field {object_type.name}.{name}")
+        return level
+
+    def _collect(
+        self, object_type: Any, selection_sets: list[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        """The fields asked of ``object_type``, by response key, as execution collects
+        them; a directive anywhere leaves the document to the resolvers."""
+        fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        waiting = list(selection_sets)
+        pending = [s for selection_set in waiting for s in selection_set.selections]
+        while pending:
+            selection = pending.pop(0)
+            if selection.directives:
+                raise NotCompiled("a directive")
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+                continue
+            if isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments[selection.name.value]
+                condition, selection_set = fragment.type_condition, fragment.selection_set
+            else:
+                assert isinstance(selection, InlineFragmentNode)
+                condition, selection_set = selection.type_condition, selection.selection_set
+            if condition is not None and not self._applies(condition.name.value, object_type):
+                continue
+            pending[0:0] = selection_set.selections
+        return fields
+
+    def _applies(self, condition: str, object_type: GraphQLObjectType) -> bool:
+        named = self.schema.get_type(condition)
+        if named is object_type:
+            return True
+        return any(interface is named for interface in object_type.interfaces)
+
+
+def _sub(nodes: list[FieldNode]) -> list[SelectionSetNode]:
+    return [node.selection_set for node in nodes if node.selection_set is not None]
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+class Run:
+    """One request of a plan: its variables, and the rows each load fetched."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        plan: Plan,
+        variables: Any,
+        connection: AsyncConnection,
+        settings: Settings,
+    ) -> None:
+        self.schema = schema
+        self.plan = plan
+        self.variables = variables
+        self.connection = connection
+        self.settings = settings
+        self.loaded: dict[int, Any] = {}
+        self.parents: dict[int, list[Any]] = {}
+
+    async def answer(self) -> dict[str, Any]:
+        for root, below in self.plan.loads:
+            await self._fetch(root, [None])
+            for load in below:
+                await self._fetch(load, self.parents[id(load)])
+        return {key: part.value(self, None) for key, part in self.plan.roots}
+
+    async def _fetch(self, load: Load, parents: list[Any]) -> None:
+        assert load.level is not None
+        spec = load.spec
+        rows: list[Any]
+        if isinstance(spec, ById):
+            global_id = get_argument_values(load.definition, load.node, self.variables)["id"]
+            parsed = parse_global_id(global_id)
+            if parsed is None or parsed[0] != spec.type_name:
+                raise NotCompiled("an invalid id")
+            rows = list(await self.connection.execute(load.statement(), {"key": parsed[1]}))
+            self.loaded[id(load)] = rows[0] if rows else None
+        elif isinstance(spec, Reference):
+            ids = list({getattr(p, spec.key) for p in parents} - {None})
+            rows = (
+                list(await self.connection.execute(load.statement(), {"ids": ids})) if ids else []
+            )
+            self.loaded[id(load)] = {row.id: row for row in rows}
+        elif isinstance(spec, Children):
+            ids = list({p.id for p in parents})
+            rows = (
+                list(await self.connection.execute(load.statement(), {"ids": ids})) if ids else []
+            )
+            grouped: dict[int, list[Any]] = defaultdict(list)
+            for row in rows:
+                grouped[getattr(row, spec.parent_key)].append(row)
+            self.loaded[id(load)] = grouped
+        else:
+            if len(parents) > 1:
+                raise NotCompiled("a page under more than one row")
+            arguments = get_argument_values(load.definition, load.node, self.variables)
+            page = await self._page(load, spec, parents[0], arguments)
+            self.loaded[id(load)] = page
+            rows = page.rows
+        for child in (part for _, part in load.level.fields if isinstance(part, Load)):
+            self.parents[id(child)] = rows
+
+    async def _page(
+        self, load: Load, spec: PageOf, parent: Any, arguments: Mapping[str, Any]
+    ) -> LoadedPage:
+        assert load.level is not None
+        try:
+            planned = spec.query(parent, arguments)
+            if planned is None:
+                raise NotCompiled("arguments the plan does not take")
+            whole, ordering = planned
+            size = page_size(
+                arguments.get("first"), self.settings.default_page_size, self.settings.max_page_size
+            )
+            after = arguments.get("after")
+            query = (
+                whole if after is None else ordering.after(whole, decode_cursor(after, ordering))
+            )
+        except (PublicError, InvalidCursor) as error:
+            raise NotCompiled("arguments the resolver refuses") from error
+        keys = [column.key for column in ordering.columns]
+        columns = {**load.level.columns, **dict.fromkeys(keys)}
+        selected = [getattr(spec.model, column) for column in columns]
+        statement = ordering.apply(query).with_only_columns(*selected).limit(size + 1)
+        rows = list(await self.connection.execute(statement))
+        total = None
+        if load.counted:
+            counting = select(func.count()).select_from(whole.order_by(None).subquery())
+            total = await self.connection.scalar(counting)
+        return LoadedPage(
+            rows=rows[:size],
+            keys=[tuple(getattr(row, key) for key in keys) for row in rows[:size]],
+            has_next_page=len(rows) > size,
+            has_previous_page=after is not None,
+            total=total,
+        )
+
+
+class CompiledReads:
+    """The plans of one schema, by document text and operation name."""
+
+    MAX_PLANS = 1000
+
+    def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.planner = Planner(schema)
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+
+    def plan_for(self, query: str, operation_name: str | None) -> Plan | None:
+        """The plan of a document that ran without errors before; None if it has none."""
+        key = (query, operation_name)
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+        return plan
+
+    def known(self, query: str, operation_name: str | None) -> bool:
+        return (query, operation_name) in self._plans
+
+    def learn(self, document: DocumentNode, query: str, operation_name: str | None) -> None:
+        """Plan a document that has just run without errors, or remember it has no plan."""
+        try:
+            plan: Plan | None = self.planner.plan(document, operation_name)
+        except NotCompiled:
+            plan = None
+        self._plans[(query, operation_name)] = plan
+        if len(self._plans) > self.MAX_PLANS:
+            self._plans.popitem(last=False)
+
+    def variables(self, plan: Plan, given: Mapping[str, Any] | None) -> VariableValues:
+        coerced = get_variable_values(
+            self.schema, plan.operation.variable_definitions or (), dict(given or {})
+        )
+        if not isinstance(coerced, VariableValues):
+            raise NotCompiled("variables that do not fit")
+        return coerced
+
+    async def answer(
+        self,
+        plan: Plan,
+        variables: VariableValues,
+        principal: Principal,
+        connection: AsyncConnection,
+    ) -> dict[str, Any]:
+        """The data of one request, or ``NotCompiled`` for the resolvers to answer it."""
+        if not all(principal.can(permission) for permission in plan.permissions):
+            raise NotCompiled("a permission the caller lacks")
+        return await Run(self.schema, plan, variables, connection, self.settings).answer()
