@@ -125,6 +125,11 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         if plan is not None:
             data = await self._planned(plan, request_data.variables, context)
             if data is not None:
+                record = current_request()
+                if record is not None:
+                    named = plan.operation.name
+                    record.operation = named.value if named else "anonymous"
+                    record.outcome = "ok"
                 return ExecutionResult(data=data, errors=None)
         result = await super().execute_resolved(
             request, request_adapter, request_data, context, root_value, sub_response
@@ -159,17 +164,9 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
                 )
                 if cost is None or cost > self.settings.max_query_cost:
                     return None
-            engine = context.db.session.bind
-            async with engine.connect() as connection:
-                # One statement per level, each seeing what was committed before it, as in
-                # a READ COMMITTED transaction; without one, no BEGIN and ROLLBACK round trip.
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                data = await self.reads.answer(plan, coerced, context.principal, connection)
+            data = await self.reads.answer(plan, coerced, context.principal, context.db.engine)
         except (NotCompiled, SQLAlchemyError):
             return None  # the resolvers answer, or report, the same request
-        record = current_request()
-        if record is not None:
-            record.operation, record.outcome = plan.operation_name or "anonymous", "ok"
         return data
 
     def decode_json(self, data: str | bytes) -> object:

@@ -1,6 +1,13 @@
-"""The number of SQL statements a request issues does not grow with the size of its answer."""
+"""The number of SQL statements a request issues does not grow with the size of its answer.
+
+These count the resolvers' statements (compiled reads off); test_compiled_reads counts the
+plans'."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import pytest
 
 from graphql_api.testing import (
     GraphQLClient,
@@ -11,6 +18,12 @@ from graphql_api.testing import (
     new_group_id,
     new_template_id,
 )
+
+
+@pytest.fixture
+async def app(app_factory: Any) -> Any:
+    return app_factory(compiled_reads="off")
+
 
 GROUPS_PAGE = """{
   groups(first: 50) {

@@ -50,7 +50,7 @@ from graphql import (
 from graphql.execution import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from sqlalchemy import Select, bindparam, func, inspect, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.permission import PermissionExtension
 
 from graphql_api.api.access import Needs
@@ -109,7 +109,16 @@ class PageOf:
     """Columns of the parent row ``query`` reads."""
 
 
-Spec = ById | Reference | Children | PageOf
+@dataclass(frozen=True)
+class FromColumns:
+    """A value ``compute(row)`` makes of the parent row's ``columns`` (a model property, a
+    maintained count)."""
+
+    columns: tuple[str, ...]
+    compute: Callable[[Any], Any]
+
+
+Spec = ById | Reference | Children | PageOf | FromColumns
 
 
 def compiled(spec: Spec) -> dict[str, Any]:
@@ -123,11 +132,27 @@ def compiled(spec: Spec) -> dict[str, Any]:
 @dataclass
 class Leaf:
     column: str
-    serialize: Callable[[Any], Any]
+    serialize: Callable[[Any], Any] | None
+    """None where the column's values are already what the scalar answers (text, flags)."""
     non_null: bool
 
     def value(self, run: Run, row: Any) -> Any:
         value = getattr(row, self.column)
+        if value is None:
+            if self.non_null:
+                raise NotCompiled("a null where the schema promises a value")
+            return None
+        return value if self.serialize is None else self.serialize(value)
+
+
+@dataclass
+class Computed:
+    compute: Callable[[Any], Any]
+    serialize: Callable[[Any], Any]
+    non_null: bool
+
+    def value(self, run: Run, row: Any) -> Any:
+        value = self.compute(row)
         if value is None:
             if self.non_null:
                 raise NotCompiled("a null where the schema promises a value")
@@ -161,11 +186,45 @@ class Level:
     fields: list[tuple[str, Any]] = field(default_factory=list)
     columns: dict[str, None] = field(default_factory=dict)
 
+    _answer: Callable[[Run, Any], dict[str, Any]] | None = None
+
     def answer(self, run: Run, row: Any) -> dict[str, Any]:
-        return {key: part.value(run, row) for key, part in self.fields}
+        if self._answer is None:
+            self._answer = _generated(self)
+        return self._answer(run, row)
 
     def selected(self) -> list[Any]:
         return [getattr(self.model, column) for column in self.columns]
+
+
+def _generated(level: Level) -> Callable[[Run, Any], dict[str, Any]]:
+    """``level.answer`` as one function of a row: a dict display reading each column,
+    without a call per field. Its names are column keys and GraphQL names, never input."""
+    namespace: dict[str, Any] = {"NotCompiled": NotCompiled, "to_global_id": to_global_id}
+    lines = ["def answer(run, row):"]
+    items = []
+    for index, (key, part) in enumerate(level.fields):
+        value = f"v{index}"
+        if isinstance(part, Leaf):
+            lines.append(f"    {value} = row.{part.column}")
+            if part.non_null:
+                lines.append(f"    if {value} is None: raise NotCompiled('a null for a non-null')")
+            expression = value
+            if part.serialize is not None:
+                namespace[f"serialize{index}"] = part.serialize
+                expression = f"serialize{index}({value})"
+                if not part.non_null:
+                    expression = f"None if {value} is None else {expression}"
+        elif isinstance(part, GlobalId):
+            namespace[f"type{index}"] = part.type_name
+            expression = f"to_global_id(type{index}, row.id)"
+        else:
+            namespace[f"part{index}"] = part
+            expression = f"part{index}.value(run, row)"
+        items.append(f"{key!r}: {expression}")
+    lines.append("    return {" + ", ".join(items) + "}")
+    exec("\n".join(lines), namespace)  # its names are checked above; no input text
+    return namespace["answer"]  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -324,7 +383,7 @@ class Planner:
             if definition is None:
                 raise NotCompiled("introspection")
             spec = self._spec(definition)
-            if not isinstance(spec, ById | PageOf):
+            if not isinstance(spec, ById | PageOf):  # a root field has no parent row
                 raise NotCompiled(f"root field {name} has no compiled form")
             load = self._load(spec, definition, nodes)
             below: list[Load] = []
@@ -449,7 +508,16 @@ class Planner:
             definition = object_type.fields[name]
             spec = self._spec(definition)
             strawberry_field = definition.extensions[DEFINITION]
-            if spec is not None:
+            if isinstance(spec, FromColumns):
+                if not is_leaf_type(get_nullable_type(definition.type)):
+                    raise NotCompiled("computed objects")
+                level.columns.update(dict.fromkeys(spec.columns))
+                scalar = get_nullable_type(definition.type)
+                computed = Computed(
+                    spec.compute, scalar.serialize, is_non_null_type(definition.type)
+                )
+                level.fields.append((key, computed))
+            elif spec is not None:
                 if isinstance(spec, ById):
                     raise NotCompiled("a root form below the root")
                 load = self._load(spec, definition, nodes)
@@ -467,9 +535,10 @@ class Planner:
             ):
                 column = strawberry_field.python_name
                 level.columns[column] = None
-                named = get_nullable_type(definition.type)
+                scalar = get_nullable_type(definition.type)
+                serialize = None if _as_stored(model, column, scalar.name) else scalar.serialize
                 level.fields.append(
-                    (key, Leaf(column, named.serialize, is_non_null_type(definition.type)))
+                    (key, Leaf(column, serialize, is_non_null_type(definition.type)))
                 )
             else:
                 raise NotCompiled(f"field {object_type.name}.{name}")
@@ -509,6 +578,18 @@ class Planner:
         return any(interface is named for interface in object_type.interfaces)
 
 
+AS_STORED = {"String": str, "ID": str, "Boolean": bool}
+"""Scalars that answer a column's value unchanged when it has this Python type."""
+
+
+def _as_stored(model: type, column: str, scalar: str) -> bool:
+    try:
+        python_type = inspect(model).columns[column].type.python_type
+    except NotImplementedError:
+        return False
+    return AS_STORED.get(scalar) is python_type
+
+
 def _sub(nodes: list[FieldNode]) -> list[SelectionSetNode]:
     return [node.selection_set for node in nodes if node.selection_set is not None]
 
@@ -524,7 +605,7 @@ class Run:
         schema: GraphQLSchema,
         plan: Plan,
         variables: Any,
-        connection: AsyncConnection,
+        connection: AsyncConnection | None,
         settings: Settings,
     ) -> None:
         self.schema = schema
@@ -655,13 +736,15 @@ class CompiledReads:
         return coerced
 
     async def answer(
-        self,
-        plan: Plan,
-        variables: VariableValues,
-        principal: Principal,
-        connection: AsyncConnection,
+        self, plan: Plan, variables: VariableValues, principal: Principal, engine: AsyncEngine
     ) -> dict[str, Any]:
         """The data of one request, or ``NotCompiled`` for the resolvers to answer it."""
         if not all(principal.can(permission) for permission in plan.permissions):
             raise NotCompiled("a permission the caller lacks")
-        return await Run(self.schema, plan, variables, connection, self.settings).answer()
+        if not plan.loads:
+            return await Run(self.schema, plan, variables, None, self.settings).answer()
+        async with engine.connect() as connection:
+            # Each statement sees what was committed before it, as in a READ COMMITTED
+            # transaction; without one, there is no BEGIN and ROLLBACK to wait for.
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return await Run(self.schema, plan, variables, connection, self.settings).answer()

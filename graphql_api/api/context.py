@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
@@ -32,9 +32,23 @@ class RequestDb:
     concurrently; the lock serialises them, DataLoaders keep the statement count low.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.engine: AsyncEngine = sessions.kw["bind"]
+        """For work outside the session: compiled reads (``api.compiled``)."""
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def session(self) -> AsyncSession:
+        """The request's session, opened on first use: a request a plan answers needs none."""
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._lock:
@@ -54,7 +68,7 @@ class RequestDb:
         """End the read transaction resolvers began, so a WebSocket connection, which keeps
         its session for many operations, never holds one open between them."""
         async with self._lock:
-            if self.session.in_transaction():
+            if self._session is not None and self._session.in_transaction():
                 # Writes commit in ``transaction``; what is left is a read, or a transaction
                 # a failed statement broke, and a rollback ends both.
                 await self.session.rollback()

@@ -48,9 +48,11 @@ class RequestScope:
         if not isinstance(user, expected) and not anonymous_allowed:
             await unauthorized()(scope, receive, send)
             return
-        async with self.sessions() as session:
-            scope.setdefault("state", {})["db"] = RequestDb(session)
+        db = scope.setdefault("state", {})["db"] = RequestDb(self.sessions)
+        try:
             await self.app(scope, receive, send)
+        finally:
+            await db.close()
 
 
 def _wants_graphiql_page(scope: Scope) -> bool:

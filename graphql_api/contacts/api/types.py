@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graphql_api.api.access import guarded_field
-from graphql_api.api.compiled import Children, compiled
+from graphql_api.api.compiled import Children, FromColumns, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
@@ -33,6 +33,9 @@ GroupRef = Annotated["Group", strawberry.lazy("graphql_api.groups.api.types")]
 MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.api.types")]
 RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
 PortalAccountRef = Annotated["PortalAccount", strawberry.lazy("graphql_api.portal.api.types")]
+
+DISPLAY_NAME_COLUMNS = ("id", "kind", "first_name", "last_name", "organisation_name", "email")
+"""What ``Contact.display_name`` reads."""
 
 ContactKindType = described_enum(
     ContactKind,
@@ -67,7 +70,8 @@ class Contact(Node):
     id: strawberry.ID = global_id_field("Contact")
     kind: ContactKindType = strawberry.field(description="Person or organisation.")
     display_name: str = strawberry.field(
-        description="Organisation name for organisations, first and last name for persons."
+        description="Organisation name for organisations, first and last name for persons.",
+        metadata=compiled(FromColumns(DISPLAY_NAME_COLUMNS, models.Contact.display_name.fget)),
     )
     first_name: str | None = strawberry.field(description="First name (voornaam).")
     last_name: str | None = strawberry.field(description="Last name (achternaam).")

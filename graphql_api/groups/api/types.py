@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy import Select, select
 
-from graphql_api.api.compiled import PageOf, Reference, compiled
+from graphql_api.api.compiled import FromColumns, PageOf, Reference, compiled
 from graphql_api.api.context import Info
 from graphql_api.api.cost import READS_MEMBERSHIP
 from graphql_api.api.enums import described_enum
@@ -323,7 +324,11 @@ class Group(Node):
 
     @strawberry.field(
         description="Number of members; one aggregate query for all groups asked.",
-        metadata=READS_MEMBERSHIP,
+        metadata={
+            **READS_MEMBERSHIP,
+            # The count each write keeps exact, read with the group's row.
+            **compiled(FromColumns(("member_count",), attrgetter("member_count"))),
+        },
     )
     async def member_count(self, root: strawberry.Parent[models.Group], info: Info) -> int:
         return await info.context.loader(load_member_counts).load(root.id)

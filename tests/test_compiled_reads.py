@@ -1,0 +1,273 @@
+"""Compiled reads (``graphql_api.api.compiled``): a query that ran cleanly once is answered
+from then on by one statement per level, with the answer the resolvers would give.
+
+The whole suite runs with ``GRAPHQL_API_COMPILED_READS=check``, where every clean query is
+answered both ways and the two must agree. These tests use ``on``, as a deployment does:
+what is planned, what the plans cost in statements, and that every request a plan cannot
+answer exactly (bad variables, a missing permission, a cost over the limit) still gets
+the resolvers' answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from graphql_api.api.relay import to_global_id
+from graphql_api.testing import (
+    GraphQLClient,
+    StatementCounter,
+    add_members,
+    first_user_id,
+    make_user,
+    new_contact_ids,
+    new_group_id,
+)
+
+GROUPS = "{ groups(first: 50) { edges { node { id name responsible { name } } } } }"
+MEMBERS = """query Members($id: ID!, $first: Int, $after: String) {
+  group(id: $id) {
+    name kind
+    members(first: $first, after: $after) {
+      totalCount
+      edges { cursor node { id firstName lastName email city createdAt } }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+  }
+}"""
+CONTACT = """query Contact($id: ID!) {
+  contact(id: $id) {
+    ...Names
+    memberships { memberSince source group { id name __typename } addedBy { name } }
+  }
+}
+fragment Names on Contact { firstName lastName }"""
+
+
+@pytest.fixture
+async def planning(app_factory: Any) -> Any:
+    """The application as deployed: compiled reads on."""
+    return app_factory(compiled_reads="on")
+
+
+@pytest.fixture
+async def http(planning: Any) -> Any:
+    transport = httpx.ASGITransport(app=planning)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def client(planning: Any, http: httpx.AsyncClient) -> GraphQLClient:
+    _, token = await make_user(planning, "Beheerder", "beheer@example.coop", admin=True)
+    client = GraphQLClient(http, token)
+    await client.data("{ me { permissions } }")
+    return client
+
+
+@pytest.fixture
+def statements(planning: Any) -> Any:
+    from sqlalchemy import event
+
+    counter = StatementCounter()
+    event.listen(planning.state.engine.sync_engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(planning.state.engine.sync_engine, "before_cursor_execute", counter)
+
+
+async def groups_with_members(
+    client: GraphQLClient, count: int, members: list[str], prefix: str = "Groep"
+) -> str:
+    """``count`` new groups with up to three of ``members`` each; the last one's id."""
+    responsible = await first_user_id(client)
+    group = ""
+    for i in range(count):
+        group = await new_group_id(client, name=f"{prefix} {i:02d}", responsibleId=responsible)
+        if members:
+            await add_members(client, group, members[: i % 3 + 1])
+    return group
+
+
+def planned(app: Any, query: str, operation: str | None = None) -> bool:
+    return app.state.compiled_reads.plan_for(query, operation) is not None
+
+
+async def test_a_query_is_planned_once_it_ran_cleanly_and_answers_alike(
+    planning: Any, client: GraphQLClient, statements: StatementCounter
+):
+    await groups_with_members(client, 3, await new_contact_ids(client, "A", "B", "C"))
+    assert not planned(planning, GROUPS)
+    with statements:
+        first = await client.data(GROUPS)
+    by_resolvers = statements.count
+    assert "description" in statements.statements[0]
+    assert planned(planning, GROUPS)
+    with statements:
+        second = await client.data(GROUPS)
+    assert second == first
+    assert statements.count == by_resolvers == 2, statements.statements  # groups, users
+    # The plan selects only the columns asked for; the resolvers load whole rows.
+    assert "description" not in statements.statements[0]
+
+
+async def test_planned_statements_do_not_grow_with_the_answer(
+    planning: Any, client: GraphQLClient, statements: StatementCounter
+):
+    contacts = await new_contact_ids(client, *[f"Lid{i}" for i in range(6)])
+    group = await groups_with_members(client, 2, contacts)
+    query = """query($id: ID!) { group(id: $id) { members { nodes { memberships {
+      group { name responsible { name } } } } } } groups { nodes { createdBy { name } } } }"""
+    await client.data(query, {"id": group})
+    with statements:
+        small = await client.data(query, {"id": group})
+    count_small = statements.count
+    await add_members(client, group, contacts)
+    await groups_with_members(client, 8, contacts, prefix="Meer")
+    with statements:
+        large = await client.data(query, {"id": group})
+    assert len(large["group"]["members"]["nodes"]) > len(small["group"]["members"]["nodes"])
+    assert statements.count == count_small == 7, statements.statements
+
+
+async def test_pages_cursors_and_counts_answer_as_the_resolvers_do(
+    planning: Any, client: GraphQLClient, app_factory: Any
+):
+    contacts = await new_contact_ids(client, *[f"Lid{i}" for i in range(7)])
+    group = await groups_with_members(client, 1, [])
+    await add_members(client, group, contacts)
+    await client.data(MEMBERS, {"id": group, "first": 3})
+    assert planned(planning, MEMBERS)
+    pages, after = [], None
+    while True:
+        page = await client.data(MEMBERS, {"id": group, "first": 3, "after": after})
+        pages.append(page)
+        members = page["group"]["members"]
+        if not members["pageInfo"]["hasNextPage"]:
+            break
+        after = members["pageInfo"]["endCursor"]
+    names = [e["node"]["lastName"] for p in pages for e in p["group"]["members"]["edges"]]
+    assert names == [f"Lid{i}" for i in range(7)]
+    assert {p["group"]["members"]["totalCount"] for p in pages} == {7}
+    # The same requests through the resolvers alone give the same pages.
+    resolving = app_factory(compiled_reads="off")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=resolving), base_url="http://testserver"
+    ) as http:
+        alone = GraphQLClient(http, client.token)
+        after = None
+        for page in pages:
+            assert await alone.data(MEMBERS, {"id": group, "first": 3, "after": after}) == page
+            after = page["group"]["members"]["pageInfo"]["endCursor"]
+
+
+async def test_a_planned_read_sees_what_was_committed_before_it(
+    planning: Any, client: GraphQLClient
+):
+    contacts = await new_contact_ids(client, "Jansen")
+    group = await groups_with_members(client, 1, contacts)
+    asked = {"id": contacts[0]}
+    await client.data(CONTACT, asked)
+    before = await client.data(CONTACT, asked)
+    assert [m["group"]["name"] for m in before["contact"]["memberships"]] == ["Groep 00"]
+    renamed = await client.data(
+        'mutation($id: ID!) { updateGroup(id: $id, input: {name: "Hernoemd"}) '
+        "{ errors { code } } }",
+        {"id": group},
+    )
+    assert renamed["updateGroup"]["errors"] == []
+    after = await client.data(CONTACT, asked)
+    assert [m["group"]["name"] for m in after["contact"]["memberships"]] == ["Hernoemd"]
+
+
+PLANNED = {
+    "aliases and __typename": "{ __typename all: groups { nodes { key: id n: name } } }",
+    "fragments": "query { contacts(first: 2) { nodes { ...C } } } fragment C on Contact { id }",
+    "inline fragments": "{ groups { edges { node { ... on Group { name } } } } }",
+    "history": '{ group(id: "R3JvdXA6MQ==") { history { nodes { action actor { name } } } } }',
+    "values made of columns": "{ contacts { nodes { displayName } } groups { nodes { memberCount } } }",
+}
+LEFT_TO_RESOLVERS = {
+    "a directive": "{ groups { nodes { name @include(if: true) } } }",
+    "introspection": "{ __schema { queryType { name } } }",
+    "an interface": '{ node(id: "R3JvdXA6MQ==") { id } }',
+    "a field without a compiled form": "{ groups { nodes { composedOf { name } } } }",
+    "a filter argument": "{ groups(filter: {kind: STATIC}) { nodes { name } } }",
+    "a mutation": 'mutation { createContact(input: {lastName: "X"}) { errors { code } } }',
+}
+
+
+@pytest.mark.parametrize("query", PLANNED.values(), ids=PLANNED.keys())
+async def test_plain_documents_are_planned(planning: Any, client: GraphQLClient, query: str):
+    await client.data(query)
+    assert planned(planning, query)
+
+
+@pytest.mark.parametrize("query", LEFT_TO_RESOLVERS.values(), ids=LEFT_TO_RESOLVERS.keys())
+async def test_other_documents_are_left_to_the_resolvers(
+    planning: Any, client: GraphQLClient, query: str
+):
+    await client.data(query)
+    assert planning.state.compiled_reads.known(query, None)
+    assert not planned(planning, query)
+
+
+FALLBACKS = {
+    "an id of another type": {"id": to_global_id("Contact", 1)},
+    "a malformed id": {"id": "nonsense"},
+    "a page too large": {"first": 1000},
+    "a negative page": {"first": -1},
+    "a cursor not ours": {"after": "bm90IGEgY3Vyc29y"},
+    "text that cannot be stored": {"after": "a\u0000b"},
+    "a variable of the wrong type": {"first": "ten"},
+}
+
+
+@pytest.mark.parametrize("variables", FALLBACKS.values(), ids=FALLBACKS.keys())
+async def test_requests_a_plan_cannot_answer_get_the_resolvers_answer(
+    planning: Any, client: GraphQLClient, app_factory: Any, variables: dict[str, Any]
+):
+    group = await groups_with_members(client, 1, await new_contact_ids(client, "A"))
+    await client.data(MEMBERS, {"id": group})
+    assert planned(planning, MEMBERS)
+    asked = {"id": group, **variables}
+    answer = await client.execute(MEMBERS, asked)
+    assert answer["errors"], answer
+    resolving = app_factory(compiled_reads="off")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=resolving), base_url="http://testserver"
+    ) as http:
+        assert await GraphQLClient(http, client.token).execute(MEMBERS, asked) == answer
+
+
+async def test_a_plan_answers_only_callers_holding_its_permissions(
+    planning: Any, client: GraphQLClient, http: httpx.AsyncClient
+):
+    contacts = await new_contact_ids(client, "Jansen")
+    query = "query($id: ID!) { contact(id: $id) { lastName email } }"
+    await client.data(query, {"id": contacts[0]})
+    assert planned(planning, query)
+    narrowed = await client.data(
+        'mutation { createApiToken(input: {name: "sync", permissions: ["groups.view"]}) '
+        "{ secret } }"
+    )
+    caller = GraphQLClient(http, narrowed["createApiToken"]["secret"])
+    answer = await caller.execute(query, {"id": contacts[0]})
+    assert answer["data"] == {"contact": None}
+    assert {e["extensions"]["code"] for e in answer["errors"]} == {"FORBIDDEN"}
+
+
+async def test_a_cost_over_the_limit_is_refused_for_a_planned_query_too(
+    app_factory: Any, planning: Any, client: GraphQLClient
+):
+    query = "query($first: Int) { groups(first: $first) { nodes { responsible { name } } } }"
+    limited = app_factory(compiled_reads="on", max_query_cost=20)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=limited), base_url="http://testserver"
+    ) as http:
+        caller = GraphQLClient(http, client.token)
+        await caller.data(query, {"first": 5})
+        assert limited.state.compiled_reads.plan_for(query, None) is not None
+        answer = await caller.execute(query, {"first": 50})
+    assert answer["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
