@@ -193,7 +193,6 @@ LEFT_TO_RESOLVERS = {
     "introspection": "{ __schema { queryType { name } } }",
     "an interface": '{ node(id: "R3JvdXA6MQ==") { id } }',
     "a field without a compiled form": "{ groups { nodes { composedOf { name } } } }",
-    "a filter argument": "{ groups(filter: {kind: STATIC}) { nodes { name } } }",
     "a mutation": 'mutation { createContact(input: {lastName: "X"}) { errors { code } } }',
 }
 
