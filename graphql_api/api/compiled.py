@@ -51,6 +51,7 @@ from graphql.execution import VariableValues, get_argument_values, get_variable_
 from graphql.utilities import get_operation_ast
 from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
 from strawberry.permission import PermissionExtension
 
 from graphql_api.api.access import Needs
@@ -163,9 +164,10 @@ class Computed:
 @dataclass
 class GlobalId:
     type_name: str
+    column: str = "id"
 
     def value(self, run: Run, row: Any) -> Any:
-        return to_global_id(self.type_name, row.id)
+        return to_global_id(self.type_name, getattr(row, self.column))
 
 
 @dataclass
@@ -185,6 +187,12 @@ class Level:
     model: type
     fields: list[tuple[str, Any]] = field(default_factory=list)
     columns: dict[str, None] = field(default_factory=dict)
+    joins: list[Joined] = field(default_factory=list)
+    """Rows referred to that come in this level's statement, by an outer join."""
+    prefix: str = ""
+    """For a joined level: what its columns are labelled with in the parent's rows."""
+    source: Any = None
+    """For a joined level: the alias of its table."""
 
     _answer: Callable[[Run, Any], dict[str, Any]] | None = None
 
@@ -193,8 +201,40 @@ class Level:
             self._answer = _generated(self)
         return self._answer(run, row)
 
-    def selected(self) -> list[Any]:
-        return [getattr(self.model, column) for column in self.columns]
+    def selected(self, extra: tuple[str, ...] = ()) -> list[Any]:
+        """The columns this level's statement selects, those of joined rows included."""
+        source = self.source if self.source is not None else self.model
+        own = [
+            getattr(source, column).label(self.prefix + column)
+            if self.prefix
+            else getattr(source, column)
+            for column in {**self.columns, **dict.fromkeys(extra)}
+        ]
+        return own + [column for join in self.joins for column in join.level.selected()]
+
+    def joined(self, statement: Select[Any]) -> Select[Any]:
+        """``statement`` with an outer join for each joined reference."""
+        for join in self.joins:
+            alias = join.level.source
+            statement = statement.outerjoin(alias, alias.id == getattr(self.model, join.key))
+        return statement
+
+
+@dataclass
+class Joined:
+    """A reference whose row comes with its parent's, by an outer join: a level with
+    columns and ids alone."""
+
+    key: str
+    level: Level
+    non_null: bool
+
+    def value(self, run: Run, row: Any) -> Any:
+        if getattr(row, self.level.prefix + "id") is None:
+            if self.non_null:
+                raise NotCompiled("a missing row where the schema promises one")
+            return None
+        return self.level.answer(run, row)
 
 
 def _generated(level: Level) -> Callable[[Run, Any], dict[str, Any]]:
@@ -217,7 +257,7 @@ def _generated(level: Level) -> Callable[[Run, Any], dict[str, Any]]:
                     expression = f"None if {value} is None else {expression}"
         elif isinstance(part, GlobalId):
             namespace[f"type{index}"] = part.type_name
-            expression = f"to_global_id(type{index}, row.id)"
+            expression = f"to_global_id(type{index}, row.{part.column})"
         else:
             namespace[f"part{index}"] = part
             expression = f"part{index}.value(run, row)"
@@ -250,7 +290,7 @@ class Load:
             assert self.level is not None
             spec = self.spec
             model: Any = spec.model
-            selected = select(*self.level.selected())
+            selected = self.level.joined(select(*self.level.selected()))
             if isinstance(spec, ById):
                 self._statement = selected.where(model.id == bindparam("key"))
             elif isinstance(spec, Reference):
@@ -370,6 +410,7 @@ class Planner:
         self.fragments = fragments
         self.permissions: set[str] = set()
         self.priced_by_variables = False
+        self.joins = 0
         root_type = self.schema.query_type
         assert root_type is not None
         roots: list[tuple[str, Any]] = []
@@ -492,12 +533,18 @@ class Planner:
         return parts
 
     def _level(
-        self, model: type, object_type: Any, selection_sets: list[SelectionSetNode]
+        self,
+        model: type,
+        object_type: Any,
+        selection_sets: list[SelectionSetNode],
+        prefix: str = "",
     ) -> Level:
         if not is_object_type(object_type):
             raise NotCompiled("an abstract type")
         columns = {attribute.key for attribute in inspect(model).column_attrs}
-        level = Level(model)
+        level = Level(model, prefix=prefix)
+        if prefix:
+            level.source = aliased(model, name=prefix.rstrip("_"))
         if "id" in columns:
             level.columns["id"] = None
         for key, nodes in self._collect(object_type, selection_sets).items():
@@ -520,14 +567,17 @@ class Planner:
             elif spec is not None:
                 if isinstance(spec, ById):
                     raise NotCompiled("a root form below the root")
+                if prefix:
+                    raise NotCompiled("rows referred to by a joined row")
                 load = self._load(spec, definition, nodes)
                 if isinstance(spec, Reference):
                     level.columns[spec.key] = None
                 if isinstance(spec, PageOf):
                     level.columns.update(dict.fromkeys(spec.parent_columns))
-                level.fields.append((key, load))
+                level.fields.append((key, self._joined(level, load, nodes)))
             elif GLOBAL_ID in strawberry_field.metadata:
-                level.fields.append((key, GlobalId(strawberry_field.metadata[GLOBAL_ID])))
+                global_id = GlobalId(strawberry_field.metadata[GLOBAL_ID], prefix + "id")
+                level.fields.append((key, global_id))
             elif (
                 strawberry_field.base_resolver is None
                 and strawberry_field.python_name in columns
@@ -537,12 +587,26 @@ class Planner:
                 level.columns[column] = None
                 scalar = get_nullable_type(definition.type)
                 serialize = None if _as_stored(model, column, scalar.name) else scalar.serialize
-                level.fields.append(
-                    (key, Leaf(column, serialize, is_non_null_type(definition.type)))
-                )
+                leaf = Leaf(prefix + column, serialize, is_non_null_type(definition.type))
+                level.fields.append((key, leaf))
             else:
                 raise NotCompiled(f"field {object_type.name}.{name}")
         return level
+
+    def _joined(self, level: Level, load: Load, nodes: list[FieldNode]) -> Load | Joined:
+        """A reference whose row holds columns and ids alone comes with its parent's row,
+        by an outer join, instead of in a statement of its own."""
+        spec, below = load.spec, load.level
+        assert below is not None
+        plain = all(isinstance(part, Leaf | GlobalId | Constant) for _, part in below.fields)
+        if not isinstance(spec, Reference) or not plain:
+            return load
+        self.joins += 1
+        object_type = get_named_type(load.definition.type)
+        joined = self._level(spec.model, object_type, _sub(nodes), prefix=f"j{self.joins}_")
+        part = Joined(spec.key, joined, load.non_null)
+        level.joins.append(part)
+        return part
 
     def _collect(
         self, object_type: Any, selection_sets: list[SelectionSetNode]
@@ -677,10 +741,9 @@ class Run:
             )
         except (PublicError, InvalidCursor) as error:
             raise NotCompiled("arguments the resolver refuses") from error
-        keys = [column.key for column in ordering.columns]
-        columns = {**load.level.columns, **dict.fromkeys(keys)}
-        selected = [getattr(spec.model, column) for column in columns]
-        statement = ordering.apply(query).with_only_columns(*selected).limit(size + 1)
+        keys = tuple(column.key for column in ordering.columns)
+        selected = ordering.apply(query).with_only_columns(*load.level.selected(keys))
+        statement = load.level.joined(selected).limit(size + 1)
         rows = list(await self.connection.execute(statement))
         total = None
         if load.counted:
