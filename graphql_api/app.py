@@ -185,7 +185,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.plugins = manager
     app.state.schema = graphql.schema
-    app.state.compiled_reads = graphql.reads
+    app.state.compiled_reads = graphql.planned.reads
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.events = feed

@@ -10,14 +10,12 @@ refused before GraphQL (not JSON, a wrong method) answer with an error and a cod
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, parse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,18 +25,16 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_res
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
-from graphql_api.api.compiled import CompiledReads, NotCompiled, Plan
+from graphql_api.api.compiled import CompiledReads
 from graphql_api.api.context import Context
-from graphql_api.api.cost import query_cost
 from graphql_api.api.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.api.schema import build_schema
-from graphql_api.api.text_inputs import variables_problem
 from graphql_api.auth.backend import TokenBackend, bearer_token
 from graphql_api.graphiql import GraphiQLPage, ServesGraphiQL
 from graphql_api.graphiql.examples import STAFF_EXAMPLES
 from graphql_api.kernel.access import NOBODY
-from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.feed import EventFeed
+from graphql_api.planned_reads import PlannedReads
 from graphql_api.plugins.manager import Plugins
 from graphql_api.request_json import decode_request_json
 from graphql_api.settings import Settings
@@ -46,9 +42,6 @@ from graphql_api.trusted_documents import TrustedDocuments
 from graphql_api.trusted_view import TrustedDocumentsView
 from graphql_api.users.tokens import UNKNOWN_TOKEN
 
-logger = logging.getLogger("graphql_api")
-
-COMPILED_READ_DIFFERS = "The planned answer differs from the resolvers' (compiled_reads=check)."
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
@@ -85,7 +78,9 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         self.backend = backend
         self.events = events
         self.graphiql = GraphiQLPage("Staff API", STAFF_EXAMPLES)
-        self.reads = CompiledReads(self.schema._schema, settings)
+        self.planned = PlannedReads(
+            CompiledReads(self.schema._schema, settings), settings, documents
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +88,13 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
             return
         request = Request(scope, receive)
         answer = request.state.answer = Answer(accepted_media_type(request.headers.get("accept")))
+        fast = request.method == "POST" and self.settings.compiled_reads == "on"
+        request.state.tried_plan = fast
+        if fast:
+            planned = await self.planned.response(request, answer.media_type)
+            if planned is not None:
+                await planned(scope, receive, send)
+                return
         try:
             response = await self.run(request)
         except HTTPException as refused:
@@ -113,61 +115,38 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         root_value: None,
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        """A query planned before is answered by its plan (``api.compiled``); any other
-        runs through the resolvers, and a query that ran cleanly is planned for next time."""
+        """A planned query the fast lane left (a GET, say) is answered by its plan; any
+        other runs through the resolvers, and a query that ran cleanly is planned."""
         if not isinstance(request_data, GraphQLRequestData) or request_data.query is None:
             return await super().execute_resolved(
                 request, request_adapter, request_data, context, root_value, sub_response
             )
-        query, name = request_data.query, request_data.operation_name
+        query, name, variables = (
+            request_data.query,
+            request_data.operation_name,
+            request_data.variables,
+        )
         mode = self.settings.compiled_reads
-        plan = self.reads.plan_for(query, name) if mode == "on" else None
-        if plan is not None:
-            data = await self._planned(plan, request_data.variables, context)
+        plan = self.planned.reads.plan_for(query, name) if mode == "on" else None
+        if plan is not None and not getattr(request.state, "tried_plan", False):
+            engine = context.db.engine
+            data = await self.planned.answer(plan, variables, context.principal, engine)
             if data is not None:
-                record = current_request()
-                if record is not None:
-                    named = plan.operation.name
-                    record.operation = named.value if named else "anonymous"
-                    record.outcome = "ok"
                 return ExecutionResult(data=data, errors=None)
         result = await super().execute_resolved(
             request, request_adapter, request_data, context, root_value, sub_response
         )
         if mode == "off" or not isinstance(result, ExecutionResult) or result.errors:
             return result
-        if result.data and not self.reads.known(query, name):
-            self.reads.learn(parse(query), query, name)
-        plan = self.reads.plan_for(query, name) if mode == "check" else None
-        if plan is not None:
-            data = await self._planned(plan, request_data.variables, context)
-            if data is not None and data != result.data:
-                logger.error("compiled read differs: %s\n%r\n%r", query, result.data, data)
-                return ExecutionResult(data=None, errors=[GraphQLError(COMPILED_READ_DIFFERS)])
+        if result.data:
+            self.planned.learned(query, name, parse(query))
+        if mode == "check" and result.data is not None:
+            differs = await self.planned.checked(
+                query, name, result.data, variables, context.principal, context.db.engine
+            )
+            if differs is not None:
+                return ExecutionResult(data=None, errors=[differs])
         return result
-
-    async def _planned(
-        self, plan: Plan, variables: dict[str, Any] | None, context: Context
-    ) -> dict[str, Any] | None:
-        """The data of one request of a planned query; None leaves it to the resolvers."""
-        if variables_problem(variables or {}) is not None:
-            return None
-        try:
-            coerced = self.reads.variables(plan, variables)
-            if plan.priced_by_variables:
-                cost = query_cost(
-                    self.schema._schema,
-                    plan.document,
-                    plan.operation_name,
-                    variables,
-                    self.settings,
-                )
-                if cost is None or cost > self.settings.max_query_cost:
-                    return None
-            data = await self.reads.answer(plan, coerced, context.principal, context.db.engine)
-        except (NotCompiled, SQLAlchemyError):
-            return None  # the resolvers answer, or report, the same request
-        return data
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)

@@ -275,3 +275,27 @@ async def test_a_cost_over_the_limit_is_refused_for_a_planned_query_too(
         assert limited.state.compiled_reads.plan_for(query, None) is not None
         answer = await caller.execute(query, {"first": 50})
     assert answer["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize("accept", [None, "application/graphql-response+json"])
+async def test_a_planned_answer_is_the_same_http_response(
+    app_factory: Any, client: GraphQLClient, accept: str | None
+):
+    contacts = await new_contact_ids(client, "Jansen")
+    body = {"query": CONTACT, "variables": {"id": contacts[0]}}
+    headers = {"Authorization": f"Bearer {client.token}", **({"Accept": accept} if accept else {})}
+    responses = []
+    for mode in ("on", "off"):
+        application = app_factory(compiled_reads=mode)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+        ) as http:
+            await http.post("/graphql", json=body, headers=headers)
+            if mode == "on":
+                assert planned(application, CONTACT)
+            responses.append(await http.post("/graphql", json=body, headers=headers))
+    by_plan, by_resolvers = responses
+    assert by_plan.status_code == by_resolvers.status_code == 200
+    assert by_plan.headers["content-type"] == by_resolvers.headers["content-type"]
+    assert by_plan.json() == by_resolvers.json()
+    assert by_plan.json()["data"]["contact"]["lastName"] == "Jansen"
