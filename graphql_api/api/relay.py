@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -22,11 +23,15 @@ MAX_REPORTED_PROBLEMS = 20
 
 
 MAX_ID_LENGTH = 200
+GLOBAL_IDS_KEPT = 65_536
+"""Encoded global ids a process keeps (some megabytes)."""
 GLOBAL_ID = "relay.global_id"
 """Key of ``global_id_field``'s metadata: the type name its id is encoded with."""
 
 
+@functools.lru_cache(maxsize=GLOBAL_IDS_KEPT)
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
+    # Kept: a page of 100 rows encodes 100 ids, and the same rows are asked for again.
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode())
 
 
