@@ -59,6 +59,7 @@ from graphql_api.api.cost import DEFINITION
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import GLOBAL_ID, page_size, parse_global_id, to_global_id
 from graphql_api.kernel.access import Principal
+from graphql_api.kernel.driver_reads import DriverReads
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, decode_cursor, encode_cursor
 from graphql_api.kernel.sql import any_of, id_list
 from graphql_api.settings import Settings
@@ -670,12 +671,14 @@ class Run:
         plan: Plan,
         variables: Any,
         connection: AsyncConnection | None,
+        driver: DriverReads,
         settings: Settings,
     ) -> None:
         self.schema = schema
         self.plan = plan
         self.variables = variables
         self.connection = connection
+        self.driver = driver
         self.settings = settings
         self.loaded: dict[int, Any] = {}
         self.parents: dict[int, list[Any]] = {}
@@ -696,19 +699,15 @@ class Run:
             parsed = parse_global_id(global_id)
             if parsed is None or parsed[0] != spec.type_name:
                 raise NotCompiled("an invalid id")
-            rows = list(await self.connection.execute(load.statement(), {"key": parsed[1]}))
+            rows = await self._rows(load.statement(), {"key": parsed[1]})
             self.loaded[id(load)] = rows[0] if rows else None
         elif isinstance(spec, Reference):
             ids = list({getattr(p, spec.key) for p in parents} - {None})
-            rows = (
-                list(await self.connection.execute(load.statement(), {"ids": ids})) if ids else []
-            )
+            rows = await self._rows(load.statement(), {"ids": ids}) if ids else []
             self.loaded[id(load)] = {row.id: row for row in rows}
         elif isinstance(spec, Children):
             ids = list({p.id for p in parents})
-            rows = (
-                list(await self.connection.execute(load.statement(), {"ids": ids})) if ids else []
-            )
+            rows = await self._rows(load.statement(), {"ids": ids}) if ids else []
             grouped: dict[int, list[Any]] = defaultdict(list)
             for row in rows:
                 grouped[getattr(row, spec.parent_key)].append(row)
@@ -722,6 +721,10 @@ class Run:
             rows = page.rows
         for child in (part for _, part in load.level.fields if isinstance(part, Load)):
             self.parents[id(child)] = rows
+
+    async def _rows(self, statement: Select[Any], parameters: dict[str, Any] | None = None) -> Any:
+        assert self.connection is not None, "a plan with loads runs on a connection"
+        return await self.driver.rows(self.connection, statement, parameters)
 
     async def _page(
         self, load: Load, spec: PageOf, parent: Any, arguments: Mapping[str, Any]
@@ -744,11 +747,11 @@ class Run:
         keys = tuple(column.key for column in ordering.columns)
         selected = ordering.apply(query).with_only_columns(*load.level.selected(keys))
         statement = load.level.joined(selected).limit(size + 1)
-        rows = list(await self.connection.execute(statement))
+        rows = await self._rows(statement)
         total = None
         if load.counted:
             counting = select(func.count()).select_from(whole.order_by(None).subquery())
-            total = await self.connection.scalar(counting)
+            total = (await self._rows(counting))[0][0]
         return LoadedPage(
             rows=rows[:size],
             keys=[tuple(getattr(row, key) for key in keys) for row in rows[:size]],
@@ -768,6 +771,7 @@ class CompiledReads:
         self.settings = settings
         self.planner = Planner(schema)
         self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._driver: DriverReads | None = None
 
     def plan_for(self, query: str, operation_name: str | None) -> Plan | None:
         """The plan of a document that ran without errors before; None if it has none."""
@@ -804,10 +808,14 @@ class CompiledReads:
         """The data of one request, or ``NotCompiled`` for the resolvers to answer it."""
         if not all(principal.can(permission) for permission in plan.permissions):
             raise NotCompiled("a permission the caller lacks")
+        if self._driver is None or self._driver.engine is not engine:
+            self._driver = DriverReads(engine)
         if not plan.loads:
-            return await Run(self.schema, plan, variables, None, self.settings).answer()
+            return await Run(
+                self.schema, plan, variables, None, self._driver, self.settings
+            ).answer()
+        # Each statement sees what was committed before it, as in a READ COMMITTED
+        # transaction; without one, there is no BEGIN and ROLLBACK to wait for.
         async with engine.connect() as connection:
-            # Each statement sees what was committed before it, as in a READ COMMITTED
-            # transaction; without one, there is no BEGIN and ROLLBACK to wait for.
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await Run(self.schema, plan, variables, connection, self.settings).answer()
+            run = Run(self.schema, plan, variables, connection, self._driver, self.settings)
+            return await run.answer()
