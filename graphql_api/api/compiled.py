@@ -59,7 +59,7 @@ from graphql_api.api.cost import DEFINITION
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import GLOBAL_ID, page_size, parse_global_id, to_global_id
 from graphql_api.kernel.access import Principal
-from graphql_api.kernel.driver_reads import DriverReads
+from graphql_api.kernel.driver_reads import DriverReads, Prepared
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, decode_cursor, encode_cursor
 from graphql_api.kernel.sql import any_of, id_list
 from graphql_api.settings import Settings
@@ -283,6 +283,13 @@ class Load:
     """Whether the connection's ``totalCount`` is asked for."""
 
     _statement: Select[Any] | None = None
+    _prepared: Prepared | None = None
+    pages: OrderedDict[Any, PagePlan] = field(default_factory=OrderedDict)
+
+    def prepared(self, driver: DriverReads) -> Prepared:
+        if self._prepared is None:
+            self._prepared = driver.prepare(self.statement())
+        return self._prepared
 
     def statement(self) -> Select[Any]:
         """The statement of a ``ById``, ``Reference`` or ``Children`` load, built once:
@@ -328,10 +335,43 @@ class Load:
 @dataclass
 class LoadedPage:
     rows: list[Any]
-    keys: list[tuple[Any, ...]]
+    key_names: tuple[str, ...]
+    """The ordering's columns: a row's cursor is made of them."""
     has_next_page: bool
     has_previous_page: bool
     total: int | None
+
+    @property
+    def keys(self) -> list[tuple[Any, ...]]:
+        # Made only when cursors are asked for.
+        return [tuple(getattr(row, name) for name in self.key_names) for row in self.rows]
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """The statements of one page of a ``PageOf``, for one set of arguments and parent."""
+
+    rows: Prepared
+    counting: Prepared | None
+    size: int
+    after: str | None
+    key_names: tuple[str, ...]
+
+
+PAGES_KEPT = 256
+"""Page statements a load keeps, by arguments and parent."""
+
+
+def _page_key(parent: Any, spec: PageOf, arguments: Mapping[str, Any]) -> Any:
+    """What a page's statements depend on, or None when it cannot be a key."""
+    frozen = tuple(sorted(arguments.items()))
+    try:
+        hash(frozen)
+    except TypeError:
+        return None
+    if parent is None:
+        return frozen
+    return frozen, tuple(getattr(parent, column) for column in ("id", *spec.parent_columns))
 
 
 def _connection(load: Load, run: Run, page: LoadedPage) -> dict[str, Any]:
@@ -699,15 +739,15 @@ class Run:
             parsed = parse_global_id(global_id)
             if parsed is None or parsed[0] != spec.type_name:
                 raise NotCompiled("an invalid id")
-            rows = await self._rows(load.statement(), {"key": parsed[1]})
+            rows = await self._rows(load.prepared(self.driver), {"key": parsed[1]})
             self.loaded[id(load)] = rows[0] if rows else None
         elif isinstance(spec, Reference):
             ids = list({getattr(p, spec.key) for p in parents} - {None})
-            rows = await self._rows(load.statement(), {"ids": ids}) if ids else []
+            rows = await self._rows(load.prepared(self.driver), {"ids": ids}) if ids else []
             self.loaded[id(load)] = {row.id: row for row in rows}
         elif isinstance(spec, Children):
             ids = list({p.id for p in parents})
-            rows = await self._rows(load.statement(), {"ids": ids}) if ids else []
+            rows = await self._rows(load.prepared(self.driver), {"ids": ids}) if ids else []
             grouped: dict[int, list[Any]] = defaultdict(list)
             for row in rows:
                 grouped[getattr(row, spec.parent_key)].append(row)
@@ -722,13 +762,34 @@ class Run:
         for child in (part for _, part in load.level.fields if isinstance(part, Load)):
             self.parents[id(child)] = rows
 
-    async def _rows(self, statement: Select[Any], parameters: dict[str, Any] | None = None) -> Any:
+    async def _rows(self, prepared: Prepared, parameters: dict[str, Any] | None = None) -> Any:
         assert self.connection is not None, "a plan with loads runs on a connection"
-        return await self.driver.rows(self.connection, statement, parameters)
+        return await self.driver.rows(self.connection, prepared, parameters)
 
     async def _page(
         self, load: Load, spec: PageOf, parent: Any, arguments: Mapping[str, Any]
     ) -> LoadedPage:
+        key = _page_key(parent, spec, arguments)
+        planned = load.pages.get(key) if key is not None else None
+        if planned is None:
+            planned = self._page_plan(load, spec, parent, arguments)
+            if key is not None:
+                load.pages[key] = planned
+                if len(load.pages) > PAGES_KEPT:
+                    load.pages.popitem(last=False)
+        rows = await self._rows(planned.rows)
+        total = (await self._rows(planned.counting))[0][0] if planned.counting else None
+        return LoadedPage(
+            rows=rows[: planned.size],
+            key_names=planned.key_names,
+            has_next_page=len(rows) > planned.size,
+            has_previous_page=planned.after is not None,
+            total=total,
+        )
+
+    def _page_plan(
+        self, load: Load, spec: PageOf, parent: Any, arguments: Mapping[str, Any]
+    ) -> PagePlan:
         assert load.level is not None
         try:
             planned = spec.query(parent, arguments)
@@ -744,20 +805,18 @@ class Run:
             )
         except (PublicError, InvalidCursor) as error:
             raise NotCompiled("arguments the resolver refuses") from error
-        keys = tuple(column.key for column in ordering.columns)
-        selected = ordering.apply(query).with_only_columns(*load.level.selected(keys))
+        key_names = tuple(column.key for column in ordering.columns)
+        selected = ordering.apply(query).with_only_columns(*load.level.selected(key_names))
         statement = load.level.joined(selected).limit(size + 1)
-        rows = await self._rows(statement)
-        total = None
+        counting = None
         if load.counted:
             counting = select(func.count()).select_from(whole.order_by(None).subquery())
-            total = (await self._rows(counting))[0][0]
-        return LoadedPage(
-            rows=rows[:size],
-            keys=[tuple(getattr(row, key) for key in keys) for row in rows[:size]],
-            has_next_page=len(rows) > size,
-            has_previous_page=after is not None,
-            total=total,
+        return PagePlan(
+            rows=self.driver.prepare(statement),
+            counting=self.driver.prepare(counting) if counting is not None else None,
+            size=size,
+            after=after,
+            key_names=key_names,
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
@@ -29,15 +30,19 @@ SHAPES_KEPT = 2000
 class _Shape:
     """One compiled statement: its text, how to make its parameters and its rows."""
 
-    def __init__(self, statement: Select[Any], key: Any, engine: AsyncEngine) -> None:
+    def __init__(
+        self, statement: Select[Any], key: Any, engine: AsyncEngine, runnable: bool = True
+    ) -> None:
         dialect = engine.dialect
         # With its cache key, the compiled form takes the literal values of any statement
         # of the same shape (construct_params' extracted_parameters), as SQLAlchemy's own
         # cache does.
         self.compiled = dialect.statement_compiler(dialect, statement, cache_key=key)
         self.sql = self.compiled.string
-        self.runnable = bool(self.compiled.positional) and not any(
-            bind.expanding for bind in self.compiled.binds.values()
+        self.runnable = (
+            runnable
+            and bool(self.compiled.positional)
+            and not any(bind.expanding for bind in self.compiled.binds.values())
         )
         names = self.compiled.positiontup or []
         self.parameters = [
@@ -69,6 +74,16 @@ def _converter(row: Any, processors: list[Any]) -> Callable[[Any], Any]:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A statement ready to run again and again: its shape and its literal values."""
+
+    statement: Select[Any]
+    shape: _Shape
+    literals: Any
+    """The values of its anonymous parameters, as its cache key extracted them."""
+
+
 class DriverReads:
     """Runs SELECTs of one engine on the driver's connection."""
 
@@ -77,20 +92,33 @@ class DriverReads:
         self.postgresql = engine.dialect.name == "postgresql"
         self._shapes: OrderedDict[Any, _Shape] = OrderedDict()
 
+    def prepare(self, statement: Select[Any]) -> Prepared:
+        """``statement`` compiled (once for its shape), to be run by ``rows``."""
+        key = statement._generate_cache_key()
+        if key is None:
+            return Prepared(statement, _Shape(statement, None, self.engine, runnable=False), None)
+        shape = self._shapes.get(key.key)
+        if shape is None:
+            shape = self._shapes[key.key] = _Shape(statement, key, self.engine)
+            if len(self._shapes) > SHAPES_KEPT:
+                self._shapes.popitem(last=False)
+        else:
+            self._shapes.move_to_end(key.key)
+        return Prepared(statement, shape, key.bindparams)
+
     async def rows(
         self,
         connection: AsyncConnection,
-        statement: Select[Any],
+        prepared: Prepared,
         parameters: Mapping[str, Any] | None = None,
     ) -> list[Any]:
-        """The rows of ``statement`` (with ``parameters`` for its named bind parameters),
-        as named tuples with the attributes SQLAlchemy's rows have."""
-        key = statement._generate_cache_key()
-        shape = self._shape(statement, key)
-        if not shape.runnable or key is None:
-            return list(await connection.execute(statement, dict(parameters or {})))
+        """The rows of a prepared statement (with ``parameters`` for its named bind
+        parameters), as named tuples with the attributes SQLAlchemy's rows have."""
+        shape = prepared.shape
+        if not shape.runnable:
+            return list(await connection.execute(prepared.statement, dict(parameters or {})))
         values = shape.compiled.construct_params(
-            dict(parameters or {}), extracted_parameters=key.bindparams
+            dict(parameters or {}), extracted_parameters=prepared.literals
         )
         arguments = shape.arguments(values)
         dispatch = self.engine.sync_engine.dispatch
@@ -105,16 +133,3 @@ class DriverReads:
             async with driver.execute(shape.sql, arguments) as cursor:  # type: ignore[union-attr]
                 raw = await cursor.fetchall()
         return [shape.convert(row) for row in raw]
-
-    def _shape(self, statement: Select[Any], key: Any) -> _Shape:
-        cache_key = key.key if key is not None else None
-        shape = self._shapes.get(cache_key) if cache_key is not None else None
-        if shape is None:
-            shape = _Shape(statement, key, self.engine)
-            if cache_key is not None:
-                self._shapes[cache_key] = shape
-                if len(self._shapes) > SHAPES_KEPT:
-                    self._shapes.popitem(last=False)
-        else:
-            self._shapes.move_to_end(cache_key)
-        return shape
