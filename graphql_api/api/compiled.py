@@ -50,7 +50,7 @@ from graphql import (
 from graphql.execution import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 from sqlalchemy import Select, bindparam, func, inspect, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 from strawberry.permission import PermissionExtension
 
@@ -59,7 +59,7 @@ from graphql_api.api.cost import DEFINITION
 from graphql_api.api.errors import PublicError
 from graphql_api.api.relay import GLOBAL_ID, page_size, parse_global_id, to_global_id
 from graphql_api.kernel.access import Principal
-from graphql_api.kernel.driver_reads import DriverReads, Prepared
+from graphql_api.kernel.driver_reads import DriverReads, NotRunnable, Prepared
 from graphql_api.kernel.pagination import InvalidCursor, Ordering, decode_cursor, encode_cursor
 from graphql_api.kernel.sql import any_of, id_list
 from graphql_api.settings import Settings
@@ -288,7 +288,7 @@ class Load:
 
     def prepared(self, driver: DriverReads) -> Prepared:
         if self._prepared is None:
-            self._prepared = driver.prepare(self.statement())
+            self._prepared = _runnable(driver, self.statement())
         return self._prepared
 
     def statement(self) -> Select[Any]:
@@ -710,7 +710,7 @@ class Run:
         schema: GraphQLSchema,
         plan: Plan,
         variables: Any,
-        connection: AsyncConnection | None,
+        connection: Any,
         driver: DriverReads,
         settings: Settings,
     ) -> None:
@@ -812,12 +812,19 @@ class Run:
         if load.counted:
             counting = select(func.count()).select_from(whole.order_by(None).subquery())
         return PagePlan(
-            rows=self.driver.prepare(statement),
-            counting=self.driver.prepare(counting) if counting is not None else None,
+            rows=_runnable(self.driver, statement),
+            counting=_runnable(self.driver, counting) if counting is not None else None,
             size=size,
             after=after,
             key_names=key_names,
         )
+
+
+def _runnable(driver: DriverReads, statement: Select[Any]) -> Prepared:
+    try:
+        return driver.prepare(statement)
+    except NotRunnable as error:
+        raise NotCompiled(str(error)) from error
 
 
 class CompiledReads:
@@ -873,8 +880,6 @@ class CompiledReads:
             return await Run(
                 self.schema, plan, variables, None, self._driver, self.settings
             ).answer()
-        # Each statement sees what was committed before it, as in a READ COMMITTED
-        # transaction; without one, there is no BEGIN and ROLLBACK to wait for.
-        async with engine.connect() as connection:
+        async with self._driver.connection() as connection:
             run = Run(self.schema, plan, variables, connection, self._driver, self.settings)
             return await run.answer()
