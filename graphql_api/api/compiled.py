@@ -282,33 +282,31 @@ class Load:
     counted: bool = False
     """Whether the connection's ``totalCount`` is asked for."""
 
-    _statement: Select[Any] | None = None
-    _prepared: Prepared | None = None
+    _prepared: dict[bool, Prepared] = field(default_factory=dict)
     pages: OrderedDict[Any, PagePlan] = field(default_factory=OrderedDict)
 
-    def prepared(self, driver: DriverReads) -> Prepared:
-        if self._prepared is None:
-            self._prepared = _runnable(driver, self.statement())
-        return self._prepared
-
-    def statement(self) -> Select[Any]:
+    def prepared(self, driver: DriverReads, one: bool) -> Prepared:
         """The statement of a ``ById``, ``Reference`` or ``Children`` load, built once:
-        only its parameters (``key``, ``ids``) change from request to request."""
-        if self._statement is None:
-            assert self.level is not None
-            spec = self.spec
-            model: Any = spec.model
-            selected = self.level.joined(select(*self.level.selected()))
-            if isinstance(spec, ById):
-                self._statement = selected.where(model.id == bindparam("key"))
-            elif isinstance(spec, Reference):
-                self._statement = selected.where(any_of(model.id, id_list("ids")))
-            else:
-                assert isinstance(spec, Children)
-                self._statement = selected.where(
-                    any_of(getattr(model, spec.parent_key), id_list("ids"))
-                ).order_by(*(getattr(model, column) for column in spec.order))
-        return self._statement
+        only its parameter changes from request to request, ``key`` for ``one`` row or
+        parent, ``ids`` for more. (Apart, because PostgreSQL plans ``= $1`` once for all,
+        where ``= ANY($1)`` of an array of unknown length gets planned afresh.)"""
+        prepared = self._prepared.get(one)
+        if prepared is None:
+            prepared = self._prepared[one] = _runnable(driver, self._statement(one))
+        return prepared
+
+    def _statement(self, one: bool) -> Select[Any]:
+        assert self.level is not None
+        spec = self.spec
+        model: Any = spec.model
+        selected = self.level.joined(select(*self.level.selected()))
+        column = getattr(model, spec.parent_key) if isinstance(spec, Children) else model.id
+        statement = selected.where(
+            column == bindparam("key") if one else any_of(column, id_list("ids"))
+        )
+        if isinstance(spec, Children):
+            statement = statement.order_by(*(getattr(model, name) for name in spec.order))
+        return statement
 
     def value(self, run: Run, row: Any) -> Any:
         loaded = run.loaded[id(self)]
@@ -739,15 +737,14 @@ class Run:
             parsed = parse_global_id(global_id)
             if parsed is None or parsed[0] != spec.type_name:
                 raise NotCompiled("an invalid id")
-            rows = await self._rows(load.prepared(self.driver), {"key": parsed[1]})
+            rows = await self._rows(load.prepared(self.driver, one=True), {"key": parsed[1]})
             self.loaded[id(load)] = rows[0] if rows else None
         elif isinstance(spec, Reference):
             ids = list({getattr(p, spec.key) for p in parents} - {None})
-            rows = await self._rows(load.prepared(self.driver), {"ids": ids}) if ids else []
+            rows = await self._by_ids(load, ids)
             self.loaded[id(load)] = {row.id: row for row in rows}
         elif isinstance(spec, Children):
-            ids = list({p.id for p in parents})
-            rows = await self._rows(load.prepared(self.driver), {"ids": ids}) if ids else []
+            rows = await self._by_ids(load, list({p.id for p in parents}))
             grouped: dict[int, list[Any]] = defaultdict(list)
             for row in rows:
                 grouped[getattr(row, spec.parent_key)].append(row)
@@ -761,6 +758,13 @@ class Run:
             rows = page.rows
         for child in (part for _, part in load.level.fields if isinstance(part, Load)):
             self.parents[id(child)] = rows
+
+    async def _by_ids(self, load: Load, ids: list[int]) -> list[Any]:
+        if not ids:
+            return []
+        if len(ids) == 1:
+            return await self._rows(load.prepared(self.driver, one=True), {"key": ids[0]})
+        return await self._rows(load.prepared(self.driver, one=False), {"ids": ids})
 
     async def _rows(self, prepared: Prepared, parameters: dict[str, Any] | None = None) -> Any:
         assert self.connection is not None, "a plan with loads runs on a connection"
