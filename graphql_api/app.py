@@ -108,7 +108,10 @@ def create_app(
     settings = settings or Settings()
     documents = load_trusted_documents(settings)
     engine = create_engine(
-        settings.database_url, statement_timeout_seconds=settings.request_timeout_seconds
+        settings.database_url,
+        statement_timeout_seconds=settings.request_timeout_seconds,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
     )
     track_connections(engine)
     manager = load_plugins(settings, plugins)

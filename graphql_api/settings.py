@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_body_bytes: int = 1_048_576
     """Largest request body; a larger one is refused with 413 before it is read whole."""
+    database_pool_size: PositiveInt = 20
+    """Database connections a process keeps open. Fewer than the requests it serves at once
+    and it opens and closes a connection for the others, on each of their requests."""
     compiled_reads: Literal["on", "off", "check"] = "on"
     """``on``: a query that ran cleanly once is planned, and answered from then on by one
     SQL statement per level (docs/performance.md); ``off``: every query runs through the

@@ -107,6 +107,10 @@ def create_engine(
     it), whatever happens to the client that sent it."""
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
+        if ":memory:" in url or "mode=memory" in url:
+            # One shared connection (SQLAlchemy's StaticPool): there is no pool to size.
+            kwargs.pop("pool_size", None)
+            kwargs.pop("max_overflow", None)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
