@@ -66,6 +66,13 @@ async def ensure_dataset(url: str, size: str) -> None:
     await engine.dispose()
     if await seed_size(url, size):
         print(f"seeded dataset {size}", file=sys.stderr)
+        if url.startswith("postgresql"):
+            # Freshly loaded tables have no statistics and no visibility map yet: the
+            # floor's set queries then ran past the statement timeout on a new machine.
+            vacuum = create_engine(url, isolation_level="AUTOCOMMIT")
+            async with vacuum.connect() as connection:
+                await connection.execute(text("VACUUM ANALYZE"))
+            await vacuum.dispose()
 
 
 class Counter:
