@@ -10,6 +10,8 @@ the resolvers' answer.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -21,7 +23,6 @@ from graphql_api.testing import (
     StatementCounter,
     add_members,
     first_user_id,
-    make_user,
     new_contact_ids,
     new_group_id,
 )
@@ -47,34 +48,17 @@ fragment Names on Contact { firstName lastName }"""
 
 
 @pytest.fixture
-async def planning(app_factory: Any) -> Any:
-    """The application as deployed: compiled reads on."""
+async def app(app_factory: Any) -> Any:
+    """The application as deployed: compiled reads on (the kit's ``http``, ``client`` and
+    ``statements`` use it)."""
     return app_factory(compiled_reads="on")
 
 
-@pytest.fixture
-async def http(planning: Any) -> Any:
-    transport = httpx.ASGITransport(app=planning)
+@asynccontextmanager
+async def over_asgi(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-@pytest.fixture
-async def client(planning: Any, http: httpx.AsyncClient) -> GraphQLClient:
-    _, token = await make_user(planning, "Beheerder", "beheer@example.coop", admin=True)
-    client = GraphQLClient(http, token)
-    await client.data("{ me { permissions } }")
-    return client
-
-
-@pytest.fixture
-def statements(planning: Any) -> Any:
-    from sqlalchemy import event
-
-    counter = StatementCounter()
-    event.listen(planning.state.engine.sync_engine, "before_cursor_execute", counter)
-    yield counter
-    event.remove(planning.state.engine.sync_engine, "before_cursor_execute", counter)
 
 
 async def groups_with_members(
@@ -95,15 +79,15 @@ def planned(app: Any, query: str, operation: str | None = None) -> bool:
 
 
 async def test_a_query_is_planned_once_it_ran_cleanly_and_answers_alike(
-    planning: Any, client: GraphQLClient, statements: StatementCounter
+    app: Any, client: GraphQLClient, statements: StatementCounter
 ):
     await groups_with_members(client, 3, await new_contact_ids(client, "A", "B", "C"))
-    assert not planned(planning, GROUPS)
+    assert not planned(app, GROUPS)
     with statements:
         first = await client.data(GROUPS)
     by_resolvers = statements.count
     assert "description" in statements.statements[0]
-    assert planned(planning, GROUPS)
+    assert planned(app, GROUPS)
     with statements:
         second = await client.data(GROUPS)
     assert second == first
@@ -116,7 +100,7 @@ async def test_a_query_is_planned_once_it_ran_cleanly_and_answers_alike(
 
 
 async def test_planned_statements_do_not_grow_with_the_answer(
-    planning: Any, client: GraphQLClient, statements: StatementCounter
+    app: Any, client: GraphQLClient, statements: StatementCounter
 ):
     contacts = await new_contact_ids(client, *[f"Lid{i}" for i in range(6)])
     group = await groups_with_members(client, 2, contacts)
@@ -137,13 +121,13 @@ async def test_planned_statements_do_not_grow_with_the_answer(
 
 
 async def test_pages_cursors_and_counts_answer_as_the_resolvers_do(
-    planning: Any, client: GraphQLClient, app_factory: Any
+    app: Any, client: GraphQLClient, app_factory: Any
 ):
     contacts = await new_contact_ids(client, *[f"Lid{i}" for i in range(7)])
     group = await groups_with_members(client, 1, [])
     await add_members(client, group, contacts)
     await client.data(MEMBERS, {"id": group, "first": 3})
-    assert planned(planning, MEMBERS)
+    assert planned(app, MEMBERS)
     pages, after = [], None
     while True:
         page = await client.data(MEMBERS, {"id": group, "first": 3, "after": after})
@@ -157,9 +141,7 @@ async def test_pages_cursors_and_counts_answer_as_the_resolvers_do(
     assert {p["group"]["members"]["totalCount"] for p in pages} == {7}
     # The same requests through the resolvers alone give the same pages.
     resolving = app_factory(compiled_reads="off")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=resolving), base_url="http://testserver"
-    ) as http:
+    async with over_asgi(resolving) as http:
         alone = GraphQLClient(http, client.token)
         after = None
         for page in pages:
@@ -167,9 +149,7 @@ async def test_pages_cursors_and_counts_answer_as_the_resolvers_do(
             after = page["group"]["members"]["pageInfo"]["endCursor"]
 
 
-async def test_a_planned_read_sees_what_was_committed_before_it(
-    planning: Any, client: GraphQLClient
-):
+async def test_a_planned_read_sees_what_was_committed_before_it(app: Any, client: GraphQLClient):
     contacts = await new_contact_ids(client, "Jansen")
     group = await groups_with_members(client, 1, contacts)
     asked = {"id": contacts[0]}
@@ -203,18 +183,18 @@ LEFT_TO_RESOLVERS = {
 
 
 @pytest.mark.parametrize("query", PLANNED.values(), ids=PLANNED.keys())
-async def test_plain_documents_are_planned(planning: Any, client: GraphQLClient, query: str):
+async def test_plain_documents_are_planned(app: Any, client: GraphQLClient, query: str):
     await client.data(query)
-    assert planned(planning, query)
+    assert planned(app, query)
 
 
 @pytest.mark.parametrize("query", LEFT_TO_RESOLVERS.values(), ids=LEFT_TO_RESOLVERS.keys())
 async def test_other_documents_are_left_to_the_resolvers(
-    planning: Any, client: GraphQLClient, query: str
+    app: Any, client: GraphQLClient, query: str
 ):
     await client.data(query)
-    assert planning.state.compiled_reads.known(query, None)
-    assert not planned(planning, query)
+    assert app.state.compiled_reads.known(query, None)
+    assert not planned(app, query)
 
 
 FALLBACKS = {
@@ -230,28 +210,26 @@ FALLBACKS = {
 
 @pytest.mark.parametrize("variables", FALLBACKS.values(), ids=FALLBACKS.keys())
 async def test_requests_a_plan_cannot_answer_get_the_resolvers_answer(
-    planning: Any, client: GraphQLClient, app_factory: Any, variables: dict[str, Any]
+    app: Any, client: GraphQLClient, app_factory: Any, variables: dict[str, Any]
 ):
     group = await groups_with_members(client, 1, await new_contact_ids(client, "A"))
     await client.data(MEMBERS, {"id": group})
-    assert planned(planning, MEMBERS)
+    assert planned(app, MEMBERS)
     asked = {"id": group, **variables}
     answer = await client.execute(MEMBERS, asked)
     assert answer["errors"], answer
     resolving = app_factory(compiled_reads="off")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=resolving), base_url="http://testserver"
-    ) as http:
+    async with over_asgi(resolving) as http:
         assert await GraphQLClient(http, client.token).execute(MEMBERS, asked) == answer
 
 
 async def test_a_plan_answers_only_callers_holding_its_permissions(
-    planning: Any, client: GraphQLClient, http: httpx.AsyncClient
+    app: Any, client: GraphQLClient, http: httpx.AsyncClient
 ):
     contacts = await new_contact_ids(client, "Jansen")
     query = "query($id: ID!) { contact(id: $id) { lastName email } }"
     await client.data(query, {"id": contacts[0]})
-    assert planned(planning, query)
+    assert planned(app, query)
     narrowed = await client.data(
         'mutation { createApiToken(input: {name: "sync", permissions: ["groups.view"]}) '
         "{ secret } }"
@@ -263,13 +241,11 @@ async def test_a_plan_answers_only_callers_holding_its_permissions(
 
 
 async def test_a_cost_over_the_limit_is_refused_for_a_planned_query_too(
-    app_factory: Any, planning: Any, client: GraphQLClient
+    app_factory: Any, app: Any, client: GraphQLClient
 ):
     query = "query($first: Int) { groups(first: $first) { nodes { responsible { name } } } }"
     limited = app_factory(compiled_reads="on", max_query_cost=20)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=limited), base_url="http://testserver"
-    ) as http:
+    async with over_asgi(limited) as http:
         caller = GraphQLClient(http, client.token)
         await caller.data(query, {"first": 5})
         assert limited.state.compiled_reads.plan_for(query, None) is not None
@@ -287,9 +263,7 @@ async def test_a_planned_answer_is_the_same_http_response(
     responses = []
     for mode in ("on", "off"):
         application = app_factory(compiled_reads=mode)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://testserver"
-        ) as http:
+        async with over_asgi(application) as http:
             await http.post("/graphql", json=body, headers=headers)
             if mode == "on":
                 assert planned(application, CONTACT)
