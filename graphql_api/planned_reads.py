@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +24,7 @@ from graphql_api.api.compiled import CompiledReads, NotCompiled, Plan
 from graphql_api.api.cost import query_cost
 from graphql_api.api.text_inputs import variables_problem
 from graphql_api.kernel.access import NOBODY, Principal
+from graphql_api.kernel.db import one_line
 from graphql_api.kernel.requests import current_request
 from graphql_api.request_json import decode_request_json
 from graphql_api.settings import Settings
@@ -89,8 +89,16 @@ class PlannedReads:
                 if cost is None or cost > self.settings.max_query_cost:
                     return None
             data = await self.reads.answer(plan, coerced, principal, engine)
-        except (NotCompiled, SQLAlchemyError):
+        except NotCompiled:
             return None  # the resolvers answer, or report, the same request
+        except Exception as error:
+            # The driver's own errors (a dropped connection, a statement timeout) are not
+            # SQLAlchemy's: the resolvers, meeting the same, report them as ever (503,
+            # TIMEOUT). Only the check mode, where they must agree, lets it through.
+            if self.settings.compiled_reads == "check":
+                raise
+            logger.warning("a planned read failed, the resolvers answer: %s", one_line(error))
+            return None
         request = current_request()
         if record and request is not None:
             named = plan.operation.name

@@ -16,8 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from graphql_api.api.relay import to_global_id
+from graphql_api.kernel.db import create_engine
 from graphql_api.testing import (
     GraphQLClient,
     StatementCounter,
@@ -273,3 +276,28 @@ async def test_a_planned_answer_is_the_same_http_response(
     assert by_plan.headers["content-type"] == by_resolvers.headers["content-type"]
     assert by_plan.json() == by_resolvers.json()
     assert by_plan.json()["data"]["contact"]["lastName"] == "Jansen"
+
+
+async def test_a_planned_read_on_a_dropped_connection_leaves_the_request_to_the_resolvers(
+    app: Any, client: GraphQLClient, database_url: str
+):
+    if make_url(database_url).get_backend_name() != "postgresql":
+        pytest.skip("connections dropped by the server: PostgreSQL's")
+    contacts = await new_contact_ids(client, "Jansen")
+    await client.data(CONTACT, {"id": contacts[0]})
+    assert planned(app, CONTACT)
+    killer = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    async with killer.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await killer.dispose()
+    statuses = [(await client.post(CONTACT, {"id": contacts[0]})).status_code for _ in range(3)]
+    # The plan's connection was dead: the resolvers met the same and answered 503 (as
+    # they do), or another connection and the answer; never a server fault.
+    assert set(statuses) <= {200, 503}, statuses
+    answer = await client.data(CONTACT, {"id": contacts[0]})
+    assert answer["contact"]["lastName"] == "Jansen"

@@ -121,6 +121,11 @@ class DriverReads:
         lent = await greenlet_spawn(self.engine.sync_engine.pool.connect)
         try:
             yield lent.driver_connection
+        except Exception as error:
+            # A connection a statement failed on (the server gone, say) is not lent again:
+            # the pool opens another when it needs one.
+            await greenlet_spawn(lent.invalidate, error)
+            raise
         finally:
             await greenlet_spawn(lent.close)
 
