@@ -181,6 +181,7 @@ LEFT_TO_RESOLVERS = {
     "introspection": "{ __schema { queryType { name } } }",
     "an interface": '{ node(id: "R3JvdXA6MQ==") { id } }',
     "a field without a compiled form": "{ groups { nodes { composedOf { name } } } }",
+    "a page under a list": "{ groups { nodes { members { nodes { id } } } } }",
     "a mutation": 'mutation { createContact(input: {lastName: "X"}) { errors { code } } }',
 }
 

@@ -87,7 +87,7 @@ class Planner:
             spec = self._spec(definition)
             if not isinstance(spec, ById | PageOf):  # a root field has no parent row
                 raise NotCompiled(f"root field {name} has no compiled form")
-            load = self._load(spec, definition, nodes)
+            load = self._load(spec, definition, nodes, under_many=False)
             below: list[Load] = []
             self._below(load, below)
             roots.append((key, load))
@@ -125,7 +125,12 @@ class Planner:
             raise NotCompiled("a permission class")
         return strawberry_field.metadata.get(COMPILED)
 
-    def _load(self, spec: Spec, definition: GraphQLField, nodes: list[FieldNode]) -> Load:
+    def _load(
+        self, spec: Spec, definition: GraphQLField, nodes: list[FieldNode], under_many: bool
+    ) -> Load:
+        """``under_many``: the level it is asked on may hold more than one row."""
+        if isinstance(spec, PageOf) and under_many:
+            raise NotCompiled("a page under a list: a statement per row")
         output = definition.type
         load = Load(spec, definition, nodes[0], non_null=is_non_null_type(output))
         named = get_named_type(output)
@@ -140,7 +145,8 @@ class Planner:
         else:
             if is_list_type(get_nullable_type(output)) != isinstance(spec, Children):
                 raise NotCompiled("a list where one row was expected, or the reverse")
-            load.level = self._level(spec.model, named, _sub(nodes))
+            many = under_many or isinstance(spec, Children)
+            load.level = self._level(spec.model, named, _sub(nodes), many=many)
             if isinstance(spec, Children):
                 load.level.columns[spec.parent_key] = None
         return load
@@ -190,7 +196,7 @@ class Planner:
                 raise NotCompiled(f"connection field {name}")
         node_type = get_named_type(connection.fields["edges"].type)
         node_type = get_named_type(node_type.fields["node"].type)  # type: ignore[attr-defined]
-        load.level = self._level(load.spec.model, node_type, node_sets)
+        load.level = self._level(load.spec.model, node_type, node_sets, many=True)
         return parts
 
     def _level(
@@ -199,6 +205,7 @@ class Planner:
         object_type: Any,
         selection_sets: list[SelectionSetNode],
         prefix: str = "",
+        many: bool = False,
     ) -> Level:
         if not is_object_type(object_type):
             raise NotCompiled("an abstract type")
@@ -230,7 +237,7 @@ class Planner:
                     raise NotCompiled("a root form below the root")
                 if prefix:
                     raise NotCompiled("rows referred to by a joined row")
-                load = self._load(spec, definition, nodes)
+                load = self._load(spec, definition, nodes, under_many=many)
                 if isinstance(spec, Reference):
                     level.columns[spec.key] = None
                 if isinstance(spec, PageOf):

@@ -90,8 +90,7 @@ class Run:
                 grouped[getattr(row, spec.parent_key)].append(row)
             self.loaded[id(load)] = grouped
         else:
-            if len(parents) > 1:
-                raise NotCompiled("a page under more than one row")
+            assert len(parents) <= 1, "the planner takes no page under a list"
             arguments = get_argument_values(load.definition, load.node, self.variables)
             page = await self._page(load, spec, parents[0], arguments)
             self.loaded[id(load)] = page
