@@ -44,15 +44,8 @@ class Run:
     """One request of a plan: its variables, and the rows each load fetched."""
 
     def __init__(
-        self,
-        schema: GraphQLSchema,
-        plan: Plan,
-        variables: Any,
-        connection: Any,
-        driver: DriverReads,
-        settings: Settings,
+        self, plan: Plan, variables: Any, connection: Any, driver: DriverReads, settings: Settings
     ) -> None:
-        self.schema = schema
         self.plan = plan
         self.variables = variables
         self.connection = connection
@@ -213,9 +206,7 @@ class CompiledReads:
         if self._driver is None or self._driver.engine is not engine:
             self._driver = DriverReads(engine)
         if not plan.loads:
-            return await Run(
-                self.schema, plan, variables, None, self._driver, self.settings
-            ).answer()
+            return await Run(plan, variables, None, self._driver, self.settings).answer()
         async with self._driver.connection() as connection:
-            run = Run(self.schema, plan, variables, connection, self._driver, self.settings)
+            run = Run(plan, variables, connection, self._driver, self.settings)
             return await run.answer()
