@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, parse
+from graphql import GraphQLError
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -139,7 +139,7 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         if mode == "off" or not isinstance(result, ExecutionResult) or result.errors:
             return result
         if result.data:
-            self.planned.learned(query, name, parse(query))
+            self.planned.learned(query, name)
         if mode == "check" and result.data is not None:
             differs = await self.planned.checked(
                 query, name, result.data, variables, context.principal, context.db.engine

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -106,10 +106,11 @@ class PlannedReads:
             request.outcome = "ok"
         return data
 
-    def learned(self, query: str, operation_name: str | None, document: Any) -> None:
-        """A query ran cleanly through the resolvers: plan it, once."""
+    def learned(self, query: str, operation_name: str | None) -> None:
+        """A query ran cleanly through the resolvers: plan it, the first time only (its
+        text is parsed again then, not on every request)."""
         if not self.reads.known(query, operation_name):
-            self.reads.learn(document, query, operation_name)
+            self.reads.learn(parse(query), query, operation_name)
 
     async def checked(
         self,

@@ -42,7 +42,6 @@ from graphql_api.api.compiled.forms import (
     Spec,
 )
 from graphql_api.api.compiled.plans import (
-    Computed,
     Constant,
     GlobalId,
     Joined,
@@ -228,9 +227,8 @@ class Planner:
                     raise NotCompiled("computed objects")
                 level.columns.update(dict.fromkeys(spec.columns))
                 scalar = get_nullable_type(definition.type)
-                computed = Computed(
-                    spec.compute, scalar.serialize, is_non_null_type(definition.type)
-                )
+                non_null = is_non_null_type(definition.type)
+                computed = Leaf(name, scalar.serialize, non_null, compute=spec.compute)
                 level.fields.append((key, computed))
             elif spec is not None:
                 if isinstance(spec, ById):
@@ -266,7 +264,12 @@ class Planner:
         by an outer join, instead of in a statement of its own."""
         spec, below = load.spec, load.level
         assert below is not None
-        plain = all(isinstance(part, Leaf | GlobalId | Constant) for _, part in below.fields)
+        # A computed value reads its row's own column names, which a joined row prefixes.
+        plain = all(
+            isinstance(part, GlobalId | Constant)
+            or (isinstance(part, Leaf) and part.compute is None)
+            for _, part in below.fields
+        )
         if not isinstance(spec, Reference) or not plain:
             return load
         self.joins += 1

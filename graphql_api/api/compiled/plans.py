@@ -34,42 +34,22 @@ if TYPE_CHECKING:
 
 @dataclass
 class Leaf:
+    """A scalar of a row: the ``column``'s value, or ``compute(row)`` when it is made of
+    several; the level's generated function reads it."""
+
     column: str
     serialize: Callable[[Any], Any] | None
     """None where the column's values are already what the scalar answers (text, flags)."""
     non_null: bool
-
-    def value(self, run: Run, row: Any) -> Any:
-        value = getattr(row, self.column)
-        if value is None:
-            if self.non_null:
-                raise NotCompiled("a null where the schema promises a value")
-            return None
-        return value if self.serialize is None else self.serialize(value)
-
-
-@dataclass
-class Computed:
-    compute: Callable[[Any], Any]
-    serialize: Callable[[Any], Any]
-    non_null: bool
-
-    def value(self, run: Run, row: Any) -> Any:
-        value = self.compute(row)
-        if value is None:
-            if self.non_null:
-                raise NotCompiled("a null where the schema promises a value")
-            return None
-        return self.serialize(value)
+    compute: Callable[[Any], Any] | None = None
 
 
 @dataclass
 class GlobalId:
+    """An ``id``, encoded from the row's ``column``."""
+
     type_name: str
     column: str = "id"
-
-    def value(self, run: Run, row: Any) -> Any:
-        return to_global_id(self.type_name, getattr(row, self.column))
 
 
 @dataclass
@@ -148,7 +128,11 @@ def _generated(level: Level) -> Callable[[Run, Any], dict[str, Any]]:
     for index, (key, part) in enumerate(level.fields):
         value = f"v{index}"
         if isinstance(part, Leaf):
-            lines.append(f"    {value} = row.{part.column}")
+            if part.compute is None:
+                lines.append(f"    {value} = row.{part.column}")
+            else:
+                namespace[f"compute{index}"] = part.compute
+                lines.append(f"    {value} = compute{index}(row)")
             if part.non_null:
                 lines.append(f"    if {value} is None: raise NotCompiled('a null for a non-null')")
             expression = value
