@@ -42,10 +42,10 @@ schema: install
 	$(BIN)/graphql-api export-schema --portal > portal-schema.graphql
 
 # GraphiQL's pinned builds (versions in scripts/graphiql/package.json, locked by its
-# package-lock.json) into graphql_api/graphiql/static/: the files the page loads and their
+# package-lock.json) into graphql_api/web/graphiql/static/: the files the page loads and their
 # licences. Run it after changing a version there, and commit what it copied.
 GRAPHIQL_NPM := scripts/graphiql/node_modules
-GRAPHIQL_STATIC := graphql_api/graphiql/static
+GRAPHIQL_STATIC := graphql_api/web/graphiql/static
 graphiql-assets:
 	cd scripts/graphiql && npm ci --ignore-scripts --no-audit --no-fund
 	cp $(GRAPHIQL_NPM)/graphiql/graphiql.min.js $(GRAPHIQL_NPM)/graphiql/graphiql.min.css \

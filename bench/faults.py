@@ -53,8 +53,8 @@ from bench.load import (
     load,
     prepare,
 )
-from graphql_api.api.relay import to_global_id
 from graphql_api.contacts.models import Contact
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import create_engine
 from graphql_api.notifications.models import Delivery, DeliveryStatus
 from graphql_api.testing import (

@@ -45,8 +45,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphql_api.api.relay import parse_global_id, to_global_id
-from graphql_api.app import load_plugins
+from graphql_api.graphql_base.relay import parse_global_id, to_global_id
 from graphql_api.groups.models import (
     DerivedMembership,
     Group,
@@ -67,6 +66,7 @@ from graphql_api.testing import (
     new_static_group_id,
     serving,
 )
+from graphql_api.web.app import load_plugins
 
 POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 CITIES = ["Zwolle", "Ede", "Utrecht", "Deventer"]

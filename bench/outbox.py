@@ -31,14 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import graphql_api_email_notifications
 
-from graphql_api.api.relay import to_global_id
-from graphql_api.app import create_app, load_plugins
 from graphql_api.contacts.models import Contact
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import upgrade
 from graphql_api.notifications.worker import Worker
 from graphql_api.settings import Settings
 from graphql_api.testing import GraphQLClient, make_user, new_group_id
+from graphql_api.web.app import create_app, load_plugins
 
 CONTACTS = 1000
 ROUNDS = 5

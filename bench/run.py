@@ -29,8 +29,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.floor import Floor, load_definitions
-from graphql_api.api.relay import parse_global_id, to_global_id
-from graphql_api.app import create_app
+from graphql_api.graphql_base.relay import parse_global_id, to_global_id
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.migrations.runner import upgrade
@@ -38,6 +37,7 @@ from graphql_api.seeding.datasets import seed_size
 from graphql_api.settings import Settings
 from graphql_api.users.models import User
 from graphql_api.users.tokens import issue_token
+from graphql_api.web.app import create_app
 
 POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 

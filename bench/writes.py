@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import append_results, database_url, ensure_dataset
-from graphql_api.app import load_plugins
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import update_contact
 from graphql_api.groups.derived import readers_of
@@ -44,6 +43,7 @@ from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.notifications.models import OutboxEvent
 from graphql_api.notifications.outbox import write_pending
 from graphql_api.settings import Settings
+from graphql_api.web.app import load_plugins
 
 Write = Callable[[AsyncSession], Awaitable[Any]]
 

@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from graphql_api.monitoring.logs import configure_logging
 from graphql_api.settings import Settings
+from graphql_api.web.monitoring.logs import configure_logging
 
 
 def _migrate(settings: Settings) -> None:
-    from graphql_api.app import load_plugins
     from graphql_api.kernel.db import create_engine
     from graphql_api.migrations.runner import upgrade
+    from graphql_api.web.app import load_plugins
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
@@ -37,7 +37,7 @@ def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
-    from graphql_api.app import create_app
+    from graphql_api.web.app import create_app
 
     where = f"http://{host or settings.host}:{port or settings.port}/graphql"
     logging.getLogger("graphql_api").info("GraphQL API and GraphiQL on %s", where)
@@ -58,9 +58,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
 
 def served_application() -> Any:
     """The application of one of several ``serve`` processes, from the environment."""
-    from graphql_api.app import create_app
-    from graphql_api.monitoring.logs import configure_logging
-    from graphql_api.preflight import read_settings
+    from graphql_api.web.app import create_app
+    from graphql_api.web.monitoring.logs import configure_logging
+    from graphql_api.web.preflight import read_settings
 
     settings = read_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -70,9 +70,9 @@ def served_application() -> Any:
 def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
     """Run ``work(session)`` in one transaction as the system; a refusal is one line on
     stderr and exit status 1."""
-    from graphql_api.app import load_plugins
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.kernel.errors import UserInputError
+    from graphql_api.web.app import load_plugins
 
     async def run() -> str:
         engine = create_engine(settings.database_url)
@@ -141,9 +141,9 @@ def _duration(text: str) -> timedelta:
 def _check_membership(settings: Settings, repair: bool) -> None:
     """Compare the stored memberships and counts with a computation from scratch; print
     each difference; with ``repair``, fix them (history and events record each fix)."""
-    from graphql_api.app import load_plugins
     from graphql_api.groups.derived import differences, rebuild
     from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.web.app import load_plugins
 
     async def run() -> list[str]:
         engine = create_engine(settings.database_url)
@@ -188,9 +188,9 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 
 
 def _worker(settings: Settings) -> None:
-    from graphql_api.app import load_plugins
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.notifications.worker import Worker
+    from graphql_api.web.app import load_plugins
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
@@ -210,9 +210,9 @@ def _worker(settings: Settings) -> None:
 
 
 def _export_schema(settings: Settings, portal: bool) -> None:
-    from graphql_api.api.schema import build_schema
-    from graphql_api.app import load_plugins
     from graphql_api.portal.api.schema import build_portal_schema
+    from graphql_api.web.app import load_plugins
+    from graphql_api.web.staff_schema import build_schema
 
     if portal:
         print(build_portal_schema(settings).as_str())
@@ -305,7 +305,7 @@ USES_THE_DATABASE = {"migrate", "serve", "create-user", "create-token", "seed", 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from graphql_api.preflight import (
+    from graphql_api.web.preflight import (
         Refused,
         check_database,
         check_trusted_documents,

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import settings
 
 # Every clean query the suite runs is also answered by its compiled plan, and the two
-# answers must agree (graphql_api.api.compiled).
+# answers must agree (graphql_api.graphql_base.compiled).
 os.environ.setdefault("GRAPHQL_API_COMPILED_READS", "check")
 
 hypothesis_defaults = settings.get_profile("default")  # Hypothesis' own, whatever CI says

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import utcnow
 from graphql_api.testing import GraphQLClient, make_user, unchanged
 from graphql_api.users.models import ApiToken, User

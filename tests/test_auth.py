@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from graphql_api.api.relay import to_global_id
-from graphql_api.app import create_app
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.settings import Settings
 from graphql_api.testing import GROUP_COUNT, GraphQLClient, make_user, new_group
+from graphql_api.web.app import create_app
 
 
 @pytest.mark.parametrize(

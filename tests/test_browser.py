@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
-from graphql_api.graphiql import CONTENT_SECURITY_POLICY
+from graphql_api.web.graphiql import CONTENT_SECURITY_POLICY
 
 OPEN_GROUPS = (
     "query OpenGroups($kind: GroupKind) { groups(filter: {kind: $kind, closed: false}) "

@@ -1,4 +1,4 @@
-"""Compiled reads (``graphql_api.api.compiled``): a query that ran cleanly once is answered
+"""Compiled reads (``graphql_api.graphql_base.compiled``): a query that ran cleanly once is answered
 from then on by one statement per level, with the answer the resolvers would give.
 
 The whole suite runs with ``GRAPHQL_API_COMPILED_READS=check``, where every clean query is
@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import create_engine
 from graphql_api.testing import (
     GraphQLClient,

@@ -363,7 +363,7 @@ async def test_more_derived_groups_than_sqlite_combines_in_one_select(
     app: Any, client: GraphQLClient, people: dict[str, str]
 ):
     """SQLite allows 500 terms in a compound SELECT; a contact may be in more groups."""
-    from graphql_api.api.relay import parse_global_id
+    from graphql_api.graphql_base.relay import parse_global_id
     from graphql_api.groups.lifecycle import create_group as create_in_service
     from graphql_api.kernel.db import create_sessionmaker
 

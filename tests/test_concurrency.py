@@ -45,11 +45,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from graphql_api.api.mutations import CONFLICT_MESSAGE
-from graphql_api.api.relay import parse_global_id
+from graphql_api.graphql_base.mutations import CONFLICT_MESSAGE
+from graphql_api.graphql_base.relay import parse_global_id
 from graphql_api.groups.changes import Change, GroupCreated, GroupUpdated, MembersAdded
 from graphql_api.groups.graph import GRAPH_LOCK
-from graphql_api.plugins import hookimpl
+from graphql_api.plugin import hookimpl
 from graphql_api.testing import (
     ADD_MEMBERS,
     CREATE_GROUP,

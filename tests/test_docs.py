@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Table
 
-from graphql_api.plugins import hookspecs
+from graphql_api.plugin_host import hookspecs
 from graphql_api.testing import GraphQLClient, make_user, new_contact_id
 
 PLUGIN_DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"

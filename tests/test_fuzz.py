@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from hypothesis_graphql import mutations, nodes, queries
 from sqlalchemy import select
 
-from graphql_api.api.relay import to_global_id
 from graphql_api.auth.middleware import PORTAL_PATH
 from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.groups.models import Group, MembershipEvent
 from graphql_api.notifications.models import Delivery
 from graphql_api.testing import (

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from graphql import parse
 
-from graphql_api.graphiql import CONTENT_SECURITY_POLICY, FOREVER
 from graphql_api.testing import GraphQLClient, new_contact_id, portal_client
+from graphql_api.web.graphiql import CONTENT_SECURITY_POLICY, FOREVER
 
 HTML = {"Accept": "text/html"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from graphql_api.endpoint import accepted_media_type
+from graphql_api.web.endpoint import accepted_media_type
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

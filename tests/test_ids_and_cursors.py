@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from graphql_api.api.relay import parse_global_id, to_global_id
+from graphql_api.graphql_base.relay import parse_global_id, to_global_id
 from graphql_api.kernel.validation import MAX_ID as MAX_KEY
 from graphql_api.testing import DELETE_GROUP, GraphQLClient, new_group_id, unchanged
 

@@ -10,7 +10,6 @@ import httpx
 from alembic import command
 from sqlalchemy import inspect, text
 
-from graphql_api.app import create_app, load_plugins
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.metadata import Base
 from graphql_api.migrations.runner import alembic_config, histories, upgrade
@@ -25,6 +24,7 @@ from graphql_api.testing import (
     new_group_id,
     new_template_id,
 )
+from graphql_api.web.app import create_app, load_plugins
 
 TABLES = {
     table.name

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from graphql_api.app import create_app
 from graphql_api.kernel.requests import RequestRecord, recording
-from graphql_api.monitoring.logs import JsonFormatter, TextFormatter, with_request_id
-from graphql_api.monitoring.metrics import MAX_OPERATION_NAMES, Metrics
 from graphql_api.settings import Settings
 from graphql_api.testing import GraphQLClient, new_group_id
+from graphql_api.web.app import create_app
+from graphql_api.web.monitoring.logs import JsonFormatter, TextFormatter, with_request_id
+from graphql_api.web.monitoring.metrics import MAX_OPERATION_NAMES, Metrics
 
 
 async def get(app: Any, path: str, **options: Any) -> httpx.Response:

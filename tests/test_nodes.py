@@ -7,8 +7,7 @@ from typing import Any
 
 import httpx
 
-from graphql_api.api.nodes import NODE_MODELS
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.testing import (
     GraphQLClient,
     StatementCounter,
@@ -19,6 +18,7 @@ from graphql_api.testing import (
     new_group_id,
     new_template_id,
 )
+from graphql_api.web.staff_schema import NODES as NODE_MODELS
 
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 NODE = "query($id: ID!) { node(id: $id) { __typename id } }"

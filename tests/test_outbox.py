@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.plugins import hookimpl
+from graphql_api.plugin import hookimpl
 from graphql_api.testing import (
     ADD_MEMBERS,
     GraphQLClient,

@@ -11,13 +11,13 @@ import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import graphql_api.plugin
-from graphql_api.api.schema import build_schema
-from graphql_api.app import load_plugins
 from graphql_api.plugin import API_VERSION, ErrorCode, GroupCreated, Problem, hookimpl
-from graphql_api.plugins.contributions import PluginConflict
+from graphql_api.plugin_host.contributions import PluginConflict
 from graphql_api.scaffold import write_plugin
 from graphql_api.settings import Settings
 from graphql_api.testing import CREATE_GROUP, GraphQLClient, make_user
+from graphql_api.web.app import load_plugins
+from graphql_api.web.staff_schema import build_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DOCS = ROOT / "docs" / "plugins.md"

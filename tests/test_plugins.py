@@ -15,12 +15,11 @@ import strawberry
 from alembic import command
 from sqlalchemy.engine import Connection
 
-from graphql_api.app import create_app, load_plugins
 from graphql_api.groups.filters import FilterOp
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import histories, upgrade
-from graphql_api.plugins import hookimpl
-from graphql_api.plugins.contributions import PluginConflict
+from graphql_api.plugin import hookimpl
+from graphql_api.plugin_host.contributions import PluginConflict
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import Settings
 from graphql_api.testing import (
@@ -31,6 +30,7 @@ from graphql_api.testing import (
     new_group_id,
     refused,
 )
+from graphql_api.web.app import create_app, load_plugins
 
 EXAMPLE = Path(__file__).parent / "example_plugin"
 FORBIDDEN = {
@@ -268,7 +268,7 @@ class TypeThief:
 
 
 def test_a_type_clashing_with_the_core_stops_startup():
-    from graphql_api.api.schema import build_schema
+    from graphql_api.web.staff_schema import build_schema
 
     settings = Settings()
     with pytest.raises(PluginConflict, match="type_thief"):
@@ -288,7 +288,7 @@ def test_autoload_can_be_switched_off():
 
 
 def test_every_hook_has_a_reference_entry(repo_root: Path):
-    from graphql_api.plugins import hookspecs
+    from graphql_api.plugin_host import hookspecs
 
     docs = (repo_root / "docs" / "plugins.md").read_text()
     names = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "graphql_api_spec")]

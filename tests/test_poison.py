@@ -106,7 +106,7 @@ POISONED = """query($id: ID!, $contact: ID!) { group(id: $id) {
 
 async def poison(app: Any, group_id: str, tree: Any) -> None:
     """Write ``tree`` as the group's filter straight into the database, past validation."""
-    from graphql_api.api.relay import parse_global_id
+    from graphql_api.graphql_base.relay import parse_global_id
 
     pk = parse_global_id(group_id)[1]
     statement = text("UPDATE groups SET filter = :tree WHERE id = :id").bindparams(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.groups.models import MembershipEvent
 from graphql_api.kernel.db import utcnow
 from graphql_api.portal.accounts import wait_needed
@@ -507,7 +507,7 @@ async def _annas_rows(app: Any, contact_pk: int) -> list[Any]:
 async def test_every_portal_operation_of_one_contact_leaves_the_other_alone(
     client: GraphQLClient, world: dict[str, str], http: httpx.AsyncClient, app: Any
 ):
-    from graphql_api.api.relay import parse_global_id
+    from graphql_api.graphql_base.relay import parse_global_id
 
     anna = await portal_client(client, world["anna"])
     await anna.data(JOIN, {"g": world["open"]})

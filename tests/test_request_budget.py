@@ -20,8 +20,8 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.context import Info
-from graphql_api.plugins import hookimpl
+from graphql_api.graphql_base.context import Info
+from graphql_api.plugin import hookimpl
 from graphql_api.testing import GraphQLClient, make_user, new_group_id
 
 SLOW_SQL = {

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from graphql_api.request_json import MAX_DEPTH
 from graphql_api.testing import GraphQLClient, make_user, unchanged
+from graphql_api.web.request_json import MAX_DEPTH
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 CREATE = 'mutation { createGroup(input: {name: "Groot"}) { errors { code } } }'

@@ -12,15 +12,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from graphql_api.api.enums import described_enum
-from graphql_api.api.schema import build_schema
-from graphql_api.app import load_plugins
+from graphql_api.graphql_base.enums import described_enum
 from graphql_api.migrations.metadata import Base
 from graphql_api.migrations.runner import downgrade, upgrade
-from graphql_api.plugins.contributions import SchemaContributions
+from graphql_api.plugin_host.contributions import SchemaContributions
 from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.settings import Settings
 from graphql_api.testing import undescribed
+from graphql_api.web.app import load_plugins
+from graphql_api.web.staff_schema import build_schema
 
 
 def core_schema(built_in_plugins: list[str]) -> Any:

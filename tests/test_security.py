@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from graphql_api.app import create_app
 from graphql_api.kernel.db import create_engine
 from graphql_api.migrations.runner import upgrade
 from graphql_api.settings import Settings
 from graphql_api.testing import GraphQLClient, make_user
+from graphql_api.web.app import create_app
 
 DEEP = "{ groups { edges { node { members { edges { node { groups { members { edges { node { groups { members { edges { node { id } } } } } } } } } } } } } } }"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import utcnow
 from graphql_api.testing import GraphQLClient, make_user, unchanged
 

@@ -18,8 +18,8 @@ import pytest
 import websockets
 from sqlalchemy import insert, select
 
-from graphql_api.api.relay import parse_global_id
 from graphql_api.contacts.models import Contact
+from graphql_api.graphql_base.relay import parse_global_id
 from graphql_api.groups.membership_writes import add_members as add_members_in_domain
 from graphql_api.groups.models import MembershipSource
 from graphql_api.kernel.access import SYSTEM

@@ -25,7 +25,7 @@ from graphql_api.testing import (
     portal_client,
     unchanged,
 )
-from graphql_api.trusted_documents import ManifestError, load_trusted_documents
+from graphql_api.web.trusted_documents import ManifestError, load_trusted_documents
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

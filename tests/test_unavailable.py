@@ -16,12 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.context import Info
-from graphql_api.app import create_app
+from graphql_api.graphql_base.context import Info
 from graphql_api.kernel.db import create_engine
-from graphql_api.plugins import hookimpl
+from graphql_api.plugin import hookimpl
 from graphql_api.settings import Settings
 from graphql_api.testing import GraphQLClient, make_user, new_group_id
+from graphql_api.web.app import create_app
 
 AWAY = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
 """A database nobody listens for: every connection is refused."""

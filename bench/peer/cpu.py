@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.peer.run import prepare, questions
 from bench.run import database_url
-from graphql_api.app import create_app
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.settings import Settings
 from graphql_api.users.models import User
 from graphql_api.users.tokens import issue_token
+from graphql_api.web.app import create_app
 
 
 async def main(only: str | None, requests: int, repetitions: int) -> None:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import graphql_api
 from bench.run import append_results, database_url, ensure_dataset, pk
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.db import create_engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graphql_api.api.context import RequestDb
 from graphql_api.auth.backend import PortalUser, StaffUser, unauthorized
+from graphql_api.graphql_base.context import RequestDb
 
 PORTAL_PATH = "/portal/graphql"
 WRONG_ENDPOINT = {

@@ -5,11 +5,15 @@ entry for each name below. Plugins import nothing else from graphql_api (tests i
 the testing kit, ``graphql_api.testing``), so the core can move its insides freely.
 """
 
-from graphql_api.api.access import guarded_field, needing, needs
-from graphql_api.api.context import Info
-from graphql_api.api.errors import PublicError, UserError
-from graphql_api.api.mutations import ErrorPaths, given_fields, run_mutation
-from graphql_api.api.relay import (
+from graphql_api.contacts.api.types import Contact as ContactType
+from graphql_api.contacts.models import Contact
+from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.email_templates.rendering import render
+from graphql_api.graphql_base.access import guarded_field, needing, needs
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import PublicError, UserError
+from graphql_api.graphql_base.mutations import ErrorPaths, given_fields, run_mutation
+from graphql_api.graphql_base.relay import (
     After,
     Connection,
     First,
@@ -22,10 +26,6 @@ from graphql_api.api.relay import (
     rows_of,
     to_global_id,
 )
-from graphql_api.contacts.api.types import Contact as ContactType
-from graphql_api.contacts.models import Contact
-from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.email_templates.rendering import render
 from graphql_api.groups.api.types import Group as GroupType
 from graphql_api.groups.changes import (
     Change,
@@ -42,12 +42,13 @@ from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSo
 from graphql_api.kernel.access import SYSTEM, Forbidden, Principal, requires
 from graphql_api.kernel.db import NAMING_CONVENTION, UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
+from graphql_api.kernel.hooks import hookimpl
 from graphql_api.kernel.pagination import Ordering
 from graphql_api.kernel.repository import load_by_id
 from graphql_api.kernel.sql import SqlText
 from graphql_api.kernel.validation import clean_email, clean_text, name_key
 from graphql_api.notifications.outbox import Event, SkipDelivery
-from graphql_api.plugins.hookspecs import API_VERSION, EVENT_TYPES, hookimpl
+from graphql_api.plugin_host.hookspecs import API_VERSION, EVENT_TYPES
 from graphql_api.roles.api.kit import RolePlugin, holder_ids
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import CommaSeparated

@@ -23,8 +23,8 @@ from graphql_api.groups.filters import FieldType, FilterField, FilterOp
 from graphql_api.groups.models import Group, GroupKind, Membership
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.errors import ErrorCode, Problem
+from graphql_api.kernel.hooks import hookimpl
 from graphql_api.kernel.sql import SqlText
-from graphql_api.plugins.hookspecs import hookimpl
 from graphql_api.roles.registry import RoleDefinition
 
 

@@ -13,7 +13,6 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.app import load_plugins
 from graphql_api.contacts.models import Contact
 from graphql_api.contacts.service import create_contact
 from graphql_api.email_templates.service import create_email_template
@@ -27,6 +26,7 @@ from graphql_api.settings import Settings
 from graphql_api.users.accounts import create_user
 from graphql_api.users.models import User
 from graphql_api.users.staff_roles import role_named
+from graphql_api.web.app import load_plugins
 
 FIRST_NAMES = [
     "Anna",

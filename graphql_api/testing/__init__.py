@@ -53,7 +53,6 @@ from graphql import GraphQLEnumType, is_specified_scalar_type
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 
-from graphql_api.app import create_app, load_plugins
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.migrations.runner import upgrade
@@ -61,6 +60,7 @@ from graphql_api.notifications.worker import Worker
 from graphql_api.settings import Settings
 from graphql_api.users.accounts import create_user
 from graphql_api.users.staff_roles import role_named
+from graphql_api.web.app import create_app, load_plugins
 
 POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
 DATABASE_PREFIX = os.environ.get("GRAPHQL_API_TEST_DATABASE_PREFIX", "graphql_api_test")

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.access import needing
-from graphql_api.api.context import Info
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
-from graphql_api.api.relay import decode_id
 from graphql_api.contacts.api.inputs import ContactInput
 from graphql_api.contacts.api.types import Contact
 from graphql_api.contacts.service import create_contact, update_contact
+from graphql_api.graphql_base.access import needing
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import UserError
+from graphql_api.graphql_base.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
+from graphql_api.graphql_base.relay import decode_id
 
 CONTACT_BY_ID = ErrorPaths({"contact_id": "id"})
 """``updateContact(id:, input:)``."""

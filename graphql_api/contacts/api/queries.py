@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from sqlalchemy import Select, select
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.compiled import ById, PageOf, compiled
-from graphql_api.api.context import Info
-from graphql_api.api.errors import PublicError
-from graphql_api.api.relay import After, Connection, First, paginate, query_id
-from graphql_api.api.text_inputs import query_search
 from graphql_api.contacts import models
 from graphql_api.contacts.api.types import Contact
 from graphql_api.contacts.search import contact_search
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.compiled import ById, PageOf, compiled
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import PublicError
+from graphql_api.graphql_base.relay import After, Connection, First, paginate, query_id
+from graphql_api.graphql_base.text_inputs import query_search
 from graphql_api.groups.membership_reads import filter_contacts
 from graphql_api.kernel.errors import UserInputError
 from graphql_api.kernel.pagination import Ordering

@@ -7,12 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.compiled import Children, FromColumns, compiled
-from graphql_api.api.context import Info
-from graphql_api.api.cost import READS_MEMBERSHIP
-from graphql_api.api.enums import described_enum
-from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.contacts import models
 from graphql_api.contacts.api.loaders import (
     load_groups_of_contacts,
@@ -20,6 +14,13 @@ from graphql_api.contacts.api.loaders import (
     load_visible_memberships,
 )
 from graphql_api.contacts.models import ContactKind
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.compiled import Children, FromColumns, compiled
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.cost import READS_MEMBERSHIP
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.nodes import findable
+from graphql_api.graphql_base.relay import Node, global_id_field, rows_of
 from graphql_api.groups.models import GroupKind
 from graphql_api.groups.models import Membership as MembershipRow
 from graphql_api.portal.accounts import accounts_of_contacts
@@ -65,6 +66,7 @@ class VisibleGroups:
         return [g for g in groups if g.show_on_contact and g.kind is not GroupKind.STATIC]
 
 
+@findable(models.Contact, "contacts.view")
 @strawberry.type(description="A person or organisation in the CRM (contact).")
 class Contact(Node):
     id: strawberry.ID = global_id_field("Contact")

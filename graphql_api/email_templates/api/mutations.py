@@ -7,12 +7,6 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.access import needing
-from graphql_api.api.context import Info
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
-from graphql_api.api.payloads import DeletePayload
-from graphql_api.api.relay import decode_id
 from graphql_api.email_templates.api.inputs import EmailTemplateInput, UpdateEmailTemplateInput
 from graphql_api.email_templates.api.types import EmailTemplate
 from graphql_api.email_templates.service import (
@@ -20,6 +14,12 @@ from graphql_api.email_templates.service import (
     delete_email_template,
     update_email_template,
 )
+from graphql_api.graphql_base.access import needing
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import UserError
+from graphql_api.graphql_base.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
+from graphql_api.graphql_base.payloads import DeletePayload
+from graphql_api.graphql_base.relay import decode_id
 
 TEMPLATE_BY_ID = ErrorPaths({"template_id": "id"})
 """``updateEmailTemplate(id:, input:)`` and ``deleteEmailTemplate(id:)``."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.context import Info
 from graphql_api.email_templates.api.types import EmailTemplate
 from graphql_api.email_templates.service import list_email_templates
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.context import Info
 
 
 @strawberry.type

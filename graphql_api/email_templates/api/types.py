@@ -6,10 +6,12 @@ from datetime import datetime
 
 import strawberry
 
-from graphql_api.api.relay import Node, global_id_field, rows_of
 from graphql_api.email_templates import models
+from graphql_api.graphql_base.nodes import findable
+from graphql_api.graphql_base.relay import Node, global_id_field, rows_of
 
 
+@findable(models.EmailTemplate, "templates.view")
 @strawberry.type(
     description="An e-mail template (e-mailtemplate), e.g. the welcome mail of a group."
 )

@@ -6,9 +6,9 @@ from typing import Any
 
 import strawberry
 
-from graphql_api.api.enums import described_enum
-from graphql_api.api.labels import Locale
-from graphql_api.api.relay import decode_id, to_global_id
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.labels import Locale
+from graphql_api.graphql_base.relay import decode_id, to_global_id
 from graphql_api.groups.filters import FieldType, FilterField, FilterOp
 from graphql_api.kernel.labels import DEFAULT_LOCALE
 

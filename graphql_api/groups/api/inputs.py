@@ -8,9 +8,9 @@ from typing import Any
 
 import strawberry
 
-from graphql_api.api.mutations import given_fields
-from graphql_api.api.relay import decode_id, decode_ids, query_id
-from graphql_api.api.text_inputs import query_search
+from graphql_api.graphql_base.mutations import given_fields
+from graphql_api.graphql_base.relay import decode_id, decode_ids, query_id
+from graphql_api.graphql_base.text_inputs import query_search
 from graphql_api.groups.api.filters import ContactFilterInput
 from graphql_api.groups.api.types import CompositionModeType, GroupKindType
 from graphql_api.groups.listing import GroupCriteria

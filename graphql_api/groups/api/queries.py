@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy import Select
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.compiled import ById, PageOf, compiled
-from graphql_api.api.context import Info
-from graphql_api.api.enums import described_enum
-from graphql_api.api.relay import After, Connection, First, paginate, query_id
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.compiled import ById, PageOf, compiled
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.relay import After, Connection, First, paginate, query_id
 from graphql_api.groups import models
 from graphql_api.groups.api.filters import FilterFieldInfo
 from graphql_api.groups.api.inputs import GroupFilter

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 
 import strawberry
 
-from graphql_api.api.access import needing, needs
-from graphql_api.api.context import Info
-from graphql_api.api.enums import described_enum
-from graphql_api.api.errors import PublicError
-from graphql_api.api.relay import query_id, to_global_id
 from graphql_api.contacts import models as contact_models
+from graphql_api.graphql_base.access import needing, needs
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.errors import PublicError
+from graphql_api.graphql_base.relay import query_id, to_global_id
 from graphql_api.groups import models
 from graphql_api.groups.api.types import (
     ContactRef,

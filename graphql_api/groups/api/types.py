@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from sqlalchemy import Select, select
 
-from graphql_api.api.compiled import FromColumns, PageOf, Reference, compiled
-from graphql_api.api.context import Info
-from graphql_api.api.cost import READS_MEMBERSHIP
-from graphql_api.api.enums import described_enum
-from graphql_api.api.relay import (
+from graphql_api.contacts import models as contact_models
+from graphql_api.email_templates import models as template_models
+from graphql_api.graphql_base.compiled import FromColumns, PageOf, Reference, compiled
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.cost import READS_MEMBERSHIP
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.nodes import findable
+from graphql_api.graphql_base.relay import (
     After,
     Connection,
     First,
@@ -25,9 +28,7 @@ from graphql_api.api.relay import (
     query_id,
     rows_of,
 )
-from graphql_api.api.text_inputs import query_search
-from graphql_api.contacts import models as contact_models
-from graphql_api.email_templates import models as template_models
+from graphql_api.graphql_base.text_inputs import query_search
 from graphql_api.groups import models
 from graphql_api.groups.api.filters import ContactFilter, filter_from_domain
 from graphql_api.groups.api.loaders import (
@@ -152,6 +153,7 @@ class Membership:
         return await info.context.row(user_models.User, root.added_by_id)
 
 
+@findable(models.MembershipEvent, "groups.view")
 @strawberry.type(description="One entry of a group's membership history; never changed or removed.")
 class MembershipEvent(Node):
     id: strawberry.ID = global_id_field("MembershipEvent")
@@ -180,6 +182,7 @@ class MembershipEvent(Node):
         return await info.context.row(user_models.User, root.actor_id)
 
 
+@findable(models.Group, "groups.view")
 @strawberry.type(
     description="A group of contacts (groep) with the settings of the 'Nieuwe groep' form."
 )

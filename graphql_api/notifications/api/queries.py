@@ -6,9 +6,9 @@ from typing import Annotated
 
 import strawberry
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.context import Info
-from graphql_api.api.relay import After, Connection, First, paginate
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.relay import After, Connection, First, paginate
 from graphql_api.kernel.pagination import Ordering
 from graphql_api.notifications import models
 from graphql_api.notifications.api.types import DeliveryStatusType, NotificationDelivery

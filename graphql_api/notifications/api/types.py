@@ -6,9 +6,10 @@ from datetime import datetime
 
 import strawberry
 
-from graphql_api.api.context import Info
-from graphql_api.api.enums import described_enum
-from graphql_api.api.relay import Node, global_id_field, rows_of
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.nodes import findable
+from graphql_api.graphql_base.relay import Node, global_id_field, rows_of
 from graphql_api.notifications import models
 from graphql_api.notifications.models import DeliveryStatus
 
@@ -25,6 +26,7 @@ DeliveryStatusType = described_enum(
 )
 
 
+@findable(models.Delivery, "deliveries.manage")
 @strawberry.type(description="One event delivered to one plugin (the notification outbox).")
 class NotificationDelivery(Node):
     id: strawberry.ID = global_id_field("NotificationDelivery")

@@ -8,8 +8,8 @@ from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
-from graphql_api.api.context import RequestDb
-from graphql_api.api.errors import PublicError
+from graphql_api.graphql_base.context import RequestDb
+from graphql_api.graphql_base.errors import PublicError
 from graphql_api.portal.accounts import PortalSession
 from graphql_api.settings import Settings
 

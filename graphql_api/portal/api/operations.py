@@ -10,10 +10,10 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import ErrorPaths, run_mutation
-from graphql_api.api.relay import decode_id
 from graphql_api.contacts.models import Contact
+from graphql_api.graphql_base.errors import UserError
+from graphql_api.graphql_base.mutations import ErrorPaths, run_mutation
+from graphql_api.graphql_base.relay import decode_id
 from graphql_api.portal import accounts, privacy
 from graphql_api.portal import groups as portal_groups
 from graphql_api.portal.api.context import PortalInfo

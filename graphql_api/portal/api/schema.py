@@ -11,10 +11,10 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from graphql_api.api.cost import QueryCostLimiter
-from graphql_api.api.errors import MaskInternalErrors
-from graphql_api.api.operation_name import OperationNameRequired
-from graphql_api.api.text_inputs import CleanStringLiterals, CleanVariables
+from graphql_api.graphql_base.cost import QueryCostLimiter
+from graphql_api.graphql_base.errors import MaskInternalErrors
+from graphql_api.graphql_base.operation_name import OperationNameRequired
+from graphql_api.graphql_base.text_inputs import CleanStringLiterals, CleanVariables
 from graphql_api.portal.api.operations import PortalMutation, PortalQuery
 from graphql_api.settings import Settings
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.access import needing
-from graphql_api.api.context import Info
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import ErrorPaths, run_mutation
-from graphql_api.api.relay import decode_id
+from graphql_api.graphql_base.access import needing
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import UserError
+from graphql_api.graphql_base.mutations import ErrorPaths, run_mutation
+from graphql_api.graphql_base.relay import decode_id
 from graphql_api.portal import accounts, privacy
 from graphql_api.portal.api.types import PortalAccount
 

@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import strawberry
 
-from graphql_api.api.enums import described_enum
-from graphql_api.api.relay import to_global_id
+from graphql_api.graphql_base.enums import described_enum
+from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.portal import groups as portal_groups
 from graphql_api.portal.models import AccountStatus
 

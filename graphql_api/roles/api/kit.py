@@ -14,14 +14,14 @@ import strawberry
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.context import Info
-from graphql_api.api.cost import READS_MEMBERSHIP
-from graphql_api.api.relay import After, Connection, First, paginate
 from graphql_api.contacts import models as contacts
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.cost import READS_MEMBERSHIP
+from graphql_api.graphql_base.relay import After, Connection, First, paginate
 from graphql_api.groups.models import Group, Membership
+from graphql_api.kernel.hooks import hookimpl
 from graphql_api.kernel.pagination import Ordering
-from graphql_api.plugins.hookspecs import hookimpl
 from graphql_api.roles.registry import RoleDefinition
 
 if TYPE_CHECKING:

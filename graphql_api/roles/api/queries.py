@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from graphql_api.api.context import Info
+from graphql_api.graphql_base.context import Info
 from graphql_api.roles.api.types import Role
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from graphql_api.api.labels import Locale
+from graphql_api.graphql_base.labels import Locale
 from graphql_api.kernel.labels import DEFAULT_LOCALE
 from graphql_api.roles.registry import RoleDefinition
 

@@ -13,12 +13,12 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.api.access import needing
-from graphql_api.api.context import Info
-from graphql_api.api.errors import UserError
-from graphql_api.api.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
-from graphql_api.api.payloads import DeletePayload
-from graphql_api.api.relay import decode_id
+from graphql_api.graphql_base.access import needing
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.errors import UserError
+from graphql_api.graphql_base.mutations import NO_ARGUMENTS, ErrorPaths, given_fields, run_mutation
+from graphql_api.graphql_base.payloads import DeletePayload
+from graphql_api.graphql_base.relay import decode_id
 from graphql_api.users import accounts, staff_roles, tokens
 from graphql_api.users.api.inputs import (
     CreateApiTokenInput,

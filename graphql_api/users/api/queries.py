@@ -5,9 +5,9 @@ from __future__ import annotations
 import strawberry
 from sqlalchemy import select
 
-from graphql_api.api.access import guarded_field
-from graphql_api.api.context import Info
-from graphql_api.api.relay import After, Connection, First, paginate
+from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.relay import After, Connection, First, paginate
 from graphql_api.users import models
 from graphql_api.users.accounts import list_users
 from graphql_api.users.api.types import (

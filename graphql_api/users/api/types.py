@@ -8,12 +8,14 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graphql_api.api.context import Info
-from graphql_api.api.relay import Node, global_id_field, rows_of
+from graphql_api.graphql_base.context import Info
+from graphql_api.graphql_base.nodes import findable
+from graphql_api.graphql_base.relay import Node, global_id_field, rows_of
 from graphql_api.kernel.access import EVERY_PERMISSION
 from graphql_api.users import models
 
 
+@findable(models.StaffRole, "users.manage")
 @strawberry.type(description="A named set of permissions that staff users hold (rol).")
 class StaffRole(Node):
     id: strawberry.ID = global_id_field("StaffRole")
@@ -32,6 +34,7 @@ class StaffRole(Node):
         return sorted(root.permissions)
 
 
+@findable(models.User, None)
 @strawberry.type(description="A staff member of the cooperative (gebruiker).")
 class User(Node):
     name: str = strawberry.field(description="Full name.")
@@ -54,6 +57,7 @@ class User(Node):
         return role is not None and EVERY_PERMISSION in role.permissions
 
 
+@findable(models.ApiToken, "users.manage", owner="user_id")
 @strawberry.type(description="An API token; its secret is shown once, when it is made.")
 class ApiToken(Node):
     id: strawberry.ID = global_id_field("ApiToken")
@@ -74,6 +78,7 @@ class ApiToken(Node):
     is_type_of = rows_of(models.ApiToken)
 
 
+@findable(models.AuditEntry, "users.manage")
 @strawberry.type(description="One change of who may do what: users, staff roles, tokens.")
 class AuditEntry(Node):
     id: strawberry.ID = global_id_field("AuditEntry")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from graphql_api.api.relay import parse_global_id
+from graphql_api.graphql_base.relay import parse_global_id
 from graphql_api.notifications.models import Delivery
 from graphql_api.testing import (
     GraphQLClient,
