@@ -56,7 +56,9 @@ class GroupDeleted:
 
 @dataclass(frozen=True)
 class MembersAdded:
-    """Contacts newly linked to a static group (existing members are not in it)."""
+    """Contacts that became members of a group (existing members are not in it): linked
+    to a static group (``source`` MANUAL, API, PORTAL, ...), or entering a dynamic or
+    composite group's stored members (``source`` DERIVED)."""
 
     group: GroupSnapshot
     contact_ids: tuple[int, ...]

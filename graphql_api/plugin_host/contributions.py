@@ -1,15 +1,29 @@
-"""What plugins add to the schema, as the plugin manager collects it and the schema
-builder takes it: neither needs the other."""
+"""What plugins contribute: roles, permissions, filter fields, their own settings, schema
+types, fields and error codes, and migrations. Each is gathered once while the app is
+built, and a name two plugins (or a plugin and the core) claim stops the service. The
+schema builder takes the schema part as ``SchemaContributions``, needing nothing else
+from here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import to_camel_case
+
+from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
+from graphql_api.kernel.access import CORE_PERMISSIONS
+from graphql_api.kernel.errors import ErrorCode
+from graphql_api.plugin_host.discovery import Registered, drop, results
+from graphql_api.roles.registry import RoleDefinition
 
 SCHEMA_TARGETS = ("query", "mutation", "group", "contact")
 """The core types plugins may add fields to (hooks ``<target>_fields``)."""
+
+CoreFieldNames = Mapping[str, frozenset[str]]
+"""GraphQL names of the core's fields on each target type, which plugins may not reuse."""
 
 
 class PluginConflict(RuntimeError):
@@ -41,3 +55,114 @@ def graphql_name(schema_field: Any) -> str:
         return str(schema_field.graphql_name)
     python_name = schema_field.python_name or schema_field.base_resolver.name
     return to_camel_case(python_name)
+
+
+def roles(registered: Registered) -> dict[str, RoleDefinition]:
+    """The neighbourhood roles plugins define, by key; a key has one owner."""
+    found: dict[str, RoleDefinition] = {}
+    owners: dict[str, str] = {}
+    for plugin, definitions in results(registered, "register_roles", RoleDefinition):
+        for role in definitions:
+            _claim(owners, role.key, plugin, "role")
+            found[role.key] = role
+    return found
+
+
+def permissions(registered: Registered) -> dict[str, str]:
+    """The core's permissions and those plugins add, each with its description."""
+    found = dict(CORE_PERMISSIONS)
+    for _, contributed in results(registered, "register_permissions", check=_check_permissions):
+        found.update(contributed)
+    return found
+
+
+def filter_fields(
+    registered: Registered, roles: Mapping[str, RoleDefinition]
+) -> dict[str, FilterField]:
+    """The contact fields a group filter may test: the core's and those plugins add, which
+    may depend on the ``roles`` defined."""
+    fields = dict(CONTACT_FIELDS)
+    owners = dict.fromkeys(CONTACT_FIELDS, "core")
+    for plugin, contributed in results(registered, "filter_fields", FilterField, roles=roles):
+        for filter_field in contributed:
+            _claim(owners, filter_field.name, plugin, "filter field")
+            fields[filter_field.name] = filter_field
+    return fields
+
+
+def schema(registered: Registered, core_fields: CoreFieldNames) -> SchemaContributions:
+    """The types, fields and error codes plugins add to the schema; none may reuse a name
+    of the core's (``core_fields``) or another plugin's."""
+    contributions = SchemaContributions()
+    type_owners: dict[str, str] = {}
+    for plugin, types in results(registered, "graphql_types", type):
+        for graphql_type in types:
+            _claim(type_owners, _type_name(graphql_type), plugin, "type")
+            contributions.types.append((plugin, graphql_type))
+    for target in SCHEMA_TARGETS:
+        owners = dict.fromkeys(core_fields[target], "core")
+        for plugin, fields in results(registered, f"{target}_fields", StrawberryField):
+            for schema_field in fields:
+                _claim(owners, graphql_name(schema_field), plugin, f"{target} field")
+                contributions.fields[target].append((plugin, schema_field))
+    code_owners = dict.fromkeys(ErrorCode, "core")
+    for plugin, codes in results(registered, "error_codes", check=_check_codes):
+        for code, description in codes.items():
+            _claim(code_owners, code, plugin, "error code")
+            contributions.error_codes[code] = (plugin, description)
+    return contributions
+
+
+def plugin_settings(registered: Registered) -> dict[str, Any]:
+    """Each plugin's settings, read from the environment once."""
+    found = {}
+    for plugin, settings_class in results(registered, "plugin_settings", None):
+        try:
+            found[plugin] = settings_class()
+        except Exception as error:
+            drop(registered, plugin, error)
+    return found
+
+
+def migrations(registered: Registered) -> dict[str, str]:
+    """Each plugin's folder of Alembic revisions (kept in a version table of its own)."""
+    return dict(results(registered, "migrations", None))
+
+
+def _claim(owners: dict[str, str], name: str, plugin: str, what: str) -> None:
+    if name in owners:
+        raise PluginConflict(
+            f"{what} {name!r} is contributed by both {owners[name]!r} and {plugin!r}"
+        )
+    owners[name] = plugin
+
+
+def _type_name(graphql_type: type) -> str:
+    definition = getattr(graphql_type, "__strawberry_definition__", None)
+    if definition is None:
+        raise TypeError(f"{graphql_type!r} is not a Strawberry type")
+    return str(definition.name)
+
+
+def _check_codes(plugin: str, codes: Any) -> None:
+    """Error codes are a dict of code -> description, each code with the plugin's prefix."""
+    prefix = error_code_prefix(plugin)
+    if not isinstance(codes, dict) or not all(
+        isinstance(code, str) and isinstance(text, str) for code, text in codes.items()
+    ):
+        raise TypeError("hook 'error_codes' must return a dict of code -> description")
+    wrong = sorted(code for code in codes if not code.startswith(prefix) or not code.isupper())
+    if wrong:
+        raise ValueError(f"error codes {wrong} must be capitals starting with {prefix!r}")
+
+
+def _check_permissions(plugin: str, permissions: Any) -> None:
+    """Permissions are a dict of name -> description, each name ``<plugin>.<action>``."""
+    if not isinstance(permissions, dict) or not all(
+        isinstance(name, str) and isinstance(text, str) for name, text in permissions.items()
+    ):
+        raise TypeError("hook 'register_permissions' must return a dict of name -> description")
+    prefix = f"{plugin}."
+    wrong = sorted(name for name in permissions if not name.startswith(prefix) or name == prefix)
+    if wrong:
+        raise ValueError(f"permissions {wrong} must be named {prefix!r} and an action")

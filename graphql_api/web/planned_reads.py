@@ -1,5 +1,5 @@
-"""``/graphql``'s side of compiled reads (``api.compiled``): answering a request whose
-document has a plan, straight from the HTTP request when it is a plain JSON POST.
+"""``/graphql``'s side of compiled reads (``graphql_base.compiled``): answering a request
+whose document has a plan, straight from the HTTP request when it is a plain JSON POST.
 
 A planned query is answered without Strawberry's view: the body is read as the view reads
 it, the document found as it finds it (trusted documents included), and the answer

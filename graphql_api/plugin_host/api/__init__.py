@@ -1,1 +1,1 @@
-"""The GraphQL layer of plugins: types, inputs, queries, mutations and loaders."""
+"""The GraphQL layer of the plugin host: the ``plugins`` query and its type."""
