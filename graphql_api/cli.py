@@ -7,11 +7,12 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from graphql_api.settings import Settings
 from graphql_api.web.monitoring.logs import configure_logging
@@ -22,10 +23,13 @@ def _migrate(settings: Settings) -> None:
     from graphql_api.migrations.runner import upgrade
     from graphql_api.web.app import load_plugins
 
+    # The preflight refused when any plugin failed to load: its migrations are unknown.
+    every_plugin = settings.model_copy(update={"strict_plugins": True})
+
     async def run() -> None:
         engine = create_engine(settings.database_url)
         try:
-            plugins = load_plugins(settings)
+            plugins = load_plugins(every_plugin)
             await upgrade(engine, plugins.migrations(), plugins.rules())
         finally:
             await engine.dispose()
@@ -35,8 +39,12 @@ def _migrate(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    import contextlib
+    import gc
+
     import uvicorn
 
+    from graphql_api.auth.sockets import stop_within
     from graphql_api.web.app import create_app
 
     where = f"http://{host or settings.host}:{port or settings.port}/graphql"
@@ -45,15 +53,34 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
     # their outbox workers share the deliveries (docs/operations.md).
     app: Any = "graphql_api.cli:served_application" if workers > 1 else create_app(settings)
     # Uvicorn logs through ours (log_config=None); each request's line is ours, with more in it.
-    uvicorn.run(
-        app,
-        factory=workers > 1,
-        workers=workers,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    # On SIGTERM or SIGINT each process closes its WebSockets with 1001 (auth.sockets), stops
+    # accepting, lets running requests finish for half of GRAPHQL_API_SHUTDOWN_SECONDS (then
+    # cancels them), shuts the application down (outbox worker, event feed, database), and
+    # has ended by GRAPHQL_API_SHUTDOWN_SECONDS whatever still runs.
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_seconds / 2)),
+    }
+    if workers > 1:
+        # Each worker puts stop_within in front of uvicorn's signal handlers itself.
+        uvicorn.run(app, factory=True, workers=workers, **options)
+        return
+    # The application's objects (schema, plans, mappings) live as long as the process: kept
+    # out of the collector's sight, its full collections look at what requests made only,
+    # and a burst of them (600 subscribe messages) pauses every client for milliseconds,
+    # not the 100 ms a collection of everything took.
+    gc.collect()
+    gc.freeze()
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    # uvicorn installs this as its SIGTERM and SIGINT handler while it serves.
+    server.handle_exit = stop_within(settings.shutdown_seconds, server.handle_exit)  # type: ignore[method-assign]
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's exit status for an application that did not start
 
 
 def served_application() -> Any:
@@ -72,6 +99,7 @@ def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -
     stderr and exit status 1."""
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.kernel.errors import UserInputError
+    from graphql_api.kernel.writing import begin_writing
     from graphql_api.web.app import load_plugins
 
     async def run() -> str:
@@ -79,6 +107,7 @@ def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -
         info = {"permissions": load_plugins(settings).permissions}
         try:
             async with create_sessionmaker(engine, info)() as session, session.begin():
+                await begin_writing(session)
                 return await work(session)
         finally:
             await engine.dispose()
@@ -108,7 +137,7 @@ def _create_user(settings: Settings, name: str, email: str, role: str) -> None:
     print(token)
 
 
-def _create_token(settings: Settings, email: str, name: str, expires_in: str | None) -> None:
+def _create_token(settings: Settings, email: str, name: str, expires_in: timedelta | None) -> None:
     from graphql_api.kernel.access import SYSTEM
     from graphql_api.kernel.db import utcnow
     from graphql_api.kernel.errors import ErrorCode, UserInputError
@@ -119,7 +148,7 @@ def _create_token(settings: Settings, email: str, name: str, expires_in: str | N
         user = await user_by_email(session, email)
         if user is None:
             raise UserInputError.single(["email"], ErrorCode.NOT_FOUND, f"No user {email!r}.")
-        expires_at = utcnow() + _duration(expires_in) if expires_in else None
+        expires_at = utcnow() + expires_in if expires_in else None
         values = {"name": name, "expires_at": expires_at}
         _, secret = await create_api_token(session, SYSTEM, values, owner_id=user.id)
         return secret
@@ -130,12 +159,32 @@ def _create_token(settings: Settings, email: str, name: str, expires_in: str | N
 
 
 def _duration(text: str) -> timedelta:
-    """``90d``, ``12h`` or ``30m`` as a time span."""
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit() or int(number) == 0:
-        sys.exit(f"error: {text!r} is no duration; write e.g. 90d, 12h or 30m")
-    return timedelta(**{units[unit]: int(number)})
+    """``90d``, ``12h`` or ``30m`` as a time span, at most a token's longest lifetime."""
+    from graphql_api.users.tokens import LONGEST_LIFETIME
+
+    written = re.fullmatch(r"([0-9]+)([dhm])", text)
+    if written is None or int(written[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is no duration; write e.g. 90d, 12h or 30m")
+    seconds = int(written[1]) * {"d": 86400, "h": 3600, "m": 60}[written[2]]
+    if seconds > LONGEST_LIFETIME.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too long: a token lives at most {LONGEST_LIFETIME.days}d; leave "
+            "--expires-in out for one that never expires"
+        )
+    return timedelta(seconds=seconds)
+
+
+def _number(lowest: int, highest: int, what: str) -> Callable[[str], int]:
+    """An argument type: a whole number from ``lowest`` to ``highest``."""
+
+    def number(text: str) -> int:
+        if re.fullmatch(r"[0-9]+", text) is None or not lowest <= int(text) <= highest:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is no {what}; write a number from {lowest} to {highest}"
+            )
+        return int(text)
+
+    return number
 
 
 def _check_membership(settings: Settings, repair: bool) -> None:
@@ -143,6 +192,7 @@ def _check_membership(settings: Settings, repair: bool) -> None:
     each difference; with ``repair``, fix them (history and events record each fix)."""
     from graphql_api.groups.derived import differences, rebuild
     from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.kernel.writing import begin_writing
     from graphql_api.web.app import load_plugins
 
     async def run() -> list[str]:
@@ -151,6 +201,8 @@ def _check_membership(settings: Settings, repair: bool) -> None:
         info = {"rules": plugins.rules(), "permissions": plugins.permissions}
         try:
             async with create_sessionmaker(engine, info)() as session, session.begin():
+                # A snapshot to compare, and on SQLite no writer beside the repair.
+                await begin_writing(session)
                 found = await differences(session)
                 if found and repair:
                     await rebuild(session, cause="repaired by check-membership", record=True)
@@ -175,15 +227,15 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 
     what = "the demo data" if demo else f"dataset {size}"
     if demo:
-        tokens = asyncio.run(seed_demo(settings))
-        loaded = tokens is not None
+        logins = asyncio.run(seed_demo(settings))
+        loaded, tokens = logins is not None, logins or []
     else:
-        loaded = asyncio.run(seed_size(settings.database_url, size or ""))
+        loaded, tokens = asyncio.run(seed_size(settings.database_url, size or "")), []
     if not loaded:
         print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
         return
     print(f"Loaded {what}.", file=sys.stderr)
-    for kind, name, credentials in tokens or []:
+    for kind, name, credentials in tokens:
         print(f"  {kind:8} {name}: {credentials}", file=sys.stderr)
 
 
@@ -229,12 +281,21 @@ def _new_plugin(name: str, directory: str) -> None:
         made = write_plugin(name, Path(directory))
     except ScaffoldError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: cannot write the plugin into {directory}: {error.strerror or error}")
     print(f"Made {made}: `pip install -e {made}`, then `pytest` there.", file=sys.stderr)
     print(made)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Refuses a command line as every other failure: one line on stderr, exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="graphql-api",
         description="GraphQL API for CRM contact groups. Settings come from GRAPHQL_API_* "
         "environment variables.",
@@ -248,12 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database to the newest schema")
     serve = commands.add_parser("serve", help="serve the API (tokens required)")
     serve.add_argument("--host", help="interface to listen on (default: GRAPHQL_API_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: GRAPHQL_API_PORT)")
+    serve.add_argument(
+        "--port",
+        type=_number(1, 65535, "port"),
+        help="port to listen on (default: GRAPHQL_API_PORT)",
+    )
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_number(1, 64, "number of processes"),
         default=1,
-        choices=range(1, 65),
         metavar="N",
         help="processes to serve with (default 1); one per core uses them all",
     )
@@ -264,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--email", required=True)
     role = create_user.add_mutually_exclusive_group()
     role.add_argument(
-        "--role", default="manager", help="staff role: admin, manager, viewer or one of yours"
+        "--role",
+        default="manager",
+        help="staff role: admin, manager, viewer or one of yours (default: manager)",
     )
     role.add_argument("--admin", action="store_true", help="the same as --role admin")
     create_token = commands.add_parser(
@@ -272,12 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_token.add_argument("--email", required=True, help="the user's e-mail address")
     create_token.add_argument("--name", required=True, help="what the token is for")
-    create_token.add_argument("--expires-in", help="e.g. 90d, 12h or 30m (default: never)")
+    create_token.add_argument(
+        "--expires-in",
+        type=_duration,
+        help="e.g. 90d, 12h or 30m, at most three years (default: never)",
+    )
     seed = commands.add_parser("seed", help="load data into an empty database")
     which = seed.add_mutually_exclusive_group(required=True)
     which.add_argument("--demo", action="store_true", help="users, contacts and groups to try")
     which.add_argument(
-        "--size", choices=["S", "M", "L"], help="a benchmark dataset (DESIGN.md section 8)"
+        "--size",
+        choices=["S", "M", "L"],
+        help="a benchmark dataset: 10,000, 100,000 or 1,000,000 contacts (bench/README.md)",
     )
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument(
@@ -299,7 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-USES_THE_DATABASE = {"migrate", "serve", "create-user", "create-token", "seed", "worker"}
+USES_THE_DATABASE = {
+    "migrate",
+    "serve",
+    "create-user",
+    "create-token",
+    "seed",
+    "worker",
+    "check-membership",
+}
 """Commands that check the database first; all but ``migrate`` need its newest schema."""
 
 
@@ -308,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from graphql_api.web.preflight import (
         Refused,
         check_database,
+        check_listening,
+        check_plugins,
         check_trusted_documents,
         read_settings,
     )
@@ -317,10 +399,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             check_trusted_documents(settings)
-        if args.command in USES_THE_DATABASE:
-            check_database(settings, migrated=args.command != "migrate")
+        if args.command in USES_THE_DATABASE or args.command == "export-schema":
+            # migrate cannot leave a plugin out: it would never apply its migrations.
+            plugins = check_plugins(settings, every=args.command == "migrate")
+            if args.command in USES_THE_DATABASE:
+                check_database(settings, plugins, migrated=args.command != "migrate")
+        if args.command == "serve":
+            check_listening(args.host or settings.host, args.port or settings.port)
     except Refused as refused:
-        sys.exit(f"error: {refused}")
+        print(f"error: {refused}", file=sys.stderr)
+        if refused.hint:
+            print(f"hint: {refused.hint}", file=sys.stderr)
+        sys.exit(1)
     match args.command:
         case "migrate":
             _migrate(settings)

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: PositiveFloat = 30.0
     """A GraphQL request over HTTP still running after this long is stopped and answered
     with ``TIMEOUT``; on PostgreSQL no statement of the service runs longer either."""
+    body_read_timeout_seconds: PositiveFloat = 10.0
+    """A request body not received whole this long after the request began (nor within
+    ``request_timeout_seconds``, which counts the reading too) is answered with 408
+    ``BODY_READ_TIMEOUT`` and its connection closed: a client that stalls holds nothing."""
     transaction_attempts: PositiveInt = 3
     """Tries of a mutation that PostgreSQL aborted to break a deadlock or a serialization
     conflict, before it is answered with ``CONFLICT``."""
@@ -85,6 +89,15 @@ class Settings(BaseSettings):
     feed_poll_seconds: float = 2.0
     """How often a subscription looks for events when nothing told it of any: commits of
     other processes on SQLite, or while PostgreSQL's notifications are being reconnected."""
+    max_subscriptions_per_connection: PositiveInt = 20
+    """Subscriptions one WebSocket connection runs at once; another ``subscribe`` is
+    answered with an ``error`` message, code ``LIMIT_EXCEEDED``, and the connection stays."""
+    max_subscriptions_per_principal: PositiveInt = 100
+    """Subscriptions one user runs at once on all their connections to one process; another
+    is refused the same way."""
+    shutdown_seconds: PositiveFloat = 10.0
+    """After SIGTERM (or SIGINT), ``serve`` closes its WebSocket connections with 1001, lets
+    running requests finish, and has ended within this time, whatever is still running."""
     outbox_batch_size: int = 50
     outbox_retention_days: int = 30
     """Delivered and skipped deliveries older than this are purged."""

@@ -1,16 +1,14 @@
-"""The command line as an operator uses it, and the service over a real HTTP socket."""
+"""The service over a real HTTP socket, as `graphql-api serve` runs it (each command's own
+successes and failures: tests/test_commands.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
-import pty
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,141 +31,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "GRAPHQL_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}",
         "GRAPHQL_API_DEV_MODE": "false",
     }
-
-
-def test_migrate_create_user_and_seed(env: dict[str, str]):
-    assert cli(env, "migrate").returncode == 0
-    created = cli(env, "create-user", "--name", "Anna", "--email", "anna@example.coop", "--admin")
-    assert created.returncode == 0, created.stderr
-    assert created.stdout.strip().splitlines()[-1].startswith("gapi_")
-
-    duplicate = cli(env, "create-user", "--name", "Anna", "--email", "ANNA@example.coop")
-    assert duplicate.returncode != 0
-    assert "already exists" in duplicate.stderr
-    assert "Traceback" not in duplicate.stderr
-
-    seeded = cli(env, "seed", "--demo")
-    assert "demo data not loaded" in seeded.stderr, "the database already had a user"
-
-
-def test_create_user_with_a_role_and_create_token(env: dict[str, str]):
-    assert cli(env, "migrate").returncode == 0
-    created = cli(
-        env, "create-user", "--name", "Piet", "--email", "piet@example.coop", "--role", "viewer"
-    )
-    assert created.returncode == 0, created.stderr
-    assert "(viewer)" in created.stderr
-    token = cli(
-        env, "create-token", "--email", "PIET@example.coop", "--name", "sync", "--expires-in", "90d"
-    )
-    assert token.returncode == 0, token.stderr
-    assert (
-        token.stdout.strip().startswith("gapi_") and "'sync' of PIET@example.coop" in token.stderr
-    )
-    for args, message in [
-        (
-            ["create-user", "--name", "X", "--email", "x@example.coop", "--role", "chef"],
-            "No staff role 'chef'",
-        ),
-        (
-            ["create-token", "--email", "nobody@example.coop", "--name", "t"],
-            "No user 'nobody@example.coop'",
-        ),
-        (
-            ["create-token", "--email", "piet@example.coop", "--name", "t", "--expires-in", "soon"],
-            "no duration",
-        ),
-        (["create-token", "--email", "piet@example.coop", "--name", ""], "name is required"),
-    ]:
-        refused = cli(env, *args)
-        assert refused.returncode == 1, args
-        assert message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
-
-
-def test_version(env: dict[str, str]):
-    shown = cli(env, "--version")
-    assert shown.returncode == 0
-    assert shown.stdout.strip() == f"graphql-api {importlib.metadata.version('graphql-api')}"
-
-
-UNREACHABLE = "postgresql+asyncpg://nobody:secret@127.0.0.1:1/nothing"
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "said"),
-    [
-        ("GRAPHQL_API_DATABASE_URL", "nonsense", "GRAPHQL_API_DATABASE_URL: not a database URL"),
-        ("GRAPHQL_API_DATABASE_URL", "postgresql://u@h/d", "write e.g. sqlite+aiosqlite:///"),
-        ("GRAPHQL_API_DATABASE_URL", UNREACHABLE, "cannot reach the database postgresql"),
-        ("GRAPHQL_API_PORT", "eighty", "GRAPHQL_API_PORT: Input should be a valid integer"),
-        (
-            "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY",
-            "true",
-            "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY: true needs GRAPHQL_API_TRUSTED_DOCUMENTS",
-        ),
-    ],
-)
-@pytest.mark.parametrize("command", ["migrate", "serve"])
-def test_a_configuration_or_connection_error_is_one_line_with_a_hint(
-    env: dict[str, str], command: str, setting: str, value: str, said: str
-):
-    refused = cli({**env, setting: value}, *command.split())
-    assert refused.returncode == 1
-    assert refused.stderr.startswith("error: ") and said in refused.stderr, refused.stderr
-    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-    assert "secret" not in refused.stderr, "no password in the log"
-
-
-@pytest.mark.parametrize(
-    "command",
-    ["serve", "worker", "seed --demo", "create-user --name A --email a@example.coop"],
-)
-def test_an_unmigrated_database_is_refused_until_migrated(env: dict[str, str], command: str):
-    refused = cli(env, *command.split())
-    assert refused.returncode == 1
-    assert refused.stderr.startswith("error: the database sqlite+aiosqlite:///"), refused.stderr
-    assert refused.stderr.strip().endswith("run `graphql-api migrate` first")
-    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-
-
-PROGRESS = """
-from graphql_api.seeding.datasets import progress
-with progress("contacts", 3) as advance:
-    advance(3)
-"""
-
-
-def test_progress_bars_show_on_a_terminal_only():
-    piped = subprocess.run(
-        [sys.executable, "-c", PROGRESS], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert piped.stderr == ""
-    controller, terminal = pty.openpty()
-    with os.fdopen(controller, "rb", buffering=0) as screen:
-        subprocess.run([sys.executable, "-c", PROGRESS], stderr=terminal, timeout=60, check=True)
-        os.close(terminal)
-        shown = screen.read(4096).decode()
-    assert "contacts" in shown and "3/3" in shown
-
-
-def test_seeding_the_demo_prints_one_token_per_built_in_role(env: dict[str, str]):
-    assert cli(env, "migrate").returncode == 0
-    seeded = cli(env, "seed", "--demo")
-    assert seeded.returncode == 0, seeded.stderr
-    lines = [line.split() for line in seeded.stderr.splitlines() if "Bearer gapi_" in line]
-    assert [(words[0], words[1]) for words in lines] == [
-        ("admin", "Johannes"),
-        ("manager", "Anna"),
-        ("viewer", "Pieter"),
-    ]
-
-
-def test_export_schema_prints_the_stored_schema(
-    env: dict[str, str], repo_root: Path, built_in_plugins: list[str]
-):
-    exported = cli({**env, "GRAPHQL_API_PLUGINS": ",".join(built_in_plugins)}, "export-schema")
-    assert exported.returncode == 0
-    assert exported.stdout == (repo_root / "schema.graphql").read_text()
 
 
 def make_run_environment(repo_root: Path) -> dict[str, str]:
@@ -358,36 +221,6 @@ def sha256(text: str) -> str:
 ROLES = "{ roles { key } }"
 
 
-@pytest.mark.parametrize(
-    ("manifest", "said"),
-    [
-        (None, "cannot read "),
-        ('{"a1": "{ roles { key } }",}', "is no JSON: Expecting property name"),
-        (f'["{ROLES}"]', "is no JSON object of document ids to documents"),
-        ('{"a1": "{ roles { key } }", "b2": null}', "document 'b2' of {path} is no string"),
-        (
-            '{"a1": "{ roles { key } }", "b2": "{ roles { key "}',
-            "document 'b2' of {path} does not parse at line 1, column 15: Syntax Error",
-        ),
-        (
-            json.dumps({f"sha256:{sha256(ROLES)}": "{ roles { label } }"}),
-            f"document 'sha256:{sha256(ROLES)}' of {{path}} does not match its id",
-        ),
-    ],
-)
-def test_serve_refuses_a_manifest_of_trusted_documents_it_cannot_use(
-    env: dict[str, str], tmp_path: Path, manifest: str | None, said: str
-):
-    path = tmp_path / "persisted-documents.json"
-    if manifest is not None:
-        path.write_text(manifest)
-    refused = cli({**env, "GRAPHQL_API_TRUSTED_DOCUMENTS": str(path)}, "serve")
-    assert refused.returncode == 1
-    assert refused.stderr.startswith("error: GRAPHQL_API_TRUSTED_DOCUMENTS: "), refused.stderr
-    assert said.format(path=path) in refused.stderr, refused.stderr
-    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-
-
 async def test_serve_runs_only_trusted_documents_when_told(env: dict[str, str], tmp_path: Path):
     # As GraphQL Code Generator's client preset writes persisted-documents.json.
     roles = "query Roles($locale: String) {\n  roles {\n    key\n    label(locale: $locale)\n  }\n}"
@@ -420,28 +253,3 @@ async def test_serve_runs_only_trusted_documents_when_told(env: dict[str, str], 
     assert {"key": "coach", "label": "Is coach"} in posted.json()["data"]["roles"]
     assert ad_hoc.status_code == 400
     assert ad_hoc.json()["errors"][0]["extensions"]["code"] == "DOCUMENT_NOT_TRUSTED"
-
-
-def test_check_membership_finds_and_repairs_a_difference(env: dict[str, str], tmp_path: Path):
-    import sqlite3
-
-    assert cli(env, "migrate").returncode == 0
-    assert cli(env, "seed", "--demo").returncode == 0
-    clean = cli(env, "check-membership")
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "exact" in clean.stderr
-    with sqlite3.connect(tmp_path / "cli.sqlite3") as database:
-        group, contact = database.execute(
-            "SELECT group_id, contact_id FROM derived_memberships ORDER BY group_id LIMIT 1"
-        ).fetchone()
-        database.execute(
-            "DELETE FROM derived_memberships WHERE group_id = ? AND contact_id = ?",
-            (group, contact),
-        )
-    found = cli(env, "check-membership")
-    assert found.returncode == 1
-    assert f"group {group}: contact {contact} is missing" in found.stdout
-    assert f"group {group}: member count" in found.stdout
-    repaired = cli(env, "check-membership", "--repair")
-    assert repaired.returncode == 0 and "repaired" in repaired.stderr
-    assert cli(env, "check-membership").returncode == 0

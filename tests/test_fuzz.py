@@ -8,7 +8,16 @@ resolvers get past the first checks: ids are mostly the global ids of rows that 
 often words the API knows (filter fields, permissions, role keys, dates, a template), and
 the rest is garbage. Each operation gets ``GRAPHQL_API_FUZZ_EXAMPLES`` examples (40 by
 default, derandomized so every run sends the same documents); docs/reliability.md has the
-figures of a longer run. Failures are counted, not raised, so a run reports every one."""
+figures of a longer run. Failures are counted, not raised, so a run reports every one.
+
+``test_malformed_requests_are_refused_with_a_code`` sends what is not a valid request:
+generated documents with characters dropped, duplicated, swapped or replaced, documents
+with one schema violation (hypothesis-graphql's negative mode), random bytes, broken JSON,
+JSON of the wrong shape, variables and members of the wrong types, GETs with any query
+string, other content types and ``Content-Encoding: gzip``; to the portal and the staff API
+anonymously and to the staff API as an admin (its planned fast lane on). Whatever it is,
+the answer is no 5xx, no ``INTERNAL_SERVER_ERROR``, and a JSON answer's errors all have a
+code. Its examples follow the Hypothesis profile (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,12 +28,14 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import graphql
 import httpx
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from hypothesis_graphql import mutations, nodes, queries
+from hypothesis_graphql import Mode, mutations, nodes, queries
 from sqlalchemy import select
 
 from graphql_api.auth.middleware import PORTAL_PATH
@@ -415,3 +426,256 @@ async def test_every_portal_operation_answers_with_a_code(app_factory: Any):
     await http.aclose()
     print(report(tallies))
     assert not failures(tallies), "\n\n".join(failures(tallies))
+
+
+# Malformed requests: what a careless or hostile client sends, valid or not, to both
+# endpoints, anonymously (and as an admin on /graphql, whose requests reach the parser,
+# the validator and the planned fast lane). The property: never a 5xx, never
+# INTERNAL_SERVER_ERROR, and every error of a JSON answer has a code.
+
+MALFORMED_EXAMPLES = settings.default.max_examples * 5
+"""Requests per endpoint: 125 in the default profile, 500 in CI's (tests/conftest.py); a
+quarter of it to /graphql without a token, which refuses them all (401) before GraphQL."""
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+SEEDS = {
+    "/graphql": [
+        "{ groups { nodes { name memberCount } } }",
+        "query Groups($first: Int, $after: String) { groups(first: $first, after: $after) "
+        "{ totalCount nodes { id name kind } } }",
+        "query One($id: ID!) { group(id: $id) { name members(first: 5) { totalCount } } }",
+        "mutation New($input: CreateGroupInput!) { createGroup(input: $input) { group { id } "
+        "errors { code } } }",
+        "query A { me { permissions } } query B { roles { key } }",
+    ],
+    PORTAL_PATH: [
+        "{ groups { id name isMember canChange } }",
+        "query Me { me { displayName } }",
+        "mutation Login($e: String!, $p: String!) { portalLogin(email: $e, password: $p) "
+        "{ sessionToken errors { code } } }",
+        "mutation Join($g: ID!) { joinGroup(groupId: $g) { group { name } errors { code } } }",
+    ],
+}
+"""Documents of each endpoint with variables, operation names, planned reads: mutated,
+or sent with variables of the wrong types."""
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: st.SearchStrategy[Any]) -> Any:
+    """``original``'s value (a str or bytes) with one to three characters dropped,
+    duplicated, swapped with the next, or replaced."""
+    value = draw(original)
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        if not value:
+            break
+        i = draw(st.integers(min_value=0, max_value=len(value) - 1))
+        edit = draw(st.sampled_from(["drop", "duplicate", "swap", "replace"]))
+        if edit == "drop":
+            value = value[:i] + value[i + 1 :]
+        elif edit == "duplicate":
+            value = value[:i] + value[i : i + 1] * 2 + value[i + 1 :]
+        elif edit == "swap" and i + 1 < len(value):
+            value = value[:i] + value[i + 1 : i + 2] + value[i : i + 1] + value[i + 2 :]
+        else:
+            other = draw(
+                st.binary(min_size=1, max_size=1) if isinstance(value, bytes) else st.characters()
+            )
+            value = value[:i] + other + value[i + 1 :]
+    return value
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    """Any JSON value, numbers past every limit included (Python's parser also takes
+    NaN and Infinity, and so must the service)."""
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=2**63).map(lambda n: n**3),
+        st.floats(),
+        st.text(max_size=20),
+        st.sampled_from(["", "\x00", "\ud800", "x" * 300, "2024-02-30", "R3JvdXA6MQ=="]),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+
+
+@dataclass
+class Malformed:
+    """One request to send: GET with ``params`` or POST with ``body``."""
+
+    method: str
+    accept: str | None
+    content_type: str
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+
+
+def documents(schema: graphql.GraphQLSchema, path: str) -> st.SearchStrategy[str]:
+    """Documents mostly almost right: generated ones (valid, or with one schema violation,
+    as hypothesis-graphql's negative mode makes them) and the seeds, mutated or not."""
+    negative = [
+        make(schema, mode=Mode.NEGATIVE)
+        for make, root in ((queries, schema.query_type), (mutations, schema.mutation_type))
+        # A negative document violates an argument: the root needs a field with one.
+        if root is not None and any(f.args for f in root.fields.values())
+    ]
+    generated = st.one_of(
+        queries(schema, allow_x00=False), mutations(schema, allow_x00=False), *negative
+    )
+    seeds = st.sampled_from(SEEDS[path])
+    return st.one_of(mutated(generated), mutated(seeds), seeds, generated, st.text(max_size=60))
+
+
+def malformed_requests(schema: graphql.GraphQLSchema, path: str) -> st.SearchStrategy[Malformed]:
+    values = json_values()
+    document = documents(schema, path)
+    variables = st.one_of(
+        st.dictionaries(st.sampled_from(["first", "after", "id", "input", "e", "p", "g"]), values),
+        values,
+    )
+    request = st.fixed_dictionaries(
+        {"query": st.one_of(document, document, values)},
+        optional={
+            "variables": variables,
+            "operationName": st.one_of(st.sampled_from(["A", "B", "Groups", "Nope"]), values),
+            "extensions": values,
+            "documentId": st.one_of(st.text(max_size=64), values),
+        },
+    )
+
+    def dumped(value: Any) -> bytes:
+        return json.dumps(value).encode("utf-8", "surrogatepass")
+
+    bodies = st.one_of(
+        request.map(dumped),  # wrong types in variables and members
+        request.map(dumped).flatmap(lambda body: mutated(st.just(body))),  # broken JSON
+        values.map(dumped),  # wrong top-level shapes
+        st.binary(max_size=200),  # random bytes
+        document.map(lambda text: text.encode("utf-8", "surrogatepass")),  # a bare document
+    )
+    accepts = st.sampled_from([None, "application/json", GRAPHQL_RESPONSE, "*/*", "text/html"])
+    content_types = st.sampled_from(
+        ["application/json"] * 6
+        + ["application/json; charset=latin-1", "text/plain", "application/graphql", ""]
+    )
+    posts = st.builds(
+        Malformed,
+        method=st.just("POST"),
+        accept=accepts,
+        content_type=content_types,
+        body=bodies,
+        encoding=st.sampled_from([None] * 9 + ["gzip"]),
+    )
+    parameter = st.one_of(document, st.text(max_size=30), values.map(json.dumps))
+    gets = st.builds(
+        Malformed,
+        method=st.just("GET"),
+        accept=accepts,
+        content_type=st.just(""),
+        params=st.dictionaries(
+            st.sampled_from(["query", "variables", "operationName", "extensions", "documentId"]),
+            parameter,
+        ),
+    )
+    return st.one_of(posts, posts, posts, gets)
+
+
+def check_malformed(request: Malformed, response: httpx.Response) -> None:
+    what = f"{request}\n{response.status_code} {response.text[:500]}"
+    assert response.status_code < 500, what
+    if "json" not in response.headers.get("content-type", ""):
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            "text/html"
+        ), what  # GraphiQL's page, for a browser's GET without an operation
+        return
+    answer = response.json()
+    assert isinstance(answer, dict) and ("data" in answer or answer.get("errors")), what
+    for error in answer.get("errors") or []:
+        code = (error.get("extensions") or {}).get("code")
+        assert code and code != "INTERNAL_SERVER_ERROR", what
+    if response.status_code >= 400:
+        assert "data" not in answer or answer["data"] is None, what
+
+
+async def fuzz_malformed(
+    http: httpx.AsyncClient, path: str, schema: Any, token: str | None, examples: int
+) -> int:
+    """Send ``examples`` malformed requests to ``path`` (and those of the regressions
+    below); how many."""
+    loop = asyncio.get_running_loop()
+    sent = 0
+
+    async def send(request: Malformed) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if request.accept is not None:
+            headers["Accept"] = request.accept
+        if request.method == "GET":
+            # Percent-encoded by hand: httpx refuses half of a surrogate pair.
+            query = urlencode(request.params, errors="surrogatepass")
+            return await http.get(f"{path}?{query}", headers=headers)
+        headers["Content-Type"] = request.content_type
+        if request.encoding:
+            headers["Content-Encoding"] = request.encoding
+        return await http.post(path, content=request.body, headers=headers)
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(malformed_requests(schema, path))
+    # What earlier versions answered with a 500, whatever the examples drawn.
+    @example(Malformed("POST", None, "application/json", body=b'{"query": "\x80"}'))
+    @example(Malformed("POST", None, "application/json", body=b'"{ __typename }"'))
+    @example(Malformed("POST", None, "application/json", body=b'{"query": "{ nope }"}'))
+    @example(Malformed("POST", None, "application/json", body=b'{"query": "{ me { } }"}'))
+    @example(
+        Malformed(
+            "POST", None, "application/json", body=b'{"query": "{ a }", "operationName": [1]}'
+        )
+    )
+    def run(request: Malformed) -> None:
+        nonlocal sent
+        # Hypothesis drives the examples from a thread; the requests run on the test's loop.
+        response = asyncio.run_coroutine_threadsafe(send(request), loop).result(timeout=60)
+        sent += 1
+        check_malformed(request, response)
+
+    await asyncio.to_thread(run)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "as_admin"),
+    [(PORTAL_PATH, False), ("/graphql", False), ("/graphql", True)],
+    ids=["portal-anonymous", "staff-anonymous", "staff-admin"],
+)
+async def test_malformed_requests_are_refused_with_a_code(
+    app_factory: Any, path: str, as_admin: bool
+):
+    # The planned fast lane answers JSON POSTs of queries that once ran cleanly.
+    app = app_factory(compiled_reads="on")
+    token = None
+    if as_admin:
+        _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
+    endpoint = next(route.endpoint for route in app.routes if route.path == path)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        if as_admin:
+            for seed in SEEDS[path][:2]:  # planned from now on
+                await GraphQLClient(http, token).data(seed)
+            assert app.state.compiled_reads.plan_for(SEEDS[path][0], None) is not None
+        examples = (
+            MALFORMED_EXAMPLES if path == PORTAL_PATH or as_admin else MALFORMED_EXAMPLES // 4
+        )
+        sent = await fuzz_malformed(http, path, endpoint.schema._schema, token, examples)
+    assert sent >= examples // 2

@@ -60,7 +60,10 @@ async def test_a_malformed_id_is_invalid_id_and_not_echoed(
     [problem] = data["deleteGroup"]["errors"]
     assert problem == {"field": ["id"], "code": "INVALID_ID", "message": "This is not a Group id."}
     found = await client.execute("query($id: ID!) { node(id: $id) { id } }", {"id": global_id})
-    assert found == {"data": {"node": None}}
+    assert found["data"] == {"node": None}
+    [error] = found["errors"]
+    assert error["extensions"]["code"] == "INVALID_ID"
+    assert global_id.strip() == "" or global_id.strip() not in error["message"]
 
 
 async def test_the_largest_key_is_looked_up_on_every_database(client: GraphQLClient):

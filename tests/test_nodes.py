@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.testing import (
@@ -87,10 +88,35 @@ async def test_nodes_answers_each_id_at_its_place(
     body = await manager.execute(NODES, {"ids": asked})
     group = {"__typename": "Group", "id": ids["Group"]}
     assert body["data"]["nodes"] == [group, None, None, None, group]
+    malformed, forbidden = sorted(body["errors"], key=lambda e: e["path"])
+    assert malformed["path"] == ["nodes", 2]
+    assert malformed["extensions"]["code"] == "INVALID_ID"
+    assert forbidden["path"] == ["nodes", 3]
+    assert forbidden["extensions"]["code"] == "FORBIDDEN"
+    assert "deliveries.manage" in forbidden["message"]
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        "zzz",
+        "",
+        to_global_id("Nope", 1),
+        to_global_id("Group", 1).rstrip("="),
+        to_global_id("PortalAccount", 1),
+    ],
+)
+async def test_node_answers_an_id_this_api_did_not_write_with_invalid_id(
+    client: GraphQLClient, wrong: str
+):
+    """As ``group(id:)`` and every other lookup do; a well-formed id of nothing is null."""
+    body = await client.execute(NODE, {"id": wrong})
+    assert body["data"] == {"node": None}
     [error] = body["errors"]
-    assert error["path"] == ["nodes", 3]
-    assert error["extensions"]["code"] == "FORBIDDEN"
-    assert "deliveries.manage" in error["message"]
+    assert error["extensions"]["code"] == "INVALID_ID"
+    assert error["path"] == ["node"]
+    missing = await client.execute(NODE, {"id": to_global_id("Group", 999_999)})
+    assert missing == {"data": {"node": None}}
 
 
 async def test_an_api_token_is_found_by_its_owner_or_with_users_manage(

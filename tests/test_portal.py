@@ -3,6 +3,9 @@ change, and that no contact ever reaches another's data."""
 
 from __future__ import annotations
 
+import re
+import statistics
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -323,6 +326,34 @@ async def test_failed_logins_make_the_next_wait_and_never_tell_the_email_is_know
     async with app.state.sessions() as session:
         failures = await session.scalar(select(PortalAccount.failed_logins))
     assert failures == 5
+
+
+async def test_a_known_and_an_unknown_email_are_throttled_alike(
+    client: GraphQLClient, world: dict[str, str], app: Any
+):
+    """Six failures for one e-mail, each from another client address (so only the
+    per-address throttle of the e-mail can answer): the same answers for an e-mail with an
+    account and one without, and about the same time (the unknown one is checked against a
+    dummy hash)."""
+    await portal_client(client, world["anna"])
+
+    async def six_failures(email: str, network: int) -> tuple[list[tuple[str, ...]], float]:
+        answers, seconds = [], []
+        for attempt in range(6):
+            transport = httpx.ASGITransport(app=app, client=(f"10.{network}.0.{attempt}", 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as h:
+                started = time.perf_counter()
+                body = await anonymous(h).data(LOGIN, {"e": email, "p": "fout-wachtwoord-1"})
+                seconds.append(time.perf_counter() - started)
+            [error] = body["portalLogin"]["errors"]
+            answers.append((error["code"], re.sub(r"\d+", "N", error["message"])))
+        return answers, statistics.median(seconds[:5])
+
+    known, known_seconds = await six_failures("anna@zon.nl", 1)
+    unknown, unknown_seconds = await six_failures("niemand@zon.nl", 2)
+    assert known == unknown
+    assert [code for code, _ in known] == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"]
+    assert unknown_seconds > known_seconds / 2, (known_seconds, unknown_seconds)
 
 
 def test_the_wait_doubles_after_five_failures_and_locks_after_twenty():

@@ -131,3 +131,73 @@ async def test_the_pool_recovers_when_the_server_ends_every_connection(
     for round_ in range(3):
         await new_group_id(client, name=f"Daarna {round_}")
     assert await client.data("{ groups { totalCount } }") == {"groups": {"totalCount": 6}}
+
+
+class _TimedOut:
+    """``timedOut``: a field whose statement PostgreSQL stops at a short
+    ``statement_timeout``, as it stops any statement that runs past the request's budget."""
+
+    PLUGIN_NAME = "timed_out"
+
+    @hookimpl
+    def query_fields(self) -> list[Any]:
+        async def timed_out(info: Info) -> bool:
+            async def run(session: AsyncSession) -> bool:
+                await session.execute(text("SET LOCAL statement_timeout = '50ms'"))
+                await session.execute(text("SELECT pg_sleep(5)"))
+                return True
+
+            return await info.context.db.run(run)
+
+        return [strawberry.field(resolver=timed_out, name="timedOut", description="Too slow.")]
+
+
+async def test_a_statement_stopped_by_the_server_is_a_timeout_not_an_outage(
+    on_postgresql: None, app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_factory(plugins=[_TimedOut()])
+    _, token = await make_user(app, "Johannes", "johannes@example.coop", admin=True)
+    caplog.set_level(logging.INFO, logger="graphql_api")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        client = GraphQLClient(http, token)
+        for _ in range(3):
+            response = await client.post("{ timedOut }")
+            assert response.status_code == 504, response.text
+            [error] = response.json()["errors"]
+            assert error["extensions"]["code"] == "TIMEOUT"
+            assert "time limit" in error["message"] and "pg_sleep" not in error["message"]
+        assert (await http.get("/health/ready")).status_code == 200
+        await new_group_id(client, name="Daarna")
+    logged = [r for r in caplog.records if r.name.startswith("graphql_api")]
+    assert not [r.getMessage() for r in logged if "unavailable" in r.getMessage()]
+    assert all(r.exc_info is None and r.levelno < logging.ERROR for r in logged)
+
+
+async def test_a_database_refusing_connections_for_maintenance_is_503_and_not_ready(
+    on_postgresql: None, client: GraphQLClient, app: Any, http: httpx.AsyncClient
+) -> None:
+    """``ALTER DATABASE … ALLOW_CONNECTIONS false`` (SQLSTATE 55000 on connecting) is an
+    outage that passes, as a refused connection is; once allowed again, all is served."""
+    await new_group_id(client, name="Vooraf")
+    url = app.state.engine.url
+    name = url.database
+    admin = create_engine(
+        url.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    async with admin.connect() as connection:
+        await connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+    try:
+        await app.state.engine.dispose()  # only new connections from here on
+        response = await client.post("{ groups { totalCount } }")
+        assert response.status_code == 503, response.text
+        assert [{k: e[k] for k in UNAVAILABLE} for e in response.json()["errors"]] == [UNAVAILABLE]
+        assert (await http.get("/health/ready")).status_code == 503
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        await admin.dispose()
+    assert await client.data("{ groups { totalCount } }") == {"groups": {"totalCount": 1}}
+    assert (await http.get("/health/ready")).status_code == 200

@@ -56,11 +56,13 @@ class RequestScope:
 
 
 def _wants_graphiql_page(scope: Scope) -> bool:
-    """A browser asking for the GraphiQL page: a GET that carries no operation."""
+    """A browser asking for the GraphiQL page: a GET that carries no operation (a
+    ``documentId`` names one, so a link to a trusted document needs its caller's token)."""
     headers = dict(scope["headers"])
     parameters = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return (
         scope["method"] == "GET"
-        and not parameters.keys() & {"query", "variables", "operationName", "extensions"}
+        and not parameters.keys()
+        & {"query", "documentId", "variables", "operationName", "extensions"}
         and b"text/html" in headers.get(b"accept", b"")
     )

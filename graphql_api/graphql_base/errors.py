@@ -13,7 +13,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from graphql_api.graphql_base.enums import described_enum
-from graphql_api.kernel.db import is_unavailable, one_line
+from graphql_api.kernel.db import is_timeout, is_unavailable, one_line
 from graphql_api.kernel.errors import BrokenValue, ErrorCode
 
 logger = logging.getLogger("graphql_api")
@@ -101,6 +101,15 @@ class PublicError(GraphQLError):
         super().__init__(message, extensions={"code": code})
 
 
+def timeout_error() -> PublicError:
+    """The error of a statement the database stopped at the time limit."""
+    return PublicError(
+        "A statement took longer than the time limit and was stopped; nothing the request "
+        "would have changed was kept. Ask for less at once.",
+        TIMEOUT,
+    )
+
+
 def unavailable_error() -> PublicError:
     """The error of a request the database could not serve (no internals in it)."""
     return PublicError(
@@ -128,6 +137,8 @@ def log_internal_errors(errors: list[GraphQLError]) -> None:
             logger.warning("broken stored value at %s: %s", error.path, error.original_error)
         elif not _is_internal(error):
             continue
+        elif error.extensions.get("code") == TIMEOUT:
+            logger.info("a statement ran past the time limit at %s", error.path)
         elif error.extensions.get("code") == SERVICE_UNAVAILABLE:
             # A condition of the moment, not a fault: one line, no traceback.
             cause = one_line(error.original_error)  # type: ignore[arg-type]
@@ -143,10 +154,11 @@ class MaskInternalErrors(MaskErrors):
         super().__init__(should_mask_error=_is_internal, error_message="Internal server error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        if is_unavailable(error.original_error):  # type: ignore[arg-type]
-            unavailable = unavailable_error()
+        original: Any = error.original_error
+        if is_timeout(original) or is_unavailable(original):
+            public = timeout_error() if is_timeout(original) else unavailable_error()
             return GraphQLError(
-                unavailable.message, error.nodes, path=error.path, extensions=unavailable.extensions
+                public.message, error.nodes, path=error.path, extensions=public.extensions
             )
         return GraphQLError(
             message=self.error_message,
@@ -177,6 +189,8 @@ def _failed_step(error: GraphQLError, context: ExecutionContext, max_tokens: int
     if isinstance(original, BrokenValue):
         return original.code
     if original is not None and not isinstance(original, GraphQLError):
+        if is_timeout(original):
+            return TIMEOUT
         return SERVICE_UNAVAILABLE if is_unavailable(original) else INTERNAL_SERVER_ERROR
     if isinstance(error, GraphQLSyntaxError):
         return LIMIT_EXCEEDED if _tokens_exceed(context.query or "", max_tokens) else PARSE_FAILED

@@ -22,6 +22,7 @@ from graphql_api.graphql_base.context import Info
 from graphql_api.graphql_base.errors import UserError
 from graphql_api.kernel.db import is_retryable, sqlstate
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
+from graphql_api.kernel.writing import WriterTimeout, begin_writing, is_busy, writer_turn
 
 logger = logging.getLogger("graphql_api")
 
@@ -80,9 +81,9 @@ async def run_mutation(
         return payload(**fields, errors=[])
     except UserInputError as error:
         problems = error.problems
-    except (IntegrityError, _GaveUp):
+    except (IntegrityError, _GaveUp, WriterTimeout):
         # A concurrent request won a race the checks could not see (same name, same link),
-        # or kept winning it.
+        # or kept winning it, or (SQLite) kept the write lock for the whole busy timeout.
         problems = (Problem((), ErrorCode.CONFLICT, CONFLICT_MESSAGE),)
     finally:
         # Values loaded before this change may be stale now; later fields load afresh.
@@ -99,13 +100,27 @@ async def _in_one_transaction(
 ) -> Mapping[str, Any]:
     """``work`` in one transaction, run again while PostgreSQL aborts it to break a deadlock
     or a serialization conflict, up to ``GRAPHQL_API_TRANSACTION_ATTEMPTS`` times in all:
-    the other transaction has gone on, so the next try usually passes."""
+    the other transaction has gone on, so the next try usually passes.
+
+    The transaction is declared writing before ``work`` reads anything
+    (``kernel.writing``): on SQLite it waits for its turn among this process's writers,
+    then holds the database's write lock from its start, so its checks and derived
+    refreshes see no other writer's change in between, of this process or another. A
+    writer that waited the whole busy timeout gives up at once (``WriterTimeout``, then
+    ``CONFLICT``): it has waited long enough."""
     attempts = info.context.settings.transaction_attempts
     for attempt in range(1, attempts + 1):
         try:
-            async with info.context.db.transaction() as session:
+            async with (
+                writer_turn(info.context.db.engine),
+                info.context.db.transaction() as session,
+            ):
+                await begin_writing(session)
                 return await work(session)
         except DBAPIError as error:
+            if is_busy(error):
+                logger.info("the database stayed locked by another writer: %s", error.orig)
+                raise WriterTimeout from error
             if not is_retryable(error):
                 raise
             logger.info(

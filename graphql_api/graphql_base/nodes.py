@@ -16,6 +16,7 @@ from graphql_api.graphql_base.context import Info
 from graphql_api.graphql_base.errors import PublicError
 from graphql_api.graphql_base.relay import Node, parse_global_id
 from graphql_api.kernel.db import Base
+from graphql_api.kernel.errors import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,11 @@ def node_queries(node_types: Sequence[type]) -> type:
     )
 
     async def find_node(info: Info, global_id: str) -> Any:
-        # A FORBIDDEN error when the caller lacks what the id's type needs.
+        # INVALID_ID for an id this API did not write, as every other lookup answers it;
+        # FORBIDDEN when the caller lacks what the id's type needs.
         parsed = parse_global_id(global_id)
         if parsed is None or parsed[0] not in by_name:
-            return None
+            raise PublicError("This is not an id of this API.", code=ErrorCode.INVALID_ID)
         type_name, pk = parsed
         return await by_name[type_name].find(info, pk)
 
@@ -97,7 +99,8 @@ def node_queries(node_types: Sequence[type]) -> type:
     @strawberry.type
     class NodeQueries:
         @strawberry.field(
-            description="Any object by its global id; null when it does not exist. " + needs + "."
+            description="Any object by its global id; null when it does not exist, an "
+            "`INVALID_ID` error when the id is not one this API wrote. " + needs + "."
         )
         async def node(
             self,
@@ -108,7 +111,8 @@ def node_queries(node_types: Sequence[type]) -> type:
 
         @strawberry.field(
             description="Objects by their global ids, in the order given, each null when it "
-            "does not exist; one it needs a permission for is null with an error at its place. "
+            "does not exist; one it needs a permission for, or not written by this API, is null "
+            "with an error at its place. "
             "At most the largest page size (`GRAPHQL_API_MAX_PAGE_SIZE`) of ids. " + needs + "."
         )
         async def nodes(

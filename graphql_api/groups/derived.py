@@ -11,6 +11,8 @@ e-mail, webhooks and history see derived groups as they see static ones.
 Two writers that could disagree are kept apart by the group graph's lock: changes that
 only touch some contacts take it shared, changes of a definition take it alone; and the
 contacts a refresh is limited to are locked, so a concurrent edit of one of them is seen.
+That is PostgreSQL; on SQLite a writing transaction holds the database's write lock from
+its start (``kernel.writing``), so no other writer runs beside it at all.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def _may_test(fields: set[str] | None, others_than: set[str]) -> bool:
 
 async def lock_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> None:
     """Hold the contacts a refresh is limited to, so an edit of one of them that commits
-    meanwhile is waited for and then seen (PostgreSQL; SQLite has one writer)."""
+    meanwhile is waited for and then seen (PostgreSQL; on SQLite the writing transaction
+    holds the database's write lock from its start: ``kernel.writing``)."""
     if session.bind.dialect.name != "postgresql":
         return
     ordered = sorted(set(contact_ids))

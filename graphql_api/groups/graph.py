@@ -121,8 +121,11 @@ async def lock_graph(session: AsyncSession, *, shared: bool = False) -> None:
     ``shared`` for changes that only touch some contacts' memberships, which may run side
     by side but not while a definition changes (``groups.derived``).
 
-    Taken before any row lock. SQLite allows one writer at a time anyway; PostgreSQL needs
-    the lock.
+    Taken before any row lock, on PostgreSQL. SQLite needs nothing here: a writing
+    transaction holds the database's write lock from its start (``BEGIN IMMEDIATE``;
+    ``kernel.writing``, which ``run_mutation`` uses), so every writer of every process
+    runs alone, and what it read stays as read until it commits. A transaction on SQLite
+    not declared writing would read before it waits, and could close a cycle.
     """
     # Not mutated: PostgreSQL only, and the mutation run is SQLite only (docs/testing.md).
     # pragma: no mutate block

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from graphql_api.kernel import writing
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -91,8 +93,16 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # A writer waits this long for the write lock another connection holds
+    # (kernel.writing); read at each connect, so a test can shorten it.
+    cursor.execute(f"PRAGMA busy_timeout={int(writing.SQLITE_BUSY_TIMEOUT_MS)}")
     cursor.close()
+
+
+def _in_memory(url: str) -> bool:
+    """A SQLite database in memory: one connection that every session shares (so no
+    other writer to wait for, and no transaction of a session's own to begin)."""
+    return ":memory:" in url or "mode=memory" in url
 
 
 def _unicode_lower(value: str | None) -> str | None:
@@ -107,12 +117,15 @@ def create_engine(
     it), whatever happens to the client that sent it."""
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
-        if ":memory:" in url or "mode=memory" in url:
+        if _in_memory(url):
             # One shared connection (SQLAlchemy's StaticPool): there is no pool to size.
             kwargs.pop("pool_size", None)
             kwargs.pop("max_overflow", None)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        if not _in_memory(url):
+            # Declared writers begin with the write lock (kernel.writing).
+            event.listen(engine.sync_engine, "begin", writing.on_sqlite_begin)
         return engine
     if statement_timeout_seconds is not None:
         milliseconds = str(max(1, round(statement_timeout_seconds * 1000)))
@@ -126,9 +139,12 @@ def create_engine(
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 """PostgreSQL aborted the transaction to break a deadlock, or a serialization conflict:
 the same transaction, run again, may well succeed."""
-UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
-"""PostgreSQL's connection exceptions, too many connections, and a server shutting down or
-terminating the connection (``pg_terminate_backend``)."""
+UNAVAILABLE_SQLSTATES = ("08", "53300", "55000", "57P01", "57P02", "57P03")
+"""PostgreSQL's connection exceptions, too many connections, a database that does not
+accept connections now (``ALLOW_CONNECTIONS false``, as during maintenance), and a server
+shutting down or terminating the connection (``pg_terminate_backend``)."""
+QUERY_CANCELED = "57014"
+"""PostgreSQL stopped a statement: its ``statement_timeout`` ran out, or it was cancelled."""
 
 
 def sqlstate(error: DBAPIError) -> str | None:
@@ -142,11 +158,20 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and sqlstate(error) in RETRYABLE_SQLSTATES
 
 
+def is_timeout(error: BaseException | None) -> bool:
+    """Whether the database stopped a statement that ran too long: the request took too
+    long, which is neither an outage nor a fault."""
+    return isinstance(error, DBAPIError) and sqlstate(error) == QUERY_CANCELED
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot be reached or dropped the connection (a
-    condition that passes), rather than that a statement was wrong (a fault)."""
+    condition that passes), rather than that a statement was wrong (a fault) or too slow
+    (a timeout)."""
     if isinstance(error, DBAPIError):
         code = sqlstate(error) or ""
+        if code == QUERY_CANCELED:
+            return False
         return error.connection_invalidated or code.startswith(UNAVAILABLE_SQLSTATES)
     # The pool had no connection to give in time, or connecting failed (the drivers raise
     # the socket's own errors: refused, unreachable, timed out).

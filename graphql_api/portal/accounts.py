@@ -39,6 +39,9 @@ FREE_ATTEMPTS = 5
 LOCK_AFTER = 20
 LOCK_FOR = timedelta(minutes=15)
 FORGET_FAILURES_AFTER = timedelta(minutes=15)
+EMAIL_THROTTLE_PREFIX = "email:"
+"""Failures per e-mail address tried share the throttle table with those per client
+address, keyed by the address's SHA-256 (no client address starts with this)."""
 
 
 def hash_token(token: str) -> str:
@@ -206,23 +209,17 @@ async def login(
     session: AsyncSession, email: str, password: str, address: str, session_lifetime: timedelta
 ) -> LoginOutcome:
     """A session for the right e-mail and password of an active account. Failures are
-    counted per account and per client address, and make the next attempts wait; the
-    answer never tells whether the e-mail is known."""
+    counted per client address and per e-mail address tried, whether or not an account
+    has it, and make the next attempts wait; neither the answer nor its timing (an
+    unknown address is checked against a dummy hash) tells whether the e-mail is known."""
     now = utcnow()
-    account = await session.scalar(
-        select(PortalAccount).where(PortalAccount.email == email.strip().lower()[:320])
-    )
-    throttle = await session.get(LoginThrottle, address[:100]) or LoginThrottle(
-        address=address[:100], failures=0, last_failed_at=now
-    )
-    if now - throttle.last_failed_at > FORGET_FAILURES_AFTER:
-        throttle.failures = 0
-    wait = max(
-        wait_needed(throttle.failures, throttle.last_failed_at, now),
-        wait_needed(account.failed_logins, account.last_failed_at, now)
-        if account
-        else timedelta(0),
-    )
+    email = email.strip().lower()[:320]
+    account = await session.scalar(select(PortalAccount).where(PortalAccount.email == email))
+    throttles = [
+        await _throttle(session, address[:100], now),
+        await _throttle(session, EMAIL_THROTTLE_PREFIX + hash_token(email), now),
+    ]
+    wait = max(wait_needed(t.failures, t.last_failed_at, now) for t in throttles)
     if wait > timedelta(0):
         seconds = int(wait.total_seconds()) + 1
         return LoginOutcome(
@@ -232,9 +229,10 @@ async def login(
         )
     matches = await verify_password(account.password_hash if account else None, password)
     if not matches or account is None or account.status is not AccountStatus.ACTIVE:
-        throttle.failures += 1
-        throttle.last_failed_at = now
-        session.add(throttle)
+        for throttle in throttles:
+            throttle.failures += 1
+            throttle.last_failed_at = now
+            session.add(throttle)
         if account is not None:
             account.failed_logins += 1
             account.last_failed_at = now
@@ -243,10 +241,21 @@ async def login(
         return LoginOutcome(
             code=ErrorCode.INVALID_CREDENTIALS, message="The e-mail or the password is wrong."
         )
+    throttles[1].failures = 0
     account.failed_logins, account.last_login_at = 0, now
     _event(session, account, "logged in")
     token, _ = await _new_token(session, account, TokenKind.SESSION, session_lifetime)
     return LoginOutcome(token=token)
+
+
+async def _throttle(session: AsyncSession, key: str, now: datetime) -> LoginThrottle:
+    """The failures counted under ``key``, forgotten after a quiet quarter of an hour."""
+    throttle = await session.get(LoginThrottle, key) or LoginThrottle(
+        address=key, failures=0, last_failed_at=now
+    )
+    if now - throttle.last_failed_at > FORGET_FAILURES_AFTER:
+        throttle.failures = 0
+    return throttle
 
 
 async def check_session(

@@ -1,4 +1,4 @@
-"""Benchmark datasets S, M and L (DESIGN.md section 8), generated deterministically.
+"""Benchmark datasets S, M and L (bench/README.md), generated deterministically.
 
 Rows are bulk-inserted straight into the tables, like a database restore: the
 membership history is not written, and no notifications would be sent. Composites

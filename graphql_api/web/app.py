@@ -42,6 +42,7 @@ from graphql_api.web.guards import DatabaseUnavailable, RequestBudget
 from graphql_api.web.monitoring.health import health_routes
 from graphql_api.web.monitoring.metrics import Metrics, metrics_route
 from graphql_api.web.monitoring.requests import RequestObserver
+from graphql_api.web.request_json import decode_request_json
 from graphql_api.web.staff_schema import CORE_FIELD_NAMES
 from graphql_api.web.trusted_documents import TrustedDocuments, load_trusted_documents
 from graphql_api.web.trusted_view import TrustedDocumentsView
@@ -66,6 +67,9 @@ class PortalEndpoint(ServesGraphiQL, TrustedDocumentsView[PortalContext]):
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
         self.graphiql = GraphiQLPage("Customer portal", PORTAL_EXAMPLES)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)  # UTF-8, an object, not too deep: as /graphql
 
     async def get_context(self, request: Any, response: Any) -> PortalContext:
         user = request.user
@@ -177,7 +181,14 @@ def create_app(
             ),
             *_cors(settings.cors_origins),
             # Before anything reads a body; inside CORS, so a browser can read the refusal.
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            # Reading the body counts against the request's time budget too.
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                read_seconds=min(
+                    settings.body_read_timeout_seconds, settings.request_timeout_seconds
+                ),
+            ),
             # Around authentication, whose token check needs the database too; inside the
             # body limit, since the budget reads the body whole.
             Middleware(RequestBudget, seconds=settings.request_timeout_seconds),

@@ -1,34 +1,26 @@
-"""``/graphql``: Strawberry's view with our context, speaking GraphQL over HTTP.
-
-A client that accepts ``application/graphql-response+json`` gets it, with the status codes
-of the GraphQL-over-HTTP specification: a request that never reached execution (it did
-not parse or validate, or its variables did not fit) is 400 without ``data``. A client
-that accepts only ``application/json`` gets the status 200 it has always had. Requests
-refused before GraphQL (not JSON, a wrong method) answer with an error and a code too.
+"""``/graphql``: the staff API, Strawberry's view with our context, speaking GraphQL over
+HTTP as ``TrustedDocumentsView`` does (media types, status codes, a code on every error);
+a plain JSON POST of a planned query is answered by its plan before the view
+(``PlannedReads``).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from graphql_api.auth.backend import TokenBackend, bearer_token
+from graphql_api.auth.sockets import SocketGuard, stop_served_process_within
 from graphql_api.graphql_base.compiled import CompiledReads
 from graphql_api.graphql_base.context import Context
-from graphql_api.graphql_base.errors import INTERNAL_SERVER_ERROR, never_executed
 from graphql_api.kernel.access import NOBODY
 from graphql_api.notifications.feed import EventFeed
 from graphql_api.plugin_host.manager import Plugins
@@ -40,24 +32,23 @@ from graphql_api.web.planned_reads import PlannedReads
 from graphql_api.web.request_json import decode_request_json
 from graphql_api.web.staff_schema import build_schema
 from graphql_api.web.trusted_documents import TrustedDocuments
-from graphql_api.web.trusted_view import TrustedDocumentsView
+from graphql_api.web.trusted_view import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    Answer,
+    TrustedDocumentsView,
+    accepted_media_type,
+)
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-JSON = "application/json"
-
-
-@dataclass
-class Answer:
-    """How this request is answered: the media type the client accepts, and the status."""
-
-    media_type: str
-    status: HTTPStatus = HTTPStatus.OK
+__all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLEndpoint", "accepted_media_type"]
 
 
 class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
     """Strawberry's ASGI view with our context: the request's session, user and plugins;
     a request may name a trusted document instead of sending one (``TrustedDocumentsView``);
     GraphiQL is our own page (``graphql_api.web.graphiql``)."""
+
+    legacy_null_data = False
 
     def __init__(
         self,
@@ -77,34 +68,28 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         self.plugins = plugins
         self.backend = backend
         self.events = events
+        # WebSocket connections: their rights follow their token, their subscriptions are
+        # bounded, and they close with 1001 when the process stops (auth.sockets).
+        self.sockets = SocketGuard(
+            backend,
+            token_cache_seconds=settings.token_cache_seconds,
+            per_connection=settings.max_subscriptions_per_connection,
+            per_principal=settings.max_subscriptions_per_principal,
+        )
+        stop_served_process_within(settings.shutdown_seconds)  # a worker of `serve --workers`
         self.graphiql = GraphiQLPage("Staff API", STAFF_EXAMPLES)
         self.planned = PlannedReads(
             CompiledReads(self.schema._schema, settings), settings, documents
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        answer = request.state.answer = Answer(accepted_media_type(request.headers.get("accept")))
+    async def respond(self, request: Request, answer: Answer) -> Response:
         fast = request.method == "POST" and self.settings.compiled_reads == "on"
         request.state.tried_plan = fast
         if fast:
             planned = await self.planned.response(request, answer.media_type)
             if planned is not None:
-                await planned(scope, receive, send)
-                return
-        try:
-            response = await self.run(request)
-        except HTTPException as refused:
-            answer.status = HTTPStatus(refused.status_code)
-            response = Response(_refusal(answer.status, refused.reason))
-        if response.media_type != "text/html":  # GraphiQL's page is no GraphQL response
-            if response.status_code == HTTPStatus.OK:  # else the view chose (503)
-                response.status_code = answer.status
-            response.headers["content-type"] = f"{answer.media_type}; charset=utf-8"
-        await response(scope, receive, send)
+                return planned
+        return await super().respond(request, answer)
 
     async def execute_resolved(
         self,
@@ -151,17 +136,6 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
 
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        body = process_result(result)
-        if never_executed(result):
-            # Nothing ran, so there is no data, not even null (GraphQL spec, "Response").
-            del body["data"]
-            if request.state.answer.media_type == GRAPHQL_RESPONSE:
-                request.state.answer.status = _status_before_execution(result.errors or [])
-        return body
-
     async def on_ws_connect(self, context: Context) -> None:
         """Authenticate a WebSocket client by the token of its ``connection_init`` payload
         (``{"Authorization": "Bearer gapi_..."}``), unless its upgrade request carried one;
@@ -190,41 +164,3 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
             access_changed=self.backend.cache.clear,
             events=self.events,
         )
-
-
-def accepted_media_type(accept: str | None) -> str:
-    """The media type to answer in: ``application/graphql-response+json`` when the client
-    names it at least as gladly as ``application/json``; ``application/json`` otherwise,
-    and for a missing header or wildcards alone (the specification's legacy default)."""
-    named: dict[str, float] = {}
-    for media_range in (accept or "").split(","):
-        media_type, *parameters = (part.strip() for part in media_range.split(";"))
-        if media_type.lower() in (GRAPHQL_RESPONSE, JSON):
-            named[media_type.lower()] = _quality(parameters)
-    if named.get(GRAPHQL_RESPONSE, 0) > 0 and named[GRAPHQL_RESPONSE] >= named.get(JSON, 0):
-        return GRAPHQL_RESPONSE
-    return JSON
-
-
-def _quality(parameters: list[str]) -> float:
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
-
-
-def _status_before_execution(errors: list[GraphQLError]) -> HTTPStatus:
-    server_fault = any(e.extensions.get("code") == INTERNAL_SERVER_ERROR for e in errors)
-    return HTTPStatus.INTERNAL_SERVER_ERROR if server_fault else HTTPStatus.BAD_REQUEST
-
-
-def _refusal(status: HTTPStatus, reason: str) -> bytes:
-    """A request refused before GraphQL ran, as a GraphQL response with the status's name
-    as its code (``BAD_REQUEST``, ``METHOD_NOT_ALLOWED``)."""
-    return json.dumps(
-        {"errors": [{"message": reason, "extensions": {"code": status.name}}]}
-    ).encode()

@@ -16,11 +16,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_api.auth.middleware import PORTAL_PATH
-from graphql_api.graphql_base.errors import TIMEOUT, unavailable_error
-from graphql_api.kernel.db import is_unavailable, one_line
+from graphql_api.graphql_base.errors import TIMEOUT, timeout_error, unavailable_error
+from graphql_api.kernel.db import is_timeout, is_unavailable, one_line
 from graphql_api.kernel.interruption import holding, interrupt
 from graphql_api.kernel.requests import current_request
-from graphql_api.web.endpoint import accepted_media_type
+from graphql_api.web.body_limit import arrived_at
+from graphql_api.web.trusted_view import accepted_media_type
 
 logger = logging.getLogger("graphql_api.requests")
 
@@ -33,7 +34,8 @@ CLEAN_UP_SECONDS = 5.0
 
 class RequestBudget:
     """ASGI middleware: each GraphQL request over HTTP has ``seconds`` from its first byte
-    to its answer, and stops when its client disconnects. Stopping interrupts its SQL,
+    (noted by ``BodyLimit``, which reads its body first, so the reading counts) to its
+    answer, and stops when its client disconnects. Stopping interrupts its SQL,
     cancels its task (rolling back what it wrote) and waits for it to let go of its
     connections, so nothing of it runs on."""
 
@@ -46,7 +48,8 @@ class RequestBudget:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.seconds
+        arrived = arrived_at(scope)
+        deadline = (loop.time() if arrived is None else arrived) + self.seconds
         client = _Client(receive)
         try:
             async with asyncio.timeout_at(deadline):
@@ -102,8 +105,9 @@ class RequestBudget:
 
 class DatabaseUnavailable:
     """ASGI middleware: a GraphQL request over HTTP that fails before GraphQL runs (its token
-    check, say) because the database cannot be reached gets 503 ``SERVICE_UNAVAILABLE``,
-    not a bare 500. (What fails while GraphQL runs is coded by ``api.errors``.)"""
+    check, say) because the database cannot be reached gets 503 ``SERVICE_UNAVAILABLE``, and
+    one whose statement the database stopped at the time limit 504 ``TIMEOUT``, not a bare
+    500. (What fails while GraphQL runs is coded by ``graphql_base.errors``.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,15 +120,20 @@ class DatabaseUnavailable:
         try:
             await self.app(scope, receive, answering.send)
         except Exception as error:
-            if answering.started or not is_unavailable(error):
+            timed_out = is_timeout(error)
+            if answering.started or not (timed_out or is_unavailable(error)):
                 raise
-            logger.warning("the database is unavailable: %s", one_line(error))
             record = current_request()
+            if timed_out:
+                logger.info("a statement ran past the time limit: %s", one_line(error))
+                status, answer, outcome = HTTPStatus.GATEWAY_TIMEOUT, timeout_error(), "timeout"
+            else:
+                logger.warning("the database is unavailable: %s", one_line(error))
+                status, answer = HTTPStatus.SERVICE_UNAVAILABLE, unavailable_error()
+                outcome = "unavailable"
             if record is not None:
-                record.outcome = "unavailable"
-            await _answer(
-                scope, send, HTTPStatus.SERVICE_UNAVAILABLE, unavailable_error().formatted
-            )
+                record.outcome = outcome
+            await _answer(scope, send, status, answer.formatted)
 
 
 class _Client:

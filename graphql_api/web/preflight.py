@@ -1,25 +1,38 @@
 """Before a command uses the database: the settings read, the manifest of trusted
-documents (for ``serve``) is usable, the database answers and, for a command that needs
-its tables, its schema is the newest. Each failure is one line saying what to do, never a
-traceback."""
+documents (for ``serve``) is usable, the plugins load, the database answers and, for a
+command that needs its tables, its schema is the newest; ``serve`` can listen where it is
+told. Each failure is one line saying what to do, never a traceback."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from graphql_api.kernel.db import create_engine, one_line
 from graphql_api.migrations.runner import behind, newest_revisions
-from graphql_api.plugin_host.manager import PluginFailed
+from graphql_api.plugin_host.manager import PluginFailed, Plugins
 from graphql_api.settings import ENV_PREFIX, Settings
 from graphql_api.web.app import load_plugins
 from graphql_api.web.trusted_documents import ManifestError, load_trusted_documents
 
 
 class Refused(Exception):
-    """What stops a command, in one line an operator can act on."""
+    """What stops a command, in one line an operator can act on; ``hint``, when given, is
+    a second line on what usually causes it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+PLUGIN_IMPORTS = (
+    "a plugin imports only `graphql_api.plugin` of graphql-api (and `graphql_api.testing` in "
+    "its tests); nothing else is promised to stay where it is (docs/plugins.md)"
+)
 
 
 def read_settings() -> Settings:
@@ -47,16 +60,43 @@ def check_trusted_documents(settings: Settings) -> None:
         ) from None
 
 
-def check_database(settings: Settings, *, migrated: bool) -> None:
-    """Refuse unless the database answers and, when ``migrated``, its schema is the newest
-    (the core's migrations and every plugin's)."""
+def check_plugins(settings: Settings, *, every: bool = False) -> Plugins:
+    """The plugins, loaded; refused when they conflict, when one fails in strict mode or,
+    with ``every`` (for ``migrate``, which cannot know a missing plugin's migrations), when
+    any plugin fails to import or register."""
     try:
-        newest = newest_revisions(load_plugins(settings).migrations())
+        return load_plugins(
+            settings.model_copy(update={"strict_plugins": True}) if every else settings
+        )
     except PluginFailed as error:
+        if every:
+            todo = (
+                "nothing was migrated, as its migrations are unknown: fix or uninstall it, or "
+                f"name the plugins to load in {ENV_PREFIX}PLUGINS"
+            )
+        else:
+            todo = (
+                f"fix it, leave it out of {ENV_PREFIX}PLUGINS or unset {ENV_PREFIX}STRICT_PLUGINS"
+            )
+        hint = PLUGIN_IMPORTS if _imports_graphql_api(error.__cause__) else None
+        raise Refused(f"{error}; {todo}", hint) from None
+    except Exception as error:  # two plugins claiming one name: they cannot be served together
         raise Refused(
-            f"{error}; fix it, leave it out of {ENV_PREFIX}PLUGINS or unset "
-            f"{ENV_PREFIX}STRICT_PLUGINS"
+            f"the plugins do not load together: {one_line(error)}; fix or uninstall one, or "
+            f"name the plugins to load in {ENV_PREFIX}PLUGINS"
         ) from None
+
+
+def _imports_graphql_api(error: BaseException | None) -> bool:
+    """Whether a plugin failed importing a module of graphql-api that it should not use."""
+    name = getattr(error, "name", None) if isinstance(error, ImportError) else None
+    return isinstance(name, str) and (name == "graphql_api" or name.startswith("graphql_api."))
+
+
+def check_database(settings: Settings, plugins: Plugins, *, migrated: bool) -> None:
+    """Refuse unless the database answers and, when ``migrated``, its schema is the newest
+    (the core's migrations and every one of ``plugins``)."""
+    newest = newest_revisions(plugins.migrations())
     lagging = asyncio.run(_lagging(settings, newest))
     if migrated and lagging:
         raise Refused(
@@ -66,8 +106,10 @@ def check_database(settings: Settings, *, migrated: bool) -> None:
 
 
 async def _lagging(settings: Settings, newest: dict[str, set[str]]) -> list[str]:
-    engine = create_engine(settings.database_url)
+    engine = None
     try:
+        # Making the engine may fail too: a SQLite file whose folder cannot be made.
+        engine = create_engine(settings.database_url)
         return await behind(engine, newest)
     except Exception as error:  # whatever keeps the database from answering
         raise Refused(
@@ -75,7 +117,32 @@ async def _lagging(settings: Settings, newest: dict[str, set[str]]) -> list[str]
             f"runs and that {ENV_PREFIX}DATABASE_URL names it"
         ) from None
     finally:
-        await engine.dispose()
+        if engine is not None:
+            await engine.dispose()
+
+
+def check_listening(host: str, port: int) -> None:
+    """Refuse to serve on a port out of range, or where nothing can listen: a port in use,
+    an address this machine does not have or a name that does not resolve. Tried as
+    uvicorn binds, on a socket closed again at once."""
+    if not 1 <= port <= 65535:
+        raise Refused(
+            f"{port} is no port; give --port or {ENV_PREFIX}PORT a number from 1 to 65535"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            todo = f"stop what listens there, or choose another --port or {ENV_PREFIX}PORT"
+        elif isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+            todo = f"give --host or {ENV_PREFIX}HOST an address of this machine"
+        else:
+            todo = f"choose another --port or {ENV_PREFIX}PORT"
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        raise Refused(f"cannot listen on {where}: {error.strerror or error}; {todo}") from None
 
 
 def _shown(settings: Settings) -> str:

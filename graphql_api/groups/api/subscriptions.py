@@ -142,11 +142,19 @@ class MembershipChange:
         )
 
 
+VIEW = "groups.view"
+"""What following a group's events needs, at the start and for every event."""
+
+
 async def _events(
     info: Info, types: Collection[str], group_pk: int | None, after: int | None
 ) -> AsyncGenerator[Event, None]:
     """The feed's events of ``types`` (of one group, unless None), each handed on with
-    the connection's session fresh, so what a message reads is what was committed."""
+    the connection's session fresh, so what a message reads is what was committed.
+
+    The connection's principal follows its token (``graphql_api.auth.sockets``): one that
+    lost ``groups.view`` since the subscription began gets ``FORBIDDEN`` instead of the
+    next event, and the subscription ends."""
     feed = info.context.events
     if after is not None and after < 0:
         raise PublicError("afterEventId is an event's number, 0 or more.", code="INVALID")
@@ -155,6 +163,8 @@ async def _events(
         await _existing_group(info, group_pk)
     start = after if after is not None else await feed.head()
     async for event in feed.follow(start, types, group_pk):
+        if not info.context.principal.can(VIEW):
+            raise PublicError(f"This needs the permission '{VIEW}', which you lack.", "FORBIDDEN")
         # The previous message is resolved; what its loaders hold may be stale now.
         await info.context.db.release()
         info.context.forget_loaded()
@@ -168,9 +178,7 @@ async def _existing_group(info: Info, group_pk: int) -> None:
 
 
 def _subscription(description: str) -> Any:
-    return strawberry.subscription(
-        description=needing("groups.view", description), extensions=needs("groups.view")
-    )
+    return strawberry.subscription(description=needing(VIEW, description), extensions=needs(VIEW))
 
 
 @strawberry.type
