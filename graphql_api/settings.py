@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     disable_plugin_autoload: bool = False
     """Load no installed plugins (tests pass theirs to ``create_app``)."""
     strict_plugins: bool = False
-    """Refuse to start when a plugin fails to import or register, instead of leaving it out."""
+    """Refuse to start when a plugin fails to import or register, instead of leaving it out;
+    and refuse a plugin hook's write to a core table (core rows are read-only to plugins:
+    they change core data through the plugin API's services). The testing kit then also
+    compares stored membership with a fresh computation after each test."""
     outbox_retry_base_seconds: float = 5.0
     """First retry after about this long; each next one waits twice as long, with jitter."""
     outbox_max_attempts: int = 8

@@ -661,14 +661,16 @@ async def _forced_deadlock(app: Any, client: GraphQLClient) -> tuple[dict[str, A
     """updateGroup(A, [B]) deadlocked on purpose: a connection of the test locks A's row;
     the request takes the graph's lock and waits for A's row; the test's connection then
     asks for the graph's lock. PostgreSQL aborts the request's transaction (its backend
-    waited longest, so checks first) and the test's connection goes on. Once the request
-    waits again, on its next attempt, the test's connection lets go. The answer, and the
-    group's links after it."""
+    checks for deadlocks after the default second; the test's connection waits far longer
+    before it would check, so a loaded machine cannot turn the order round) and the test's
+    connection goes on. Once the request waits again, on its next attempt, the test's
+    connection lets go. The answer, and the group's links after it."""
     a = await new_group_id(client, name="Noord")
     b = await new_group_id(client, name="Zuid")
     parsed = parse_global_id(a)
     assert parsed is not None
     async with app.state.engine.connect() as blocker:
+        await blocker.execute(text("SET LOCAL deadlock_timeout = '60s'"))
         await blocker.execute(
             text("SELECT id FROM groups WHERE id = :id FOR UPDATE"), {"id": parsed[1]}
         )

@@ -1,6 +1,8 @@
 """Derived membership kept in the writing transaction: after every change the stored rows
 and counts equal a computation from scratch, and the DERIVED events of the change are
-exactly the difference between the states before and after it."""
+exactly the difference between the states before and after it. A plugin takes part: its
+filter field ``energyLabel`` reads its own table, whose data changes by the plugin's own
+write and ``contacts_changed`` (``tests/example_plugin/energy_plugin``)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.service import create_contact, update_contact
 from graphql_api.groups.derived import differences
@@ -24,29 +28,38 @@ from graphql_api.groups.models import (
     MembershipEvent,
     MembershipSource,
 )
+from graphql_api.groups.rules import Rules
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.errors import UserInputError
 from graphql_api.migrations.metadata import Base
 from graphql_api.portal.privacy import erase_contact
+from graphql_api.settings import Settings
 from graphql_api.testing import empty_tables
+from graphql_api.web.app import load_plugins
+from tests.example_plugin.energy_plugin import EnergyLabels, labels
+from tests.test_plugin_data import energy_tables
 
 CITIES = ["Zwolle", "Ede", "Utrecht"]
+ENERGY = ["A", "B"]
+PLUGIN = EnergyLabels()
 KEPT = {"users", "api_tokens", "staff_roles", "audit_log"}
 Pairs = set[tuple[int, int]]
 
 
 class DerivedMembershipMachine(RuleBasedStateMachine):
     """Random contact edits, adds, removes, definition changes, deletions, conversions and
-    erasures, through the domain services, on one database."""
+    erasures, through the domain services, and changes of the plugin's labels, on one
+    database, with the plugin's rules (its filter field, its part in each change)."""
 
     database_url: str = ""
+    plugin_rules: Rules | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.engine = create_engine(self.database_url)
-        self.sessions = create_sessionmaker(self.engine)
+        self.sessions = create_sessionmaker(self.engine, {"rules": self.plugin_rules})
         self.contacts: list[int] = []
         self.statics: list[int] = []
         self.derived: list[int] = []
@@ -64,6 +77,7 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
 
     async def _empty(self) -> None:
         async with self.engine.begin() as connection:
+            await connection.execute(delete(labels))
             for table in reversed(Base.metadata.sorted_tables):
                 if table.name not in KEPT:
                     await connection.execute(delete(table))
@@ -98,6 +112,19 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
         self.run(self._do(lambda s: erase_contact(s, SYSTEM, contact)))
         self.contacts.remove(contact)  # nothing is left to edit, nor to add by name
 
+    @precondition(lambda self: self.contacts)
+    @rule(data=st.data(), label=st.sampled_from([*ENERGY, None]))
+    def relabel(self, data: st.DataObject, label: str | None) -> None:
+        """The plugin's data changes: its own write, then ``contacts_changed``."""
+        contacts = data.draw(
+            st.lists(st.sampled_from(self.contacts), min_size=1, max_size=3, unique=True)
+        )
+
+        async def change(session: AsyncSession) -> None:
+            await PLUGIN.set_labels(session, contacts, label)
+
+        self.run(self._do(change))
+
     @rule()
     def add_static(self) -> None:
         group = self.run(self._do(lambda s: create_group(s, SYSTEM, {"name": self._name()})))
@@ -123,10 +150,15 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
             "composition_mode": mode,
         }
 
-    def _filter(self, data: st.DataObject) -> dict[str, Any]:
+    def _filter(self, data: st.DataObject, plugins: bool | None = None) -> dict[str, Any]:
         city = {
             "condition": {"field": "city", "op": "EQ", "value": data.draw(st.sampled_from(CITIES))}
         }
+        if plugins or (plugins is None and data.draw(st.booleans())):
+            # The plugin's field, over its own table.
+            op = data.draw(st.sampled_from(["EQ", "NEQ"]))
+            value = data.draw(st.sampled_from(ENERGY))
+            city = {"condition": {"field": "energyLabel", "op": op, "value": value}}
         groups = self.statics + self.derived
         if not groups or data.draw(st.booleans()):
             return city
@@ -146,6 +178,13 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
         group = self.run(
             self._do(lambda s: create_group(s, SYSTEM, {"name": self._name(), **values}))
         )
+        self.derived.append(group.id)
+
+    @rule(data=st.data())
+    def add_labelled(self, data: st.DataObject) -> None:
+        """A dynamic group on the plugin's field (alone, or with a ``memberOf``)."""
+        values = {"name": self._name(), "filter": self._filter(data, plugins=True)}
+        group = self.run(self._do(lambda s: create_group(s, SYSTEM, values)))
         self.derived.append(group.id)
 
     @precondition(lambda self: self.derived)
@@ -240,9 +279,18 @@ async def _emptied(database_url: str) -> None:
     await engine.dispose()
 
 
-def test_stored_membership_follows_every_change(database_url: str) -> None:
+@pytest.fixture
+async def energy_database(database_url: str) -> Any:
+    """The test database with the energy plugin's table (its migration)."""
+    async with energy_tables(database_url):
+        yield database_url
+
+
+def test_stored_membership_follows_every_change(energy_database: str) -> None:
     """Runs the state machine in a thread of its own, with its own event loop and engine."""
+    database_url = energy_database
     DerivedMembershipMachine.database_url = database_url
+    DerivedMembershipMachine.plugin_rules = load_plugins(Settings(), [PLUGIN]).rules()
     failure: list[BaseException] = []
 
     def run() -> None:

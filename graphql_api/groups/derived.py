@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
 from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, BrokenFilter, fields_of
-from graphql_api.groups.graph import GroupGraph, load_graph
+from graphql_api.groups.graph import GroupGraph, load_graph, lock_graph
 from graphql_api.groups.membership_reads import broken_groups, compute_pairs
 from graphql_api.groups.models import (
     DerivedMembership,
@@ -41,6 +41,7 @@ from graphql_api.groups.models import (
 )
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.validation import MAX_ID
 
 logger = logging.getLogger("graphql_api")
 
@@ -248,6 +249,18 @@ async def after_contacts_changed(
     An edit of fields no filter tests costs nothing here."""
     await lock_contacts(session, contact_ids)
     testing = await dynamic_groups_testing(session, None if changed is None else set(changed))
+    await _refresh_with_readers(session, testing, contact_ids, cause, actor_id)
+
+
+async def _refresh_with_readers(
+    session: AsyncSession,
+    testing: set[int],
+    contact_ids: Sequence[int],
+    cause: str,
+    actor_id: int | None,
+) -> None:
+    """Refresh the dynamic groups ``testing`` for these contacts, then the groups reading
+    any of them that changed."""
     if not testing:
         return
     entered, left = await refresh(
@@ -270,6 +283,112 @@ async def dynamic_groups_testing(session: AsyncSession, columns: set[str] | None
         fields = fields_of(tree) if tree else set()
         tested = {COLUMNS[f] for f in fields or () if f in COLUMNS}
         if columns is None or tested & columns or _may_test(fields, set(CONTACT_FIELDS)):
+            found.add(group_id)
+    return found
+
+
+async def contacts_changed(
+    session: AsyncSession,
+    contact_ids: Iterable[int],
+    *,
+    fields: Iterable[str],
+    cause: str | None = None,
+    actor_id: int | None = None,
+) -> None:
+    """Tell the core that the values of filter ``fields`` may have changed for these
+    contacts, because data a field's ``compile`` reads changed (a plugin's own table):
+    the dynamic groups whose filters test one of ``fields`` (and any whose stored filter is
+    broken) are refreshed for these contacts, then the groups reading a group that changed.
+    Each entry and exit is a history row and a DERIVED ``MembersAdded`` / ``MembersRemoved``
+    change with ``cause`` (default: the fields and the contacts, in words) and
+    ``actor_id``, as for any other change. Call it after the data is written, in the same
+    transaction: a plugin's mutation (``run_mutation``), ``apply_change`` or ``deliver``.
+
+    - ``fields``: the names of the filter fields whose values may follow from the data
+      that changed, the plugin's or the core's; a name that is no filter field of this
+      application raises ``ValueError`` (before anything is done), a lone string
+      ``TypeError``; an empty collection refreshes nothing.
+    - ``contact_ids``: any number (thousands are one set-based refresh, not one per
+      contact); ids of no contact are ignored; an empty collection does nothing, not a
+      statement.
+
+    Locks, as the core's own changes take them: the group graph's, shared, then the
+    contacts, in id order (PostgreSQL), so a change of a group's definition or an edit of
+    one of these contacts that runs meanwhile is waited for and then seen. On SQLite the
+    refresh must hold the database's write lock before it reads: a transaction declared
+    writing (``run_mutation`` declares the transaction of every mutation) holds it from
+    its start, and one that has written holds it since its first write. A transaction that
+    has neither (the worker's, in ``deliver``, before its first write) is declared here
+    (``BEGIN IMMEDIATE``, waiting for another writer like any writer); it cannot be
+    declared from its start any more, so what the caller read before this call was read
+    outside the lock: write before you call this, and do not rely on such earlier reads.
+    """
+    names = _filter_field_names(session, fields)
+    ids = _contact_id_list(contact_ids)
+    if not ids or not names:
+        return
+    await hold_write_lock(session)
+    await lock_graph(session, shared=True)
+    await lock_contacts(session, ids)
+    testing = await dynamic_groups_testing_fields(session, names)
+    if cause is None:
+        who = f"contact {ids[0]}'s" if len(ids) == 1 else f"{len(ids)} contacts'"
+        cause = f"{who} {', '.join(sorted(names))} changed"
+    await _refresh_with_readers(session, testing, ids, cause, actor_id)
+
+
+def _filter_field_names(session: AsyncSession, fields: Iterable[str]) -> set[str]:
+    if isinstance(fields, str):
+        raise TypeError(f"fields is a collection of filter field names, e.g. {{{fields!r}}}")
+    names = set(fields)
+    known = rules_of(session).filter_fields
+    unknown = sorted(repr(name) for name in names if name not in known)
+    if unknown:
+        raise ValueError(
+            f"contacts_changed: no filter field {', '.join(unknown)} in this application; "
+            f"its filter fields are {', '.join(known)}"
+        )
+    return names
+
+
+def _contact_id_list(contact_ids: Iterable[int]) -> list[int]:
+    """The ids, each once, in order; ids no contact can have (out of the id range) left
+    out, as the ids of no contact are."""
+    if isinstance(contact_ids, int | str | bytes):
+        raise TypeError("contact_ids is a collection of contact ids, e.g. [17]")
+    ids = set()
+    for contact_id in contact_ids:
+        if not isinstance(contact_id, int) or isinstance(contact_id, bool):
+            raise TypeError(f"a contact id is an int, not {contact_id!r}")
+        ids.add(contact_id)
+    return sorted(i for i in ids if 0 < i <= MAX_ID)
+
+
+async def hold_write_lock(session: AsyncSession) -> None:
+    """On SQLite, make sure the transaction holds the database's write lock from now on, so
+    that what it reads stays as read until it commits (``kernel.writing``): a transaction
+    declared writing, or one that has written, holds it already; any other is begun now
+    with ``BEGIN IMMEDIATE``. Nothing on PostgreSQL, whose writers lock what they need."""
+    if session.bind.dialect.name != "sqlite":
+        return
+    connection = await session.connection()
+    # The driver (legacy transaction control) begins a transaction at the first write, or
+    # at the start of one declared writing; until then its reads ran outside any.
+    driver = connection.sync_connection.connection.driver_connection
+    if not driver.in_transaction:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def dynamic_groups_testing_fields(session: AsyncSession, names: set[str]) -> set[int]:
+    """Dynamic groups whose filter tests any of the filter fields ``names``, and those whose
+    stored filter is no filter tree at all (broken: it may test anything)."""
+    rows = await session.execute(
+        select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
+    )
+    found = set()
+    for group_id, tree in rows:
+        fields = fields_of(tree) if tree else set()
+        if fields is None or fields & names:
             found.add(group_id)
     return found
 

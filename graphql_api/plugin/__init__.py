@@ -10,6 +10,7 @@ from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.email_templates.rendering import render
 from graphql_api.graphql_base.access import guarded_field, needing, needs
+from graphql_api.graphql_base.compiled import PluginColumn, SqlValue, compiled
 from graphql_api.graphql_base.context import Info
 from graphql_api.graphql_base.errors import PublicError, UserError
 from graphql_api.graphql_base.mutations import ErrorPaths, given_fields, run_mutation
@@ -37,6 +38,7 @@ from graphql_api.groups.changes import (
     MembersAdded,
     MembersRemoved,
 )
+from graphql_api.groups.derived import contacts_changed as _contacts_changed
 from graphql_api.groups.filters import OPERATORS, FieldType, FilterField, FilterOp
 from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
 from graphql_api.kernel.access import SYSTEM, Forbidden, Principal, requires
@@ -49,10 +51,15 @@ from graphql_api.kernel.sql import SqlText
 from graphql_api.kernel.validation import clean_email, clean_text, name_key
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugin_host.hookspecs import API_VERSION, EVENT_TYPES
+from graphql_api.plugin_host.strict import CoreWriteRefused, core_service
 from graphql_api.roles.api.kit import RolePlugin, holder_ids
 from graphql_api.roles.registry import RoleDefinition
 from graphql_api.settings import CommaSeparated
 from graphql_api.users.models import User
+
+contacts_changed = core_service(_contacts_changed)
+"""``groups.derived.contacts_changed``, which writes core rows on the plugin's behalf: in
+strict mode it may be called from a watched hook (``apply_change``, ``deliver``)."""
 
 __all__ = [
     "API_VERSION",
@@ -67,6 +74,7 @@ __all__ = [
     "Contact",
     "ContactErased",
     "ContactType",
+    "CoreWriteRefused",
     "EmailTemplate",
     "ErrorCode",
     "ErrorPaths",
@@ -90,6 +98,7 @@ __all__ = [
     "MembershipSource",
     "Node",
     "Ordering",
+    "PluginColumn",
     "Principal",
     "Problem",
     "Problems",
@@ -98,12 +107,15 @@ __all__ = [
     "RolePlugin",
     "SkipDelivery",
     "SqlText",
+    "SqlValue",
     "User",
     "UserError",
     "UserInputError",
     "UtcDateTime",
     "clean_email",
     "clean_text",
+    "compiled",
+    "contacts_changed",
     "decode_id",
     "decode_ids",
     "given_fields",

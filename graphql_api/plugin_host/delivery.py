@@ -1,6 +1,7 @@
 """Calling plugins while the application runs: their startup, their say in every change
 (refusing it, or taking part in its transaction), and the events they subscribed to,
-recorded in the outbox with the change and delivered to them afterwards."""
+recorded in the outbox with the change and delivered to them afterwards. In strict mode
+each of these calls is watched: a plugin's write to a core table is refused (``strict``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.groups.changes import Change
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.notifications.outbox import Event, SkipDelivery, record
-from graphql_api.plugin_host import hookspecs
+from graphql_api.plugin_host import hookspecs, strict
 from graphql_api.plugin_host.api.types import PluginInfo
 from graphql_api.plugin_host.discovery import Registered, call, drop, results
 
@@ -43,7 +44,7 @@ async def startup(registered: Registered, app: Any) -> None:
     """Run each plugin's startup; one that fails is reported and does not stop the rest."""
     for impl in registered.manager.hook.startup.get_hookimpls():
         try:
-            await _maybe_await(call(registered, impl, app=app))
+            await _run(registered, impl, "startup", None, app=app)
         except Exception as error:
             if registered.settings.strict_plugins:
                 raise
@@ -64,13 +65,13 @@ async def on_change(
     error codes plugins declared, the only ones besides the core's they may refuse with."""
     problems: list[Problem] = []
     for impl in registered.manager.hook.validate_change.get_hookimpls():
-        found = await _maybe_await(call(registered, impl, session=session, change=change)) or []
+        found = await _run(registered, impl, "validate_change", session, change=change) or []
         _check_declared(impl.plugin_name, found, declared)
         problems.extend(found)
     if problems:
         raise UserInputError(problems)
     for impl in registered.manager.hook.apply_change.get_hookimpls():
-        await _maybe_await(call(registered, impl, session=session, change=change))
+        await _run(registered, impl, "apply_change", session, change=change)
     await record(session, change, subscribers(registered.infos))
 
 
@@ -93,9 +94,18 @@ async def deliver(
     impls = [i for i in hook.get_hookimpls() if i.plugin_name == plugin]
     if not impls:
         raise SkipDelivery(f"plugin {plugin!r} is not installed or has no deliver hook")
-    await _maybe_await(
-        call(registered, impls[0], event=event, delivery_id=delivery_id, session=session)
-    )
+    await _run(registered, impls[0], "deliver", session, event=event, delivery_id=delivery_id)
+
+
+async def _run(
+    registered: Registered, impl: Any, hook: str, session: AsyncSession | None, **kwargs: Any
+) -> Any:
+    """Call one plugin's implementation of ``hook`` to completion. In strict mode it runs
+    watched (``strict.hook_running``): its writes to core tables are refused, unless the
+    plugin is one of the core's own."""
+    watched = registered.settings.strict_plugins and impl.plugin_name not in registered.core_plugins
+    async with strict.hook_running(impl.plugin_name if watched else None, hook, session):
+        return await _maybe_await(call(registered, impl, session=session, **kwargs))
 
 
 async def _maybe_await(value: Any) -> Any:

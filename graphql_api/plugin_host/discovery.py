@@ -53,6 +53,9 @@ class Registered:
     infos: list[PluginInfo] = field(default_factory=list)
     plugin_settings: dict[str, Any] = field(default_factory=dict)
     """Each plugin's own settings object, which its hooks receive as ``settings``."""
+    core_plugins: set[str] = field(default_factory=set)
+    """The names of the core's own plugins (``core.roles``): strict mode's guard of the
+    core's rows (``strict``) lets them write, as the core."""
 
 
 def register_plugins(
@@ -61,6 +64,7 @@ def register_plugins(
     """Register the core's plugins, then exactly the ``given`` ones, or, when none are given
     and autoload is on, the installed ones (entry points) that GRAPHQL_API_PLUGINS allows."""
     for name, core_plugin in core_plugins.items():
+        registered.core_plugins.add(name)
         _register(registered, core_plugin, name, __version__)
     if given is not None:
         for plugin in given:

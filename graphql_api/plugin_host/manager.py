@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.groups.changes import Change
 from graphql_api.groups.rules import Rules
 from graphql_api.notifications.outbox import Event
-from graphql_api.plugin_host import contributions, delivery
+from graphql_api.plugin_host import contributions, delivery, strict
 from graphql_api.plugin_host.api.types import PluginInfo
 from graphql_api.plugin_host.contributions import CoreFieldNames
 from graphql_api.plugin_host.discovery import PluginFailed, Registered, register_plugins
@@ -35,6 +35,9 @@ class Plugins:
         core_plugins: Mapping[str, object],
     ) -> None:
         self._registered = Registered(settings)
+        if settings.strict_plugins:
+            # Plugins' hooks run watched: their writes to core tables are refused.
+            strict.watch_sessions()
         self.core_fields = core_fields
         register_plugins(self._registered, core_plugins, plugins)
         self._collect()

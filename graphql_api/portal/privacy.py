@@ -101,7 +101,13 @@ def _camel(name: str) -> str:
 async def erase_contact(session: AsyncSession, actor: Principal, contact_id: int) -> Contact:
     """Remove a contact's personal data; keep the row and its membership history,
     anonymised, so counts over time stay right; remove the portal account and the mails
-    waiting for it; tell plugins (``contact.erased``) so copies elsewhere go too."""
+    waiting for it; tell plugins (``contact.erased``) so copies elsewhere go too; then
+    bring the derived groups up to date.
+
+    Plugins are told first (``validate_change``, ``apply_change``), the groups refreshed
+    after: what a plugin deletes of the contact in ``apply_change``, data its filter
+    fields read among it, is gone by the time the dynamic groups are computed again, so
+    the plugin need not refresh them itself."""
     await lock_graph(session, shared=True)
     contact = await session.get(Contact, contact_id, with_for_update=True)
     if contact is None:
@@ -109,9 +115,6 @@ async def erase_contact(session: AsyncSession, actor: Principal, contact_id: int
     for name in PERSONAL_FIELDS:
         setattr(contact, name, None)
     await session.flush()
-    # Dynamic groups that tested the erased fields no longer hold the contact.
-    cause = f"contact {contact_id} was erased"
-    await after_contacts_changed(session, [contact_id], cause, actor.user_id)
     await session.execute(delete(PortalAccount).where(PortalAccount.contact_id == contact_id))
     waiting = await session.execute(
         select(OutboxEvent.id, OutboxEvent.data).where(OutboxEvent.type.in_(PORTAL_MESSAGES))
@@ -121,4 +124,7 @@ async def erase_contact(session: AsyncSession, actor: Principal, contact_id: int
         await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(mails)))
     await session.flush()
     await rules_of(session).changed(session, ContactErased(contact_id, actor.user_id))
+    # Every dynamic group may have tested what went: the erased fields, or plugins' data.
+    cause = f"contact {contact_id} was erased"
+    await after_contacts_changed(session, [contact_id], cause, actor.user_id)
     return contact

@@ -8,7 +8,8 @@ Fixtures (``fixtures``; ``server`` and ``server_env`` in ``servers``):
 - ``database_url``: a migrated, empty database for the session, on SQLite and, when
   ``GRAPHQL_API_TEST_DATABASE_URL`` is set, on PostgreSQL too (its own fresh database);
 - ``app``: the application with the installed plugins; ``app_factory(plugins=[...])`` one
-  with exactly the given plugins; every test starts from empty tables;
+  with exactly the given plugins; every test starts from empty tables; in strict mode
+  (below) they check stored membership after each test;
 - ``admin``, ``client``: a user with a token, and a GraphQL client acting as that user;
   ``make_user(app, name, email)`` and ``GraphQLClient(http, token)`` for other users,
   ``portal_client(client, contact_id)`` for a contact's portal session (``clients``);
@@ -32,8 +33,16 @@ Setting up data through the API, each call required to succeed (``factories``):
 ``database_rows(app)`` (every committed row of every table, to compare), ``unchanged(app)``
 (a block that must change no row), ``refused(app, client, mutation, variables)`` (a mutation
 refused, no row changed), ``check_role_plugin``, ``undescribed(app.state.schema)`` (schema
-parts without a description). ``deliver_all(app)`` delivers what the outbox holds;
-``make_worker(app)`` gives a worker to run by hand.
+parts without a description), ``membership_differences(app)`` (stored membership against
+a fresh computation, as ``check-membership``). ``deliver_all(app)`` delivers what the
+outbox holds; ``make_worker(app)`` gives a worker to run by hand.
+
+Strict mode, in the pytest configuration: ``graphql_api_strict_plugins = true`` makes the
+applications ``app_factory`` builds strict (a plugin's write to a core table is refused);
+``graphql_api_check_membership = true``, or a strict application, fails a test that
+passed but left stored membership different from a fresh computation (at its teardown,
+the differences listed). ``@pytest.mark.unchecked_membership`` exempts a test that leaves
+it stale on purpose.
 
 The fixtures are async: set ``asyncio_mode = "auto"`` in your pytest configuration.
 ``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases."""
@@ -44,6 +53,7 @@ from graphql_api.testing.checks import (
     database_rows,
     deliver_all,
     make_worker,
+    membership_differences,
     refused,
     unchanged,
     undescribed,
@@ -81,8 +91,11 @@ from graphql_api.testing.factories import (
     remove_members,
 )
 from graphql_api.testing.fixtures import (
+    CHECK_MEMBERSHIP,
     DATABASE_PREFIX,
     POSTGRES_URL,
+    STRICT_PLUGINS,
+    UNCHECKED_MEMBERSHIP,
     admin,
     app,
     app_factory,
@@ -94,6 +107,13 @@ from graphql_api.testing.fixtures import (
     sessions,
     statements,
 )
+
+# The kit's pytest hooks (its ini options, its marker, the membership check after a test)
+# and a fixture ``server`` needs (last): pytest finds them here too; not part of the kit.
+from graphql_api.testing.fixtures import pytest_addoption as pytest_addoption
+from graphql_api.testing.fixtures import pytest_configure as pytest_configure
+from graphql_api.testing.fixtures import pytest_runtest_makereport as pytest_runtest_makereport
+from graphql_api.testing.fixtures import pytest_runtest_teardown as pytest_runtest_teardown
 from graphql_api.testing.servers import (
     CLI,
     cli,
@@ -103,12 +123,11 @@ from graphql_api.testing.servers import (
     server_env,
     serving,
 )
-
-# A fixture ``server`` needs, so pytest must find it here too; not part of the kit.
 from graphql_api.testing.servers import _emptied_after_module as _emptied_after_module
 
 __all__ = [
     "ADD_MEMBERS",
+    "CHECK_MEMBERSHIP",
     "CLI",
     "CREATE_CONTACT",
     "CREATE_EMAIL_TEMPLATE",
@@ -123,6 +142,8 @@ __all__ = [
     "PORTAL_PASSWORD",
     "POSTGRES_URL",
     "REMOVE_MEMBERS",
+    "STRICT_PLUGINS",
+    "UNCHECKED_MEMBERSHIP",
     "UPDATE_CONTACT",
     "UPDATE_GROUP",
     "GraphQLClient",
@@ -145,6 +166,7 @@ __all__ = [
     "make_user",
     "make_worker",
     "member_names",
+    "membership_differences",
     "new_contact_id",
     "new_contact_ids",
     "new_group",

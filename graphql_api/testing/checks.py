@@ -1,5 +1,6 @@
 """Checks a test asserts with: what the database holds and whether a block changed it, a
-refused mutation, the outbox delivered, the schema described, a role plugin's promises."""
+refused mutation, stored membership exact, the outbox delivered, the schema described, a
+role plugin's promises."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from strawberry import Schema
 
+from graphql_api.groups.derived import differences
 from graphql_api.notifications.worker import Worker
 from graphql_api.testing.clients import GraphQLClient
 from graphql_api.testing.factories import add_members, new_contact_ids, new_group_id
@@ -61,6 +63,15 @@ async def refused(
         payload = next(iter(data.values()))
         assert payload["errors"], f"not refused: {payload}"
     return payload["errors"]
+
+
+async def membership_differences(app: Starlette) -> list[str]:
+    """Every way the stored membership of groups (derived rows, member counts) differs
+    from a computation from scratch under ``app``'s rules, in words, as ``graphql-api
+    check-membership`` reports it; empty when it is exact. The kit runs it after each test
+    in strict mode; ``assert await membership_differences(app) == []`` checks mid-test."""
+    async with app.state.sessions() as session:
+        return await differences(session)
 
 
 async def deliver_all(app: Starlette) -> int:

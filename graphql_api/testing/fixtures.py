@@ -1,11 +1,24 @@
 """The in-process fixtures: a migrated test database per backend, applications on it, and the
-clients that act on them. Every test starts from empty tables."""
+clients that act on them. Every test starts from empty tables.
+
+Strict mode for a suite (``pytest_addoption`` registers the options): with
+``graphql_api_strict_plugins = true`` in the pytest configuration the applications
+``app_factory`` makes are strict (``strict_plugins``: a plugin that fails refuses the
+start, a plugin's write to a core table is refused); with ``graphql_api_check_membership =
+true``, or whenever a test made a strict application, each test that passed is then
+failed at teardown when the stored membership of groups (derived rows and member counts)
+differs from a fresh computation, the differences listed: a plugin that changed what a
+dynamic group's filter reads without telling the core is caught by its own tests. A test
+that leaves membership stale on purpose is marked ``@pytest.mark.unchecked_membership``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,6 +37,84 @@ from graphql_api.web.app import create_app, load_plugins
 POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
 DATABASE_PREFIX = os.environ.get("GRAPHQL_API_TEST_DATABASE_PREFIX", "graphql_api_test")
 """Each run's PostgreSQL database is ``<prefix>_<random>``, created and dropped by the kit."""
+
+CHECK_MEMBERSHIP = "graphql_api_check_membership"
+STRICT_PLUGINS = "graphql_api_strict_plugins"
+UNCHECKED_MEMBERSHIP = "unchecked_membership"
+
+
+@dataclass
+class _Made:
+    """The applications a test made (``app_factory``), and the event loop they run on."""
+
+    apps: list[Starlette] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+    checked: bool = False
+
+
+_MADE = pytest.StashKey[_Made]()
+_PASSED = pytest.StashKey[bool]()
+"""Whether a test's own call passed: a failed test is not checked after as well."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        CHECK_MEMBERSHIP,
+        "graphql-api testing kit: after each test that made an application and passed, "
+        "fail it when stored group membership differs from a fresh computation",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        STRICT_PLUGINS,
+        "graphql-api testing kit: the applications app_factory makes are in strict mode "
+        "(strict_plugins=True), and membership is checked after each test",
+        type="bool",
+        default=False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{UNCHECKED_MEMBERSHIP}: the test leaves stored group membership stale on purpose; "
+        "the testing kit does not compare it with a fresh computation after the test",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The membership check, before any fixture is torn down: a fixture that drops a
+    plugin's table a dynamic group reads is torn down before ``app_factory``."""
+    made = item.stash.get(_MADE, None)
+    loop = made.loop if made is not None else None
+    failure = None
+    if (
+        made is not None
+        and loop is not None
+        and not loop.is_closed()
+        and not loop.is_running()
+        and _checks_membership(item, made.apps)
+    ):
+        made.checked = True
+        try:
+            failure = loop.run_until_complete(_stale_membership(made.apps))
+        except Exception as error:  # the fixtures are torn down whatever happens here
+            failure = f"stored group membership could not be checked after the test: {error!r}"
+    result = yield
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    return result
 
 
 @pytest.fixture(
@@ -74,24 +165,73 @@ async def _migrate(url: str) -> None:
 
 
 @pytest.fixture
-async def app_factory(database_url: str) -> AsyncIterator[Callable[..., Starlette]]:
-    """Makes applications on the test database: ``app_factory(plugins=[...])``."""
-    made: list[Starlette] = []
+async def app_factory(
+    database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., Starlette]]:
+    """Makes applications on the test database: ``app_factory(plugins=[...])``. Strict
+    when the suite says so (``graphql_api_strict_plugins``); after a test that passed,
+    membership is checked when the suite says so or an application was strict."""
+    made = request.node.stash[_MADE] = _Made()
+    strict = bool(request.config.getini(STRICT_PLUGINS))
 
     def make(plugins: Sequence[object] | None = None, **settings: Any) -> Starlette:
         # A checked token is trusted for the whole test, so whether a request pays for the
         # token check never depends on how fast the machine is; tests of the cache's
         # lifetime set their own.
         settings.setdefault("token_cache_seconds", 3600)
+        if strict:
+            settings.setdefault("strict_plugins", True)
         application = create_app(Settings(database_url=database_url, **settings), plugins)
-        made.append(application)
+        made.apps.append(application)
+        if made.loop is None:
+            with contextlib.suppress(RuntimeError):  # made outside the loop, by a sync test
+                made.loop = asyncio.get_running_loop()
         return application
 
     yield make
-    if made:
-        await empty_tables(made[0].state.engine)
-    for application in made:
-        await application.state.engine.dispose()
+    try:
+        # Checked here only when pytest_runtest_teardown could not (no loop known).
+        if made.apps and not made.checked and _checks_membership(request.node, made.apps):
+            failure = await _stale_membership(made.apps)
+            if failure:
+                pytest.fail(failure, pytrace=False)
+    finally:
+        del request.node.stash[_MADE]
+        if made.apps:
+            await empty_tables(made.apps[0].state.engine)
+        for application in made.apps:
+            await application.state.engine.dispose()
+
+
+def _checks_membership(node: pytest.Item, apps: Sequence[Starlette]) -> bool:
+    return bool(
+        apps
+        and node.stash.get(_PASSED, False)
+        and node.get_closest_marker(UNCHECKED_MEMBERSHIP) is None
+        and (
+            node.config.getini(CHECK_MEMBERSHIP)
+            or any(application.state.settings.strict_plugins for application in apps)
+        )
+    )
+
+
+async def _stale_membership(apps: Sequence[Starlette]) -> str | None:
+    """Why the test fails, unless stored membership is exact under the rules (the
+    plugins' filter fields) of one of the applications it made: one plugin's dynamic group
+    is a broken filter to an application without that plugin."""
+    # checks imports this module (table_keys), so it is imported here, not at the top.
+    from graphql_api.testing.checks import membership_differences
+
+    first: list[str] = []
+    for application in apps:
+        found = await membership_differences(application)
+        if not found:
+            return None
+        first = first or found
+    return (
+        "stored group membership differs from a fresh computation after the test (did a "
+        "plugin change data a group reads without telling the core?):\n  " + "\n  ".join(first)
+    )
 
 
 @pytest.fixture

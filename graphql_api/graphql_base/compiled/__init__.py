@@ -16,9 +16,13 @@ resolvers, with every validation rule, so a plan never answers what they would r
 
 Fields get a compiled form through their ``metadata`` (``compiled(...)``): ``ById`` for a
 root field fetching one row, ``Reference`` for a row a column refers to, ``Children`` for
-the rows referring to their parent, ``PageOf`` for a connection. A field without a
-resolver whose name is a column of its parent's model is read from that column; an ``id``
-made by ``global_id_field`` is encoded from the ``id`` column.
+the rows referring to their parent, ``PageOf`` for a connection, ``FromColumns`` for a
+value made of the row's columns; ``PluginColumn`` (a column of another table, a plugin's
+own, by the row's id) and ``SqlValue`` (an SQL expression over the row, a correlated
+``exists`` say) for values the row's own statement computes, which plugins declare through
+``graphql_api.plugin``. A field without a resolver whose name is a column of its parent's
+model is read from that column; an ``id`` made by ``global_id_field`` is encoded from the
+``id`` column.
 """
 
 from graphql_api.graphql_base.compiled.forms import (
@@ -28,8 +32,10 @@ from graphql_api.graphql_base.compiled.forms import (
     FromColumns,
     NotCompiled,
     PageOf,
+    PluginColumn,
     Reference,
     Spec,
+    SqlValue,
     compiled,
 )
 from graphql_api.graphql_base.compiled.plans import Plan
@@ -44,7 +50,9 @@ __all__ = [
     "NotCompiled",
     "PageOf",
     "Plan",
+    "PluginColumn",
     "Reference",
     "Spec",
+    "SqlValue",
     "compiled",
 ]

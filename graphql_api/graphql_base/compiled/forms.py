@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Exists, ScalarSelect, Select, select
+from sqlalchemy.orm import aliased
 
 from graphql_api.kernel.pagination import Ordering
 
@@ -69,7 +70,51 @@ class FromColumns:
     compute: Callable[[Any], Any]
 
 
-Spec = ById | Reference | Children | PageOf | FromColumns
+@dataclass(frozen=True, eq=False)
+class PluginColumn:
+    """A value of another table (a plugin's own): its ``column`` in the row whose ``key``
+    column holds the parent row's id (a contact's, a group's), or null when there is none.
+    ``where``: conditions on that table the row must meet besides. ``key`` is unique (a
+    primary key, say): one row per parent at most.
+
+    The parent's statement reads it, by a scalar subquery per row."""
+
+    column: Any
+    key: Any
+    where: tuple[Any, ...] = ()
+
+    def expression(self, model: type, parent: Any) -> ColumnElement[Any]:
+        """The value for rows of ``parent`` (``model``'s table or an alias of it)."""
+        found = select(self.column).where(self.key == parent.id, *self.where)
+        return found.correlate(parent).scalar_subquery()
+
+
+@dataclass(frozen=True, eq=False)
+class SqlValue:
+    """A value SQL computes for the parent row: ``sql(parent)`` is a column expression
+    over ``parent``, the parent's table (``parent.id``, ``parent.city``; never the model's
+    own name), such as ``exists()`` or ``select(...).scalar_subquery()`` of the rows
+    referring to ``parent.id``.
+
+    The parent's statement reads it: an ``exists`` or scalar subquery as it is, correlated
+    to the parent's table alone, anything else by a subquery on the parent's id."""
+
+    sql: Callable[[Any], Any]
+
+    def expression(self, model: type, parent: Any) -> ColumnElement[Any]:
+        """The value for rows of ``parent`` (``model``'s table or an alias of it)."""
+        value = self.sql(parent)
+        if isinstance(value, Exists | ScalarSelect):
+            # Correlated explicitly: the parent's statement may join tables the subquery
+            # reads too (a page of members joins memberships), which it must not take over.
+            return value.correlate(parent)
+        # Over an alias of the parent's table, so subqueries inside correlate to it alone.
+        row = aliased(model)
+        own = select(self.sql(row)).where(row.id == parent.id)
+        return own.correlate(parent).scalar_subquery()
+
+
+Spec = ById | Reference | Children | PageOf | FromColumns | PluginColumn | SqlValue
 
 
 def compiled(spec: Spec) -> dict[str, Any]:

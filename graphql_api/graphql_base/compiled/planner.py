@@ -38,8 +38,10 @@ from graphql_api.graphql_base.compiled.forms import (
     FromColumns,
     NotCompiled,
     PageOf,
+    PluginColumn,
     Reference,
     Spec,
+    SqlValue,
 )
 from graphql_api.graphql_base.compiled.plans import (
     Constant,
@@ -71,6 +73,7 @@ class Planner:
         self.permissions: set[str] = set()
         self.priced_by_variables = False
         self.joins = 0
+        self.values = 0
         root_type = self.schema.query_type
         assert root_type is not None
         roots: list[tuple[str, Any]] = []
@@ -230,6 +233,8 @@ class Planner:
                 non_null = is_non_null_type(definition.type)
                 computed = Leaf(name, scalar.serialize, non_null, compute=spec.compute)
                 level.fields.append((key, computed))
+            elif isinstance(spec, PluginColumn | SqlValue):
+                level.fields.append((key, self._value(level, spec, definition, columns)))
             elif spec is not None:
                 if isinstance(spec, ById):
                     raise NotCompiled("a root form below the root")
@@ -258,6 +263,34 @@ class Planner:
             else:
                 raise NotCompiled(f"field {object_type.name}.{name}")
         return level
+
+    def _value(
+        self,
+        level: Level,
+        spec: PluginColumn | SqlValue,
+        definition: GraphQLField,
+        columns: set[str],
+    ) -> Leaf:
+        """A value SQL computes for each row of ``level``: a column of its statement."""
+        scalar = get_nullable_type(definition.type)
+        if not is_leaf_type(scalar):
+            raise NotCompiled("computed objects")
+        if "id" not in columns:
+            raise NotCompiled("a value for rows without an id")
+        source = level.source if level.source is not None else level.model
+        value = spec.expression(level.model, source)
+        self.values += 1
+        # The row's attribute: numbered, so one of its own in the plan.
+        label = f"v{self.values}_{definition.extensions[DEFINITION].python_name}"
+        if label in columns:
+            raise NotCompiled("a value named as a column")
+        level.values[label] = value
+        try:
+            stored = AS_STORED.get(scalar.name) is value.type.python_type
+        except NotImplementedError:
+            stored = False
+        serialize = None if stored else scalar.serialize
+        return Leaf(level.prefix + label, serialize, is_non_null_type(definition.type))
 
     def _joined(self, level: Level, load: Load, nodes: list[FieldNode]) -> Load | Joined:
         """A reference whose row holds columns and ids alone comes with its parent's row,

@@ -69,6 +69,8 @@ class Level:
     model: type
     fields: list[tuple[str, Any]] = field(default_factory=list)
     columns: dict[str, None] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    """Values SQL computes for each row (``PluginColumn``, ``SqlValue``), by label."""
     joins: list[Joined] = field(default_factory=list)
     """Rows referred to that come in this level's statement, by an outer join."""
     prefix: str = ""
@@ -92,6 +94,7 @@ class Level:
             else getattr(source, column)
             for column in {**self.columns, **dict.fromkeys(extra)}
         ]
+        own += [value.label(self.prefix + label) for label, value in self.values.items()]
         return own + [column for join in self.joins for column in join.level.selected()]
 
     def joined(self, statement: Select[Any]) -> Select[Any]:

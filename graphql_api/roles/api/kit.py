@@ -2,7 +2,8 @@
 
 ``RolePlugin`` registers one role ("Rol in buurtaanpak"), lists its holders on ``Query``
 (paginated) and flags them on ``Contact``, without N+1: one statement per request and
-role for all contacts asked for. The rules every role obeys live in the built-in
+role for all contacts asked for, and in a planned read none of its own (the flag is an
+``exists`` in the contacts' statement). The rules every role obeys live in the built-in
 ``core.roles`` plugin.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts import models as contacts
 from graphql_api.graphql_base.access import guarded_field
+from graphql_api.graphql_base.compiled import SqlValue, compiled
 from graphql_api.graphql_base.context import Info
 from graphql_api.graphql_base.cost import READS_MEMBERSHIP
 from graphql_api.graphql_base.relay import After, Connection, First, paginate
@@ -96,11 +98,16 @@ class RolePlugin:
             strawberry.field(
                 resolver=flag,
                 name=self.flag_field,
-                metadata=READS_MEMBERSHIP,
+                metadata={**READS_MEMBERSHIP, **compiled(SqlValue(self._holds))},
                 description=f"Whether the contact holds the role {self.role.label('en')!r} "
                 f"({self.role.label('nl')}).",
             )
         ]
+
+    def _holds(self, contact: Any) -> Any:
+        """Whether ``contact`` (its table, in a statement) holds the role: the flag as SQL,
+        for compiled reads."""
+        return holder_ids(self.role.key).where(Membership.contact_id == contact.id).exists()
 
     async def _load_flags(self, session: AsyncSession, contact_ids: Sequence[int]) -> list[bool]:
         holding = set(

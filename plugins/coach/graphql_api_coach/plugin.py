@@ -22,12 +22,14 @@ from graphql_api.plugin import (
     Info,
     Membership,
     MembersRemoved,
+    PluginColumn,
     Principal,
     Problems,
     RolePlugin,
     UserError,
     UserInputError,
     clean_text,
+    compiled,
     decode_id,
     holder_ids,
     hookimpl,
@@ -106,12 +108,21 @@ async def unlink(session: AsyncSession, actor: Principal, contact_id: int) -> Co
     return contact
 
 
+def a_coachs_link() -> Any:
+    """Only a coach's link counts, even one left behind while this plugin was not installed."""
+    return HoomdossierLink.contact_id.in_(holder_ids(ROLE))
+
+
+ACCOUNT = PluginColumn(
+    HoomdossierLink.account_id, key=HoomdossierLink.contact_id, where=(a_coachs_link(),)
+)
+"""``hoomdossierAccountId`` in a planned read: the link's account, with the contact's row."""
+
+
 async def load_accounts(session: AsyncSession, contact_ids: Sequence[int]) -> list[str | None]:
-    # Only a coach's link counts, even one left behind while this plugin was not installed.
     rows = await session.execute(
         select(HoomdossierLink.contact_id, HoomdossierLink.account_id).where(
-            HoomdossierLink.contact_id.in_(contact_ids),
-            HoomdossierLink.contact_id.in_(holder_ids(ROLE)),
+            HoomdossierLink.contact_id.in_(contact_ids), a_coachs_link()
         )
     )
     accounts = {contact_id: account for contact_id, account in rows}
@@ -189,6 +200,7 @@ class CoachPlugin(RolePlugin):
             strawberry.field(
                 resolver=hoomdossier_account_id,
                 description="The coach's Hoomdossier account, if linked.",
+                metadata=compiled(ACCOUNT),
             ),
         ]
 
