@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -156,6 +157,30 @@ async def test_each_app_has_its_own_plugins(app_factory: Any, installed: None):
     assert "shoutedName" in schemas[0] and "shoutedName" not in schemas[1]
     assert "coaches" in schemas[1] and "coaches" not in schemas[0]
     assert set(with_coach.state.plugins.roles) == {"coach"}
+
+
+async def test_a_plugin_importing_an_internal_module_is_told_what_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A plugin written against a module that moved (``graphql_api.plugins`` became the
+    plugin host): the log names the module it could not import and says what to import."""
+    (tmp_path / "stale_plugin.py").write_text("from graphql_api.plugins import hookimpl\n")
+    info = tmp_path / "stale_plugin-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stale-plugin\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[graphql_api]\nstale = stale_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    caplog.set_level(logging.ERROR, logger="graphql_api")
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", plugins=["stale"]))
+    await app.state.engine.dispose()
+    [record] = [r for r in caplog.records if "stale" in r.getMessage()]
+    assert record.getMessage() == (
+        "plugin 'stale' failed and is left out: it could not import graphql_api.plugins; "
+        "a plugin imports only `graphql_api.plugin` of graphql-api (and `graphql_api.testing` "
+        "in its tests); nothing else is promised to stay where it is (docs/plugins.md)"
+    )
+    sys.modules.pop("stale_plugin", None)
 
 
 async def test_a_plugin_that_fails_to_import_is_reported(installed: None):

@@ -119,10 +119,33 @@ def drop(registered: Registered, name: str, error: Exception) -> None:
     registered.infos = [i for i in registered.infos if i.name != name or i.error]
 
 
+PLUGIN_IMPORTS = (
+    "a plugin imports only `graphql_api.plugin` of graphql-api (and `graphql_api.testing` in "
+    "its tests); nothing else is promised to stay where it is (docs/plugins.md)"
+)
+"""What to tell the author of a plugin that failed importing a module of graphql-api."""
+
+
+def imports_graphql_api(error: BaseException | None) -> bool:
+    """Whether a plugin failed importing a module of graphql-api (one it should not use)."""
+    name = getattr(error, "name", None) if isinstance(error, ImportError) else None
+    return isinstance(name, str) and (name == "graphql_api" or name.startswith("graphql_api."))
+
+
 def _failed(registered: Registered, name: str, version: str | None, error: Exception) -> None:
     if registered.settings.strict_plugins:
         raise PluginFailed(f"plugin {name!r} failed: {error}") from error
-    logger.exception("plugin %r failed and is left out", name, exc_info=error)
+    if isinstance(error, ImportError) and error.name:
+        hint = f"; {PLUGIN_IMPORTS}" if imports_graphql_api(error) else ""
+        logger.exception(
+            "plugin %r failed and is left out: it could not import %s%s",
+            name,
+            error.name,
+            hint,
+            exc_info=error,
+        )
+    else:
+        logger.exception("plugin %r failed and is left out", name, exc_info=error)
     registered.infos.append(
         PluginInfo(name=name, version=version, error=f"{type(error).__name__}: {error}")
     )

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from graphql_api.kernel.db import create_engine, one_line
 from graphql_api.migrations.runner import behind, newest_revisions
+from graphql_api.plugin_host.discovery import PLUGIN_IMPORTS, imports_graphql_api
 from graphql_api.plugin_host.manager import PluginFailed, Plugins
 from graphql_api.settings import ENV_PREFIX, Settings
 from graphql_api.web.app import load_plugins
@@ -27,12 +28,6 @@ class Refused(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
-
-
-PLUGIN_IMPORTS = (
-    "a plugin imports only `graphql_api.plugin` of graphql-api (and `graphql_api.testing` in "
-    "its tests); nothing else is promised to stay where it is (docs/plugins.md)"
-)
 
 
 def read_settings() -> Settings:
@@ -78,19 +73,13 @@ def check_plugins(settings: Settings, *, every: bool = False) -> Plugins:
             todo = (
                 f"fix it, leave it out of {ENV_PREFIX}PLUGINS or unset {ENV_PREFIX}STRICT_PLUGINS"
             )
-        hint = PLUGIN_IMPORTS if _imports_graphql_api(error.__cause__) else None
+        hint = PLUGIN_IMPORTS if imports_graphql_api(error.__cause__) else None
         raise Refused(f"{error}; {todo}", hint) from None
     except Exception as error:  # two plugins claiming one name: they cannot be served together
         raise Refused(
             f"the plugins do not load together: {one_line(error)}; fix or uninstall one, or "
             f"name the plugins to load in {ENV_PREFIX}PLUGINS"
         ) from None
-
-
-def _imports_graphql_api(error: BaseException | None) -> bool:
-    """Whether a plugin failed importing a module of graphql-api that it should not use."""
-    name = getattr(error, "name", None) if isinstance(error, ImportError) else None
-    return isinstance(name, str) and (name == "graphql_api" or name.startswith("graphql_api."))
 
 
 def check_database(settings: Settings, plugins: Plugins, *, migrated: bool) -> None:
