@@ -211,6 +211,31 @@ async def test_malformed_requests_to_the_staff_api_with_a_token(
     await check_every_case(raw_http, STAFF, admin[1])
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", [STAFF, PORTAL_PATH])
+async def test_a_method_graphql_does_not_take_is_405_with_a_code(
+    raw_http: httpx.AsyncClient,
+    admin: tuple[int, str],
+    client: GraphQLClient,
+    method: str,
+    path: str,
+):
+    if path == STAFF:
+        token = admin[1]
+    else:
+        contact = await new_contact_id(client, lastName="Jansen", email="jansen@example.nl")
+        token = (await portal_client(client, contact)).token
+    response = await raw_http.request(
+        method,
+        path,
+        json={"query": "{ __typename }"},
+        headers={"Authorization": f"Bearer {token}", "Accept": GRAPHQL_RESPONSE},
+    )
+    assert response.status_code == 405, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
 LIMITS = {
     "depth": (
         {"max_query_depth": 0},

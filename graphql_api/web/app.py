@@ -164,9 +164,9 @@ def create_app(
     graphql = GraphQLEndpoint(settings, manager, backend, documents, feed)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
-            Route(PORTAL_PATH, PortalEndpoint(settings, documents), methods=["GET", "POST"]),
+            Route(PORTAL_PATH, PortalEndpoint(settings, documents)),
             assets_route(),
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
