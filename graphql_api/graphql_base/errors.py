@@ -234,3 +234,21 @@ class _LimitContext:
     def report_error(self, error: GraphQLError) -> None:
         error.extensions["code"] = LIMIT_EXCEEDED
         self._context.report_error(error)
+
+
+class CodedSchema(strawberry.Schema):
+    """Strawberry's schema, giving every error a code and logging only server faults: its
+    own would log every client error (a document that does not parse, "Log in first") as
+    an error with a traceback. Both endpoints' schemas are one."""
+
+    def __init__(self, *args: Any, max_tokens: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_tokens = max_tokens
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Called once with each list of errors, before any is masked.
+        if execution_context is not None:
+            give_codes(errors, execution_context, self.max_tokens)
+        log_internal_errors(errors)

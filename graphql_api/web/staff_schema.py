@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.exceptions import DuplicatedTypeName
 from strawberry.extensions import (
     AddValidationRules,
@@ -22,7 +21,6 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 from strawberry.types.enum import EnumValue
 
 from graphql_api.contacts.api.mutations import ContactMutations
@@ -33,11 +31,10 @@ from graphql_api.email_templates.api.queries import EmailTemplateQueries
 from graphql_api.email_templates.api.types import EmailTemplate
 from graphql_api.graphql_base.cost import QueryCostLimiter
 from graphql_api.graphql_base.errors import (
+    CodedSchema,
     ErrorCodeType,
     MaskInternalErrors,
-    give_codes,
     limit_rule,
-    log_internal_errors,
     never_executed,
 )
 from graphql_api.graphql_base.nodes import findables, node_queries
@@ -140,23 +137,6 @@ class RecordOperation(SchemaExtension):
         )
 
 
-class Schema(strawberry.Schema):
-    """Strawberry's schema, giving every error a code and logging only server faults (it
-    would log every client error)."""
-
-    def __init__(self, *args: Any, max_tokens: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_tokens = max_tokens
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        # Called once with each list of errors, before any is masked.
-        if execution_context is not None:
-            give_codes(errors, execution_context, self.max_tokens)
-        log_internal_errors(errors)
-
-
 _BUILD_LOCK = threading.Lock()
 
 CORE_FIELD_NAMES = {
@@ -199,7 +179,7 @@ def build_schema(
         _joined_codes(contributions.error_codes),
         _named_clashes(contributions),
     ):
-        return Schema(
+        return CodedSchema(
             query=query,
             mutation=mutation,
             subscription=Subscription,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
-from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -13,14 +10,12 @@ from strawberry.extensions import (
     QueryDepthLimiter,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 
 from graphql_api.graphql_base.cost import QueryCostLimiter
 from graphql_api.graphql_base.errors import (
+    CodedSchema,
     MaskInternalErrors,
-    give_codes,
     limit_rule,
-    log_internal_errors,
 )
 from graphql_api.graphql_base.operation_name import OperationNameRequired
 from graphql_api.graphql_base.text_inputs import CleanStringLiterals, CleanVariables
@@ -38,24 +33,6 @@ class Mutation(PortalMutation):
     pass
 
 
-class PortalSchema(strawberry.Schema):
-    """Strawberry's schema, giving every error a code and logging only server faults, as
-    the staff schema does: Strawberry's own would log every client error (a document
-    that does not parse, "Log in first") as an error with a traceback."""
-
-    def __init__(self, *args: Any, max_tokens: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_tokens = max_tokens
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        # Called once with each list of errors, before any is masked.
-        if execution_context is not None:
-            give_codes(errors, execution_context, self.max_tokens)
-        log_internal_errors(errors)
-
-
 def build_portal_schema(settings: Settings) -> strawberry.Schema:
     # The limits report LIMIT_EXCEEDED, as on /graphql; made once, like the staff schema's.
     limits = [
@@ -65,7 +42,7 @@ def build_portal_schema(settings: Settings) -> strawberry.Schema:
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         )
     ]
-    return PortalSchema(
+    return CodedSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
