@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,10 +170,19 @@ async def test_a_statement_stopped_by_the_server_is_a_timeout_not_an_outage(
             assert error["extensions"]["code"] == "TIMEOUT"
             assert "time limit" in error["message"] and "pg_sleep" not in error["message"]
         assert (await http.get("/health/ready")).status_code == 200
+        metrics = (await http.get("/metrics")).text
         await new_group_id(client, name="Daarna")
     logged = [r for r in caplog.records if r.name.startswith("graphql_api")]
     assert not [r.getMessage() for r in logged if "unavailable" in r.getMessage()]
     assert all(r.exc_info is None and r.levelno < logging.ERROR for r in logged)
+    counted = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "graphql_api_requests_total"
+        and sample.labels.get("operation") == "anonymous"
+    }
+    assert counted.get("timeout") == 3, counted
 
 
 async def test_a_database_refusing_connections_for_maintenance_is_503_and_not_ready(

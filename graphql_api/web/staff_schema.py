@@ -21,6 +21,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 from strawberry.types.enum import EnumValue
 
 from graphql_api.contacts.api.mutations import ContactMutations
@@ -31,6 +32,8 @@ from graphql_api.email_templates.api.queries import EmailTemplateQueries
 from graphql_api.email_templates.api.types import EmailTemplate
 from graphql_api.graphql_base.cost import QueryCostLimiter
 from graphql_api.graphql_base.errors import (
+    SERVICE_UNAVAILABLE,
+    TIMEOUT,
     CodedSchema,
     ErrorCodeType,
     MaskInternalErrors,
@@ -44,6 +47,7 @@ from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
 from graphql_api.groups.api.subscriptions import GroupSubscriptions
 from graphql_api.groups.api.types import Group, MembershipEvent
+from graphql_api.kernel.db import is_timeout, is_unavailable
 from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.api.mutations import NotificationMutations
 from graphql_api.notifications.api.queries import NotificationQueries
@@ -132,9 +136,21 @@ class RecordOperation(SchemaExtension):
         if record is None or result is None:
             return
         record.operation = self.execution_context.operation_name or "anonymous"
-        record.outcome = (
-            "invalid" if never_executed(result) else "errors" if result.errors else "ok"
-        )
+        record.outcome = _outcome(result)
+
+
+def _outcome(result: ExecutionResult) -> str:
+    """How a request ended, for its log line and the metrics: a timeout or an outage by
+    its name, whichever field met it, so they are never counted as ordinary errors."""
+    if never_executed(result):
+        return "invalid"
+    for error in result.errors or []:
+        original: Any = error.original_error
+        if error.extensions.get("code") == TIMEOUT or is_timeout(original):
+            return "timeout"
+        if error.extensions.get("code") == SERVICE_UNAVAILABLE or is_unavailable(original):
+            return "unavailable"
+    return "errors" if result.errors else "ok"
 
 
 _BUILD_LOCK = threading.Lock()
