@@ -31,9 +31,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from graphql_api.cli import main
-from graphql_api.testing import cli, serving
-
-POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
+from graphql_api.testing import (
+    BACKENDS,
+    POSTGRES_URL,
+    cli,
+    create_postgresql_database,
+    drop_postgresql_database,
+    serving,
+)
 
 Done = subprocess.CompletedProcess[str]
 
@@ -41,20 +46,7 @@ Done = subprocess.CompletedProcess[str]
 # Databases -----------------------------------------------------------------------------
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(
-                not POSTGRES_URL,
-                reason="set GRAPHQL_API_TEST_DATABASE_URL (postgresql+asyncpg://...) to run "
-                "the commands on PostgreSQL too",
-            ),
-        ),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -73,26 +65,13 @@ class Databases:
         name = f"graphql_api_cli_{uuid.uuid4().hex[:12]}"
         if self.backend == "sqlite":
             return environment(f"sqlite+aiosqlite:///{self.folder / name}.sqlite3")
-        assert POSTGRES_URL is not None
-        await _on_the_server(f'CREATE DATABASE "{name}"')
+        url = await create_postgresql_database(name)
         self.made.append(name)
-        return environment(
-            make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        )
+        return environment(url)
 
     async def drop(self) -> None:
         for name in self.made:
-            await _on_the_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _on_the_server(statement: str) -> None:
-    assert POSTGRES_URL is not None
-    server = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with server.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await server.dispose()
+            await drop_postgresql_database(name)
 
 
 def environment(database_url: str) -> dict[str, str]:

@@ -63,26 +63,35 @@ async def test_a_database_that_is_away_answers_503_and_not_ready(
             assert record.exc_info is None, record.getMessage()
 
 
-class _Dropping:
-    """``dropConnection``: a field whose statement ends its own connection, as a database
-    restart or ``pg_terminate_backend`` would, after the pool lent it (no ping sees it)."""
+class _Statements:
+    """A plugin with one query field, ``name``, that runs ``statements`` on the request's
+    session and answers true."""
 
-    PLUGIN_NAME = "dropping"
+    PLUGIN_NAME = "statements"
+
+    def __init__(self, name: str, *statements: str) -> None:
+        self.name = name
+        self.statements = statements
 
     @hookimpl
     def query_fields(self) -> list[Any]:
-        async def drop_connection(info: Info) -> bool:
+        async def field(info: Info) -> bool:
             async def run(session: AsyncSession) -> bool:
-                await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+                for statement in self.statements:
+                    await session.execute(text(statement))
                 return True
 
             return await info.context.db.run(run)
 
-        return [
-            strawberry.field(
-                resolver=drop_connection, name="dropConnection", description="Ends its own."
-            )
-        ]
+        return [strawberry.field(resolver=field, name=self.name, description="Runs SQL.")]
+
+
+DROPPING = ("dropConnection", "SELECT pg_terminate_backend(pg_backend_pid())")
+"""A field whose statement ends its own connection, as a database restart or
+``pg_terminate_backend`` would, after the pool lent it (no ping sees it)."""
+TIMED_OUT = ("timedOut", "SET LOCAL statement_timeout = '50ms'", "SELECT pg_sleep(5)")
+"""A field whose statement PostgreSQL stops at a short ``statement_timeout``, as it stops
+any statement that runs past the request's budget."""
 
 
 @pytest.fixture
@@ -94,7 +103,7 @@ async def on_postgresql(database_url: str) -> None:
 async def test_a_connection_dropped_midway_is_503_and_the_next_request_is_served(
     on_postgresql: None, app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_factory(plugins=[_Dropping()])
+    app = app_factory(plugins=[_Statements(*DROPPING)])
     _, token = await make_user(app, "Johannes", "johannes@example.coop", admin=True)
     caplog.set_level(logging.INFO, logger="graphql_api")
     async with httpx.AsyncClient(
@@ -134,29 +143,10 @@ async def test_the_pool_recovers_when_the_server_ends_every_connection(
     assert await client.data("{ groups { totalCount } }") == {"groups": {"totalCount": 6}}
 
 
-class _TimedOut:
-    """``timedOut``: a field whose statement PostgreSQL stops at a short
-    ``statement_timeout``, as it stops any statement that runs past the request's budget."""
-
-    PLUGIN_NAME = "timed_out"
-
-    @hookimpl
-    def query_fields(self) -> list[Any]:
-        async def timed_out(info: Info) -> bool:
-            async def run(session: AsyncSession) -> bool:
-                await session.execute(text("SET LOCAL statement_timeout = '50ms'"))
-                await session.execute(text("SELECT pg_sleep(5)"))
-                return True
-
-            return await info.context.db.run(run)
-
-        return [strawberry.field(resolver=timed_out, name="timedOut", description="Too slow.")]
-
-
 async def test_a_statement_stopped_by_the_server_is_a_timeout_not_an_outage(
     on_postgresql: None, app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_factory(plugins=[_TimedOut()])
+    app = app_factory(plugins=[_Statements(*TIMED_OUT)])
     _, token = await make_user(app, "Johannes", "johannes@example.coop", admin=True)
     caplog.set_level(logging.INFO, logger="graphql_api")
     async with httpx.AsyncClient(

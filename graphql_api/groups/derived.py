@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +42,7 @@ from graphql_api.groups.models import (
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.validation import MAX_ID
+from graphql_api.kernel.writing import hold_write_lock
 
 logger = logging.getLogger("graphql_api")
 
@@ -275,16 +276,30 @@ async def _refresh_with_readers(
 async def dynamic_groups_testing(session: AsyncSession, columns: set[str] | None) -> set[int]:
     """Dynamic groups whose filter tests any of these contact columns (None: any column),
     or a field a plugin adds, whose value may follow from any column."""
+
+    def tests(fields: set[str] | None) -> bool:
+        tested = {COLUMNS[f] for f in fields or () if f in COLUMNS}
+        return columns is None or bool(tested & columns) or _may_test(fields, set(CONTACT_FIELDS))
+
+    return await _dynamic_groups_where(session, tests)
+
+
+async def dynamic_groups_testing_fields(session: AsyncSession, names: set[str]) -> set[int]:
+    """Dynamic groups whose filter tests any of the filter fields ``names``, and those whose
+    stored filter is no filter tree at all (broken: it may test anything)."""
+    return await _dynamic_groups_where(
+        session, lambda fields: fields is None or bool(fields & names)
+    )
+
+
+async def _dynamic_groups_where(
+    session: AsyncSession, tests: Callable[[set[str] | None], bool]
+) -> set[int]:
+    """The dynamic groups whose tested fields (None: a broken filter) pass ``tests``."""
     rows = await session.execute(
         select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
     )
-    found = set()
-    for group_id, tree in rows:
-        fields = fields_of(tree) if tree else set()
-        tested = {COLUMNS[f] for f in fields or () if f in COLUMNS}
-        if columns is None or tested & columns or _may_test(fields, set(CONTACT_FIELDS)):
-            found.add(group_id)
-    return found
+    return {group_id for group_id, tree in rows if tests(fields_of(tree) if tree else set())}
 
 
 async def contacts_changed(
@@ -362,35 +377,6 @@ def _contact_id_list(contact_ids: Iterable[int]) -> list[int]:
             raise TypeError(f"a contact id is an int, not {contact_id!r}")
         ids.add(contact_id)
     return sorted(i for i in ids if 0 < i <= MAX_ID)
-
-
-async def hold_write_lock(session: AsyncSession) -> None:
-    """On SQLite, make sure the transaction holds the database's write lock from now on, so
-    that what it reads stays as read until it commits (``kernel.writing``): a transaction
-    declared writing, or one that has written, holds it already; any other is begun now
-    with ``BEGIN IMMEDIATE``. Nothing on PostgreSQL, whose writers lock what they need."""
-    if session.bind.dialect.name != "sqlite":
-        return
-    connection = await session.connection()
-    # The driver (legacy transaction control) begins a transaction at the first write, or
-    # at the start of one declared writing; until then its reads ran outside any.
-    driver = connection.sync_connection.connection.driver_connection
-    if not driver.in_transaction:
-        await connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-async def dynamic_groups_testing_fields(session: AsyncSession, names: set[str]) -> set[int]:
-    """Dynamic groups whose filter tests any of the filter fields ``names``, and those whose
-    stored filter is no filter tree at all (broken: it may test anything)."""
-    rows = await session.execute(
-        select(Group.id, Group.filter).where(Group.kind == GroupKind.DYNAMIC)
-    )
-    found = set()
-    for group_id, tree in rows:
-        fields = fields_of(tree) if tree else set()
-        if fields is None or fields & names:
-            found.add(group_id)
-    return found
 
 
 async def after_members_changed(

@@ -107,3 +107,18 @@ def is_busy(error: BaseException) -> bool:
     if isinstance(code, int):
         return code & 0xFF == SQLITE_BUSY
     return "database is locked" in str(error.orig)
+
+
+async def hold_write_lock(session: AsyncSession) -> None:
+    """On SQLite, make sure the transaction holds the database's write lock from now on, so
+    that what it reads stays as read until it commits (``kernel.writing``): a transaction
+    declared writing, or one that has written, holds it already; any other is begun now
+    with ``BEGIN IMMEDIATE``. Nothing on PostgreSQL, whose writers lock what they need."""
+    if session.bind.dialect.name != "sqlite":
+        return
+    connection = await session.connection()
+    # The driver (legacy transaction control) begins a transaction at the first write, or
+    # at the start of one declared writing; until then its reads ran outside any.
+    driver = connection.sync_connection.connection.driver_connection
+    if not driver.in_transaction:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")

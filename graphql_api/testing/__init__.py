@@ -45,7 +45,9 @@ the differences listed). ``@pytest.mark.unchecked_membership`` exempts a test th
 it stale on purpose.
 
 The fixtures are async: set ``asyncio_mode = "auto"`` in your pytest configuration.
-``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases."""
+``GRAPHQL_API_TEST_DATABASE_PREFIX`` names the PostgreSQL test databases. ``BACKENDS``
+parametrizes a fixture of your own over the same databases; ``create_postgresql_database``
+and ``drop_postgresql_database`` make and drop more of them."""
 
 # pytest finds the fixtures as attributes of this module, the plugin.
 from graphql_api.testing.checks import (
@@ -91,6 +93,7 @@ from graphql_api.testing.factories import (
     remove_members,
 )
 from graphql_api.testing.fixtures import (
+    BACKENDS,
     CHECK_MEMBERSHIP,
     DATABASE_PREFIX,
     POSTGRES_URL,
@@ -100,7 +103,9 @@ from graphql_api.testing.fixtures import (
     app,
     app_factory,
     client,
+    create_postgresql_database,
     database_url,
+    drop_postgresql_database,
     empty_tables,
     engine,
     http,
@@ -127,6 +132,7 @@ from graphql_api.testing.servers import _emptied_after_module as _emptied_after_
 
 __all__ = [
     "ADD_MEMBERS",
+    "BACKENDS",
     "CHECK_MEMBERSHIP",
     "CLI",
     "CREATE_CONTACT",
@@ -155,9 +161,11 @@ __all__ = [
     "check_role_plugin",
     "cli",
     "client",
+    "create_postgresql_database",
     "database_rows",
     "database_url",
     "deliver_all",
+    "drop_postgresql_database",
     "empty_tables",
     "engine",
     "first_user_id",

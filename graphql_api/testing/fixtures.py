@@ -117,20 +117,22 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return result
 
 
-@pytest.fixture(
-    scope="session",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(
-                not POSTGRES_URL,
-                reason="set GRAPHQL_API_TEST_DATABASE_URL (postgresql+asyncpg://...) to run "
-                "the suite on PostgreSQL too",
-            ),
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not POSTGRES_URL,
+            reason="set GRAPHQL_API_TEST_DATABASE_URL (postgresql+asyncpg://...) to run "
+            "the suite on PostgreSQL too",
         ),
-    ],
-)
+    ),
+]
+"""The databases a test runs on, as ``params``: SQLite always, PostgreSQL when
+``GRAPHQL_API_TEST_DATABASE_URL`` is set."""
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
@@ -141,19 +143,35 @@ async def database_url(
         await _migrate(url)
         yield url
         return
-    assert POSTGRES_URL is not None
-    server = make_url(POSTGRES_URL)
     name = f"{DATABASE_PREFIX}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
+    url = await create_postgresql_database(name)
     try:
         await _migrate(url)
         yield url
     finally:
+        await drop_postgresql_database(name)
+
+
+async def create_postgresql_database(name: str) -> str:
+    """A new, empty database ``name`` on the server of ``GRAPHQL_API_TEST_DATABASE_URL``;
+    its URL."""
+    await _on_the_server(f'CREATE DATABASE "{name}"')
+    assert POSTGRES_URL is not None
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgresql_database(name: str) -> None:
+    """Drop database ``name`` of that server, with whoever is still connected to it."""
+    await _on_the_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _on_the_server(statement: str) -> None:
+    assert POSTGRES_URL is not None
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
         async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(statement))
+    finally:
         await admin.dispose()
 
 
