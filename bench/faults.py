@@ -4,9 +4,11 @@
   ``addGroupMembers``; after a restart the group has all of them or none, and the history
   and the outbox agree with the rows. Each round kills at another moment of the request.
 - ``worker``: `kill -9` of `graphql-api worker` (serve's in-process worker off) while it
-  e-mails new members through a real SMTP server on loopback (aiosmtpd), then a new
-  worker, until every delivery is DELIVERED: every e-mail arrives, and one that arrives
-  twice is told apart by its Message-ID (one per delivery: delivered at least once).
+  e-mails new members (added ``MAILS_PER_ADD`` at a time: an event, one delivery, each)
+  through a real SMTP server on loopback (aiosmtpd), then a new worker, until every
+  delivery is DELIVERED: every e-mail arrives, and one that arrives twice is told apart by
+  its Message-ID (one per event and contact: a delivery cut short sends its event's mails
+  again, at least once).
 - ``terminate``: ``pg_terminate_backend`` of all the server's connections, several times,
   under the load of bench/load.py (PostgreSQL only): what the requests got back, and
   whether the service answers again without a restart.
@@ -70,6 +72,8 @@ BULK = 5_000
 """Contacts one ``addGroupMembers`` adds in the bulk rounds."""
 MAILS = 300
 """New members e-mailed in the worker rounds."""
+MAILS_PER_ADD = 10
+"""New members one ``addGroupMembers`` adds in the worker rounds: one event each."""
 WAIT = 60.0
 """Seconds anything may take before a round fails rather than hangs."""
 COUNT = "query($id: ID!) { group(id: $id) { memberCount } }"
@@ -217,7 +221,9 @@ async def worker_crashes(database_url: str, rounds: int) -> WorkerOutcome:
                 group = await new_group_id(
                     client, name="Welkom", emailOnNewMember=True, newMemberEmailTemplateId=template
                 )
-                await client.data(ADD, {"g": group, "c": contacts})
+                for start in range(0, MAILS, MAILS_PER_ADD):
+                    chunk = contacts[start : start + MAILS_PER_ADD]
+                    await client.data(ADD, {"g": group, "c": chunk})
         outcome.deliveries = (await delivery_states(database_url)).total()
         rng = random.Random(0)
         deadline = time.monotonic() + WAIT

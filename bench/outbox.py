@@ -128,9 +128,10 @@ async def run(backend: str) -> list[str]:
                     started = time.perf_counter()
                     delivered = await worker.run_until_idle()
                     seconds = time.perf_counter() - started
-                    assert sink.count == delivered == CONTACTS * ROUNDS
+                    # One members.added event per group and 1,000 contacts (plugin API 2).
+                    assert delivered == ROUNDS and sink.count == CONTACTS * ROUNDS
                     lines.append(
-                        f"| worker: {delivered} e-mails to loopback SMTP | {delivered / seconds:.0f} per second | {seconds:.1f} s in all |"
+                        f"| worker: {sink.count} e-mails ({delivered} events) to loopback SMTP | {sink.count / seconds:.0f} per second | {seconds:.1f} s in all |"
                     )
             await app.state.engine.dispose()
     finally:

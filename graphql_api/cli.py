@@ -240,21 +240,29 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 
 
 def _worker(settings: Settings) -> None:
+    from graphql_api.jobs.kinds import JOB_KINDS
+    from graphql_api.jobs.runner import JobRunner
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.notifications.worker import Worker
-    from graphql_api.web.app import load_plugins
+    from graphql_api.web.app import job_kinds, load_plugins
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
         plugins = load_plugins(settings)
-        sessions = create_sessionmaker(engine, {"rules": plugins.rules()})
+        kinds = job_kinds()
+        sessions = create_sessionmaker(engine, {"rules": plugins.rules(), JOB_KINDS: kinds})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_name in ("SIGINT", "SIGTERM"):
             loop.add_signal_handler(getattr(signal, signal_name), stop.set)
         print(f"Delivering for {', '.join(plugins.subscribers) or 'no plugin'}.", file=sys.stderr)
+        print(f"Running jobs of kinds {', '.join(kinds) or '(none)'}.", file=sys.stderr)
         try:
-            await Worker(sessions, plugins, settings).run_forever(stop)
+            # Bulk jobs beside the deliveries; both stop between two steps of their work.
+            await asyncio.gather(
+                Worker(sessions, plugins, settings).run_forever(stop),
+                JobRunner(sessions, kinds, settings).run_forever(stop),
+            )
         finally:
             await engine.dispose()
 
@@ -355,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--portal", action="store_true", help="the portal's schema (/portal/graphql) instead"
     )
-    commands.add_parser("worker", help="deliver notifications (outbox) until stopped")
+    commands.add_parser(
+        "worker", help="deliver notifications (outbox) and run bulk jobs until stopped"
+    )
     check = commands.add_parser(
         "check-membership",
         help="compare stored memberships with a computation from scratch (exit 1 on a difference)",

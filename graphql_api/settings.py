@@ -105,9 +105,20 @@ class Settings(BaseSettings):
     outbox_retention_days: int = 30
     """Delivered and skipped deliveries older than this are purged."""
     outbox_in_process_worker: bool = True
-    """``graphql-api serve`` delivers too; turn off when ``graphql-api worker`` runs apart."""
+    """``graphql-api serve`` delivers and runs bulk jobs too; turn off when ``graphql-api
+    worker`` runs apart."""
     max_ids_per_call: int = 10_000
-    """Upper bound on the ids one mutation call may name (bulk adds and removes)."""
+    """Upper bound on the ids one mutation call may name (bulk adds and removes); a longer
+    list is named instead (``from: {groupId}`` or ``from: {filter}``), of any length."""
+    job_lease_seconds: PositiveFloat = 60.0
+    """How long a worker holds a job between two chunks; a job whose worker died is taken
+    up by another this long after its last chunk."""
+    bulk_inline_limit: PositiveInt = 5_000
+    """Contacts a bulk add or remove changes inside the request; a longer list becomes a
+    job (``bench/RESULTS-writes.md`` measures what one request takes)."""
+    job_chunk_size: PositiveInt = 2_000
+    """Items a bulk job handles in one transaction (a chunk), progress included: larger
+    chunks take fewer transactions, smaller ones show progress sooner and lock for less."""
     trusted_documents: Annotated[Path | None, BeforeValidator(lambda value: value or None)] = None
     """A manifest of trusted documents (``{"<id>": "<document>"}``, as Relay and GraphQL Code
     Generator write it): requests may name one by ``documentId`` (docs/http.md)."""

@@ -26,6 +26,7 @@ NOWHERE = {
     for type_name in ("Group", "Contact", "User", "EmailTemplate", "StaffRole", "ApiToken")
 }
 NOWHERE["Delivery"] = to_global_id("NotificationDelivery", 999_999)
+NOWHERE["Job"] = to_global_id("Job", 999_999)
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,18 @@ def _op(permission: str | None, document: str) -> Operation:
     return Operation(permission, document)
 
 
-G, C, U, T, R, K, D = (
+G, C, U, T, R, K, D, J = (
     NOWHERE[n]
-    for n in ("Group", "Contact", "User", "EmailTemplate", "StaffRole", "ApiToken", "Delivery")
+    for n in (
+        "Group",
+        "Contact",
+        "User",
+        "EmailTemplate",
+        "StaffRole",
+        "ApiToken",
+        "Delivery",
+        "Job",
+    )
 )
 
 OPERATIONS: dict[str, Operation] = {
@@ -64,6 +74,8 @@ OPERATIONS: dict[str, Operation] = {
     "notificationDeliveries": _op(
         "deliveries.manage", "{ notificationDeliveries(first: 1) { totalCount } }"
     ),
+    "job": _op(None, f'{{ job(id: "{J}") {{ state }} }}'),
+    "jobs": _op(None, "{ jobs(first: 1) { totalCount } }"),
     "node": _op("groups.view", f'{{ node(id: "{G}") {{ id }} }}'),
     "nodes": _op("groups.view", f'{{ nodes(ids: ["{G}"]) {{ id }} }}'),
     "coaches": _op("contacts.view", "{ coaches(first: 1) { totalCount } }"),
@@ -116,6 +128,7 @@ OPERATIONS: dict[str, Operation] = {
         "deliveries.manage",
         f'mutation {{ retryDelivery(id: "{D}") {{ errors {{ code message }} }} }}',
     ),
+    "cancelJob": _op(None, f'mutation {{ cancelJob(id: "{J}") {{ errors {{ code message }} }} }}'),
     "createUser": _op(
         "users.manage",
         f'mutation {{ createUser(input: {{name: "M", email: "m@example.coop", roleId: "{R}"}}) {{ errors {{ code message }} }} }}',

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.service import create_contact, update_contact
+from graphql_api.groups import bulk
 from graphql_api.groups.derived import differences
 from graphql_api.groups.lifecycle import convert_to_static, create_group, delete_group, update_group
 from graphql_api.groups.membership_writes import add_members, remove_members
@@ -29,6 +30,8 @@ from graphql_api.groups.models import (
     MembershipSource,
 )
 from graphql_api.groups.rules import Rules
+from graphql_api.jobs.kinds import JOB_KINDS
+from graphql_api.jobs.runner import JobRunner
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.errors import UserInputError
@@ -36,7 +39,7 @@ from graphql_api.migrations.metadata import Base
 from graphql_api.portal.privacy import erase_contact
 from graphql_api.settings import Settings
 from graphql_api.testing import empty_tables
-from graphql_api.web.app import load_plugins
+from graphql_api.web.app import job_kinds, load_plugins
 from tests.example_plugin.energy_plugin import EnergyLabels, labels
 from tests.test_plugin_data import energy_tables
 
@@ -48,9 +51,11 @@ Pairs = set[tuple[int, int]]
 
 
 class DerivedMembershipMachine(RuleBasedStateMachine):
-    """Random contact edits, adds, removes, definition changes, deletions, conversions and
-    erasures, through the domain services, and changes of the plugin's labels, on one
-    database, with the plugin's rules (its filter field, its part in each change)."""
+    """Random contact edits, adds, removes, lists of members added or removed (at once or
+    as bulk jobs whose chunks interleave with the other changes), definition changes,
+    deletions, conversions and erasures, through the domain services, and changes of the
+    plugin's labels, on one database, with the plugin's rules (its filter field, its part
+    in each change)."""
 
     database_url: str = ""
     plugin_rules: Rules | None = None
@@ -59,7 +64,11 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.engine = create_engine(self.database_url)
-        self.sessions = create_sessionmaker(self.engine, {"rules": self.plugin_rules})
+        kinds = job_kinds()
+        info = {"rules": self.plugin_rules, JOB_KINDS: kinds}
+        self.sessions = create_sessionmaker(self.engine, info)
+        # One contact a chunk: a job's chunks interleave with every other change.
+        self.jobs = JobRunner(self.sessions, kinds, Settings(job_chunk_size=1))
         self.contacts: list[int] = []
         self.statics: list[int] = []
         self.derived: list[int] = []
@@ -137,6 +146,45 @@ class DerivedMembershipMachine(RuleBasedStateMachine):
         contacts = data.draw(st.lists(st.sampled_from(self.contacts), min_size=1, max_size=3))
         change = add_members if adding else remove_members
         self.run(self._do(lambda s: change(s, SYSTEM, group, contacts, MembershipSource.API)))
+
+    @precondition(lambda self: self.statics)
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from([bulk.ADD, bulk.REMOVE]),
+        inline_limit=st.integers(0, 3),
+    )
+    def change_a_list(self, data: st.DataObject, kind: str, inline_limit: int) -> None:
+        """A named list (a group's members, or a city), changed at once when it holds at
+        most ``inline_limit`` contacts, else queued as a job that ``run_a_chunk`` moves on."""
+        target = data.draw(st.sampled_from(self.statics))
+        if data.draw(st.booleans()):
+            members = bulk.MemberList(
+                group_id=data.draw(st.sampled_from(self.statics + self.derived))
+            )
+        else:
+            city = data.draw(st.sampled_from(CITIES))
+            members = bulk.MemberList(
+                filter={"condition": {"field": "city", "op": "EQ", "value": city}}
+            )
+
+        async def change(session: AsyncSession) -> Any:
+            return await bulk.change_members(
+                session, SYSTEM, kind, target, members, inline_limit=inline_limit
+            )
+
+        self.run(self._do(change))
+
+    @rule()
+    def run_a_chunk(self) -> None:
+        """One step of the oldest waiting job: its start, or its next contact."""
+
+        async def step() -> None:
+            job = await self.jobs.claim()
+            if job is not None:
+                await self.jobs.step(job)
+                await self.jobs.release(job)
+
+        self.run(step())
 
     def _parts(self, data: st.DataObject) -> dict[str, Any]:
         groups = self.statics + self.derived

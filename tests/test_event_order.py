@@ -191,8 +191,9 @@ async def test_events_are_numbered_in_commit_order_and_followed_so(app: Any, slo
         sequences: dict[tuple[int, int], list[str]] = defaultdict(list)
         for item in followed:
             if item.type in ("members.added", "members.removed"):
-                key = (item.data["group"]["id"], item.data["contactId"])
-                sequences[key].append(item.type.removeprefix("members."))
+                for contact_id in item.data["contactIds"]:
+                    key = (item.data["group"]["id"], contact_id)
+                    sequences[key].append(item.type.removeprefix("members."))
         wrong = {
             key: actions
             for key, actions in sequences.items()

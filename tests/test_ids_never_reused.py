@@ -32,6 +32,10 @@ TABLES = {
     if table.dialect_options["sqlite"]["autoincrement"]
 }
 """The tables the models declare AUTOINCREMENT: the migration must make every one so."""
+LATER = {"jobs", "job_items"}
+"""Tables made by migrations after 0007, AUTOINCREMENT from the start where they need it."""
+UNREFERENCED = {"membership_events", "derived_memberships"}
+"""Tables whose foreign keys a later migration drops (0009)."""
 DELETE_TEMPLATE = "mutation($id: ID!) { deleteEmailTemplate(id: $id) { errors { code } } }"
 
 
@@ -110,15 +114,22 @@ async def test_the_upgrade_keeps_every_row_and_constraint(tmp_path):
         client = GraphQLClient(http, token)
         await some_of_everything(client)
         before = await database_rows(app)
-        assert all(before[table] for table in TABLES), "a row in every rebuilt table"
+        assert all(before[table] for table in TABLES - LATER), "a row in every rebuilt table"
         async with engine.connect() as connection:
             shape = await connection.run_sync(structure)
 
         await upgrade(engine, plugin_migrations)
 
-        assert await database_rows(app) == before
+        after = await database_rows(app)
+        assert set(after) - set(before) == LATER
+        assert {table: after[table] for table in before} == before
         async with engine.connect() as connection:
-            assert await connection.run_sync(structure) == shape
+            now = await connection.run_sync(structure)
+            # Migration 0009 drops these tables' foreign keys, and only those.
+            for table in UNREFERENCED:
+                columns, key, _, indexes, uniques, checks = shape[table]
+                shape[table] = (columns, key, [], indexes, uniques, checks)
+            assert {table: now[table] for table in shape} == shape
             rebuilt = set(
                 await connection.scalars(
                     text(

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from graphql_api.contacts.models import Contact
-from graphql_api.groups.derived import rebuild
+from graphql_api.groups.derived import differences, rebuild
 from graphql_api.groups.graph import load_graph
 from graphql_api.groups.lifecycle import create_group
 from graphql_api.groups.membership_reads import (
@@ -34,6 +34,7 @@ from graphql_api.groups.membership_reads import (
 from graphql_api.groups.membership_writes import add_members
 from graphql_api.groups.models import (
     CompositionMode,
+    DerivedMembership,
     Group,
     GroupKind,
     GroupLink,
@@ -416,3 +417,24 @@ async def test_more_groups_than_one_compound_select_takes(sessions: Sessions, en
         assert counts == {group_id: 1 - i % 2 for i, group_id in enumerate(ids)}
         found = await groups_containing(session, reversed(ids), [contact.id])
         assert found == computed
+
+
+async def test_stored_rows_naming_nothing_are_found_and_cleared(sessions: Sessions):
+    """The stored rows have no foreign keys (they are written by the hundred thousand):
+    a row naming a deleted contact, a static group or no group at all is a difference,
+    and the repair removes it."""
+    async with sessions() as session, session.begin():
+        contact = Contact(last_name="Weg")
+        static = Group(name="Vast", name_key="vast")
+        session.add_all([contact, static])
+        await session.flush()
+        stray = [(static.id, contact.id), (static.id + 1000, contact.id), (static.id, 999_999)]
+        session.add_all(DerivedMembership(group_id=g, contact_id=c) for g, c in stray)
+    async with sessions() as session, session.begin():
+        found = await differences(session)
+        assert sorted(found) == sorted(
+            f"stored row ({g}, {c}) names no derived group or no contact" for g, c in stray
+        )
+        await rebuild(session, cause="repaired", record=True)
+    async with sessions() as session:
+        assert await differences(session) == []

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from graphql_api.graphql_base.relay import to_global_id
+from graphql_api.jobs.models import Job
 from graphql_api.testing import (
     GraphQLClient,
     StatementCounter,
@@ -31,8 +32,10 @@ def test_every_type_implementing_node_is_found_by_node(app: Any):
     assert implementing == set(NODE_MODELS)
 
 
-async def one_of_each(client: GraphQLClient) -> dict[str, str]:
-    """An object of every type implementing Node, made through the API: ids by type."""
+async def one_of_each(app: Any, client: GraphQLClient) -> dict[str, str]:
+    """An object of every type implementing Node, made through the API (a job, which a
+    mutation of a kind the test registers would start, straight in the database): ids by
+    type."""
     group = await new_group_id(client, name="Buurt")
     await add_members(client, group, [await new_contact_id(client, lastName="Zon")])
     role = await client.data(
@@ -60,11 +63,20 @@ async def one_of_each(client: GraphQLClient) -> dict[str, str]:
         "AuditEntry": listed["auditLog"]["nodes"][0]["id"],
         "NotificationDelivery": listed["notificationDeliveries"]["nodes"][0]["id"],
         "ApiToken": token["createApiToken"]["apiToken"]["id"],
+        "Job": await a_job(app),
     }
 
 
-async def test_node_and_nodes_find_an_object_of_every_type(client: GraphQLClient):
-    ids = await one_of_each(client)
+async def a_job(app: Any) -> str:
+    async with app.state.sessions() as session, session.begin():
+        job = Job(kind="test.nothing", params={}, cause="nothing")
+        session.add(job)
+        await session.flush()
+        return to_global_id("Job", job.id)
+
+
+async def test_node_and_nodes_find_an_object_of_every_type(app: Any, client: GraphQLClient):
+    ids = await one_of_each(app, client)
     assert set(ids) == set(NODE_MODELS)
     expected = [{"__typename": type_name, "id": id} for type_name, id in ids.items()]
     for found in expected:
@@ -75,7 +87,7 @@ async def test_node_and_nodes_find_an_object_of_every_type(client: GraphQLClient
 async def test_nodes_answers_each_id_at_its_place(
     app: Any, client: GraphQLClient, http: httpx.AsyncClient
 ):
-    ids = await one_of_each(client)
+    ids = await one_of_each(app, client)
     _, token = await make_user(app, "Anna", "anna@example.coop", role="manager")
     manager = GraphQLClient(http, token)
     asked = [
@@ -122,7 +134,7 @@ async def test_node_answers_an_id_this_api_did_not_write_with_invalid_id(
 async def test_an_api_token_is_found_by_its_owner_or_with_users_manage(
     app: Any, client: GraphQLClient, http: httpx.AsyncClient
 ):
-    admins = (await one_of_each(client))["ApiToken"]
+    admins = (await one_of_each(app, client))["ApiToken"]
     _, token = await make_user(app, "Anna", "anna@example.coop", role="manager")
     manager = GraphQLClient(http, token)
     own = await manager.data(

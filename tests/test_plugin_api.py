@@ -115,13 +115,26 @@ class Requiring:
         return []
 
 
+PORTING = (
+    " (a membership event now carries contactIds, up to 1,000 of one group, not one "
+    "contactId; docs/plugins.md, 'From plugin API 1 to 2', says how to port a plugin)"
+)
+
+
+def test_the_plugin_api_is_version_2() -> None:
+    assert API_VERSION == "2.0"
+
+
 @pytest.mark.parametrize(
     ("requires_api", "error"),
     [
-        (">=1,<2", None),
+        (">=2,<3", None),
+        (">=2", None),
         (f"=={API_VERSION}", None),
-        (">=2", f"requires plugin API >=2, this graphql-api offers {API_VERSION}"),
-        ("<1", f"requires plugin API <1, this graphql-api offers {API_VERSION}"),
+        (">=1,<2", f"requires plugin API >=1,<2, this graphql-api offers 2.0{PORTING}"),
+        ("==1.0", f"requires plugin API ==1.0, this graphql-api offers 2.0{PORTING}"),
+        (">=3", "requires plugin API >=3, this graphql-api offers 2.0"),
+        ("<1", "requires plugin API <1, this graphql-api offers 2.0"),
         ("one or two", "requires_api 'one or two' is not a version range"),
     ],
 )

@@ -241,10 +241,11 @@ async def test_a_reconnecting_client_resumes_after_its_last_event(live: Live):
     async with subscribed(live, MEMBERSHIPS, {"groupId": group}) as subscriber:
         await add_members(live.server, group, contacts[:2])
         seen = await subscriber.take(2)
-    # Offline: three more changes, the last through another process.
+    # Offline: three more contacts in two changes, the last through another process.
     await add_members(live.server, group, contacts[2:4])
     await remove_members(live.elsewhere, group, contacts[:1])
     last = seen[-1]["eventId"]
+    assert seen[0]["eventId"] == last, "one change of two contacts: one event"
     async with subscribed(live, MEMBERSHIPS, {"groupId": group, "after": last}) as again:
         missed = await again.take(3)
         await add_members(live.server, group, contacts[4:])
@@ -255,9 +256,53 @@ async def test_a_reconnecting_client_resumes_after_its_last_event(live: Live):
         ("ADDED", contacts[3]),
         ("REMOVED", contacts[0]),
     ]
+    assert last < missed[0]["eventId"] == missed[1]["eventId"] < missed[2]["eventId"]
     assert live_one["contactId"] == contacts[4]
     every = [m["eventId"] for m in (*seen, *missed, live_one)]
-    assert every == await outbox_ids(live.app, group, ("members.added", "members.removed"))
+    # Resuming is per event: each event's messages came once, together, in commit order.
+    assert list(dict.fromkeys(every)) == await outbox_ids(
+        live.app, group, ("members.added", "members.removed")
+    )
+    assert every == sorted(every)
+
+
+async def test_a_bulk_change_is_one_event_sent_as_a_message_per_contact(live: Live):
+    group = await new_group_id(live.server, name="Zonnedak")
+    anna, bram, cor = await new_contact_ids(live.server, "Jansen", "Bakker", "Visser")
+    async with subscribed(live, MEMBERSHIPS, {"groupId": group}) as subscriber:
+        await add_members(live.server, group, [anna, bram, cor])
+        got = await subscriber.take(3)
+        await subscriber.nothing_more()
+    assert [(m["action"], m["contactId"]) for m in got] == [
+        ("ADDED", anna),
+        ("ADDED", bram),
+        ("ADDED", cor),
+    ]
+    assert [m["contact"]["lastName"] for m in got] == ["Jansen", "Bakker", "Visser"]
+    assert {m["source"] for m in got} == {"BULK"}
+    assert {m["group"]["name"] for m in got} == {"Zonnedak"}
+    assert [m["eventId"] for m in got] == await outbox_ids(live.app, group, ("members.added",)) * 3
+
+
+async def test_more_than_a_thousand_contacts_are_an_event_per_thousand(live: Live):
+    count = 1002
+    group = await new_group_id(live.server, name="Iedereen")
+    async with live.app.state.sessions() as session, session.begin():
+        ids = await session.scalars(
+            insert(Contact).returning(Contact.id),
+            [{"last_name": f"Lid {n}"} for n in range(count)],
+        )
+        contact_ids = list(ids)
+    async with subscribed(live, MEMBERSHIPS, {"groupId": group}) as subscriber:
+        async with live.app.state.sessions() as session, session.begin():
+            await add_members_in_domain(
+                session, SYSTEM, _pk(group), contact_ids, MembershipSource.BULK
+            )
+        got = await subscriber.take(count)
+        await subscriber.nothing_more()
+    assert sorted(_pk(m["contactId"]) for m in got) == sorted(contact_ids)
+    first, second = await outbox_ids(live.app, group, ("members.added",))
+    assert [m["eventId"] for m in got] == [first] * 1000 + [second] * 2
 
 
 async def test_a_client_that_does_not_read_holds_up_no_one_and_loses_nothing(live: Live):
@@ -276,9 +321,12 @@ async def test_a_client_that_does_not_read_holds_up_no_one_and_loses_nothing(liv
         subscribed(live, MEMBERSHIPS, {"groupId": group}) as fast,
     ):
         async with live.app.state.sessions() as session, session.begin():
-            await add_members_in_domain(
-                session, SYSTEM, _pk(group), contact_ids, MembershipSource.BULK
-            )
+            # One change per contact: more events than the feed keeps waiting for a client
+            # (a bulk change of them all would be two events).
+            for contact_id in contact_ids:
+                await add_members_in_domain(
+                    session, SYSTEM, _pk(group), [contact_id], MembershipSource.BULK
+                )
         started = time.monotonic()
         fast_got = await fast.take(count)
         fast_seconds = time.monotonic() - started

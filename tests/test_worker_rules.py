@@ -69,14 +69,16 @@ def worker(sessions: Sessions, courier: Courier, **settings: Any) -> Worker:
     return Worker(sessions, courier, Settings(**values))
 
 
+EVENT_DATA = {"contactIds": [7, 8], "group": {"name": "Buurt"}}
+"""A members.added event's data, in part (plugin API 2: contact ids, not one)."""
+
+
 async def outbox(sessions: Sessions, *plugins: str, **delivery: Any) -> list[int]:
     """One event, and a delivery of it to each plugin (``delivery``: column values); the
     deliveries' ids."""
     now = utcnow()
     async with sessions() as session, session.begin():
-        event = OutboxEvent(
-            type="members.added", data={"contactId": 7, "group": {"name": "Buurt"}}, occurred_at=now
-        )
+        event = OutboxEvent(type="members.added", data=EVENT_DATA, occurred_at=now)
         session.add(event)
         await session.flush()
         rows = [
@@ -117,7 +119,7 @@ async def test_a_due_delivery_is_handed_over_once_and_delivered(
         stored = await session.scalar(select(OutboxEvent))
     assert stored is not None
     assert event == Event(stored.id, "members.added", stored.occurred_at, stored.data)
-    assert event.data == {"contactId": 7, "group": {"name": "Buurt"}}
+    assert event.data == EVENT_DATA
     for delivery in (await deliveries(sessions)).values():
         assert (delivery.status, delivery.attempts, delivery.lease_until) == (DELIVERED, 1, None)
         assert delivery.last_error is None and delivery.errors == []

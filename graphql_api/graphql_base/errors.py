@@ -63,6 +63,9 @@ ErrorCodeType = described_enum(
         "or nothing visible.",
         ErrorCode.TEMPLATE_TOO_COSTLY: "Rendering the template would take more loop steps, "
         "output or time than a template may use; the message says which.",
+        ErrorCode.JOB_FINISHED: "The job (taak) has finished already; there is nothing to cancel.",
+        ErrorCode.INTERNAL: "A job stopped on a fault of the service, not of its input; the "
+        "service's log says more.",
     },
 )
 

@@ -66,6 +66,8 @@ class MembersAdded:
     actor_id: int | None
     cause: str | None = None
     """For source DERIVED: the change that made the contacts enter, in words."""
+    job_id: int | None = None
+    """The bulk job this change is a chunk of, if any."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class MembersRemoved:
     actor_id: int | None
     cause: str | None = None
     """For source DERIVED: the change that made the contacts leave, in words."""
+    job_id: int | None = None
+    """The bulk job this change is a chunk of, if any."""
 
 
 @dataclass(frozen=True)

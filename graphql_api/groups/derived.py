@@ -17,18 +17,21 @@ its start (``kernel.writing``), so no other writer runs beside it at all.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Integer, Select, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
+from graphql_api.groups import scratch
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
 from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, BrokenFilter, fields_of
 from graphql_api.groups.graph import GroupGraph, load_graph, lock_graph
-from graphql_api.groups.membership_reads import broken_groups, compute_pairs
+from graphql_api.groups.membership_reads import broken_groups, compute_pairs, store_pairs
 from graphql_api.groups.models import (
     DerivedMembership,
     Group,
@@ -36,11 +39,11 @@ from graphql_api.groups.models import (
     GroupLink,
     Membership,
     MembershipAction,
-    MembershipEvent,
     MembershipSource,
 )
 from graphql_api.groups.rules import rules_of
-from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.db import UtcDateTime, utcnow
+from graphql_api.kernel.sql import SqlText
 from graphql_api.kernel.validation import MAX_ID
 from graphql_api.kernel.writing import hold_write_lock
 
@@ -48,9 +51,9 @@ logger = logging.getLogger("graphql_api")
 
 DERIVED = (GroupKind.DYNAMIC, GroupKind.COMPOSITE)
 CHUNK = 5_000
-"""Ids per statement when rows are deleted or locked by id."""
-
-Pairs = set[tuple[int, int]]
+"""Ids per statement when contacts are locked by id."""
+CONTACTS_PER_CHANGE = 1_000
+"""The most contacts one ``MembersAdded`` / ``MembersRemoved`` of a refresh names."""
 
 
 async def readers_of(session: AsyncSession, group_ids: Iterable[int]) -> set[int]:
@@ -107,33 +110,34 @@ async def refresh(
     cause: str,
     actor_id: int | None = None,
     record: bool = True,
-) -> tuple[Pairs, Pairs]:
+    job_id: int | None = None,
+) -> set[int]:
     """Store what the derived groups among ``group_ids`` (None: every derived group) hold
-    now, limited to ``contact_ids`` when given; return the (group, contact) pairs that
-    entered and left. With ``record``, each is history and a change for the plugins.
+    now, limited to ``contact_ids`` when given; return the ids of the groups whose members
+    changed. With ``record``, each entry and exit is history and a change for the plugins.
+
+    Set-based: what the groups hold now and what differs from the stored rows are computed
+    into scratch tables, and moved from there with ``INSERT … SELECT`` and ``DELETE``; only
+    the changes for plugins pass through Python, ``CONTACTS_PER_CHANGE`` ids at a time.
 
     A session made for a bulk load (``info={"bulk_load": True}``) refreshes nothing: the
     loader calls ``rebuild`` once at the end instead."""
     if session.info.get("bulk_load"):
-        return set(), set()
+        return set()
     query = select(Group.id).where(Group.kind.in_(DERIVED))
     if group_ids is not None:
         query = query.where(Group.id.in_(list(group_ids)))
     ids = sorted(await session.scalars(query))
     if not ids or (contact_ids is not None and not contact_ids):
-        return set(), set()
+        return set()
     if contact_ids is None and len(ids) > 1:
-        # Whole groups one at a time: a million-contact database holds millions of pairs.
-        entered: Pairs = set()
-        left: Pairs = set()
+        # Whole groups one at a time keeps the scratch tables at one group's size.
+        moved: set[int] = set()
         for group_id in ids:
-            one_entered, one_left = await refresh(
-                session, [group_id], cause=cause, actor_id=actor_id, record=record
+            moved |= await refresh(
+                session, [group_id], cause=cause, actor_id=actor_id, record=record, job_id=job_id
             )
-            if record:  # a silent rebuild of a large database keeps nothing in memory
-                entered |= one_entered
-                left |= one_left
-        return entered, left
+        return moved
     graph = await load_graph(session, ids)
     broken = broken_groups(graph, rules_of(session).filter_fields)
     if broken:
@@ -143,97 +147,152 @@ async def refresh(
         ids = [i for i in ids if i not in broken]
         graph = GroupGraph({i: n for i, n in graph.nodes.items() if i not in broken})
         if not ids:
-            return set(), set()
-    now = await compute_pairs(session, graph, ids, contact_ids)
-    stored = select(DerivedMembership.group_id, DerivedMembership.contact_id).where(
-        DerivedMembership.group_id.in_(ids)
+            return set()
+    # A failure leaves the run's rows to the rollback: a statement after it would fail
+    # too on PostgreSQL and hide the error (a deadlock the caller would try again).
+    run = await scratch.begin_run(session)
+    candidates = None
+    if contact_ids is not None:
+        candidates = await scratch.fill_candidates(session, run, contact_ids)
+    await store_pairs(session, graph, ids, candidates, run)
+    counts = await _compare(session, run, ids, candidates)
+    if counts:
+        await _store(session, run, counts)
+        if record:
+            await _record(session, run, counts, cause, actor_id, job_id)
+    await scratch.end_run(session, run)
+    return set(counts)
+
+
+Counts = dict[int, tuple[int, int]]
+"""Per group id: how many contacts entered and how many left."""
+
+
+async def _compare(
+    session: AsyncSession, run: int, ids: Sequence[int], candidates: scratch.Candidates | None
+) -> Counts:
+    """Write the run's entries and exits into the scratch table ``DELTA``; count them."""
+    sql = SqlText(session.bind.dialect.name)
+    at = sql.bind(run, Integer())
+    await session.execute(
+        sql.statement(
+            f"INSERT INTO {scratch.DELTA} (run, group_id, contact_id, entered) "
+            f"SELECT run, group_id, contact_id, 1 FROM {scratch.NOW} n WHERE n.run = {at} "
+            "AND NOT EXISTS (SELECT 1 FROM derived_memberships d "
+            "WHERE d.group_id = n.group_id AND d.contact_id = n.contact_id)"
+        )
     )
-    before: Pairs = set()
-    for start in range(0, len(contact_ids or [None]), CHUNK):
-        part = stored
-        if contact_ids is not None:
-            part = stored.where(
-                DerivedMembership.contact_id.in_(list(contact_ids[start : start + CHUNK]))
-            )
-        before |= {(g, c) for g, c in await session.execute(part)}
-    entered, left = now - before, before - now
-    await _store(session, entered, left)
-    if record:
-        await _record(session, entered, left, cause, actor_id)
-    return entered, left
+    only = ""
+    if candidates is not None:
+        only = (
+            f" AND d.contact_id IN (SELECT contact_id FROM {scratch.CANDIDATES} WHERE run = {at})"
+        )
+    await session.execute(
+        sql.statement(
+            f"INSERT INTO {scratch.DELTA} (run, group_id, contact_id, entered) "
+            f"SELECT {at}, d.group_id, d.contact_id, 0 FROM derived_memberships d "
+            f"WHERE d.group_id IN ({sql.ints(list(ids))}){only} "
+            f"AND NOT EXISTS (SELECT 1 FROM {scratch.NOW} n WHERE n.run = {at} "
+            "AND n.group_id = d.group_id AND n.contact_id = d.contact_id)"
+        )
+    )
+    rows = await session.execute(
+        sql.statement(
+            f"SELECT group_id, entered, COUNT(*) FROM {scratch.DELTA} WHERE run = {at} "
+            "GROUP BY group_id, entered"
+        )
+    )
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for group_id, entered, number in rows:
+        counts[group_id][0 if entered else 1] = number
+    return {group_id: (n[0], n[1]) for group_id, n in counts.items()}
 
 
-async def _store(session: AsyncSession, entered: Pairs, left: Pairs) -> None:
-    moment = utcnow()
-    rows = [{"group_id": g, "contact_id": c, "since": moment} for g, c in sorted(entered)]
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(DerivedMembership.__table__), rows[start : start + CHUNK])
-    by_group: dict[int, list[int]] = defaultdict(list)
-    for g, c in left:
-        by_group[g].append(c)
-    # Rows and counts are locked in group order, so two transactions refreshing the same
-    # groups wait for each other instead of deadlocking.
-    for group_id, contacts in sorted(by_group.items()):
-        for start in range(0, len(contacts), CHUNK):
-            await session.execute(
-                delete(DerivedMembership).where(
-                    DerivedMembership.group_id == group_id,
-                    DerivedMembership.contact_id.in_(contacts[start : start + CHUNK]),
-                )
+async def _store(session: AsyncSession, run: int, counts: Counts) -> None:
+    """Apply the run's entries and exits to the stored rows and the member counts."""
+    changed = sorted(counts)
+    if session.bind.dialect.name == "postgresql":
+        # The changed groups' rows are locked in id order before any membership row, so two
+        # transactions refreshing the same groups wait for each other instead of deadlocking.
+        await session.execute(
+            select(Group.id).where(Group.id.in_(changed)).order_by(Group.id).with_for_update()
+        )
+    sql = SqlText(session.bind.dialect.name)
+    at = sql.bind(run, Integer())
+    if any(left for _, left in counts.values()):
+        await session.execute(
+            sql.statement(
+                "DELETE FROM derived_memberships WHERE (group_id, contact_id) IN "
+                f"(SELECT group_id, contact_id FROM {scratch.DELTA} "
+                f"WHERE run = {at} AND entered = 0)"
             )
-    change: dict[int, int] = defaultdict(int)
-    for g, _ in entered:
-        change[g] += 1
-    for g, _ in left:
-        change[g] -= 1
-    for group_id, delta in sorted(change.items()):
-        if delta:
-            await session.execute(
-                update(Group)
-                .where(Group.id == group_id)
-                .values(member_count=Group.member_count + delta)
+        )
+    if any(entered for entered, _ in counts.values()):
+        moment = sql.bind(utcnow(), UtcDateTime())
+        await session.execute(
+            sql.statement(
+                "INSERT INTO derived_memberships (group_id, contact_id, since) "
+                f"SELECT group_id, contact_id, {moment} FROM {scratch.DELTA} "
+                f"WHERE run = {at} AND entered = 1 ORDER BY group_id, contact_id"
             )
+        )
+    delta = case(
+        *((Group.id == g, entered - left) for g, (entered, left) in counts.items()), else_=0
+    )
+    await session.execute(
+        update(Group).where(Group.id.in_(changed)).values(member_count=Group.member_count + delta)
+    )
 
 
 async def _record(
-    session: AsyncSession, entered: Pairs, left: Pairs, cause: str, actor_id: int | None
+    session: AsyncSession,
+    run: int,
+    counts: Counts,
+    cause: str,
+    actor_id: int | None,
+    job_id: int | None,
 ) -> None:
-    groups = {
-        g.id: g
-        for g in await session.scalars(
-            select(Group).where(Group.id.in_({g for g, _ in entered | left}))
+    """History rows for the run's entries and exits, in one statement; then the changes for
+    the plugins, per group and up to ``CONTACTS_PER_CHANGE`` contacts."""
+    sql = SqlText(session.bind.dialect.name)
+    at = sql.bind(run, Integer())
+    action = (
+        f"CASE WHEN entered = 1 THEN {sql.bind(MembershipAction.ADDED.value)} "
+        f"ELSE {sql.bind(MembershipAction.REMOVED.value)} END"
+    )
+    await session.execute(
+        sql.statement(
+            "INSERT INTO membership_events "
+            "(group_id, contact_id, action, source, actor_id, occurred_at, cause) "
+            f"SELECT group_id, contact_id, {action}, {sql.bind(MembershipSource.DERIVED.value)}, "
+            f"{sql.bind(actor_id, Integer())}, {sql.bind(utcnow(), UtcDateTime())}, "
+            f"{sql.bind(cause[:300])} FROM {scratch.DELTA} WHERE run = {at} "
+            "ORDER BY group_id, entered DESC, contact_id"
         )
+    )
+    groups = {
+        g.id: GroupSnapshot.of(g)
+        for g in await session.scalars(select(Group).where(Group.id.in_(list(counts))))
     }
-    moment = utcnow()
     rules = rules_of(session)
-    for pairs, action, change_type in (
-        (entered, MembershipAction.ADDED, MembersAdded),
-        (left, MembershipAction.REMOVED, MembersRemoved),
-    ):
-        by_group: dict[int, list[int]] = defaultdict(list)
-        for g, c in sorted(pairs):
-            by_group[g].append(c)
-        for group_id, contacts in by_group.items():
-            rows = [
-                {
-                    "group_id": group_id,
-                    "contact_id": contact_id,
-                    "action": action,
-                    "source": MembershipSource.DERIVED,
-                    "actor_id": actor_id,
-                    "occurred_at": moment,
-                    "cause": cause[:300],
-                }
-                for contact_id in contacts
-            ]
-            for start in range(0, len(rows), CHUNK):
-                table = MembershipEvent.__table__
-                await session.execute(insert(table), rows[start : start + CHUNK])
-            snapshot = GroupSnapshot.of(groups[group_id])
-            await rules.changed(
-                session,
-                change_type(snapshot, tuple(contacts), MembershipSource.DERIVED, actor_id, cause),
-            )
+    postgres = session.bind.dialect.name == "postgresql"
+    ids = "array_agg(contact_id)" if postgres else "json_group_array(contact_id)"
+    per = sql.bind(CONTACTS_PER_CHANGE, Integer())
+    pages = await session.execute(
+        sql.statement(
+            f"SELECT group_id, entered, {ids} FROM (SELECT group_id, entered, contact_id, "
+            "(ROW_NUMBER() OVER (PARTITION BY group_id, entered ORDER BY contact_id) - 1) "
+            f"/ {per} AS page FROM {scratch.DELTA} WHERE run = {at}) AS numbered "
+            "GROUP BY group_id, entered, page ORDER BY group_id, entered DESC, page"
+        )
+    )
+    for group_id, entered, contact_ids in pages:
+        contacts = tuple(sorted(contact_ids if postgres else json.loads(contact_ids)))
+        change_type = MembersAdded if entered else MembersRemoved
+        change = change_type(
+            groups[group_id], contacts, MembershipSource.DERIVED, actor_id, cause, job_id
+        )
+        await rules.changed(session, change)
     await session.flush()
 
 
@@ -264,10 +323,7 @@ async def _refresh_with_readers(
     any of them that changed."""
     if not testing:
         return
-    entered, left = await refresh(
-        session, testing, contact_ids=contact_ids, cause=cause, actor_id=actor_id
-    )
-    moved = {group_id for group_id, _ in entered | left}
+    moved = await refresh(session, testing, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
     if moved:
         readers = await readers_of(session, moved)
         await refresh(session, readers, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
@@ -385,6 +441,7 @@ async def after_members_changed(
     contact_ids: Sequence[int],
     cause: str,
     actor_id: int | None,
+    job_id: int | None = None,
 ) -> None:
     """A static group's members changed: the groups reading it may too, and with a role,
     the dynamic groups testing role fields."""
@@ -395,7 +452,9 @@ async def after_members_changed(
     if not readers:
         return
     await lock_contacts(session, contact_ids)
-    await refresh(session, readers, contact_ids=contact_ids, cause=cause, actor_id=actor_id)
+    await refresh(
+        session, readers, contact_ids=contact_ids, cause=cause, actor_id=actor_id, job_id=job_id
+    )
 
 
 async def after_definition_changed(
@@ -410,9 +469,26 @@ async def after_definition_changed(
     await refresh(session, affected, cause=cause, actor_id=actor_id)
 
 
-async def rebuild(session: AsyncSession, *, cause: str, record: bool) -> tuple[Pairs, Pairs]:
+def _dangling(*columns: Any) -> Select[Any]:
+    """Stored derived rows naming no derived group or no contact: the tables have no
+    foreign keys (migration 0009), so ``differences`` looks and ``rebuild`` clears."""
+    return (
+        select(*columns)
+        .outerjoin(Group, Group.id == DerivedMembership.group_id)
+        .outerjoin(Contact, Contact.id == DerivedMembership.contact_id)
+        .where(or_(Group.id.is_(None), Contact.id.is_(None), Group.kind.not_in(DERIVED)))
+    )
+
+
+async def rebuild(session: AsyncSession, *, cause: str, record: bool) -> set[int]:
     """Make every stored derived row and every member count exact, computed from scratch;
-    returns what entered and left (nothing, when all was exact)."""
+    returns the groups whose members changed (none, when all was exact)."""
+    stray = _dangling(DerivedMembership.group_id, DerivedMembership.contact_id).subquery()
+    await session.execute(
+        delete(DerivedMembership).where(
+            tuple_(DerivedMembership.group_id, DerivedMembership.contact_id).in_(select(stray))
+        )
+    )
     changed = await refresh(session, None, cause=cause, record=record)
     for kind, rows in ((GroupKind.STATIC, Membership), (None, DerivedMembership)):
         counted = select(func.count()).where(rows.group_id == Group.id).scalar_subquery()
@@ -425,6 +501,13 @@ async def differences(session: AsyncSession) -> list[str]:
     """Every way the stored rows and counts differ from a computation from scratch, in
     words; there should be none."""
     found = []
+    # Stored rows name groups and contacts without foreign keys (migration 0009).
+    dangling = await session.execute(
+        _dangling(DerivedMembership.group_id, DerivedMembership.contact_id).order_by(
+            DerivedMembership.group_id, DerivedMembership.contact_id
+        )
+    )
+    found += [f"stored row ({g}, {c}) names no derived group or no contact" for g, c in dangling]
     groups = list(await session.execute(select(Group.id, Group.kind, Group.member_count)))
     for group_id, kind, count in groups:
         rows = DerivedMembership if kind in DERIVED else Membership

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Integer, delete, insert, literal, select
+from sqlalchemy import Integer, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
@@ -125,6 +125,11 @@ async def delete_group(session: AsyncSession, actor: Principal, group_id: int) -
         )
     change = GroupDeleted(GroupSnapshot.of(group), actor.user_id)
     await rules_of(session).changed(session, change)
+    # What foreign keys would cascade; these tables have none (migration 0009).
+    await session.execute(delete(DerivedMembership).where(DerivedMembership.group_id == group_id))
+    await session.execute(
+        update(MembershipEvent).where(MembershipEvent.group_id == group_id).values(group_id=None)
+    )
     await session.execute(delete(Group).where(Group.id == group_id))
 
 

@@ -44,20 +44,27 @@ from graphql_api.groups.models import (
     Membership,
 )
 from graphql_api.groups.rules import rules_of
+from graphql_api.groups.scratch import CANDIDATES, NOW, Candidates
 from graphql_api.kernel.errors import ErrorCode, UserInputError
-from graphql_api.kernel.sql import SqlText
+from graphql_api.kernel.sql import SqlText, any_of
 
 
 def member_sets(
     graph: GroupGraph,
     sql: SqlText,
     fields: Mapping[str, FilterField],
-    candidates: Sequence[int] | None = None,
+    candidates: Sequence[int] | Candidates | None = None,
 ) -> list[tuple[str, str]]:
     """``(name, SQL)`` of a set of contact ids named ``g<id>`` for every group in ``graph``,
-    each after the sets it reads. With ``candidates``, every set is limited to those contacts.
+    each after the sets it reads. With ``candidates`` (a few ids, or the many of a scratch
+    run), every set is limited to those contacts.
     """
-    only = f" AND {{column}} IN ({sql.ints(list(candidates))})" if candidates is not None else ""
+    only = ""
+    if isinstance(candidates, Candidates):
+        run = sql.bind(candidates.run, Integer())
+        only = f" AND {{column}} IN (SELECT contact_id FROM {CANDIDATES} WHERE run = {run})"
+    elif candidates is not None:
+        only = f" AND {{column}} IN ({sql.ints(list(candidates))})"
     definitions = []
     for group_id in graph.order_from_leaves():
         node = graph.nodes[group_id]
@@ -161,10 +168,12 @@ async def _per_group(
     graph: GroupGraph,
     group_ids: Iterable[int],
     select_from_set: str,
-    candidates: Sequence[int] | None = None,
+    candidates: Sequence[int] | Candidates | None = None,
+    insert_into: str = "",
 ) -> list[Any]:
     """Rows of ``select_from_set`` (with ``{id}`` for a group's id) for each group, combined
-    with UNION ALL: one statement, or one per 400 groups when there are more."""
+    with UNION ALL: one statement, or one per 400 groups when there are more. With
+    ``insert_into`` (``INSERT INTO t (columns)``), the rows are inserted there instead."""
     present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
     rows: list[Any] = []
     for start in range(0, len(present), COMPOUND_LIMIT):
@@ -172,7 +181,9 @@ async def _per_group(
         sets = with_clause(member_sets(graph, sql, rules_of(session).filter_fields, candidates))
         chunk = present[start : start + COMPOUND_LIMIT]
         union = " UNION ALL ".join(select_from_set.format(id=i) for i in chunk)
-        rows += (await session.execute(sql.statement(f"{sets} {union}"))).all()
+        result = await session.execute(sql.statement(f"{insert_into} {sets} {union}"))
+        if not insert_into:
+            rows += result.all()
     return rows
 
 
@@ -223,6 +234,20 @@ async def compute_pairs(
     select_pairs = "SELECT {id}, contact_id FROM g{id}"
     rows = await _per_group(session, graph, group_ids, select_pairs, candidates)
     return {(group_id, contact_id) for group_id, contact_id in rows}
+
+
+async def store_pairs(
+    session: AsyncSession,
+    graph: GroupGraph,
+    group_ids: Iterable[int],
+    candidates: Candidates | None,
+    run: int,
+) -> None:
+    """Write the memberships of ``group_ids`` computed from the base data into the scratch
+    table ``NOW`` for ``run``, limited to the run's candidates unless None."""
+    select_pairs = "SELECT " + str(int(run)) + ", {id}, contact_id FROM g{id}"
+    into = f"INSERT INTO {NOW} (run, group_id, contact_id)"
+    await _per_group(session, graph, group_ids, select_pairs, candidates, into)
 
 
 async def membership_path(
@@ -296,6 +321,19 @@ async def memberships_of_contacts(
     for membership in await session.scalars(query):
         found[membership.contact_id].append(membership)
     return {contact_id: found[contact_id] for contact_id in contact_ids}
+
+
+async def links(
+    session: AsyncSession, group_id: int, contact_ids: Sequence[int]
+) -> list[Membership]:
+    """The explicit links of these contacts to a static group, in the order given."""
+    rows = await session.scalars(
+        select(Membership).where(
+            Membership.group_id == group_id, any_of(Membership.contact_id, contact_ids)
+        )
+    )
+    found = {link.contact_id: link for link in rows}
+    return [found[c] for c in contact_ids if c in found]
 
 
 async def filter_contacts(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import Integer, String, delete, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
@@ -27,9 +27,10 @@ from graphql_api.groups.models import (
 )
 from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.access import Principal, requires
-from graphql_api.kernel.db import utcnow
+from graphql_api.kernel.db import UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
 from graphql_api.kernel.repository import missing_ids
+from graphql_api.kernel.sql import any_of
 
 MAX_REPORTED_IDS = 20
 """How many unknown ids are reported one by one; a longer list of typos says nothing new."""
@@ -42,42 +43,44 @@ async def add_members(
     group_id: int,
     contact_ids: Sequence[int],
     source: MembershipSource,
-) -> list[Membership]:
-    """Link contacts to a static group; returns the new links (existing members are skipped).
-    The derived groups reading it follow in the same transaction."""
+    *,
+    job_id: int | None = None,
+) -> list[int]:
+    """Link contacts to a static group; returns the ids newly linked, in the order given
+    (existing members are skipped). The derived groups reading it follow in the same
+    transaction. Set-based: a few statements however many contacts.
+
+    With ``job_id`` (a chunk of a bulk job), contacts that no longer exist are skipped
+    rather than refused, and the history names the job."""
     await lock_graph(session, shared=True)
-    group = await _static_group(session, group_id)
-    wanted = await _existing_contacts(session, contact_ids)
-    already = set(
-        await session.scalars(
-            select(Membership.contact_id).where(
-                Membership.group_id == group.id, Membership.contact_id.in_(wanted)
-            )
-        )
+    group = await static_group(session, group_id)
+    wanted = await existing_contacts(session, contact_ids, skip_missing=job_id is not None)
+    members = Membership.__table__.c
+    new = select(
+        literal(group.id),
+        Contact.id,
+        literal(utcnow(), UtcDateTime()),
+        literal(actor.user_id, Integer()),
+        literal(source.value),
+    ).where(
+        any_of(Contact.id, wanted),
+        ~exists().where(members.group_id == group.id, members.contact_id == Contact.id),
     )
-    now = utcnow()
-    added = [
-        Membership(
-            group_id=group.id,
-            contact_id=cid,
-            member_since=now,
-            added_by_id=actor.user_id,
-            source=source,
-        )
-        for cid in wanted
-        if cid not in already
-    ]
-    session.add_all(added)
-    new_ids = tuple(m.contact_id for m in added)
-    _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor)
-    await session.flush()
+    inserted = await session.scalars(
+        insert(Membership.__table__)
+        .from_select(["group_id", "contact_id", "member_since", "added_by_id", "source"], new)
+        .returning(members.contact_id)
+    )
+    linked = set(inserted)
+    new_ids = tuple(c for c in wanted if c in linked)
     if new_ids:
+        await _record(session, group.id, new_ids, MembershipAction.ADDED, source, actor, job_id)
         group.member_count += len(new_ids)
-        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor.user_id)
+        change = MembersAdded(GroupSnapshot.of(group), new_ids, source, actor.user_id, None, job_id)
         await _changed_for(session, change, contact_ids)
-        cause = f"{_contacts(new_ids)} added to group {group.id} ({group.name!r})"
-        await after_members_changed(session, group, new_ids, cause, actor.user_id)
-    return added
+        cause = _job(job_id) + f"{_contacts(new_ids)} added to group {group.id} ({group.name!r})"
+        await after_members_changed(session, group, new_ids, cause, actor.user_id, job_id)
+    return list(new_ids)
 
 
 @requires("members.manage")
@@ -87,27 +90,37 @@ async def remove_members(
     group_id: int,
     contact_ids: Sequence[int],
     source: MembershipSource,
+    *,
+    job_id: int | None = None,
 ) -> list[int]:
     """Unlink contacts from a static group; returns the ids that were members. The derived
-    groups reading it follow in the same transaction."""
+    groups reading it follow in the same transaction. With ``job_id``, as ``add_members``."""
     await lock_graph(session, shared=True)
-    group = await _static_group(session, group_id)
-    wanted = await _existing_contacts(session, contact_ids)
+    group = await static_group(session, group_id)
+    wanted = await existing_contacts(session, contact_ids, skip_missing=job_id is not None)
     result = await session.execute(
         delete(Membership)
-        .where(Membership.group_id == group.id, Membership.contact_id.in_(wanted))
+        .where(Membership.group_id == group.id, any_of(Membership.contact_id, wanted))
         .returning(Membership.contact_id)
     )
     removed = sorted(result.scalars())
-    _record(session, group.id, removed, MembershipAction.REMOVED, source, actor)
-    await session.flush()
     if removed:
+        await _record(session, group.id, removed, MembershipAction.REMOVED, source, actor, job_id)
         group.member_count -= len(removed)
-        change = MembersRemoved(GroupSnapshot.of(group), tuple(removed), source, actor.user_id)
+        change = MembersRemoved(
+            GroupSnapshot.of(group), tuple(removed), source, actor.user_id, None, job_id
+        )
         await _changed_for(session, change, contact_ids)
-        cause = f"{_contacts(removed)} removed from group {group.id} ({group.name!r})"
-        await after_members_changed(session, group, removed, cause, actor.user_id)
+        cause = (
+            _job(job_id) + f"{_contacts(removed)} removed from group {group.id} ({group.name!r})"
+        )
+        await after_members_changed(session, group, removed, cause, actor.user_id, job_id)
     return removed
+
+
+def _job(job_id: int | None) -> str:
+    """How a history row's cause names the bulk job it was written by."""
+    return "" if job_id is None else f"job {job_id}: "
 
 
 def _contacts(contact_ids: Sequence[int]) -> str:
@@ -139,29 +152,32 @@ async def _changed_for(
         ) from error
 
 
-def _record(
+async def _record(
     session: AsyncSession,
     group_id: int,
     contact_ids: Sequence[int],
     action: MembershipAction,
     source: MembershipSource,
     actor: Principal,
+    job_id: int | None,
 ) -> None:
-    now = utcnow()
-    session.add_all(
-        MembershipEvent(
-            group_id=group_id,
-            contact_id=cid,
-            action=action,
-            source=source,
-            actor_id=actor.user_id,
-            occurred_at=now,
-        )
-        for cid in contact_ids
+    """The history rows of a change, in one statement."""
+    rows = select(
+        literal(group_id),
+        Contact.id,
+        literal(action.value),
+        literal(source.value),
+        literal(actor.user_id, Integer()),
+        literal(utcnow(), UtcDateTime()),
+        literal(_job(job_id).removesuffix(": ") or None, String()),
+    ).where(any_of(Contact.id, contact_ids))
+    columns = ["group_id", "contact_id", "action", "source", "actor_id", "occurred_at", "cause"]
+    await session.execute(
+        insert(MembershipEvent.__table__).from_select(columns, rows.order_by(Contact.id))
     )
 
 
-async def _static_group(session: AsyncSession, group_id: int) -> Group:
+async def static_group(session: AsyncSession, group_id: int) -> Group:
     group = await locked_group(session, group_id)
     if group.kind is not GroupKind.STATIC:
         raise UserInputError.single(
@@ -173,9 +189,14 @@ async def _static_group(session: AsyncSession, group_id: int) -> Group:
     return group
 
 
-async def _existing_contacts(session: AsyncSession, contact_ids: Sequence[int]) -> list[int]:
-    """The distinct ids in call order, or an error for each unknown one (by list position)."""
+async def existing_contacts(
+    session: AsyncSession, contact_ids: Sequence[int], *, skip_missing: bool = False
+) -> list[int]:
+    """The distinct ids in call order, or an error for each unknown one (by list position);
+    with ``skip_missing``, the unknown ones left out."""
     missing = set(await missing_ids(session, Contact, contact_ids))
+    if missing and skip_missing:
+        return [c for c in dict.fromkeys(contact_ids) if c not in missing]
     if missing:
         problems = Problems()
         for index, contact_id in enumerate(contact_ids):

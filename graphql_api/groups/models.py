@@ -143,15 +143,16 @@ class MembershipEvent(Base):
     __tablename__ = "membership_events"
     __table_args__ = (Index("ix_membership_events_group_id_id", "group_id", "id"), IDS_NEVER_REUSED)
 
+    # No foreign keys: a bulk change writes these rows by the hundred thousand, and a
+    # checked reference costs PostgreSQL a trigger per row (migration 0009). The domain
+    # writes them from rows it holds locked; ``delete_group`` clears ``group_id``.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    group_id: Mapped[int | None] = mapped_column(Integer)
     """None once the group is deleted: the history outlives it."""
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = mapped_column(Integer, index=True)
     action: Mapped[MembershipAction] = mapped_column(string_enum(MembershipAction))
     source: Mapped[MembershipSource] = mapped_column(string_enum(MembershipSource))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     cause: Mapped[str | None] = mapped_column(String(300))
     """For a DERIVED entry or exit: the change that caused it, in words."""
@@ -166,10 +167,7 @@ class DerivedMembership(Base):
         Index("ix_derived_memberships_contact_id_group_id", "contact_id", "group_id"),
     )
 
-    group_id: Mapped[int] = mapped_column(
-        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign keys, as for the history; ``delete_group`` deletes a group's rows.
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -29,6 +29,8 @@ CORE_PERMISSIONS: Mapping[str, str] = {
     "templates.manage": "Create, change and delete e-mail templates.",
     "users.manage": "Manage staff users, staff roles and tokens; read the audit log.",
     "deliveries.manage": "See notification deliveries and retry failed ones.",
+    "jobs.view": "See every bulk job (taak), not only your own.",
+    "jobs.manage": "Cancel anyone's bulk jobs, not only your own.",
 }
 """The permissions of the core, by name; plugins register more."""
 

@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     ROLE_GROUP = "ROLE_GROUP"
     INVALID_TEXT = "INVALID_TEXT"
     TEMPLATE_TOO_COSTLY = "TEMPLATE_TOO_COSTLY"
+    JOB_FINISHED = "JOB_FINISHED"
+    INTERNAL = "INTERNAL"
 
 
 class BrokenValue(Exception):

@@ -9,6 +9,7 @@ from graphql_api.groups.models import (
     Membership,
     MembershipEvent,
 )
+from graphql_api.jobs.models import Job, JobItem
 from graphql_api.kernel.db import Base
 from graphql_api.notifications.models import Delivery, OutboxEvent
 from graphql_api.portal.models import LoginThrottle, PortalAccount, PortalEvent, PortalToken
@@ -24,6 +25,8 @@ __all__ = [
     "EmailTemplate",
     "Group",
     "GroupLink",
+    "Job",
+    "JobItem",
     "LoginThrottle",
     "Membership",
     "MembershipEvent",

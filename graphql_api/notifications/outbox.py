@@ -36,9 +36,19 @@ from graphql_api.kernel.db import utcnow
 from graphql_api.notifications.models import Delivery, OutboxEvent
 
 FEED_EVENTS = frozenset(
-    {"group.created", "group.updated", "group.deleted", "members.added", "members.removed"}
+    {
+        "group.created",
+        "group.updated",
+        "group.deleted",
+        "members.added",
+        "members.removed",
+        "job.changed",
+    }
 )
 """Recorded whether or not a plugin subscribed: GraphQL subscriptions follow them."""
+
+CONTACTS_PER_EVENT = 1_000
+"""The most contact ids one ``members.added`` / ``members.removed`` event carries."""
 
 NOTIFY_CHANNEL = "graphql_api_outbox"
 """PostgreSQL channel told the newest event id when events commit."""
@@ -67,8 +77,9 @@ class SkipDelivery(Exception):
 
 
 def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
-    """``(type, data)`` of each event a change causes; membership changes give one event
-    per contact, so each is delivered (and retried) on its own."""
+    """``(type, data)`` of each event a change causes; a membership change gives one event
+    per group and up to ``CONTACTS_PER_EVENT`` contacts (plugin API 2), so the outbox grows
+    with the groups a change touches, not with contacts times groups."""
     if isinstance(change, MembersAdded | MembersRemoved):
         kind = "members.added" if isinstance(change, MembersAdded) else "members.removed"
         common = {
@@ -76,8 +87,13 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
             "source": change.source.value,
             "actorId": change.actor_id,
             "cause": change.cause,
+            "jobId": change.job_id,
         }
-        return [(kind, {**common, "contactId": contact_id}) for contact_id in change.contact_ids]
+        ids = list(change.contact_ids)
+        return [
+            (kind, {**common, "contactIds": ids[start : start + CONTACTS_PER_EVENT]})
+            for start in range(0, len(ids), CONTACTS_PER_EVENT)
+        ]
     if isinstance(change, ContactErased):
         return [("contact.erased", {"contactId": change.contact_id, "actorId": change.actor_id})]
     if isinstance(change, PortalMessage):
@@ -114,6 +130,14 @@ async def record(
         plugins = [plugin for plugin, kinds in subscribers.items() if kind in kinds]
         if plugins or kind in FEED_EVENTS:
             pending.append((kind, data, now, plugins))
+
+
+def record_event(
+    session: AsyncSession, kind: str, data: dict[str, Any], plugins: Sequence[str] = ()
+) -> None:
+    """Keep one event that is not a domain change (a job's progress), for ``plugins``, to
+    be written when the transaction commits, in commit order like every other."""
+    session.info.setdefault(_PENDING, []).append((kind, data, utcnow(), list(plugins)))
 
 
 def write_pending(session: Session) -> None:

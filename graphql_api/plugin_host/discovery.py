@@ -188,8 +188,15 @@ def call(registered: Registered, impl: Any, /, **kwargs: Any) -> Any:
     return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
+PORTING_FROM_1 = (
+    " (a membership event now carries contactIds, up to 1,000 of one group, not one "
+    "contactId; docs/plugins.md, 'From plugin API 1 to 2', says how to port a plugin)"
+)
+"""Added to the refusal of a plugin written for plugin API 1."""
+
+
 def _check_api_version(plugin: object) -> None:
-    """Refuse a plugin whose ``requires_api`` (a version specifier such as ``">=1,<2"``)
+    """Refuse a plugin whose ``requires_api`` (a version specifier such as ``">=2,<3"``)
     does not admit this graphql-api's ``API_VERSION``."""
     required = getattr(plugin, "requires_api", None)
     if required is None:
@@ -199,8 +206,12 @@ def _check_api_version(plugin: object) -> None:
     except InvalidSpecifier as error:
         raise IncompatiblePlugin(f"requires_api {required!r} is not a version range") from error
     if not specifier.contains(hookspecs.API_VERSION, prereleases=True):
+        # Plugin API 1 was 1.0 alone: a plugin admitting it was written for one event per
+        # contact, and the docs say how to port it.
+        porting = PORTING_FROM_1 if specifier.contains("1.0", prereleases=True) else ""
         raise IncompatiblePlugin(
-            f"requires plugin API {required}, this graphql-api offers {hookspecs.API_VERSION}"
+            f"requires plugin API {required}, this graphql-api offers "
+            f"{hookspecs.API_VERSION}{porting}"
         )
 
 

@@ -30,8 +30,11 @@ if TYPE_CHECKING:
     from graphql_api.notifications.outbox import Event
     from graphql_api.roles.registry import RoleDefinition
 
-API_VERSION = "1.0"
-"""The version of the plugin API; a plugin may declare ``requires_api = ">=1,<2"``."""
+API_VERSION = "2.0"
+"""The version of the plugin API; a plugin may declare ``requires_api = ">=2,<3"``.
+
+2.0: a ``members.added`` / ``members.removed`` event carries ``contactIds`` (up to
+``CONTACTS_PER_EVENT``, 1,000, of one group) and ``jobId`` instead of one ``contactId``."""
 EVENT_TYPES = (
     "group.created",
     "group.updated",
@@ -106,13 +109,19 @@ def event_subscriptions(settings: Any) -> list[str]:
 def deliver(event: Event, delivery_id: int, session: AsyncSession, settings: Any) -> None:
     """Handle one event the plugin subscribed to, outside any request.
 
+    ``event.data`` is as docs/plugins.md lists it per type. A ``members.added`` or
+    ``members.removed`` event is one group's change of up to 1,000 contacts at once:
+    ``{"group", "source", "actorId", "cause", "jobId", "contactIds": [...]}``, so a handler
+    loops over ``contactIds`` (the whole event is one delivery, retried whole).
+
     ``session`` is a transaction that commits together with marking the delivery done:
     the handler's own writes through it commit exactly once per delivery, and are rolled
     back when the attempt fails. External effects (mail, HTTP) are at least once.
 
     Raise to fail the attempt (it is retried with backoff, then DEAD); raise
     ``SkipDelivery(reason)`` when there is nothing to do. ``delivery_id`` is stable across
-    retries: use it as the idempotency key (a Message-ID, a webhook id).
+    retries: use it as the idempotency key (a Message-ID, a webhook id); an effect per
+    contact of a membership event keys on the event's id and the contact's.
     """
 
 

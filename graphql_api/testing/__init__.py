@@ -35,7 +35,9 @@ Setting up data through the API, each call required to succeed (``factories``):
 refused, no row changed), ``check_role_plugin``, ``undescribed(app.state.schema)`` (schema
 parts without a description), ``membership_differences(app)`` (stored membership against
 a fresh computation, as ``check-membership``). ``deliver_all(app)`` delivers what the
-outbox holds; ``make_worker(app)`` gives a worker to run by hand.
+outbox holds; ``make_worker(app)`` gives a worker to run by hand. ``run_jobs(app)`` runs
+every due bulk job to its end; ``make_job_runner(app, job_chunk_size=2)`` gives a job
+runner to run by hand (``claim``, then ``step`` for one chunk at a time).
 
 Strict mode, in the pytest configuration: ``graphql_api_strict_plugins = true`` makes the
 applications ``app_factory`` builds strict (a plugin's write to a core table is refused);
@@ -54,9 +56,11 @@ from graphql_api.testing.checks import (
     check_role_plugin,
     database_rows,
     deliver_all,
+    make_job_runner,
     make_worker,
     membership_differences,
     refused,
+    run_jobs,
     unchanged,
     undescribed,
 )
@@ -171,6 +175,7 @@ __all__ = [
     "first_user_id",
     "free_port",
     "http",
+    "make_job_runner",
     "make_user",
     "make_worker",
     "member_names",
@@ -185,6 +190,7 @@ __all__ = [
     "portal_client",
     "refused",
     "remove_members",
+    "run_jobs",
     "server",
     "server_env",
     "serving",

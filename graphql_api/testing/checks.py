@@ -1,6 +1,6 @@
 """Checks a test asserts with: what the database holds and whether a block changed it, a
-refused mutation, stored membership exact, the outbox delivered, the schema described, a
-role plugin's promises."""
+refused mutation, stored membership exact, the outbox delivered, bulk jobs run, the schema
+described, a role plugin's promises."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from strawberry import Schema
 
 from graphql_api.groups.derived import differences
+from graphql_api.jobs.runner import JobRunner
 from graphql_api.notifications.worker import Worker
 from graphql_api.testing.clients import GraphQLClient
 from graphql_api.testing.factories import add_members, new_contact_ids, new_group_id
@@ -110,6 +111,26 @@ def make_worker(app: Starlette, **settings: Any) -> Worker:
     return Worker(
         app.state.sessions, app.state.plugins, app.state.settings.model_copy(update=settings)
     )
+
+
+def make_job_runner(app: Starlette, name: str | None = None, **settings: Any) -> JobRunner:
+    """A runner of ``app``'s bulk jobs (its ``app.state.job_kinds``), its settings
+    overridden by ``settings`` (``job_chunk_size=2``); tests run it with ``run_once``,
+    ``run_until_idle``, or ``claim`` and ``step`` for one chunk at a time. A failed chunk
+    is tried again at once, not after the service's backoff."""
+    return JobRunner(
+        app.state.sessions,
+        app.state.job_kinds,
+        app.state.settings.model_copy(update=settings),
+        name=name,
+        retry_base_seconds=0,
+    )
+
+
+async def run_jobs(app: Starlette, **settings: Any) -> int:
+    """Run every due bulk job of ``app`` to its end, as the service's workers would; how
+    many runs it took (a job retried after a fault counts again)."""
+    return await make_job_runner(app, **settings).run_until_idle()
 
 
 async def check_role_plugin(

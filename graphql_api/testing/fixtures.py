@@ -28,11 +28,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from graphql_api.jobs.kinds import JOB_KINDS
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.migrations.runner import upgrade
 from graphql_api.settings import Settings
 from graphql_api.testing.clients import GraphQLClient, StatementCounter, make_user
-from graphql_api.web.app import create_app, load_plugins
+from graphql_api.web.app import create_app, job_kinds, load_plugins
 
 POSTGRES_URL = os.environ.get("GRAPHQL_API_TEST_DATABASE_URL")
 DATABASE_PREFIX = os.environ.get("GRAPHQL_API_TEST_DATABASE_PREFIX", "graphql_api_test")
@@ -264,8 +265,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine`` with the core's rules (no plugins), for domain tests."""
-    return create_sessionmaker(engine)
+    """Sessions on ``engine`` with the core's rules (no plugins) and job kinds, for domain
+    tests."""
+    return create_sessionmaker(engine, {JOB_KINDS: job_kinds()})
 
 
 @pytest.fixture

@@ -22,6 +22,10 @@ from starlette.routing import Route, WebSocketRoute
 from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
+from graphql_api.groups import bulk
+from graphql_api.jobs import JobKind, JobKinds
+from graphql_api.jobs.kinds import JOB_KINDS
+from graphql_api.jobs.runner import JobRunner
 from graphql_api.kernel.db import create_engine, create_sessionmaker
 from graphql_api.kernel.interruption import track_connections
 from graphql_api.kernel.requests import count_statements
@@ -51,6 +55,16 @@ logger = logging.getLogger("graphql_api")
 
 CORE_PLUGINS = {"core.roles": core_plugin}
 """The core's own behaviour written as plugins, registered in every application by name."""
+
+CORE_JOB_KINDS: dict[str, JobKind] = {**bulk.JOB_KINDS}
+"""The kinds of bulk jobs (taken) every application runs, by name (docs/architecture.md)."""
+
+
+def job_kinds() -> JobKinds:
+    """The job kinds of one application: the core's; a test registers more on
+    ``app.state.job_kinds``."""
+    return JobKinds(CORE_JOB_KINDS)
+
 
 DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 """The only Host headers development mode answers: a page elsewhere cannot reach its
@@ -124,12 +138,14 @@ def create_app(
     track_connections(engine)
     manager = load_plugins(settings, plugins)
     feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
+    kinds = job_kinds()
     sessions = create_sessionmaker(
         engine,
         info={
             "rules": manager.rules(),
             "permissions": manager.permissions,
             ON_EVENTS_COMMITTED: feed.committed,
+            JOB_KINDS: kinds,
         },
     )
     tokens = TokenCache(ttl=settings.token_cache_seconds)
@@ -145,13 +161,20 @@ def create_app(
             )
         await manager.startup(application)
         stop = asyncio.Event()
-        delivering = None
+        working = []
         if settings.outbox_in_process_worker and manager.subscribers:
-            delivering = asyncio.create_task(Worker(sessions, manager, settings).run_forever(stop))
+            working.append(
+                asyncio.create_task(Worker(sessions, manager, settings).run_forever(stop))
+            )
+        if settings.outbox_in_process_worker:
+            # Bulk jobs beside the deliveries; stopped between two chunks.
+            working.append(
+                asyncio.create_task(JobRunner(sessions, kinds, settings).run_forever(stop))
+            )
         yield
         stop.set()
-        if delivering is not None:
-            await delivering
+        for task in working:
+            await task
         await feed.close()
         await engine.dispose()
 
@@ -207,4 +230,5 @@ def create_app(
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.events = feed
+    app.state.job_kinds = kinds
     return app

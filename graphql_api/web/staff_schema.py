@@ -47,6 +47,10 @@ from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
 from graphql_api.groups.api.subscriptions import GroupSubscriptions
 from graphql_api.groups.api.types import Group, MembershipEvent
+from graphql_api.jobs.api.mutations import JobMutations
+from graphql_api.jobs.api.queries import JobQueries
+from graphql_api.jobs.api.subscriptions import JobSubscriptions
+from graphql_api.jobs.api.types import Job
 from graphql_api.kernel.db import is_timeout, is_unavailable
 from graphql_api.kernel.requests import current_request
 from graphql_api.notifications.api.mutations import NotificationMutations
@@ -71,6 +75,7 @@ NODE_TYPES = (
     AuditEntry,
     NotificationDelivery,
     ApiToken,
+    Job,
 )
 """Every core type implementing ``Node``, each declaring how it is found (a test keeps the
 list complete)."""
@@ -87,6 +92,7 @@ class Query(
     RoleQueries,
     PluginQueries,
     NotificationQueries,
+    JobQueries,
     NodeQueries,
 ):
     pass
@@ -100,15 +106,16 @@ class Mutation(
     NotificationMutations,
     UserMutations,
     StaffPortalMutations,
+    JobMutations,
 ):
     pass
 
 
 @strawberry.type(
     description="Changes as they commit, over WebSocket (graphql-transport-ws); each message "
-    "carries an eventId to resume from."
+    "of a group's changes carries an eventId to resume from, and jobChanged sends the job."
 )
-class Subscription(GroupSubscriptions):
+class Subscription(GroupSubscriptions, JobSubscriptions):
     pass
 
 

@@ -2,7 +2,10 @@
 
 They follow the outbox, so a subscriber sees what webhooks see (static and derived
 groups alike), in commit order. Each message carries its ``eventId``; a client that
-reconnects passes the last one it handled as ``afterEventId`` and misses nothing.
+reconnects passes the last one it handled as ``afterEventId`` and misses nothing. A
+``members.added`` / ``members.removed`` event holds up to 1,000 contacts of one group
+(plugin API 2): ``membershipChanged`` sends one message per contact, all with the event's
+id, so resuming is per event.
 """
 
 from __future__ import annotations
@@ -59,6 +62,14 @@ MEMBERSHIP_EVENTS = {
 
 EVENT_ID = "The event's number, rising in commit order; pass the last one handled as "
 "`afterEventId` when reconnecting."
+MEMBERSHIP_EVENT_ID = (
+    "The number of the event this message is part of, rising in commit order. One change of "
+    "the group's members is one event for up to 1,000 contacts, sent as one message per "
+    "contact, all with this number: resuming is per event. Pass as `afterEventId` the last "
+    "event all of whose messages were handled (a later message has another `eventId`); after "
+    "only some of an event's messages, pass the one before and skip the contacts already "
+    "handled when the event comes again."
+)
 GroupIdArgument = Annotated[
     strawberry.ID, strawberry.argument(description="Global id of the group to follow.")
 ]
@@ -66,7 +77,9 @@ AfterEventId = Annotated[
     int | None,
     strawberry.argument(
         description="Resume after this `eventId`: every later event is sent first, then "
-        "new ones as they commit (kept for the outbox's retention). Null: new events only."
+        "new ones as they commit (kept for the outbox's retention). Null: new events only. "
+        "Resuming is per event: the messages of one event (a change of up to 1,000 members) "
+        "share its `eventId`, so pass one whose messages were all handled."
     ),
 ]
 
@@ -101,7 +114,7 @@ class GroupChange:
 
 @strawberry.type(description="A contact joined or left a group (lid erbij, lid eraf).")
 class MembershipChange:
-    event_id: int = strawberry.field(description=EVENT_ID)
+    event_id: int = strawberry.field(description=MEMBERSHIP_EVENT_ID)
     action: MembershipActionType = strawberry.field(description="ADDED or REMOVED.")
     source: MembershipSourceType = strawberry.field(
         description="Through which path; DERIVED for dynamic and composite groups."
@@ -130,16 +143,22 @@ class MembershipChange:
         return await info.context.row(models.Group, self.group_pk)
 
     @classmethod
-    def of(cls, event: Event) -> MembershipChange:
-        return cls(
-            event_id=event.id,
-            action=MEMBERSHIP_EVENTS[event.type],
-            source=MembershipSource(event.data["source"]),
-            cause=event.data.get("cause"),
-            occurred_at=event.occurred_at,
-            group_pk=event.data["group"]["id"],
-            contact_pk=event.data["contactId"],
-        )
+    def each_of(cls, event: Event) -> list[MembershipChange]:
+        """One message per contact of the event (``contactIds``, up to 1,000), in its
+        order, all with the event's id."""
+        data = event.data
+        return [
+            cls(
+                event_id=event.id,
+                action=MEMBERSHIP_EVENTS[event.type],
+                source=MembershipSource(data["source"]),
+                cause=data.get("cause"),
+                occurred_at=event.occurred_at,
+                group_pk=data["group"]["id"],
+                contact_pk=contact_pk,
+            )
+            for contact_pk in data["contactIds"]
+        ]
 
 
 VIEW = "groups.view"
@@ -165,10 +184,15 @@ async def _events(
     async for event in feed.follow(start, types, group_pk):
         if not info.context.principal.can(VIEW):
             raise PublicError(f"This needs the permission '{VIEW}', which you lack.", "FORBIDDEN")
-        # The previous message is resolved; what its loaders hold may be stale now.
-        await info.context.db.release()
-        info.context.forget_loaded()
+        await _fresh(info)
         yield event
+
+
+async def _fresh(info: Info) -> None:
+    """The previous message is resolved: end its read, whose loaders may be stale now, so
+    the next message reads what is committed and no read stays open between messages."""
+    await info.context.db.release()
+    info.context.forget_loaded()
 
 
 async def _existing_group(info: Info, group_pk: int) -> None:
@@ -205,4 +229,7 @@ class GroupSubscriptions:
     ) -> AsyncGenerator[MembershipChange, None]:
         group_pk = query_id(group_id, "Group")
         async for event in _events(info, MEMBERSHIP_EVENTS, group_pk, after_event_id):
-            yield MembershipChange.of(event)
+            for index, change in enumerate(MembershipChange.each_of(event)):
+                if index:
+                    await _fresh(info)
+                yield change

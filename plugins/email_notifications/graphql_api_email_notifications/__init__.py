@@ -2,22 +2,39 @@
 nieuwe contactkoppeling"), through the notification outbox.
 
 Every path that links a contact (single, bulk, portal, import) goes through the one
-membership service, which records ``members.added``; the worker hands each to this plugin
-at least once. The Message-ID comes from the delivery id, so a retried delivery is
-recognisably the same message. Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``,
-``_USERNAME``, ``_PASSWORD``, ``_STARTTLS``, ``_TIMEOUT_SECONDS``, and ``_CATCH``, which
-logs each message instead of sending it (``make run`` sets it).
+membership service, which records ``members.added``: one event per group and up to 1,000
+new members (plugin API 2), which the worker hands to this plugin as one delivery, at least
+once. The plugin mails each of the event's contacts with an e-mail address, when the group
+(as the event recorded it) has ``emailOnNewMember`` and a template; the messages are
+rendered first, then sent over up to ``_CONNECTIONS`` SMTP connections at once.
+
+At least once, per event: the plugin keeps no table, so it cannot remember which of an
+event's mails went out in an attempt that failed (a connection lost, a temporary 4xx
+refusal, a timeout): the retry sends all of them again. Each message's Message-ID is
+made from the event id and the contact id, ``<event-E-contact-C@domain>``, the same on
+every retry, so a receiver can tell a repeat. A message the server refuses for good (a
+5xx answer to its recipient or its data) is logged and not retried, so one bad address
+does not repeat the others' mails; when the server refuses every message of the event,
+the attempt fails instead (and is retried, then DEAD). The portal's mails have one
+recipient each; their Message-ID comes from the delivery id.
+
+Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``, ``_USERNAME``, ``_PASSWORD``,
+``_STARTTLS``, ``_TIMEOUT_SECONDS``, ``_CONNECTIONS``, and ``_CATCH``, which logs each
+message instead of sending it (``make run`` sets it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.plugin import (
@@ -35,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 __version__ = "0.1.0"
 PLUGIN_NAME = NAME = "email_notifications"
+requires_api = ">=2,<3"
+"""Plugin API 2: a ``members.added`` event carries ``contactIds``."""
 
 
 class SmtpSettings(BaseSettings):
@@ -47,6 +66,10 @@ class SmtpSettings(BaseSettings):
     password: str | None = None
     starttls: bool = False
     timeout_seconds: float = 20.0
+    connections: int = Field(2, ge=1, le=32)
+    """How many SMTP connections one event's mails are sent over at once: an event has up
+    to 1,000 of them, all within the outbox's handler timeout. The worker delivers a batch
+    of events at once, each with its own connections."""
     portal_url: str = Field(
         "http://127.0.0.1:8000/portal", validation_alias="GRAPHQL_API_PORTAL_URL"
     )
@@ -86,6 +109,7 @@ PORTAL_MAILS = {
 async def deliver(
     event: Event, delivery_id: int, session: AsyncSession, settings: SmtpSettings
 ) -> None:
+    domain = settings.sender.rpartition("@")[2] or "graphql-api"
     if event.type in PORTAL_MAILS:
         subject, text = PORTAL_MAILS[event.type]
         data = event.data
@@ -95,16 +119,46 @@ async def deliver(
             token=data["token"],
             expires=data["expiresAt"][:16].replace("T", " ") + " UTC",
         )
-        await _send(settings, delivery_id, data["email"], subject, body, None)
+        message_id = f"<delivery-{delivery_id}@{domain}>"
+        mail = _message(settings, message_id, data["email"], subject, body, None)
+        await _send(settings, [mail])
         return
+    await _send(settings, await _welcomes(event, session, settings, domain))
+
+
+Mail = tuple[EmailMessage, str]
+"""A message and its text (what catching logs)."""
+
+
+async def _welcomes(
+    event: Event, session: AsyncSession, settings: SmtpSettings, domain: str
+) -> list[Mail]:
+    """The group's template rendered for each new member of ``event`` with an e-mail
+    address, in the event's order; ``SkipDelivery`` when there is nobody to mail."""
     group_data = event.data["group"]
     if not group_data["email_on_new_member"] or group_data["new_member_email_template_id"] is None:
         raise SkipDelivery("the group does not e-mail new members")
-    contact = await session.get(Contact, event.data["contactId"])
-    if contact is None:
-        raise SkipDelivery("the contact no longer exists")
-    if not contact.email:
-        raise SkipDelivery("the contact has no e-mail address")
+    contact_ids: Sequence[int] = event.data["contactIds"]
+    found = {
+        contact.id: contact
+        for contact in await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    recipients = [found[pk] for pk in contact_ids if pk in found and found[pk].email]
+    if len(recipients) < len(contact_ids):
+        without = sum(1 for pk in contact_ids if pk in found and not found[pk].email)
+        gone = len(contact_ids) - len(found)
+        unmailed = ", ".join(
+            [f"{without} without an e-mail address"] * bool(without)
+            + [f"{gone} no longer existing"] * bool(gone)
+        )
+        if not recipients:
+            raise SkipDelivery(f"no new member to e-mail ({unmailed})")
+        logger.info(
+            "event %s: %s of its new members not e-mailed (%s)",
+            event.id,
+            len(contact_ids) - len(recipients),
+            unmailed,
+        )
     template = await session.get(EmailTemplate, group_data["new_member_email_template_id"])
     if template is None:
         raise SkipDelivery("the group's template no longer exists")
@@ -112,44 +166,96 @@ async def deliver(
     responsible = (
         await session.get(User, group.responsible_id) if group and group.responsible_id else None
     )
-    fields = merge_fields(contact, group_data, group, responsible)
-    rendered = await render(template.subject, template.body, fields)
-    await _send(
-        settings, delivery_id, contact.email, rendered.subject, rendered.text, rendered.html
-    )
+    mails = []
+    # Every message is rendered before the first is sent: a template that fails for one
+    # contact fails the attempt before anybody is mailed.
+    for contact in recipients:
+        fields = merge_fields(contact, group_data, group, responsible)
+        rendered = await render(template.subject, template.body, fields)
+        message_id = f"<event-{event.id}-contact-{contact.id}@{domain}>"
+        mails.append(
+            _message(
+                settings, message_id, contact.email, rendered.subject, rendered.text, rendered.html
+            )
+        )
+    return mails
 
 
-async def _send(
-    settings: SmtpSettings,
-    delivery_id: int,
-    to: str,
-    subject: str,
-    text: str,
-    html: str | None,
-) -> None:
-    """One message, its Message-ID made from the delivery id so a retry is the same mail."""
+def _message(
+    settings: SmtpSettings, message_id: str, to: str, subject: str, text: str, html: str | None
+) -> Mail:
+    """One message; its Message-ID is the same on every retry."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = settings.sender
     message["To"] = to
-    domain = settings.sender.rpartition("@")[2] or "graphql-api"
-    message["Message-ID"] = f"<delivery-{delivery_id}@{domain}>"
+    message["Message-ID"] = message_id
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    return message, text
+
+
+async def _send(settings: SmtpSettings, mails: Sequence[Mail]) -> None:
+    """Send ``mails`` over up to ``settings.connections`` connections at once. A message
+    refused for good is logged and left; any other failure fails the attempt, and so does
+    the server refusing every message."""
     if settings.catch:
-        logger.info("E-mail caught, not sent: to %s, subject %r", message["To"], message["Subject"])
-        logger.debug("E-mail caught, its text:\n%s", text)
+        for message, text in mails:
+            logger.info(
+                "E-mail caught, not sent: to %s, subject %r", message["To"], message["Subject"]
+            )
+            logger.debug("E-mail caught, its text:\n%s", text)
         return
-    await aiosmtplib.send(
-        message,
-        hostname=settings.host,
-        port=settings.port,
-        username=settings.username,
-        password=settings.password,
-        start_tls=settings.starttls,
-        timeout=settings.timeout_seconds,
-    )
+    waiting: Iterator[Mail] = iter(mails)  # shared: each connection takes the next one
+    refused: list[str] = []
+
+    async def one_connection() -> None:
+        async with aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            start_tls=settings.starttls,
+            timeout=settings.timeout_seconds,
+        ) as smtp:
+            for message, _ in waiting:
+                try:
+                    await smtp.send_message(message)
+                except (
+                    aiosmtplib.SMTPRecipientsRefused,
+                    aiosmtplib.SMTPResponseException,
+                ) as error:
+                    if not _refused_for_good(error):
+                        raise
+                    refused.append(f"{message['To']}: {_one_line(error)}")
+                except ValueError as error:  # an address that cannot be written in SMTP
+                    refused.append(f"{message['To']}: {error}")
+
+    try:
+        async with asyncio.TaskGroup() as connections:
+            for _ in range(min(settings.connections, len(mails))):
+                connections.create_task(one_connection())
+    except ExceptionGroup as failed:  # the first connection's failure is the attempt's
+        raise failed.exceptions[0] from None
+    if refused and len(refused) == len(mails):
+        raise RuntimeError(f"the mail server refused every message, e.g. {refused[0]}")
+    for reason in refused:
+        logger.warning("E-mail refused by the mail server, not retried: %s", reason)
+
+
+def _refused_for_good(error: Exception) -> bool:
+    """A 5xx answer about this message (its sender, recipient or data), not the connection."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return all(500 <= refusal.code < 600 for refusal in error.recipients)
+    return isinstance(error, aiosmtplib.SMTPResponseException) and 500 <= error.code < 600
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        error = error.recipients[0]
+    code = getattr(error, "code", "")
+    return " ".join(f"{code} {getattr(error, 'message', error)}".split())
 
 
 def merge_fields(

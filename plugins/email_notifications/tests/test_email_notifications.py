@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from email.message import Message
@@ -18,6 +19,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from graphql_api.notifications.models import Delivery
+from graphql_api.plugin import decode_id
 from graphql_api.testing import (
     GraphQLClient,
     add_members,
@@ -34,15 +36,27 @@ from graphql_api.testing import (
 
 
 class Inbox:
-    """An SMTP handler keeping every message it receives."""
+    """An SMTP handler keeping every message it receives, and the connection each came
+    over; it answers ``refusing[address]`` (an SMTP reply) to that recipient instead."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.connections: list[Any] = []
+        self.refusing: dict[str, str] = {}
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refusing:
+            return self.refusing[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
+        self.connections.append(session.peer)
         return "250 OK"
 
 
@@ -104,6 +118,26 @@ async def contacts(client: GraphQLClient, *people: tuple[str, str | None]) -> li
     ]
 
 
+MESSAGE_ID = re.compile(r"<event-(\d+)-contact-(\d+)@zonnedael\.coop>")
+
+
+def event_and_contact(message: Message) -> tuple[int, int]:
+    """The event id and the contact id a welcome's Message-ID is made of."""
+    match = MESSAGE_ID.fullmatch(message["Message-ID"])
+    assert match, message["Message-ID"]
+    return int(match[1]), int(match[2])
+
+
+def pk(contact_id: str) -> int:
+    return decode_id(contact_id, "Contact", ["contact_id"])
+
+
+async def deliveries(client: GraphQLClient) -> list[tuple[str, str | None]]:
+    """``(status, lastError)`` of every delivery."""
+    data = await client.data("{ notificationDeliveries { nodes { status lastError } } }")
+    return [(n["status"], n["lastError"]) for n in data["notificationDeliveries"]["nodes"]]
+
+
 async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
     app, client, group = setup
     inbox, _ = smtp
@@ -118,16 +152,16 @@ async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
     anna = next(m for m in inbox.messages if m["To"] == "anna@example.nl")
     assert anna["Subject"] == "Welkom bij Nieuwsbrief <Zon & Wind>"
     assert anna["From"] == "groepen@zonnedael.coop"
-    assert anna["Message-ID"].startswith("<delivery-") and anna["Message-ID"].endswith(
-        "@zonnedael.coop>"
-    )
     text, html = (part.get_content() for part in anna.iter_parts())
     assert "Beste Anna," in text and "Groet, Johannes Frölich" in text
     assert "Nieuwsbrief &lt;Zon &amp; Wind&gt;" in html, "values are escaped in the HTML part"
-    data = await client.data("{ notificationDeliveries(status: SKIPPED) { nodes { lastError } } }")
-    assert data["notificationDeliveries"]["nodes"] == [
-        {"lastError": "the contact has no e-mail address"}
+    # The three joined in one event, one delivery: Cor, without an address, is left out.
+    [(event_id, _)] = {event_and_contact(m) for m in inbox.messages if m is anna}
+    assert sorted(event_and_contact(m) for m in inbox.messages) == [
+        (event_id, pk(people[0])),
+        (event_id, pk(people[1])),
     ]
+    assert await deliveries(client) == [("DELIVERED", None)]
 
 
 async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, smtp: Any):
@@ -137,10 +171,8 @@ async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, 
     people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(5)])
     await add_members(client, group, people)
     await make_worker(app).run_once()
-    data = await client.data(
-        "{ notificationDeliveries(status: FAILED) { totalCount nodes { lastError } } }"
-    )
-    assert data["notificationDeliveries"]["totalCount"] == 5
+    [(status, error)] = await deliveries(client)  # one event: the five joined at once
+    assert status == "FAILED" and "Connect" in (error or ""), error
     assert inbox.messages == []
 
     server.start()
@@ -151,8 +183,7 @@ async def test_an_smtp_outage_loses_nothing_and_sends_nothing_twice(setup: Any, 
         f"lid{i}@example.nl" for i in range(5)
     )
     assert len({m["Message-ID"] for m in inbox.messages}) == 5
-    data = await client.data("{ notificationDeliveries(status: DELIVERED) { totalCount } }")
-    assert data["notificationDeliveries"]["totalCount"] == 5
+    assert await deliveries(client) == [("DELIVERED", None)]
 
 
 async def test_a_worker_crash_loses_no_mail_and_doubles_none(setup: Any, smtp: Any):
@@ -160,12 +191,128 @@ async def test_a_worker_crash_loses_no_mail_and_doubles_none(setup: Any, smtp: A
     inbox, _ = smtp
     people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(3)])
     await add_members(client, group, people)
-    assert len(await make_worker(app)._claim()) == 3  # claimed, then the worker process died
+    assert len(await make_worker(app)._claim()) == 1  # claimed, then the worker process died
     assert await make_worker(app).run_until_idle() == 0, "still leased to the dead worker"
     async with app.state.sessions() as session, session.begin():
         await session.execute(update(Delivery).values(lease_until=Delivery.created_at))
     await make_worker(app).run_until_idle()
     assert sorted(m["To"] for m in inbox.messages) == [f"lid{i}@example.nl" for i in range(3)]
+
+
+async def test_one_event_of_many_new_members_mails_each_once_over_few_connections(
+    setup: Any, smtp: Any
+):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(client, *[(f"Lid{i}", f"lid{i}@example.nl") for i in range(20)])
+    await add_members(client, group, people)
+    assert await make_worker(app).run_until_idle() == 1, "one event, one delivery"
+    assert sorted(m["To"] for m in inbox.messages) == sorted(
+        f"lid{i}@example.nl" for i in range(20)
+    )
+    ids = [event_and_contact(m) for m in inbox.messages]
+    assert len({event for event, _ in ids}) == 1
+    assert sorted(contact for _, contact in ids) == sorted(pk(p) for p in people)
+    assert all(m["Subject"] == "Welkom bij Nieuwsbrief <Zon & Wind>" for m in inbox.messages)
+    texts = {m["To"]: m.get_body(("plain",)).get_content() for m in inbox.messages}
+    assert all(f"Beste Lid{i}," in texts[f"lid{i}@example.nl"] for i in range(20))
+    assert len(set(inbox.connections)) == 2, "GRAPHQL_API_SMTP_CONNECTIONS: 2 at once"
+    assert await deliveries(client) == [("DELIVERED", None)]
+
+
+async def test_a_group_without_email_on_new_member_mails_nobody(setup: Any, smtp: Any):
+    app, client, _ = setup
+    inbox, _ = smtp
+    quiet = await new_group_id(client, name="Stille groep")
+    people = await contacts(client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"))
+    await add_members(client, quiet, people)
+    assert await make_worker(app).run_until_idle() == 1
+    assert inbox.messages == []
+    assert await deliveries(client) == [("SKIPPED", "the group does not e-mail new members")]
+
+
+async def test_a_group_with_members_none_of_whom_can_be_mailed_is_skipped(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(client, ("Anna", None), ("Bram", None))
+    await add_members(client, group, people)
+    await make_worker(app).run_until_idle()
+    assert inbox.messages == []
+    assert await deliveries(client) == [
+        ("SKIPPED", "no new member to e-mail (2 without an e-mail address)")
+    ]
+
+
+@pytest.fixture
+def one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GRAPHQL_API_SMTP_CONNECTIONS=1``: an event's mails go out one after the other."""
+    monkeypatch.setenv("GRAPHQL_API_SMTP_CONNECTIONS", "1")
+
+
+async def test_a_retry_sends_the_whole_event_again_under_the_same_message_ids(
+    one_connection: None, setup: Any, smtp: Any
+):
+    """At least once, per event: the plugin keeps no table, so what a failed attempt sent
+    goes out again, with the same Message-ID (a receiver can tell the repeat)."""
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(
+        client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"), ("Cor", "cor@example.nl")
+    )
+    inbox.refusing["bram@example.nl"] = "451 4.3.0 try again later"
+    await add_members(client, group, people)
+    await make_worker(app).run_once()
+    [(status, error)] = await deliveries(client)
+    assert status == "FAILED" and "451" in (error or ""), error
+    assert [m["To"] for m in inbox.messages] == ["anna@example.nl"], "sent before Bram's"
+    first_anna = inbox.messages[0]["Message-ID"]
+
+    del inbox.refusing["bram@example.nl"]
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(update(Delivery).values(next_attempt_at=Delivery.created_at))
+    await make_worker(app).run_until_idle()
+    assert Counter(m["To"] for m in inbox.messages) == Counter(
+        {"anna@example.nl": 2, "bram@example.nl": 1, "cor@example.nl": 1}
+    )
+    assert [m["Message-ID"] for m in inbox.messages if m["To"] == "anna@example.nl"] == [
+        first_anna,
+        first_anna,
+    ]
+    assert len({m["Message-ID"] for m in inbox.messages}) == 3, "one Message-ID per mail"
+    assert await deliveries(client) == [("DELIVERED", None)]
+
+
+async def test_an_address_refused_for_good_does_not_repeat_the_others(
+    setup: Any, smtp: Any, caplog: pytest.LogCaptureFixture
+):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(
+        client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"), ("Cor", "cor@example.nl")
+    )
+    inbox.refusing["bram@example.nl"] = "550 5.1.1 no such user"
+    await add_members(client, group, people)
+    with caplog.at_level(logging.WARNING, logger="graphql_api_email_notifications"):
+        await make_worker(app).run_until_idle()
+    assert sorted(m["To"] for m in inbox.messages) == ["anna@example.nl", "cor@example.nl"]
+    assert await deliveries(client) == [("DELIVERED", None)]
+    said = [r.getMessage() for r in caplog.records if r.name == "graphql_api_email_notifications"]
+    assert said == [
+        "E-mail refused by the mail server, not retried: bram@example.nl: 550 5.1.1 no such user"
+    ]
+
+    # Refusing every message of an event is no bad address but a bad setup: it fails.
+    [dirk] = await contacts(client, ("Dirk", "dirk@example.nl"))
+    inbox.refusing["dirk@example.nl"] = "550 5.7.1 relaying denied"
+    await add_members(client, group, [dirk])
+    await make_worker(app).run_once()
+    data = await client.data("{ notificationDeliveries(status: FAILED) { nodes { lastError } } }")
+    assert data["notificationDeliveries"]["nodes"] == [
+        {
+            "lastError": "RuntimeError: the mail server refused every message, e.g. "
+            "dirk@example.nl: 550 5.7.1 relaying denied"
+        }
+    ]
 
 
 async def test_the_service_delivers_in_process(setup: Any, smtp: Any):

@@ -1,6 +1,8 @@
 """POST every event as signed JSON to the URLs in ``GRAPHQL_API_WEBHOOK_URLS``.
 
-The body is ``{"id", "type", "occurredAt", "data"}``; ``X-Webhook-Signature`` is
+One POST per event and URL. The body is ``{"id", "type", "occurredAt", "data"}``, ``data``
+as docs/plugins.md lists it (a ``members.added`` / ``members.removed`` event names up to
+1,000 contacts of one group in ``contactIds``, plugin API 2); ``X-Webhook-Signature`` is
 ``sha256=<hex HMAC-SHA256 of the raw body with GRAPHQL_API_WEBHOOK_SECRET>`` and
 ``X-Webhook-Id`` the delivery id, the same on every retry: receivers use it to ignore
 repeats. A non-2xx answer or a timeout from any URL fails the attempt, which is retried

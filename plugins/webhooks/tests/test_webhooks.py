@@ -103,6 +103,33 @@ async def test_events_arrive_signed_and_are_retried(app_factory: Any, receiver: 
     assert added["data"]["group"]["name"] == "Webhookgroep" and added["occurredAt"]
 
 
+async def test_a_bulk_add_is_one_signed_post_naming_every_contact(
+    app_factory: Any, receiver: Receiver
+):
+    app = app_factory()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        _, token = await make_user(app, "Admin", "admin@example.coop", admin=True)
+        client = GraphQLClient(http, token)
+        group = await new_group_id(client, name="Zonnedak")
+        people = await new_contact_ids(client, "Jansen", "Bakker", "Visser")
+        await add_members(client, group, people)
+        await make_worker(app).run_until_idle()
+    [added] = [body for body, _ in receiver.received if body["type"] == "members.added"]
+    assert receiver.bad_signatures == 0
+    assert added["data"] == {
+        "group": added["data"]["group"],
+        "source": "BULK",
+        "actorId": added["data"]["actorId"],
+        "cause": None,
+        "jobId": None,
+        "contactIds": [parse_global_id(p)[1] for p in people],
+    }
+    assert added["data"]["group"]["id"] == parse_global_id(group)[1]
+    assert isinstance(added["data"]["actorId"], int)
+
+
 async def test_an_erasure_is_passed_on_and_portal_secrets_are_not(
     app_factory: Any, receiver: Receiver
 ):

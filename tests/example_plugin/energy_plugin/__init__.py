@@ -189,12 +189,19 @@ class EnergyLabels:
         data = event.data
         if data["source"] == MembershipSource.DERIVED.value or data["group"]["name"] != LOOKUP:
             raise SkipDelivery("not a request for a label")
-        contact_id = data["contactId"]
-        last_name = await session.scalar(select(Contact.last_name).where(Contact.id == contact_id))
-        label = self.register.get(last_name or "")
-        if label is None:
-            raise SkipDelivery(f"no label registered for contact {contact_id}")
-        await self.set_labels(session, [contact_id], label)
+        # One event names up to 1,000 contacts: their labels are set a label at a time.
+        contact_ids = data["contactIds"]
+        names = await session.execute(
+            select(Contact.id, Contact.last_name).where(Contact.id.in_(contact_ids))
+        )
+        by_label: dict[str, list[int]] = {}
+        for contact_id, last_name in names:
+            if (label := self.register.get(last_name or "")) is not None:
+                by_label.setdefault(label, []).append(contact_id)
+        if not by_label:
+            raise SkipDelivery(f"no label registered for contacts {contact_ids}")
+        for label, ids in sorted(by_label.items()):
+            await self.set_labels(session, ids, label)
 
     @hookimpl
     def migrations(self) -> str:

@@ -1,0 +1,76 @@
+"""Per-connection scratch tables in which derived membership is computed and compared.
+
+A refresh of derived groups for thousands of contacts must not carry a Python row per
+(group, contact) pair: what the groups hold now, and how that differs from what is
+stored, are written into temporary tables and moved from there with ``INSERT … SELECT``.
+
+Every refresh takes its own ``run`` number, so a refresh started from inside another (a
+plugin reacting to a change by reporting more changed contacts) leaves the outer one's
+rows alone. The rows go when the refresh ends, or with the transaction's rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import count
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.kernel.sql import id_list
+
+CANDIDATES = "scratch_candidates"
+"""Contacts a refresh is limited to: ``(run, contact_id)``."""
+NOW = "scratch_now"
+"""What the refreshed groups hold now: ``(run, group_id, contact_id)``."""
+DELTA = "scratch_delta"
+"""Entries (``entered`` 1) and exits (0) of the refresh: ``(run, group_id, contact_id)``."""
+
+_TABLES = {
+    CANDIDATES: "run INTEGER NOT NULL, contact_id INTEGER NOT NULL, PRIMARY KEY (run, contact_id)",
+    # No keys: each is written once and read whole (hash joins on PostgreSQL, an
+    # automatic index on SQLite), which costs less than keeping an index while writing.
+    NOW: "run INTEGER NOT NULL, group_id INTEGER NOT NULL, contact_id INTEGER NOT NULL",
+    DELTA: "run INTEGER NOT NULL, group_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, "
+    "entered INTEGER NOT NULL",
+}
+_RUNS = count(1)
+
+
+async def begin_run(session: AsyncSession) -> int:
+    """Make the scratch tables if this connection has none yet; a new run's number."""
+    for name, columns in _TABLES.items():
+        # Made once per connection (again after a rollback of the transaction that made
+        # them, on PostgreSQL, whose DDL is transactional).
+        await session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns})"))
+    return next(_RUNS)
+
+
+async def end_run(session: AsyncSession, run: int) -> None:
+    """Drop the run's rows (a long transaction may refresh many times)."""
+    for name in _TABLES:
+        await session.execute(text(f"DELETE FROM {name} WHERE run = :run"), {"run": run})
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The contacts stored for a run, to limit a computation to them."""
+
+    run: int
+
+
+async def fill_candidates(
+    session: AsyncSession, run: int, contact_ids: Sequence[int]
+) -> Candidates:
+    """Store the contacts of a run, in one statement (the ids are one bound list)."""
+    source = (
+        "SELECT DISTINCT unnest(:ids) AS id"
+        if session.bind.dialect.name == "postgresql"
+        else "SELECT DISTINCT value AS id FROM json_each(:ids)"
+    )
+    statement = text(
+        f"INSERT INTO {CANDIDATES} (run, contact_id) SELECT :run, v.id FROM ({source}) AS v"
+    ).bindparams(id_list("ids"))
+    await session.execute(statement, {"run": run, "ids": list(contact_ids)})
+    return Candidates(run)

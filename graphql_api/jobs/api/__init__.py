@@ -1,0 +1,1 @@
+"""The GraphQL layer of jobs: the Job type, its queries, cancelJob and jobChanged."""

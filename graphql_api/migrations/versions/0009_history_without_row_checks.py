@@ -1,0 +1,66 @@
+"""the membership history and the stored derived memberships check no reference per row
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-07 04:05:00
+
+A bulk change writes hundreds of thousands of history rows and derived entries in a few
+statements. PostgreSQL checks a foreign key with a trigger per row, which cost three
+quarters of such a statement's time (``bench/RESULTS-writes.md``). These rows are written
+only by the domain, from contacts and groups it has just read under lock; contacts and
+users are never deleted (erasure empties a contact and keeps its row), and deleting a
+group clears its derived rows and its history's reference itself (``lifecycle``), as the
+constraints' cascades did. ``graphql-api check-membership`` reports a dangling row.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from graphql_api.kernel.db import NAMING_CONVENTION
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+REFERENCES = {
+    "membership_events": (
+        ("group_id", "groups", "SET NULL"),
+        ("contact_id", "contacts", "CASCADE"),
+        ("actor_id", "users", "SET NULL"),
+    ),
+    "derived_memberships": (
+        ("group_id", "groups", "CASCADE"),
+        ("contact_id", "contacts", "CASCADE"),
+    ),
+}
+AUTOINCREMENT = {"membership_events": {"sqlite_autoincrement": True}, "derived_memberships": {}}
+
+
+def _name(table: str, column: str, referred: str) -> str:
+    return f"fk_{table}_{column}_{referred}"
+
+
+def upgrade() -> None:
+    for table, references in REFERENCES.items():
+        with op.batch_alter_table(
+            table,
+            table_kwargs=AUTOINCREMENT[table],
+            naming_convention=NAMING_CONVENTION,
+        ) as batch:
+            for column, referred, _ in references:
+                batch.drop_constraint(_name(table, column, referred), type_="foreignkey")
+
+
+def downgrade() -> None:
+    for table, references in REFERENCES.items():
+        with op.batch_alter_table(
+            table,
+            table_kwargs=AUTOINCREMENT[table],
+            naming_convention=NAMING_CONVENTION,
+        ) as batch:
+            for column, referred, on_delete in references:
+                batch.create_foreign_key(
+                    _name(table, column, referred), referred, [column], ["id"], ondelete=on_delete
+                )
