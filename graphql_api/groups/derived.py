@@ -151,7 +151,7 @@ async def refresh(
     # A failure leaves the run's rows to the rollback: a statement after it would fail
     # too on PostgreSQL and hide the error (a deadlock the caller would try again).
     run = await scratch.begin_run(session)
-    candidates = None
+    candidates: scratch.Candidates | Sequence[int] | None = None
     if contact_ids is not None:
         candidates = await scratch.fill_candidates(session, run, contact_ids)
     await store_pairs(session, graph, ids, candidates, run)
@@ -160,7 +160,7 @@ async def refresh(
         await _store(session, run, counts)
         if record:
             await _record(session, run, counts, cause, actor_id, job_id)
-    await scratch.end_run(session, run)
+    await scratch.end_run(session, run, candidates or ())
     return set(counts)
 
 
@@ -169,7 +169,10 @@ Counts = dict[int, tuple[int, int]]
 
 
 async def _compare(
-    session: AsyncSession, run: int, ids: Sequence[int], candidates: scratch.Candidates | None
+    session: AsyncSession,
+    run: int,
+    ids: Sequence[int],
+    candidates: scratch.Candidates | Sequence[int] | None,
 ) -> Counts:
     """Write the run's entries and exits into the scratch table ``DELTA``; count them."""
     sql = SqlText(session.bind.dialect.name)
@@ -183,10 +186,12 @@ async def _compare(
         )
     )
     only = ""
-    if candidates is not None:
+    if isinstance(candidates, scratch.Candidates):
         only = (
             f" AND d.contact_id IN (SELECT contact_id FROM {scratch.CANDIDATES} WHERE run = {at})"
         )
+    elif candidates is not None:
+        only = f" AND d.contact_id IN ({sql.ints(list(candidates))})"
     await session.execute(
         sql.statement(
             f"INSERT INTO {scratch.DELTA} (run, group_id, contact_id, entered) "

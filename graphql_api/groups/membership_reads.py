@@ -240,7 +240,7 @@ async def store_pairs(
     session: AsyncSession,
     graph: GroupGraph,
     group_ids: Iterable[int],
-    candidates: Candidates | None,
+    candidates: Candidates | Sequence[int] | None,
     run: int,
 ) -> None:
     """Write the memberships of ``group_ids`` computed from the base data into the scratch

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, Pool, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.kernel.sql import id_list
@@ -38,18 +39,41 @@ _TABLES = {
 _RUNS = count(1)
 
 
+_MADE = "scratch_tables_made"
+"""Key of a database connection's ``info``: its scratch tables exist."""
+FEW = 100
+"""Up to this many contacts, a run's candidates are bound into its statements instead of
+stored: a single contact's edit costs a statement less."""
+
+
 async def begin_run(session: AsyncSession) -> int:
     """Make the scratch tables if this connection has none yet; a new run's number."""
-    for name, columns in _TABLES.items():
-        # Made once per connection (again after a rollback of the transaction that made
-        # them, on PostgreSQL, whose DDL is transactional).
-        await session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns})"))
+    connection = await session.connection()
+    if not connection.info.get(_MADE):
+        for name, columns in _TABLES.items():
+            await session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns})"))
+        connection.info[_MADE] = True
     return next(_RUNS)
 
 
-async def end_run(session: AsyncSession, run: int) -> None:
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_tables(connection: Connection, *_: object) -> None:
+    """A rollback may undo the making of the tables (DDL is transactional on both
+    databases): they are made again, if need be, by the next run."""
+    connection.info.pop(_MADE, None)
+
+
+@event.listens_for(Pool, "reset")
+def _forget_on_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+    """The pool's own rollback of a connection handed back, as ``_forget_tables``."""
+    connection_record.info.pop(_MADE, None)
+
+
+async def end_run(session: AsyncSession, run: int, candidates: Candidates | Sequence[int]) -> None:
     """Drop the run's rows (a long transaction may refresh many times)."""
-    for name in _TABLES:
+    tables = [NOW, DELTA, *([CANDIDATES] if isinstance(candidates, Candidates) else [])]
+    for name in tables:
         await session.execute(text(f"DELETE FROM {name} WHERE run = :run"), {"run": run})
 
 
@@ -62,8 +86,11 @@ class Candidates:
 
 async def fill_candidates(
     session: AsyncSession, run: int, contact_ids: Sequence[int]
-) -> Candidates:
-    """Store the contacts of a run, in one statement (the ids are one bound list)."""
+) -> Candidates | Sequence[int]:
+    """The contacts of a run: up to ``FEW`` as they are, more stored in one statement
+    (the ids are one bound list)."""
+    if len(contact_ids) <= FEW:
+        return contact_ids
     source = (
         "SELECT DISTINCT unnest(:ids) AS id"
         if session.bind.dialect.name == "postgresql"

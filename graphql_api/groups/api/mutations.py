@@ -55,9 +55,9 @@ class MembershipPayload:
         default=None, description="The group, when the change was made or queued."
     )
     changed_count: int | None = strawberry.field(
-        default=None,
-        description="How many contacts were actually added or removed; null while the "
-        "change runs as a job (read the job's `changed` when it is done).",
+        default=0,
+        description="How many contacts were actually added or removed (0 when refused); "
+        "null while the change runs as a job (read the job's `changed` when it is done).",
     )
     job: JobRef | None = strawberry.field(  # type: ignore[valid-type]
         default=None,
