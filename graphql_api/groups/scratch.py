@@ -40,7 +40,11 @@ _RUNS = count(1)
 
 
 _MADE = "scratch_tables_made"
-"""Key of a database connection's ``info``: its scratch tables exist."""
+"""Key of a database connection's ``info``: its scratch tables exist, made by a
+transaction that committed."""
+_MAKING = "scratch_tables_making"
+"""Key of a database connection's ``info``: this transaction made them (DDL is
+transactional on both databases: a rollback unmakes them)."""
 FEW = 100
 """Up to this many contacts, a run's candidates are bound into its statements instead of
 stored: a single contact's edit costs a statement less."""
@@ -48,26 +52,32 @@ stored: a single contact's edit costs a statement less."""
 
 async def begin_run(session: AsyncSession) -> int:
     """Make the scratch tables if this connection has none yet; a new run's number."""
-    connection = await session.connection()
-    if not connection.info.get(_MADE):
+    info = (await session.connection()).info
+    if not (info.get(_MADE) or info.get(_MAKING)):
         for name, columns in _TABLES.items():
             await session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns})"))
-        connection.info[_MADE] = True
+        info[_MAKING] = True
     return next(_RUNS)
+
+
+@event.listens_for(Engine, "commit")
+def _made(connection: Connection) -> None:
+    if connection.info.pop(_MAKING, False):
+        connection.info[_MADE] = True
 
 
 @event.listens_for(Engine, "rollback")
 @event.listens_for(Engine, "rollback_savepoint")
-def _forget_tables(connection: Connection, *_: object) -> None:
-    """A rollback may undo the making of the tables (DDL is transactional on both
-    databases): they are made again, if need be, by the next run."""
-    connection.info.pop(_MADE, None)
+def _unmade(connection: Connection, *_: object) -> None:
+    # An invalidated connection (the server ended it) has no info to read, nor tables.
+    if not connection.invalidated:
+        connection.info.pop(_MAKING, None)
 
 
 @event.listens_for(Pool, "reset")
-def _forget_on_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
-    """The pool's own rollback of a connection handed back, as ``_forget_tables``."""
-    connection_record.info.pop(_MADE, None)
+def _unmade_on_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+    """The pool rolls back what a connection handed back left open."""
+    connection_record.info.pop(_MAKING, None)
 
 
 async def end_run(session: AsyncSession, run: int, candidates: Candidates | Sequence[int]) -> None:
