@@ -211,7 +211,8 @@ async def test_no_row_refers_to_the_erased_contact_or_its_portal_account_but_its
     app: Any, client: GraphQLClient
 ):
     """The tables that refer to ``contacts`` or ``portal_accounts`` are found by their
-    foreign keys: a plugin's table among them, or one added later, is checked too."""
+    foreign keys: a plugin's table among them, or one added later, is checked too; and the
+    two that name contacts without a key."""
     schema = app.state.schema._schema
     groups = {
         "static": await new_group_id(client, name="Vast"),
@@ -236,7 +237,13 @@ async def test_no_row_refers_to_the_erased_contact_or_its_portal_account_but_its
             return found
 
         async with app.state.engine.connect() as connection:
-            return await connection.run_sync(read)
+            found = await connection.run_sync(read)
+        # Written by the hundred thousand, these name contacts without a key (migration 0009).
+        found["contacts"] += [
+            ("membership_events", "contact_id"),
+            ("derived_memberships", "contact_id"),
+        ]
+        return found
 
     async def accounts_of(contact: int) -> list[int]:
         async with app.state.engine.connect() as connection:

@@ -77,7 +77,9 @@ async def change_members(
         ids = await existing_contacts(session, members.contact_ids)
         if len(ids) <= inline_limit:
             source = MembershipSource.MANUAL if len(ids) == 1 else MembershipSource.BULK
-            return Outcome(changed=await change(session, actor, group.id, ids, source))
+            # The list as given, so a plugin's refusal points at the contact's place in it.
+            given = members.contact_ids
+            return Outcome(changed=await change(session, actor, group.id, given, source))
         cause = _cause(kind, group, f"{len(ids)} contacts")
         params = {"groupId": group.id}
         return Outcome(

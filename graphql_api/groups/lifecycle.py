@@ -113,7 +113,12 @@ async def update_group(
 
 @requires("groups.manage")
 async def delete_group(session: AsyncSession, actor: Principal, group_id: int) -> None:
-    """Delete a group with its memberships and their history, unless another group uses it."""
+    """Delete a group with its memberships and their history, unless another group uses it.
+
+    Alone in the group graph (its lock, exclusive): a change of members that runs meanwhile
+    could otherwise store derived rows of the group after it is gone (those rows have no
+    foreign key to refuse them, migration 0009)."""
+    await lock_graph(session)
     group = await locked_group(session, group_id)
     users = (await groups_using(session, [group_id]))[group_id]
     if users:
