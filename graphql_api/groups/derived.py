@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import Integer, Select, case, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
@@ -31,7 +31,11 @@ from graphql_api.groups import scratch
 from graphql_api.groups.changes import GroupSnapshot, MembersAdded, MembersRemoved
 from graphql_api.groups.filters import COLUMNS, CONTACT_FIELDS, BrokenFilter, fields_of
 from graphql_api.groups.graph import GroupGraph, load_graph, lock_graph
-from graphql_api.groups.membership_reads import broken_groups, compute_pairs, store_pairs
+from graphql_api.groups.membership_reads import (
+    broken_groups,
+    compute_pairs,
+    store_differences,
+)
 from graphql_api.groups.models import (
     DerivedMembership,
     Group,
@@ -154,8 +158,8 @@ async def refresh(
     candidates: scratch.Candidates | Sequence[int] | None = None
     if contact_ids is not None:
         candidates = await scratch.fill_candidates(session, run, contact_ids)
-    await store_pairs(session, graph, ids, candidates, run)
-    counts = await _compare(session, run, ids, candidates)
+    await store_differences(session, graph, ids, candidates, run)
+    counts = await _count(session, run)
     if counts:
         await _store(session, run, counts)
         if record:
@@ -168,44 +172,14 @@ Counts = dict[int, tuple[int, int]]
 """Per group id: how many contacts entered and how many left."""
 
 
-async def _compare(
-    session: AsyncSession,
-    run: int,
-    ids: Sequence[int],
-    candidates: scratch.Candidates | Sequence[int] | None,
-) -> Counts:
-    """Write the run's entries and exits into the scratch table ``DELTA``; count them."""
-    sql = SqlText(session.bind.dialect.name)
-    at = sql.bind(run, Integer())
-    await session.execute(
-        sql.statement(
-            f"INSERT INTO {scratch.DELTA} (run, group_id, contact_id, entered) "
-            f"SELECT run, group_id, contact_id, 1 FROM {scratch.NOW} n WHERE n.run = {at} "
-            "AND NOT EXISTS (SELECT 1 FROM derived_memberships d "
-            "WHERE d.group_id = n.group_id AND d.contact_id = n.contact_id)"
-        )
-    )
-    only = ""
-    if isinstance(candidates, scratch.Candidates):
-        only = (
-            f" AND d.contact_id IN (SELECT contact_id FROM {scratch.CANDIDATES} WHERE run = {at})"
-        )
-    elif candidates is not None:
-        only = f" AND d.contact_id IN ({sql.ints(list(candidates))})"
-    await session.execute(
-        sql.statement(
-            f"INSERT INTO {scratch.DELTA} (run, group_id, contact_id, entered) "
-            f"SELECT {at}, d.group_id, d.contact_id, 0 FROM derived_memberships d "
-            f"WHERE d.group_id IN ({sql.ints(list(ids))}){only} "
-            f"AND NOT EXISTS (SELECT 1 FROM {scratch.NOW} n WHERE n.run = {at} "
-            "AND n.group_id = d.group_id AND n.contact_id = d.contact_id)"
-        )
-    )
+async def _count(session: AsyncSession, run: int) -> Counts:
+    """How many contacts entered and left each group in the run."""
     rows = await session.execute(
-        sql.statement(
-            f"SELECT group_id, entered, COUNT(*) FROM {scratch.DELTA} WHERE run = {at} "
+        text(
+            f"SELECT group_id, entered, COUNT(*) FROM {scratch.DELTA} WHERE run = :run "
             "GROUP BY group_id, entered"
-        )
+        ),
+        {"run": run},
     )
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for group_id, entered, number in rows:
@@ -271,8 +245,8 @@ async def _record(
             "(group_id, contact_id, action, source, actor_id, occurred_at, cause) "
             f"SELECT group_id, contact_id, {action}, {sql.bind(MembershipSource.DERIVED.value)}, "
             f"{sql.bind(actor_id, Integer())}, {sql.bind(utcnow(), UtcDateTime())}, "
-            f"{sql.bind(cause[:300])} FROM {scratch.DELTA} WHERE run = {at} "
-            "ORDER BY group_id, entered DESC, contact_id"
+            # In the scratch table's order: sorting first cost a third more (bench/).
+            f"{sql.bind(cause[:300])} FROM {scratch.DELTA} WHERE run = {at}"
         )
     )
     groups = {

@@ -44,7 +44,7 @@ from graphql_api.groups.models import (
     Membership,
 )
 from graphql_api.groups.rules import rules_of
-from graphql_api.groups.scratch import CANDIDATES, NOW, Candidates
+from graphql_api.groups.scratch import CANDIDATES, DELTA, Candidates
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.kernel.sql import SqlText, any_of
 
@@ -59,12 +59,7 @@ def member_sets(
     each after the sets it reads. With ``candidates`` (a few ids, or the many of a scratch
     run), every set is limited to those contacts.
     """
-    only = ""
-    if isinstance(candidates, Candidates):
-        run = sql.bind(candidates.run, Integer())
-        only = f" AND {{column}} IN (SELECT contact_id FROM {CANDIDATES} WHERE run = {run})"
-    elif candidates is not None:
-        only = f" AND {{column}} IN ({sql.ints(list(candidates))})"
+    only = limited_to(sql, candidates)
     definitions = []
     for group_id in graph.order_from_leaves():
         node = graph.nodes[group_id]
@@ -91,6 +86,17 @@ def member_sets(
             )
         definitions.append((f"g{group_id}", body))
     return definitions
+
+
+def limited_to(sql: SqlText, candidates: Sequence[int] | Candidates | None) -> str:
+    """`` AND {column} IN (...)`` naming the candidates (a few bound, or a scratch run's),
+    with ``{column}`` to fill in; nothing for None."""
+    if isinstance(candidates, Candidates):
+        run = sql.bind(candidates.run, Integer())
+        return f" AND {{column}} IN (SELECT contact_id FROM {CANDIDATES} WHERE run = {run})"
+    if candidates is not None:
+        return f" AND {{column}} IN ({sql.ints(list(candidates))})"
+    return ""
 
 
 def usable_filter(node: GroupNode, fields: Mapping[str, FilterField]) -> dict[str, Any]:
@@ -168,12 +174,10 @@ async def _per_group(
     graph: GroupGraph,
     group_ids: Iterable[int],
     select_from_set: str,
-    candidates: Sequence[int] | Candidates | None = None,
-    insert_into: str = "",
+    candidates: Sequence[int] | None = None,
 ) -> list[Any]:
     """Rows of ``select_from_set`` (with ``{id}`` for a group's id) for each group, combined
-    with UNION ALL: one statement, or one per 400 groups when there are more. With
-    ``insert_into`` (``INSERT INTO t (columns)``), the rows are inserted there instead."""
+    with UNION ALL: one statement, or one per 400 groups when there are more."""
     present = [i for i in dict.fromkeys(group_ids) if i in graph.nodes]
     rows: list[Any] = []
     for start in range(0, len(present), COMPOUND_LIMIT):
@@ -181,9 +185,7 @@ async def _per_group(
         sets = with_clause(member_sets(graph, sql, rules_of(session).filter_fields, candidates))
         chunk = present[start : start + COMPOUND_LIMIT]
         union = " UNION ALL ".join(select_from_set.format(id=i) for i in chunk)
-        result = await session.execute(sql.statement(f"{insert_into} {sets} {union}"))
-        if not insert_into:
-            rows += result.all()
+        rows += (await session.execute(sql.statement(f"{sets} {union}"))).all()
     return rows
 
 
@@ -236,18 +238,38 @@ async def compute_pairs(
     return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
-async def store_pairs(
+async def store_differences(
     session: AsyncSession,
     graph: GroupGraph,
-    group_ids: Iterable[int],
-    candidates: Candidates | Sequence[int] | None,
+    group_ids: Sequence[int],
+    candidates: Sequence[int] | Candidates | None,
     run: int,
 ) -> None:
-    """Write the memberships of ``group_ids`` computed from the base data into the scratch
-    table ``NOW`` for ``run``, limited to the run's candidates unless None."""
-    select_pairs = "SELECT " + str(int(run)) + ", {id}, contact_id FROM g{id}"
-    into = f"INSERT INTO {NOW} (run, group_id, contact_id)"
-    await _per_group(session, graph, group_ids, select_pairs, candidates, into)
+    """Write into the scratch table ``DELTA`` for ``run`` how the memberships of
+    ``group_ids`` computed from the base data differ from the stored ones (``entered`` 1:
+    computed, not stored; 0: stored, no longer computed), limited to ``candidates`` unless
+    None. One statement per 400 groups: what the groups hold now is computed once, inside
+    it, and never leaves the database."""
+    for start in range(0, len(group_ids), COMPOUND_LIMIT):
+        sql = SqlText(session.bind.dialect.name)
+        chunk = list(group_ids[start : start + COMPOUND_LIMIT])
+        sets = member_sets(graph, sql, rules_of(session).filter_fields, candidates)
+        now = " UNION ALL ".join(f"SELECT {i} AS group_id, contact_id FROM g{i}" for i in chunk)
+        at = sql.bind(run, Integer())
+        stored = f"d.group_id IN ({sql.ints(chunk)})" + limited_to(sql, candidates).format(
+            column="d.contact_id"
+        )
+        same = "n.group_id = d.group_id AND n.contact_id = d.contact_id"
+        await session.execute(
+            sql.statement(
+                f"INSERT INTO {DELTA} (run, group_id, contact_id, entered) "
+                + with_clause([*sets, ("now_pairs", now)])
+                + f" SELECT {at}, n.group_id, n.contact_id, 1 FROM now_pairs n WHERE NOT EXISTS "
+                f"(SELECT 1 FROM derived_memberships d WHERE {same}) "
+                f"UNION ALL SELECT {at}, d.group_id, d.contact_id, 0 FROM derived_memberships d "
+                f"WHERE {stored} AND NOT EXISTS (SELECT 1 FROM now_pairs n WHERE {same})"
+            )
+        )
 
 
 async def membership_path(

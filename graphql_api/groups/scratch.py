@@ -1,8 +1,9 @@
-"""Per-connection scratch tables in which derived membership is computed and compared.
+"""Per-connection scratch tables in which a refresh of derived membership keeps its work.
 
 A refresh of derived groups for thousands of contacts must not carry a Python row per
-(group, contact) pair: what the groups hold now, and how that differs from what is
-stored, are written into temporary tables and moved from there with ``INSERT … SELECT``.
+(group, contact) pair: the contacts it is limited to, and how what the groups hold now
+differs from what is stored, are written into temporary tables and moved from there with
+``INSERT … SELECT``.
 
 Every refresh takes its own ``run`` number, so a refresh started from inside another (a
 plugin reacting to a change by reporting more changed contacts) leaves the outer one's
@@ -23,16 +24,12 @@ from graphql_api.kernel.sql import id_list
 
 CANDIDATES = "scratch_candidates"
 """Contacts a refresh is limited to: ``(run, contact_id)``."""
-NOW = "scratch_now"
-"""What the refreshed groups hold now: ``(run, group_id, contact_id)``."""
 DELTA = "scratch_delta"
 """Entries (``entered`` 1) and exits (0) of the refresh: ``(run, group_id, contact_id)``."""
 
 _TABLES = {
     CANDIDATES: "run INTEGER NOT NULL, contact_id INTEGER NOT NULL, PRIMARY KEY (run, contact_id)",
-    # No keys: each is written once and read whole (hash joins on PostgreSQL, an
-    # automatic index on SQLite), which costs less than keeping an index while writing.
-    NOW: "run INTEGER NOT NULL, group_id INTEGER NOT NULL, contact_id INTEGER NOT NULL",
+    # No key: written once and read whole, which costs less than keeping an index.
     DELTA: "run INTEGER NOT NULL, group_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, "
     "entered INTEGER NOT NULL",
 }
@@ -82,7 +79,7 @@ def _unmade_on_reset(dbapi_connection: Any, connection_record: Any, reset_state:
 
 async def end_run(session: AsyncSession, run: int, candidates: Candidates | Sequence[int]) -> None:
     """Drop the run's rows (a long transaction may refresh many times)."""
-    tables = [NOW, DELTA, *([CANDIDATES] if isinstance(candidates, Candidates) else [])]
+    tables = [DELTA, *([CANDIDATES] if isinstance(candidates, Candidates) else [])]
     for name in tables:
         await session.execute(text(f"DELETE FROM {name} WHERE run = :run"), {"run": run})
 
