@@ -739,11 +739,15 @@ class Bench:
             lambda _: edit({"postalCode": world.postal_code}),
         )
         moved = await written(self.engine, mark, -1)
-        for what, samples, notes in (
-            ("its phone: stays in them", phone, ""),
+        # The single-record edit's target is 20 ms; one that moves the contact through the
+        # groups refreshes them and writes its history and events: it must not regress
+        # from the 80 ms p50 on L that bench/RESULTS-writes.md recorded before bulk jobs.
+        for what, samples, target, notes in (
+            ("its phone: stays in them", phone, 20, ""),
             (
                 "its postal code: leaves them",
                 postal,
+                80,
                 f"; {moved['history'] / runs / 2:.0f} history rows and"
                 f" {moved['events'] / runs / 2:.0f} events per edit (leave and return averaged)",
             ),
@@ -753,9 +757,9 @@ class Bench:
                 Row(
                     f"edit one contact in 10 dynamic groups, {what}: p50",
                     f"{p50:.1f} ms",
-                    "< 20 ms",
+                    f"< {target} ms",
                     "—",
-                    judge(p50, 20),
+                    judge(p50, target),
                     notes=f"{len(samples)} runs, max {max(samples):.1f} ms{notes}",
                 )
             )

@@ -3,6 +3,7 @@ request when they fit and checked at the edge either way."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -380,3 +381,42 @@ async def test_who_may_start_and_see_a_bulk_job(app: Starlette, client: GraphQLC
     assert (await job_state(manager, job_id))["state"] == "QUEUED"
     assert await job_state(other, job_id) is None, "another user's job is not there"
     assert (await job_state(client, job_id))["total"] == 4, "jobs.view sees every job"
+
+
+async def test_contact_edits_running_beside_a_job_are_kept(app_factory: Any, database_url: str):
+    """A worker runs a job of 40 chunks while a client edits the contacts it adds, side
+    by side: every edit is kept (or refused CONFLICT after its retries, never an error),
+    the job succeeds, and stored membership is exact."""
+    app = app_factory(bulk_inline_limit=INLINE_LIMIT, job_chunk_size=CHUNK)
+    async with connected(app) as client:
+        ids = await new_contact_ids(client, *(f"Lid {i}" for i in range(80)), postalCode="1011AA")
+        target = await new_group_id(client, name="Leden")
+        await new_group_id(
+            client,
+            name="Leden in 1011",
+            filter={
+                "all": [
+                    postal("1011"),
+                    {"condition": {"field": "memberOf", "op": "EQ", "value": target}},
+                ]
+            },
+        )
+        payload = await change(client, target, **{"from": {"filter": postal("1011")}})
+        job_id = payload["job"]["id"]
+        edit = (
+            "mutation($id: ID!, $code: String) { updateContact(id: $id, input: {postalCode: $code}) "
+            "{ errors { code } } }"
+        )
+        outcomes = []
+
+        async def edits() -> None:
+            for round_, contact in enumerate(ids[::4]):
+                code = "2022BB" if round_ % 2 else "1011ZZ"
+                body = await client.execute(edit, {"id": contact, "code": code})
+                assert "errors" not in body, body
+                outcomes.extend(e["code"] for e in body["data"]["updateContact"]["errors"])
+
+        await asyncio.gather(run_jobs(app), edits())
+        assert set(outcomes) <= {"CONFLICT"}
+        assert (await job_state(client, job_id))["state"] == "SUCCEEDED"
+        assert await membership_differences(app) == []
