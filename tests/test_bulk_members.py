@@ -92,6 +92,12 @@ def postal(prefix: str) -> dict[str, Any]:
     return {"condition": {"field": "postalCode", "op": "STARTS_WITH", "value": prefix}}
 
 
+def in_1011_and(group_id: str) -> dict[str, Any]:
+    """A filter: postal area 1011, and a member of ``group_id``."""
+    member = {"condition": {"field": "memberOf", "op": "EQ", "value": group_id}}
+    return {"all": [postal("1011"), member]}
+
+
 async def change(
     client: GraphQLClient, group_id: str, *, remove: bool = False, **members: Any
 ) -> dict[str, Any]:
@@ -164,12 +170,7 @@ async def test_a_named_list_flows_on_to_the_groups_reading_the_target(client: Gr
     dynamic = await new_group_id(
         client,
         name="Actief in 1011",
-        filter={
-            "all": [
-                postal("1011"),
-                {"condition": {"field": "memberOf", "op": "EQ", "value": reader}},
-            ]
-        },
+        filter=in_1011_and(reader),
     )
     await change(client, target, **{"from": {"filter": postal("10")}})
     derived = (await client.data(DERIVED, {"id": dynamic}))["group"]
@@ -337,12 +338,7 @@ async def test_contact_edits_go_on_while_a_job_runs(app: Starlette, client: Grap
     area = await new_group_id(
         client,
         name="Leden in 1011",
-        filter={
-            "all": [
-                postal("1011"),
-                {"condition": {"field": "memberOf", "op": "EQ", "value": target}},
-            ]
-        },
+        filter=in_1011_and(target),
     )
     payload = await change(client, target, contactIds=list(ids.values()))
     runner = make_job_runner(app)
@@ -394,12 +390,7 @@ async def test_contact_edits_running_beside_a_job_are_kept(app_factory: Any, dat
         await new_group_id(
             client,
             name="Leden in 1011",
-            filter={
-                "all": [
-                    postal("1011"),
-                    {"condition": {"field": "memberOf", "op": "EQ", "value": target}},
-                ]
-            },
+            filter=in_1011_and(target),
         )
         payload = await change(client, target, **{"from": {"filter": postal("1011")}})
         job_id = payload["job"]["id"]

@@ -13,7 +13,8 @@ group clears its derived rows and its history's reference itself (``lifecycle``)
 constraints' cascades did. ``graphql-api check-membership`` reports a dangling row.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from alembic import op
 
@@ -38,29 +39,23 @@ REFERENCES = {
 AUTOINCREMENT = {"membership_events": {"sqlite_autoincrement": True}, "derived_memberships": {}}
 
 
-def _name(table: str, column: str, referred: str) -> str:
-    return f"fk_{table}_{column}_{referred}"
+def _each_table(change: Callable[[Any, str, str, str, str], None]) -> None:
+    """``change(batch, constraint name, column, referred table, on delete)`` per reference."""
+    for table, references in REFERENCES.items():
+        with op.batch_alter_table(
+            table, table_kwargs=AUTOINCREMENT[table], naming_convention=NAMING_CONVENTION
+        ) as batch:
+            for column, referred, on_delete in references:
+                change(batch, f"fk_{table}_{column}_{referred}", column, referred, on_delete)
 
 
 def upgrade() -> None:
-    for table, references in REFERENCES.items():
-        with op.batch_alter_table(
-            table,
-            table_kwargs=AUTOINCREMENT[table],
-            naming_convention=NAMING_CONVENTION,
-        ) as batch:
-            for column, referred, _ in references:
-                batch.drop_constraint(_name(table, column, referred), type_="foreignkey")
+    _each_table(lambda batch, name, *_: batch.drop_constraint(name, type_="foreignkey"))
 
 
 def downgrade() -> None:
-    for table, references in REFERENCES.items():
-        with op.batch_alter_table(
-            table,
-            table_kwargs=AUTOINCREMENT[table],
-            naming_convention=NAMING_CONVENTION,
-        ) as batch:
-            for column, referred, on_delete in references:
-                batch.create_foreign_key(
-                    _name(table, column, referred), referred, [column], ["id"], ondelete=on_delete
-                )
+    _each_table(
+        lambda batch, name, column, referred, on_delete: batch.create_foreign_key(
+            name, referred, [column], ["id"], ondelete=on_delete
+        )
+    )
