@@ -238,6 +238,28 @@ async def compute_pairs(
     return {(group_id, contact_id) for group_id, contact_id in rows}
 
 
+def _leaves_read_once(
+    sets: list[tuple[str, str]],
+    graph: GroupGraph,
+    sql: SqlText,
+    candidates: Sequence[int] | Candidates,
+) -> list[tuple[str, str]]:
+    """``sets`` with the static groups' sets read from one set of the candidates' links to
+    any of them: an index lookup per candidate, where a set per group looked each
+    candidate up in each group (static groups times candidates)."""
+    static = [i for i, node in graph.nodes.items() if node.kind is GroupKind.STATIC]
+    if len(static) < 2:
+        return sets
+    links = (
+        f"SELECT group_id, contact_id FROM memberships WHERE group_id IN ({sql.ints(static)})"
+        + limited_to(sql, candidates).format(column="contact_id")
+    )
+    bodies = {
+        f"g{i}": f"SELECT contact_id FROM candidate_links WHERE group_id = {i}" for i in static
+    }
+    return [("candidate_links", links)] + [(name, bodies.get(name, body)) for name, body in sets]
+
+
 async def store_differences(
     session: AsyncSession,
     graph: GroupGraph,
@@ -254,6 +276,8 @@ async def store_differences(
         sql = SqlText(session.bind.dialect.name)
         chunk = list(group_ids[start : start + COMPOUND_LIMIT])
         sets = member_sets(graph, sql, rules_of(session).filter_fields, candidates)
+        if candidates is not None:
+            sets = _leaves_read_once(sets, graph, sql, candidates)
         now = " UNION ALL ".join(f"SELECT {i} AS group_id, contact_id FROM g{i}" for i in chunk)
         at = sql.bind(run, Integer())
         stored = f"d.group_id IN ({sql.ints(chunk)})" + limited_to(sql, candidates).format(
