@@ -231,8 +231,8 @@ async def steps(run: JobRunner, job_id: str, client: GraphQLClient) -> list[tupl
             return seen
 
 
-def test_the_chunk_size_is_a_setting_of_2000_by_default(monkeypatch: pytest.MonkeyPatch):
-    assert Settings().job_chunk_size == 2000
+def test_the_chunk_size_is_a_setting_of_10000_by_default(monkeypatch: pytest.MonkeyPatch):
+    assert Settings().job_chunk_size == 10_000
     monkeypatch.setenv("GRAPHQL_API_JOB_CHUNK_SIZE", "500")
     assert Settings().job_chunk_size == 500
 
