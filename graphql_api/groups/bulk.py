@@ -20,6 +20,7 @@ from sqlalchemy import Select, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import Contact
+from graphql_api.groups.graph import lock_graph
 from graphql_api.groups.membership_reads import filter_contacts, members_of
 from graphql_api.groups.membership_writes import (
     add_members,
@@ -71,6 +72,8 @@ async def change_members(
     it holds at most ``inline_limit`` contacts, else as a job. Everything that can be
     checked now is (the target is a static group, the ids exist, the filter is valid), so
     a job starts only for a change that could be made."""
+    # The graph's lock before any row's, as every change of members takes them.
+    await lock_graph(session, shared=True)
     group = await static_group(session, group_id)
     change, _, _ = _CHANGES[kind]
     if members.contact_ids is not None:
