@@ -62,6 +62,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
         "port": port or settings.port,
         "log_config": None,
         "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "timeout_graceful_shutdown": max(1, round(settings.shutdown_seconds / 2)),
     }
     if workers > 1:

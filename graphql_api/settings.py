@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
+    forwarded_allow_ips: CommaSeparated = ["127.0.0.1"]
+    """Addresses of the reverse proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+    ``serve`` believes (``*`` for any: only where nothing else can reach the port). The
+    portal's login throttle is keyed on the client address this yields; behind a proxy on
+    another host, list that host here, or every client shares the proxy's address."""
     dev_mode: bool = False
     """Requests without a token act as the first active admin. Only ``make run`` sets it."""
     log_level: str = "INFO"
