@@ -19,20 +19,26 @@ the attempt fails instead (and is retried, then DEAD). The portal's mails have o
 recipient each; their Message-ID comes from the delivery id.
 
 Settings: ``GRAPHQL_API_SMTP_HOST``, ``_PORT``, ``_FROM``, ``_USERNAME``, ``_PASSWORD``,
-``_STARTTLS``, ``_TIMEOUT_SECONDS``, ``_CONNECTIONS``, and ``_CATCH``, which logs each
-message instead of sending it (``make run`` sets it).
+``_STARTTLS`` or ``_TLS`` (implicit TLS) with ``_CA_FILE``, ``_TIMEOUT_SECONDS``,
+``_CONNECTIONS``, and ``_CATCH``, which logs each message instead of sending it (``make
+run`` sets it). Over TLS the server's certificate is always verified: a certificate that
+does not verify fails the attempt, which is retried, and no mail goes out in clear.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,8 +62,11 @@ requires_api = ">=2,<3"
 """Plugin API 2: a ``members.added`` event carries ``contactIds``."""
 
 
+ENV_PREFIX = "GRAPHQL_API_SMTP_"
+
+
 class SmtpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRAPHQL_API_SMTP_", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 25
@@ -65,6 +74,13 @@ class SmtpSettings(BaseSettings):
     username: str | None = None
     password: str | None = None
     starttls: bool = False
+    """Upgrade the connection with STARTTLS (port 587, usually); a server that does not
+    offer it fails the attempt rather than getting the mail in clear."""
+    tls: bool = False
+    """Implicit TLS: TLS from the first byte (port 465, usually)."""
+    ca_file: Path | None = None
+    """A PEM bundle of the CAs the server's certificate must be signed by, instead of the
+    system's (a relay with a CA of its own); read once, at startup."""
     timeout_seconds: float = 20.0
     connections: int = Field(2, ge=1, le=32)
     """How many SMTP connections one event's mails are sent over at once: an event has up
@@ -77,6 +93,61 @@ class SmtpSettings(BaseSettings):
     catch: bool = False
     """Log each message (recipient and subject; its text at DEBUG) instead of sending it:
     for development, where no mail server listens."""
+
+    def __init__(self, **values: Any) -> None:
+        # The plugin host reports a plugin's settings error by its text, and pydantic's
+        # spans several lines: an operator gets one, naming each variable.
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ValueError("; ".join(map(_problem, error.errors()))) from None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _holds_certificates(cls, ca_file: Path | None) -> Path | None:
+        """Read the bundle now, so that a bad one stops the start, not every delivery."""
+        if ca_file is not None:
+            try:
+                _tls_context(ca_file)
+            except OSError as error:  # ssl.SSLError too: no PEM certificate in it
+                raise ValueError(f"cannot read CA certificates from {ca_file}: {error}") from None
+        return ca_file
+
+    @model_validator(mode="after")
+    def _one_way_to_encrypt(self) -> SmtpSettings:
+        if self.starttls and self.tls:
+            raise ValueError(
+                f"{ENV_PREFIX}STARTTLS and {ENV_PREFIX}TLS are both true: set only "
+                "STARTTLS (a server that upgrades the connection, port 587) or only TLS (a "
+                "server that speaks TLS from the start, port 465)"
+            )
+        if self.ca_file is not None and not self.encrypted:
+            raise ValueError(
+                f"{ENV_PREFIX}CA_FILE is set, but mail would go in clear: set "
+                f"{ENV_PREFIX}STARTTLS or {ENV_PREFIX}TLS too"
+            )
+        return self
+
+    @property
+    def encrypted(self) -> bool:
+        return self.starttls or self.tls
+
+
+def _problem(problem: ErrorDetails) -> str:
+    """One of pydantic's problems, in words naming its variable (a check of several
+    settings names them in its own words)."""
+    message = problem["msg"].removeprefix("Value error, ")
+    if not problem["loc"]:
+        return message
+    name = str(problem["loc"][0]).upper()
+    return f"{name if name.startswith('GRAPHQL_API_') else ENV_PREFIX + name}: {message}"
+
+
+@functools.cache
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """One verifying TLS context per bundle (None: the system's CAs), made once: loading
+    CAs costs more than a connection does."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 @hookimpl
@@ -217,6 +288,8 @@ async def _send(settings: SmtpSettings, mails: Sequence[Mail]) -> None:
             username=settings.username,
             password=settings.password,
             start_tls=settings.starttls,
+            use_tls=settings.tls,
+            tls_context=_tls_context(settings.ca_file) if settings.encrypted else None,
             timeout=settings.timeout_seconds,
         ) as smtp:
             for message, _ in waiting:
@@ -237,11 +310,33 @@ async def _send(settings: SmtpSettings, mails: Sequence[Mail]) -> None:
             for _ in range(min(settings.connections, len(mails))):
                 connections.create_task(one_connection())
     except ExceptionGroup as failed:  # the first connection's failure is the attempt's
-        raise failed.exceptions[0] from None
+        raise _explained(settings, failed.exceptions[0]) from None
     if refused and len(refused) == len(mails):
         raise RuntimeError(f"the mail server refused every message, e.g. {refused[0]}")
     for reason in refused:
         logger.warning("E-mail refused by the mail server, not retried: %s", reason)
+
+
+class UntrustedMailServer(Exception):
+    """The mail server's certificate did not verify: nothing was sent to it."""
+
+
+def _explained(settings: SmtpSettings, error: Exception) -> Exception:
+    """A certificate that did not verify, in words naming the setting to look at (OpenSSL's
+    own says neither the server nor which CAs were trusted); any other failure as it is."""
+    verifying = error if isinstance(error, ssl.SSLCertVerificationError) else error.__cause__
+    if not isinstance(verifying, ssl.SSLCertVerificationError):
+        return error
+    trusted = (
+        f"the CAs in {ENV_PREFIX}CA_FILE ({settings.ca_file})"
+        if settings.ca_file
+        else f"the system's CAs ({ENV_PREFIX}CA_FILE is unset)"
+    )
+    return UntrustedMailServer(
+        f"the certificate of the mail server {settings.host}:{settings.port} does not verify "
+        f"against {trusted}: certificate verify failed: {verifying.verify_message.rstrip('.')}; "
+        "nothing was sent"
+    )
 
 
 def _refused_for_good(error: Exception) -> bool:

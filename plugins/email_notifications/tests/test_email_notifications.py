@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
 from email.message import Message
 from typing import Any
 
-import graphql_api_email_notifications
-import httpx
 import pytest
-from aiosmtpd.controller import Controller
+from smtp_testing import contacts, deliveries
 from sqlalchemy import update
 
 from graphql_api.notifications.models import Delivery
@@ -24,99 +19,11 @@ from graphql_api.testing import (
     GraphQLClient,
     add_members,
     deliver_all,
-    first_user_id,
-    free_port,
-    make_user,
     make_worker,
-    new_contact_id,
     new_group_id,
     new_template_id,
     portal_client,
 )
-
-
-class Inbox:
-    """An SMTP handler keeping every message it receives, and the connection each came
-    over; it answers ``refusing[address]`` (an SMTP reply) to that recipient instead."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.connections: list[Any] = []
-        self.refusing: dict[str, str] = {}
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refusing:
-            return self.refusing[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        self.connections.append(session.peer)
-        return "250 OK"
-
-
-class SmtpServer:
-    """A real SMTP server on loopback that can go down and come back on the same port."""
-
-    def __init__(self, inbox: Inbox, port: int) -> None:
-        self.inbox, self.port = inbox, port
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop(no_assert=True)
-            self.controller = None
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpServer]]:
-    inbox = Inbox()
-    server = SmtpServer(inbox, free_port())
-    server.start()
-    monkeypatch.setenv("GRAPHQL_API_SMTP_PORT", str(server.port))
-    monkeypatch.setenv("GRAPHQL_API_SMTP_FROM", "groepen@zonnedael.coop")
-    yield inbox, server
-    server.stop()
-
-
-@pytest.fixture
-async def setup(app_factory: Any, smtp: Any) -> Any:
-    app = app_factory(plugins=[graphql_api_email_notifications], outbox_retry_base_seconds=0)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-    _, token = await make_user(app, "Johannes Frölich", "johannes@example.coop", admin=True)
-    client = GraphQLClient(http, token)
-    template = await new_template_id(
-        client,
-        subject="Welkom bij {{ group.name }}",
-        body="Beste {{ contact.firstName }},\n\nWelkom bij {{ group.name }}. Groet, {{ group.responsible.name }}",
-    )
-    group = await new_group_id(
-        client,
-        name="Nieuwsbrief <Zon & Wind>",
-        responsibleId=await first_user_id(client),
-        emailOnNewMember=True,
-        newMemberEmailTemplateId=template,
-    )
-    yield app, client, group
-    await http.aclose()
-
-
-async def contacts(client: GraphQLClient, *people: tuple[str, str | None]) -> list[str]:
-    """One contact "<first name> Test" per (first name, e-mail address or None); their ids."""
-    return [
-        await new_contact_id(client, firstName=first, lastName="Test", email=address)
-        for first, address in people
-    ]
-
 
 MESSAGE_ID = re.compile(r"<event-(\d+)-contact-(\d+)@zonnedael\.coop>")
 
@@ -130,12 +37,6 @@ def event_and_contact(message: Message) -> tuple[int, int]:
 
 def pk(contact_id: str) -> int:
     return decode_id(contact_id, "Contact", ["contact_id"])
-
-
-async def deliveries(client: GraphQLClient) -> list[tuple[str, str | None]]:
-    """``(status, lastError)`` of every delivery."""
-    data = await client.data("{ notificationDeliveries { nodes { status lastError } } }")
-    return [(n["status"], n["lastError"]) for n in data["notificationDeliveries"]["nodes"]]
 
 
 async def test_each_new_member_gets_the_template(setup: Any, smtp: Any):
