@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample graphiql-assets
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample graphiql-assets deploy-test scale-test
 
 install: $(STAMP)
 
@@ -100,3 +100,15 @@ mutation-sample: install
 	rm -rf mutants
 	GRAPHQL_API_TEST_DATABASE_URL= $(BIN)/mutmut run $(shell sed -e 's/\#.*//' $(MUTATION_SAMPLE))
 	$(BIN)/mutmut results --all true | $(BIN)/python scripts/mutation_scores.py --require-killed $(MUTATION_SAMPLE)
+
+# nginx from deploy/nginx/ with a self-signed certificate in front of two `serve` processes
+# (tests/test_proxy.py; `make test` runs it too). Installs Debian's nginx when missing.
+deploy-test: install
+	command -v nginx > /dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx > /dev/null)
+	CI=true $(BIN)/pytest -q tests/test_proxy.py
+
+# Hosts as network namespaces (as root): PostgreSQL, two API hosts, a worker and nginx,
+# under load while their processes are killed (bench/scale.py; docs/reliability.md).
+scale-test: install
+	command -v nginx > /dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx > /dev/null)
+	$(BIN)/python bench/scale.py --seconds 60

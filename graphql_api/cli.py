@@ -1,5 +1,5 @@
-"""``graphql-api``: migrate, serve, create-user, create-token, seed, export-schema, worker,
-check-membership and new-plugin."""
+"""``graphql-api``: migrate, serve, create-user, create-token, list-tokens, revoke-token,
+deactivate-user, seed, export-schema, worker, check-membership, backup and new-plugin."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 from graphql_api.settings import Settings
 from graphql_api.web.monitoring.logs import configure_logging
@@ -27,7 +28,7 @@ def _migrate(settings: Settings) -> None:
     every_plugin = settings.model_copy(update={"strict_plugins": True})
 
     async def run() -> None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.direct_url)
         try:
             plugins = load_plugins(every_plugin)
             await upgrade(engine, plugins.migrations(), plugins.rules())
@@ -96,20 +97,29 @@ def served_application() -> Any:
     return create_app(settings)
 
 
-def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[str]]) -> str:
+T = TypeVar("T")
+
+
+def _in_transaction(
+    settings: Settings, work: Callable[[Any], Awaitable[T]], *, writing: bool = True
+) -> T:
     """Run ``work(session)`` in one transaction as the system; a refusal is one line on
-    stderr and exit status 1."""
+    stderr and exit status 1. A reading one (``writing=False``) takes no write lock, so it
+    does not wait for SQLite's writers."""
     from graphql_api.kernel.db import create_engine, create_sessionmaker
     from graphql_api.kernel.errors import UserInputError
     from graphql_api.kernel.writing import begin_writing
     from graphql_api.web.app import load_plugins
 
-    async def run() -> str:
-        engine = create_engine(settings.database_url)
+    async def run() -> T:
+        engine = create_engine(
+            settings.database_url, transaction_pooled=settings.transaction_pooled
+        )
         info = {"permissions": load_plugins(settings).permissions}
         try:
             async with create_sessionmaker(engine, info)() as session, session.begin():
-                await begin_writing(session)
+                if writing:
+                    await begin_writing(session)
                 return await work(session)
         finally:
             await engine.dispose()
@@ -160,6 +170,104 @@ def _create_token(settings: Settings, email: str, name: str, expires_in: timedel
     print(secret)
 
 
+def _list_tokens(settings: Settings, email: str | None) -> None:
+    """Every token (or one user's) as a table: who, what for, and whether it still works;
+    never its secret or hash."""
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.kernel.errors import ErrorCode, UserInputError
+    from graphql_api.users.accounts import user_by_email
+    from graphql_api.users.tokens import every_api_token
+
+    async def work(session: Any) -> list[list[str]]:
+        if email is not None and await user_by_email(session, email) is None:
+            raise UserInputError.single(["email"], ErrorCode.NOT_FOUND, f"No user {email!r}.")
+        return [
+            [
+                str(token.id),
+                user.email + ("" if user.is_active else " (deactivated)"),
+                token.name,
+                _when(token.created_at, "-"),
+                _when(token.last_used_at, "never"),
+                _when(token.expires_at, "never"),
+                _when(token.revoked_at, "no"),
+            ]
+            for token, user in await every_api_token(session, SYSTEM, email)
+        ]
+
+    rows = _in_transaction(settings, work, writing=False)
+    if not rows:
+        print("No API tokens.", file=sys.stderr)
+        return
+    table = [["ID", "USER", "NAME", "CREATED", "LAST USED", "EXPIRES", "REVOKED"], *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print("Times are UTC.", file=sys.stderr)
+
+
+def _when(moment: datetime | None, otherwise: str) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else otherwise
+
+
+def _revoke_token(settings: Settings, token_id: int) -> None:
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.users.models import User
+    from graphql_api.users.tokens import revoke_api_token
+
+    async def work(session: Any) -> str:
+        # revokeApiToken's own service: the same refusals, and the same audit entry.
+        token = await revoke_api_token(session, SYSTEM, token_id)
+        owner = await session.get(User, token.user_id)
+        return f"Revoked API token {token_id} ({token.name!r} of {owner.email})"
+
+    done = _in_transaction(settings, work)
+    print(f"{done}; it will {_stops_working(settings)}.", file=sys.stderr)
+
+
+def _deactivate_user(settings: Settings, email: str) -> None:
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.kernel.errors import ErrorCode, UserInputError
+    from graphql_api.users.accounts import update_user, user_by_email
+
+    async def work(session: Any) -> str:
+        user = await user_by_email(session, email)
+        if user is None:
+            raise UserInputError.single(["email"], ErrorCode.NOT_FOUND, f"No user {email!r}.")
+        if not user.is_active:
+            raise UserInputError.single(
+                ["email"], ErrorCode.INVALID, f"{user.email} is deactivated already."
+            )
+        # updateUser(isActive: false)'s service: the last active admin stays, and it audits.
+        await update_user(session, SYSTEM, user.id, {"is_active": False})
+        return user.email
+
+    deactivated = _in_transaction(settings, work)
+    print(
+        f"Deactivated {deactivated}; their API tokens will {_stops_working(settings)}.",
+        file=sys.stderr,
+    )
+
+
+def _stops_working(settings: Settings) -> str:
+    # Each serving process trusts a token it has checked for this long (auth/token_cache.py).
+    seconds = f"{settings.token_cache_seconds:g}"
+    return f"stop working within {seconds} s (GRAPHQL_API_TOKEN_CACHE_SECONDS)"
+
+
+def _backup(settings: Settings, path: str) -> None:
+    from graphql_api.kernel.backup import BackupRefused, backup_sqlite
+
+    try:
+        pages = backup_sqlite(settings.database_url, Path(path))
+    except BackupRefused as refused:
+        sys.exit(f"error: {refused}")
+    except OSError as error:
+        sys.exit(f"error: cannot write the backup {path}: {error.strerror or error}")
+    print(f"Backed up the database to {path} ({pages} pages, integrity checked).", file=sys.stderr)
+
+
 def _duration(text: str) -> timedelta:
     """``90d``, ``12h`` or ``30m`` as a time span, at most a token's longest lifetime."""
     from graphql_api.users.tokens import LONGEST_LIFETIME
@@ -198,7 +306,9 @@ def _check_membership(settings: Settings, repair: bool) -> None:
     from graphql_api.web.app import load_plugins
 
     async def run() -> list[str]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, transaction_pooled=settings.transaction_pooled
+        )
         plugins = load_plugins(settings)
         info = {"rules": plugins.rules(), "permissions": plugins.permissions}
         try:
@@ -232,7 +342,7 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
         logins = asyncio.run(seed_demo(settings))
         loaded, tokens = logins is not None, logins or []
     else:
-        loaded, tokens = asyncio.run(seed_size(settings.database_url, size or "")), []
+        loaded, tokens = asyncio.run(seed_size(settings.direct_url, size or "")), []
     if not loaded:
         print(f"The database already holds data; {what} not loaded.", file=sys.stderr)
         return
@@ -249,7 +359,9 @@ def _worker(settings: Settings) -> None:
     from graphql_api.web.app import job_kinds, load_plugins
 
     async def run() -> None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, transaction_pooled=settings.transaction_pooled
+        )
         plugins = load_plugins(settings)
         kinds = job_kinds()
         sessions = create_sessionmaker(engine, {"rules": plugins.rules(), JOB_KINDS: kinds})
@@ -353,6 +465,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help="e.g. 90d, 12h or 30m, at most three years (default: never)",
     )
+    list_tokens = commands.add_parser(
+        "list-tokens", help="list every API token: user, name, created, last used, expiry"
+    )
+    list_tokens.add_argument("--email", help="only this user's tokens")
+    revoke_token = commands.add_parser(
+        "revoke-token", help="revoke an API token by its id (see list-tokens)"
+    )
+    revoke_token.add_argument("id", type=_number(1, 2**31 - 1, "token id"), help="its id")
+    deactivate_user = commands.add_parser(
+        "deactivate-user", help="deactivate a staff user; their API tokens stop working"
+    )
+    deactivate_user.add_argument("email", help="the user's e-mail address")
     seed = commands.add_parser("seed", help="load data into an empty database")
     which = seed.add_mutually_exclusive_group(required=True)
     which.add_argument("--demo", action="store_true", help="users, contacts and groups to try")
@@ -373,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare stored memberships with a computation from scratch (exit 1 on a difference)",
     )
     check.add_argument("--repair", action="store_true", help="fix each difference, with events")
+    backup = commands.add_parser(
+        "backup", help="copy the SQLite database while it serves (docs/backup.md)"
+    )
+    backup.add_argument("path", help="where the copy goes; must not exist")
     new_plugin = commands.add_parser(
         "new-plugin", help="write a ready plugin distribution (prints its folder last)"
     )
@@ -388,6 +516,9 @@ USES_THE_DATABASE = {
     "serve",
     "create-user",
     "create-token",
+    "list-tokens",
+    "revoke-token",
+    "deactivate-user",
     "seed",
     "worker",
     "check-membership",
@@ -432,6 +563,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             _create_user(settings, args.name, args.email, "admin" if args.admin else args.role)
         case "create-token":
             _create_token(settings, args.email, args.name, args.expires_in)
+        case "list-tokens":
+            _list_tokens(settings, args.email)
+        case "revoke-token":
+            _revoke_token(settings, args.id)
+        case "deactivate-user":
+            _deactivate_user(settings, args.email)
         case "seed":
             _seed(settings, args.demo, args.size)
         case "export-schema":
@@ -440,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _worker(settings)
         case "check-membership":
             _check_membership(settings, args.repair)
+        case "backup":
+            _backup(settings, args.path)
         case "new-plugin":
             _new_plugin(args.name, args.directory)
 

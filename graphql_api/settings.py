@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    database_direct_url: str | None = None
+    """PostgreSQL itself, when ``database_url`` is a transaction-mode pooler (PgBouncer) in
+    front of it: the event feed's ``LISTEN`` and ``migrate`` go here, as a pooler that
+    hands each transaction another server connection cannot carry them; and the service
+    then keeps no prepared statement or scratch table beyond a transaction."""
     host: str = "127.0.0.1"
     port: int = 8000
     forwarded_allow_ips: CommaSeparated = ["127.0.0.1"]
@@ -147,6 +152,29 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://user@host/database"
             )
         return url
+
+    @field_validator("database_direct_url")
+    @classmethod
+    def _postgresql_behind_a_pooler(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is None:
+            return None
+        pooled = info.data.get("database_url", "")
+        if not (url.startswith("postgresql+asyncpg") and pooled.startswith("postgresql+asyncpg")):
+            raise ValueError(
+                "only for PostgreSQL behind a pooler: both it and "
+                f"{ENV_PREFIX}DATABASE_URL must be postgresql+asyncpg://... URLs"
+            )
+        return url
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """Whether ``database_url`` is a transaction-mode pooler (``database_direct_url``)."""
+        return self.database_direct_url is not None
+
+    @property
+    def direct_url(self) -> str:
+        """The database itself: for ``LISTEN`` and migrations."""
+        return self.database_direct_url or self.database_url
 
     @field_validator("trusted_documents_only")
     @classmethod

@@ -399,6 +399,13 @@ SETTINGS_THAT_DO_NOT_FIT = [
         "true",
         "GRAPHQL_API_TRUSTED_DOCUMENTS_ONLY: true needs GRAPHQL_API_TRUSTED_DOCUMENTS",
     ),
+    (
+        "migrate",
+        "GRAPHQL_API_DATABASE_DIRECT_URL",
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+        "GRAPHQL_API_DATABASE_DIRECT_URL: only for PostgreSQL behind a pooler: both it and "
+        "GRAPHQL_API_DATABASE_URL must be postgresql+asyncpg://... URLs",
+    ),
 ]
 
 

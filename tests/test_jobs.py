@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +41,7 @@ from graphql_api.testing import (
     new_contact_ids,
     run_jobs,
     serving,
+    subscribed,
     unchanged,
 )
 from graphql_api.users.models import AuditEntry, User
@@ -668,16 +668,7 @@ class Following:
 
 
 async def follow(url: str, token: str, job_id: str) -> Any:
-    socket = await websockets.connect(
-        url.replace("http", "ws") + "/graphql",
-        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
-    )
-    init = {"Authorization": f"Bearer {token}"}
-    await socket.send(json.dumps({"type": "connection_init", "payload": init}))
-    assert json.loads(await socket.recv())["type"] == "connection_ack"
-    payload = {"query": JOB_CHANGED, "variables": {"id": job_id}}
-    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-    return socket
+    return await subscribed(url, token, JOB_CHANGED, {"id": job_id})
 
 
 async def test_job_changed_follows_a_job_over_websocket_to_its_end(

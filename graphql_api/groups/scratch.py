@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Pool, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.kernel.db import TRANSACTION_POOLED
 from graphql_api.kernel.sql import id_list
 
 CANDIDATES = "scratch_candidates"
@@ -51,15 +52,21 @@ async def begin_run(session: AsyncSession) -> int:
     """Make the scratch tables if this connection has none yet; a new run's number."""
     info = (await session.connection()).info
     if not (info.get(_MADE) or info.get(_MAKING)):
+        # Behind a transaction-mode pooler the next transaction may run on a server
+        # connection that another client's transaction used last: the tables are looked
+        # for in each transaction, and none of their rows outlives it.
+        pooled = " ON COMMIT DELETE ROWS" if info.get(TRANSACTION_POOLED) else ""
         for name, columns in _TABLES.items():
-            await session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns})"))
+            await session.execute(
+                text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns}){pooled}")
+            )
         info[_MAKING] = True
     return next(_RUNS)
 
 
 @event.listens_for(Engine, "commit")
 def _made(connection: Connection) -> None:
-    if connection.info.pop(_MAKING, False):
+    if connection.info.pop(_MAKING, False) and not connection.info.get(TRANSACTION_POOLED):
         connection.info[_MADE] = True
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import os
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -109,12 +111,24 @@ def _unicode_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
+TRANSACTION_POOLED = "graphql_api_transaction_pooled"
+"""Key of a database connection's ``info``: it reaches PostgreSQL through a
+transaction-mode pooler, which may lend each transaction another server connection, so
+nothing made on the server (a prepared statement, a temporary table's rows) may be
+relied on beyond the transaction that made it."""
+
+
 def create_engine(
-    url: str, *, statement_timeout_seconds: float | None = None, **kwargs: Any
+    url: str,
+    *,
+    statement_timeout_seconds: float | None = None,
+    transaction_pooled: bool = False,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """Create the async engine, with SQLite tuned for a concurrent web service;
     ``statement_timeout_seconds`` bounds each statement on PostgreSQL (the server cancels
-    it), whatever happens to the client that sent it."""
+    it), whatever happens to the client that sent it. ``transaction_pooled``: ``url`` is a
+    transaction-mode pooler such as PgBouncer (``GRAPHQL_API_DATABASE_DIRECT_URL``)."""
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
         if _in_memory(url):
@@ -127,13 +141,47 @@ def create_engine(
             # Declared writers begin with the write lock (kernel.writing).
             event.listen(engine.sync_engine, "begin", writing.on_sqlite_begin)
         return engine
-    if statement_timeout_seconds is not None:
-        milliseconds = str(max(1, round(statement_timeout_seconds * 1000)))
-        kwargs["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
+    milliseconds = (
+        None
+        if statement_timeout_seconds is None
+        else max(1, round(statement_timeout_seconds * 1000))
+    )
+    if transaction_pooled:
+        # A named prepared statement lives on the server connection that parsed it, which
+        # the pooler lends to other clients between transactions: each is parsed afresh
+        # under a name of its own and never cached. A pooler refuses unknown startup
+        # parameters, so the timeout is set in each transaction instead.
+        kwargs["connect_args"] = {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _statement_name,
+        }
+    elif milliseconds is not None:
+        kwargs["connect_args"] = {"server_settings": {"statement_timeout": str(milliseconds)}}
     # No pre-ping: it costs a round trip on every checkout. A connection found dead is
     # invalidated with the rest of the pool when its statement fails, and the next
     # checkout connects afresh.
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if transaction_pooled:
+        event.listen(engine.sync_engine, "connect", _mark_transaction_pooled)
+        if milliseconds is not None:
+            event.listen(engine.sync_engine, "begin", _timeout_each_transaction(milliseconds))
+    return engine
+
+
+def _statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def _mark_transaction_pooled(dbapi_connection: Any, connection_record: Any) -> None:
+    connection_record.info[TRANSACTION_POOLED] = True
+
+
+def _timeout_each_transaction(milliseconds: int) -> Callable[[Connection], None]:
+    def begin(connection: Connection) -> None:
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds:d}")
+
+    return begin
 
 
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})

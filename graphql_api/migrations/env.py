@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from graphql_api.kernel.db import create_engine
+from graphql_api.migrations.compatibility import COMPATIBILITY_TABLE, record
 from graphql_api.migrations.metadata import Base
 
 config = context.config
@@ -16,15 +17,24 @@ target_metadata = Base.metadata
 
 
 def run_on(connection: Connection) -> None:
+    version_table = config.attributes.get("version_table", "alembic_version")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        version_table=config.attributes.get("version_table", "alembic_version"),
+        version_table=version_table,
+        include_name=not_compatibility,
     )
     with context.begin_transaction():
         context.run_migrations()
+        # In the same transaction: which code can serve the schema changes with it.
+        record(connection, context.script, version_table)
+
+
+def not_compatibility(name: str | None, type_: str, _: object) -> bool:
+    """Autogenerate leaves the compatibility table alone: the migrations own it, no model."""
+    return not (type_ == "table" and name == COMPATIBILITY_TABLE)
 
 
 async def run_with_own_engine() -> None:

@@ -17,6 +17,10 @@ revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+compatibility: str = "breaking"
+"""Which older code still serves the schema this leaves (docs/upgrades.md): "expand" when
+it only adds (a table, a nullable column), "contract" when it removes only what the
+previous release no longer uses, "breaking" when neither holds."""
 
 
 def upgrade() -> None:

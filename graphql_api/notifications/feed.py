@@ -82,7 +82,9 @@ class _Follower:
 
 
 class EventFeed:
-    """Follows the outbox for one process's subscribers."""
+    """Follows the outbox for one process's subscribers: it reads through ``sessions`` and,
+    on PostgreSQL, listens for other processes' commits on a connection of ``engine`` (the
+    database itself, never a transaction-mode pooler)."""
 
     def __init__(
         self,

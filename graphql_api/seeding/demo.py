@@ -120,7 +120,7 @@ async def seed_demo(settings: Settings) -> list[DemoLogin] | None:
 
     The installed plugins' rules apply, so the demo can use their roles.
     """
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.direct_url)  # a one-off load: past any pooler
     plugins = load_plugins(settings)
     rules = plugins.rules()
     info = {"rules": rules, "permissions": plugins.permissions}

@@ -18,7 +18,8 @@ Fixtures (``fixtures``; ``server`` and ``server_env`` in ``servers``):
 - ``server``: a real ``graphql-api serve`` on the test database, with the demo data and a
   user's token, one per test module; ``server_env`` the environment its commands run with,
   for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
-  environment (``log=`` a file for its log).
+  environment (``log=`` a file for its log); ``subscribed(url, token, query, variables)``
+  a WebSocket that has sent a subscription to one.
 
 Documents, for the tests that look at the answer themselves (``factories``):
 ``CREATE_GROUP``, ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with
@@ -131,6 +132,7 @@ from graphql_api.testing.servers import (
     server,
     server_env,
     serving,
+    subscribed,
 )
 from graphql_api.testing.servers import _emptied_after_module as _emptied_after_module
 
@@ -196,6 +198,7 @@ __all__ = [
     "serving",
     "sessions",
     "statements",
+    "subscribed",
     "unchanged",
     "undescribed",
 ]

@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 
 from graphql_api.jobs.kinds import JOB_KINDS
 from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.migrations.compatibility import COMPATIBILITY_TABLE
 from graphql_api.migrations.runner import upgrade
 from graphql_api.settings import Settings
 from graphql_api.testing.clients import GraphQLClient, StatementCounter, make_user
@@ -277,13 +278,14 @@ async def app(app_factory: Callable[..., Starlette]) -> Starlette:
 
 
 def table_keys(connection: Connection) -> dict[str, list[str]]:
-    """Every table but Alembic's, plugins' tables included, by name: its primary key's
+    """Every table but the migrations' bookkeeping (Alembic's version tables and the
+    compatibility of each revision), plugins' tables included, by name: its primary key's
     columns. Found by inspection, so a plugin's tables are emptied and compared too."""
     inspector = inspect(connection)
     return {
         name: inspector.get_pk_constraint(name)["constrained_columns"]
         for name in sorted(inspector.get_table_names())
-        if not name.startswith("alembic_version")
+        if not name.startswith("alembic_version") and name != COMPATIBILITY_TABLE
     }
 
 

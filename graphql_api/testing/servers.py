@@ -5,16 +5,18 @@ command line)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
+import websockets
 
 from graphql_api.kernel.db import create_engine
 from graphql_api.testing.fixtures import empty_tables
@@ -28,6 +30,24 @@ def cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+async def subscribed(
+    url: str, token: str, query: str, variables: Mapping[str, Any]
+) -> websockets.ClientConnection:
+    """A WebSocket to the ``serve`` at ``url`` (``http://...``) that has sent ``query``, a
+    subscription, as the user of ``token`` (graphql-transport-ws, acknowledged); read its
+    messages with ``recv()``."""
+    socket = await websockets.connect(
+        url.replace("http", "ws", 1) + "/graphql",
+        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+    )
+    init = {"Authorization": f"Bearer {token}"}
+    await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+    assert json.loads(await socket.recv())["type"] == "connection_ack"
+    payload = {"query": query, "variables": dict(variables)}
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    return socket
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.kernel.access import Principal
+from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.kernel.validation import clean_text
@@ -190,7 +190,7 @@ async def _owner(session: AsyncSession, actor: Principal, owner_id: int | None) 
 
 async def revoke_api_token(session: AsyncSession, actor: Principal, token_id: int) -> ApiToken:
     """Revoke one of the actor's tokens (anyone's, with ``users.manage``); it stops working
-    at once."""
+    within ``GRAPHQL_API_TOKEN_CACHE_SECONDS`` (auth/token_cache.py)."""
     api_token = await session.get(ApiToken, token_id, with_for_update=True)
     if api_token is None or (api_token.user_id != actor.user_id and not actor.can("users.manage")):
         raise UserInputError.single(["token_id"], ErrorCode.NOT_FOUND, "No API token with this id.")
@@ -213,3 +213,16 @@ async def list_api_tokens(session: AsyncSession, actor: Principal) -> list[ApiTo
             select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.id.desc())
         )
     )
+
+
+@requires("users.manage")
+async def every_api_token(
+    session: AsyncSession, actor: Principal, email: str | None = None
+) -> list[tuple[ApiToken, User]]:
+    """Every user's tokens with their user (only those of the user with ``email``, when
+    given), oldest first, revoked and expired ones included: what an operator looks
+    through when a laptop is lost."""
+    tokens = select(ApiToken, User).join(User, ApiToken.user_id == User.id).order_by(ApiToken.id)
+    if email is not None:
+        tokens = tokens.where(User.email == email.strip().lower())
+    return [(api_token, user) for api_token, user in (await session.execute(tokens)).all()]

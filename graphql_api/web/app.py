@@ -132,12 +132,21 @@ def create_app(
     engine = create_engine(
         settings.database_url,
         statement_timeout_seconds=settings.request_timeout_seconds,
+        transaction_pooled=settings.transaction_pooled,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
     )
     track_connections(engine)
     manager = load_plugins(settings, plugins)
-    feed = EventFeed(create_sessionmaker(engine), engine, poll_seconds=settings.feed_poll_seconds)
+    # LISTEN holds its server connection for as long as it listens: not through a pooler.
+    listening = (
+        create_engine(settings.direct_url, pool_size=1, max_overflow=0)
+        if settings.transaction_pooled
+        else engine
+    )
+    feed = EventFeed(
+        create_sessionmaker(engine), listening, poll_seconds=settings.feed_poll_seconds
+    )
     kinds = job_kinds()
     sessions = create_sessionmaker(
         engine,
@@ -177,6 +186,7 @@ def create_app(
             await task
         await feed.close()
         await engine.dispose()
+        await listening.dispose()
 
     backend = TokenBackend(
         sessions,

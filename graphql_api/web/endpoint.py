@@ -126,6 +126,10 @@ class GraphQLEndpoint(ServesGraphiQL, TrustedDocumentsView[Context]):
         if result.data:
             self.planned.learned(query, name)
         if mode == "check" and result.data is not None:
+            # The plan runs on a connection of its own: ending the resolvers' read first keeps
+            # a request to one connection at a time, so a pool (or PgBouncer's) that every
+            # request holds cannot wait for itself.
+            await context.db.release()
             differs = await self.planned.checked(
                 query, name, result.data, variables, context.principal, context.db.engine
             )

@@ -1,24 +1,34 @@
 """Before a command uses the database: the settings read, the manifest of trusted
-documents (for ``serve``) is usable, the plugins load, the database answers and, for a
-command that needs its tables, its schema is the newest; ``serve`` can listen where it is
-told. Each failure is one line saying what to do, never a traceback."""
+documents (for ``serve``) is usable, the plugins load, the database answers and its
+schema is one the command's code can serve (and, for a command that needs its tables, not
+an older one); ``serve`` can listen where it is told. Each failure is one line saying what
+to do, never a traceback."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from graphql_api.kernel.db import create_engine, one_line
-from graphql_api.migrations.runner import behind, newest_revisions
+from graphql_api.migrations.compatibility import (
+    History,
+    SchemaState,
+    UnknownCompatibility,
+    schema_state,
+)
+from graphql_api.migrations.runner import newest_revisions
 from graphql_api.plugin_host.discovery import PLUGIN_IMPORTS, imports_graphql_api
 from graphql_api.plugin_host.manager import PluginFailed, Plugins
 from graphql_api.settings import ENV_PREFIX, Settings
 from graphql_api.web.app import load_plugins
 from graphql_api.web.trusted_documents import ManifestError, load_trusted_documents
+
+logger = logging.getLogger("graphql_api.preflight")
 
 
 class Refused(Exception):
@@ -83,23 +93,44 @@ def check_plugins(settings: Settings, *, every: bool = False) -> Plugins:
 
 
 def check_database(settings: Settings, plugins: Plugins, *, migrated: bool) -> None:
-    """Refuse unless the database answers and, when ``migrated``, its schema is the newest
-    (the core's migrations and every one of ``plugins``)."""
-    newest = newest_revisions(plugins.migrations())
-    lagging = asyncio.run(_lagging(settings, newest))
-    if migrated and lagging:
+    """Refuse unless the database answers and its schema is one this code can serve (the
+    core's migrations and every one of ``plugins``): the newest, or one a newer release
+    expanded, with a warning. Refused as well when ``migrated``, for every command but
+    ``migrate``, and the code has migrations the database lacks."""
+    try:
+        newest = newest_revisions(plugins.migrations())
+    except UnknownCompatibility as error:
+        raise Refused(f"{error}; fix the migration (docs/upgrades.md)") from None
+    state = asyncio.run(_state(settings, newest))
+    if migrated and state.behind:
         raise Refused(
             f"the database {_shown(settings)} is not at the newest schema "
-            f"({', '.join(lagging)} behind); run `graphql-api migrate` first"
+            f"({', '.join(state.behind)} behind); run `graphql-api migrate` first"
+        )
+    if state.incompatible:
+        raise Refused(
+            f"the database {_shown(settings)} has a newer schema this release cannot serve "
+            f"({', '.join(state.incompatible)} ahead, incompatible: a migration has run that "
+            "this release's code cannot serve); run the release that migrated it, or restore "
+            "the backup taken before the upgrade (docs/upgrades.md)"
+        )
+    if state.ahead:
+        logger.warning(
+            "the database %s has a newer schema than this release (%s ahead, compatible): "
+            "served as it is until this release is replaced (docs/upgrades.md)",
+            _shown(settings),
+            ", ".join(state.ahead),
         )
 
 
-async def _lagging(settings: Settings, newest: dict[str, set[str]]) -> list[str]:
+async def _state(settings: Settings, newest: dict[str, History]) -> SchemaState:
     engine = None
     try:
         # Making the engine may fail too: a SQLite file whose folder cannot be made.
-        engine = create_engine(settings.database_url)
-        return await behind(engine, newest)
+        engine = create_engine(
+            settings.database_url, transaction_pooled=settings.transaction_pooled
+        )
+        return await schema_state(engine, newest)
     except Exception as error:  # whatever keeps the database from answering
         raise Refused(
             f"cannot reach the database {_shown(settings)}: {one_line(error)}; check that it "

@@ -14,6 +14,9 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "breaking"
+"""Breaking: groups.composition_mode is NOT NULL without a default, so code from
+before it cannot create a group. (docs/upgrades.md)"""
 
 
 def upgrade() -> None:

@@ -17,6 +17,8 @@ revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "breaking"
+"""Breaking: users.is_admin goes and users.role_id is required. (docs/upgrades.md)"""
 
 # Frozen here as they were at this revision; later changes to the built-in roles need a
 # migration of their own.

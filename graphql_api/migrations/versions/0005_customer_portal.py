@@ -16,6 +16,8 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "expand"
+"""An expand: new tables only. (docs/upgrades.md)"""
 
 
 def upgrade() -> None:

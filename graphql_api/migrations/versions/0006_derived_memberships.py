@@ -20,6 +20,9 @@ revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "breaking"
+"""Breaking: code from before it changes members without keeping the stored derived
+memberships and member counts this schema's code reads. (docs/upgrades.md)"""
 
 OLD_SOURCES = ("MANUAL", "BULK", "PORTAL", "API", "IMPORT", "CONVERSION")
 NEW_SOURCES = (*OLD_SOURCES, "DERIVED")

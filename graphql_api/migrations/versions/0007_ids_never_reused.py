@@ -20,6 +20,9 @@ revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "expand"
+"""An expand: SQLite's tables are rebuilt with the same columns; nothing else changes.
+(docs/upgrades.md)"""
 
 TABLES = (
     "staff_roles",

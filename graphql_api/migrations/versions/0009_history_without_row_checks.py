@@ -24,6 +24,9 @@ revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+compatibility: str = "breaking"
+"""Breaking: code from before it counted on the dropped foreign keys' cascades when it
+deleted a group. (docs/upgrades.md)"""
 
 REFERENCES = {
     "membership_events": (
