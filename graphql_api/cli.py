@@ -360,7 +360,10 @@ def _worker(settings: Settings) -> None:
 
     async def run() -> None:
         engine = create_engine(
-            settings.database_url, transaction_pooled=settings.transaction_pooled
+            settings.database_url,
+            transaction_pooled=settings.transaction_pooled,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_size,
         )
         plugins = load_plugins(settings)
         kinds = job_kinds()
