@@ -9,8 +9,7 @@ replace in it, a certificate for it, and nginx itself in a folder of its own.
 - ``running_nginx(site, folder, proxy_bind=None)``: nginx serving the rendered site until
   the block ends;
 - ``nginx_binary()``: where nginx is; skips the test without it, but fails it in CI
-  (``CI=true``), which installs nginx; ``installed(program, package)`` the same for any
-  program."""
+  (``CI=true``), which installs nginx."""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ import ipaddress
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,32 +28,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from graphql_api.testing import debian_program
+
 SITE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "graphql-api.conf"
 """The site an operator installs."""
 
 
-def installed(program: str, package: str) -> str:
-    """The path of ``program`` (Debian puts nginx in /usr/sbin, which a user's PATH may
-    lack); skips the test without it, but fails it in CI (``CI=true``), which must run it."""
-    found = shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"CI runs the deployment tests: install {package} (apt-get install {package})"
-            )
-        pytest.skip(f"this test needs {program} (apt-get install {package})")
-    return found
-
-
 def nginx_binary() -> str:
     """The path of nginx."""
-    return installed("nginx", "nginx")
+    return debian_program("nginx", "nginx")
 
 
 def _replace(text: str, pattern: str, replacement: str) -> str:

@@ -166,6 +166,14 @@ OPERATIONS: dict[str, Operation] = {
         "contacts.manage",
         f'mutation {{ eraseContact(contactId: "{C}") {{ errors {{ code message }} }} }}',
     ),
+    "exportGroupMembers": _op(
+        "contacts.export",
+        f'mutation {{ exportGroupMembers(groupId: "{G}") {{ url errors {{ code message }} }} }}',
+    ),
+    "exportGroupReport": _op(
+        "contacts.export",
+        f'mutation {{ exportGroupReport(groupIds: ["{G}"]) {{ url errors {{ code message }} }} }}',
+    ),
     "linkHoomdossier": _op(
         "coach.link_hoomdossier",
         f'mutation {{ linkHoomdossier(contactId: "{C}", accountId: "H1") {{ errors {{ code message }} }} }}',
@@ -177,7 +185,13 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 VIEWER = {"groups.view", "contacts.view", "templates.view"}
-MANAGER = VIEWER | {"groups.manage", "members.manage", "contacts.manage", "templates.manage"}
+MANAGER = VIEWER | {
+    "groups.manage",
+    "members.manage",
+    "contacts.manage",
+    "contacts.export",
+    "templates.manage",
+}
 NARROWED = {"groups.view"}
 EVERYTHING = None
 CALLERS: dict[str, set[str] | None] = {

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -36,8 +35,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from graphql_api.kernel.db import create_engine, sqlstate
-from graphql_api.testing import GraphQLClient, new_contact_id, new_group_id
-from graphql_api.testing.servers import cli, free_port, new_token, serving, subscribed
+from graphql_api.testing import (
+    GraphQLClient,
+    cli,
+    debian_program,
+    free_port,
+    new_contact_id,
+    new_group_id,
+    new_token,
+    serving,
+    subscribed,
+)
 
 SERVER_CONNECTIONS = 2
 """PgBouncer's server connections for the test database: fewer than its clients, so
@@ -70,11 +78,7 @@ def pooled_url(database_url: str) -> Iterator[str]:
     """The test database through a PgBouncer in transaction mode, started for the test."""
     if make_url(database_url).get_backend_name() != "postgresql":
         pytest.skip("PgBouncer pools PostgreSQL connections")
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(binary).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PgBouncer is missing; .ci/run installs Debian's pgbouncer")
-        pytest.skip("PgBouncer is not installed (apt-get install pgbouncer)")
+    binary = debian_program("pgbouncer", "pgbouncer")
     direct = make_url(database_url)
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:

@@ -32,6 +32,7 @@ import websockets
 from graphql_api.kernel.db import create_engine
 from graphql_api.testing import (
     GraphQLClient,
+    debian_program,
     empty_tables,
     free_port,
     new_group_id,
@@ -40,7 +41,6 @@ from graphql_api.testing import (
 )
 from tests.nginx_site import (
     Certificates,
-    installed,
     make_certificates,
     nginx_binary,
     render_site,
@@ -480,7 +480,7 @@ def test_the_systemd_units_are_valid_and_sandboxed(tmp_path: Path):
     """systemd itself reads the units (``systemd-analyze verify``: no unknown key, no
     bad value, the program there) and reviews their sandbox (``security``): nothing is
     left open but ``UNSANDBOXED``. Only where the program lies changes, to this one."""
-    analyze = installed("systemd-analyze", "systemd")
+    analyze = debian_program("systemd-analyze", "systemd")
     program = Path(sys.executable).with_name("graphql-api")
     units = []
     for unit in sorted(UNITS.glob("*.service")):

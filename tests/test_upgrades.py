@@ -62,14 +62,17 @@ from graphql_api.web.app import create_app, load_plugins
 from graphql_api.web.monitoring.health import READY_TIMEOUT_SECONDS
 from graphql_api.web.preflight import Refused, check_database
 
-CURRENT_HEAD = "0009"
+CURRENT_HEAD = "0010"
+SERVING_NOW = {CURRENT_HEAD, "0009"}
+"""The revisions whose code serves this release's schema: its head is an expand, so the
+release before it serves it too."""
 
 EXPAND = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 compatibility = "expand"
@@ -94,8 +97,8 @@ def downgrade() -> None:
 BREAKING = """
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 compatibility = "breaking"
@@ -240,6 +243,7 @@ def test_each_core_migration_says_which_older_code_serves_it():
         "0007": "expand",
         "0008": "expand",
         "0009": "breaking",
+        "0010": "expand",
     }
 
 
@@ -264,11 +268,11 @@ def misdeclared(revision: str, file: str) -> str:
 
 def test_an_undeclared_migration_is_breaking_and_a_typo_is_refused(tmp_path: Path):
     undeclared = ScriptDirectory.from_config(
-        next_release(tmp_path / "undeclared", step("0010", "0009", None))
+        next_release(tmp_path / "undeclared", step("0011", "0010", None))
     )
-    assert declared(undeclared.get_revision("0010")) == "breaking"
-    typo = next_release(tmp_path / "typo", step("0010", "0009", "expnad"))
-    with pytest.raises(UnknownCompatibility, match=f"^{misdeclared('0010', 'next_0.py')}$"):
+    assert declared(undeclared.get_revision("0011")) == "breaking"
+    typo = next_release(tmp_path / "typo", step("0011", "0010", "expnad"))
+    with pytest.raises(UnknownCompatibility, match=f"^{misdeclared('0011', 'next_0.py')}$"):
         History.of(ScriptDirectory.from_config(typo))
 
     # A plugin's typo stops every command before it touches the database.
@@ -287,34 +291,34 @@ def test_the_code_that_can_serve_a_schema_reaches_back_through_expands_and_one_c
     tmp_path: Path,
 ):
     script = ScriptDirectory.from_config(alembic_config())
-    assert serving_revisions(script, {"0009"}) == {"0009"}
+    assert serving_revisions(script, {"0010"}) == {"0010", "0009"}
     assert serving_revisions(script, {"0008"}) == {"0008", "0007", "0006"}
     assert serving_revisions(script, {"0005"}) == {"0005", "0004"}
     assert serving_revisions(script, set()) == set()
 
     def next_serving(name: str, *kinds: str) -> set[str]:
-        """What serves the head of a next release with migrations of ``kinds``, 0010 on."""
-        revisions = [f"{10 + n:04d}" for n in range(len(kinds))]
+        """What serves the head of a next release with migrations of ``kinds``, 0011 on."""
+        revisions = [f"{11 + n:04d}" for n in range(len(kinds))]
         steps = [
             step(r, p, k)
-            for r, p, k in zip(revisions, ["0009", *revisions[:-1]], kinds, strict=True)
+            for r, p, k in zip(revisions, ["0010", *revisions[:-1]], kinds, strict=True)
         ]
         return serving_revisions(
             ScriptDirectory.from_config(next_release(tmp_path / name, *steps)), {revisions[-1]}
         )
 
     # A contract leaves its parent's code serving (this release's, when it comes first).
-    assert next_serving("contract first", "contract", "expand") == {"0011", "0010", "0009"}
-    assert next_serving("expand first", "expand", "contract") == {"0011", "0010"}
-    assert next_serving("two contracts", "contract", "contract") == {"0011", "0010"}
-    assert next_serving("breaking", "expand", "breaking") == {"0011"}
+    assert next_serving("contract first", "contract", "expand") == {"0012", "0011", "0010"}
+    assert next_serving("expand first", "expand", "contract") == {"0012", "0011"}
+    assert next_serving("two contracts", "contract", "contract") == {"0012", "0011"}
+    assert next_serving("breaking", "expand", "breaking") == {"0012"}
 
 
 # This release against its own schema, an older one and newer ones ----------------------
 
 
 async def test_at_the_newest_schema_it_is_ready_and_says_so(database: str):
-    assert await recorded(database) == {CURRENT_HEAD}
+    assert await recorded(database) == SERVING_NOW
     ready = await get_ready(database)
     assert (ready.status_code, ready.json()) == (200, {"status": "ok", "schema": "newest"})
 
@@ -349,8 +353,8 @@ async def test_it_keeps_serving_while_the_next_release_expands_the_schema(
             assert found["contacts"]["nodes"] == [{"phone": "0612345678"}]
             ready = await http.get("/health/ready")
             assert (ready.status_code, ready.json()["schema"]) == (200, "ahead, compatible")
-    assert await core_revision(database) == "0010"
-    assert await recorded(database) == {"0010", CURRENT_HEAD}
+    assert await core_revision(database) == "0011"
+    assert await recorded(database) == {"0011", *SERVING_NOW}
 
     # The next release's own code finds the schema newest.
     engine = create_engine(database)
@@ -373,7 +377,7 @@ async def test_it_keeps_serving_while_the_next_release_expands_the_schema(
     migrated = cli(env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "alembic_version ahead, compatible" in migrated.stderr
-    assert await core_revision(database) == "0010"
+    assert await core_revision(database) == "0011"
 
 
 async def test_after_a_breaking_migration_of_the_next_release_it_stops(
@@ -382,7 +386,7 @@ async def test_after_a_breaking_migration_of_the_next_release_it_stops(
     """A migration this release cannot serve: readiness fails with the reason, and no
     command of this release starts, `migrate` included."""
     await run_alembic(database, next_release(tmp_path / "next", BREAKING), "upgrade", "head")
-    assert await recorded(database) == {"0010"}
+    assert await recorded(database) == {"0011"}
 
     # Unready for a reason: this release's reads of contacts fail on that schema.
     app = create_app(Settings(database_url=database))
@@ -408,15 +412,15 @@ async def test_after_a_breaking_migration_of_the_next_release_it_stops(
     said = ("has a newer schema this release cannot serve", "alembic_version ahead, incompatible")
     assert_refused(cli(env, "serve", "--port", str(free_port())), *said)
     assert_refused(cli(env, "migrate"), *said)
-    assert await core_revision(database) == "0010", "migrate changed nothing"
+    assert await core_revision(database) == "0011", "migrate changed nothing"
 
 
 async def test_behind_it_is_not_ready_until_migrated(database: str):
     """A database one migration short of this release (the next release's processes meet
     this before its `migrate` has run)."""
     await run_alembic(database, alembic_config(), "downgrade", "-1")
-    assert await core_revision(database) == "0008"
-    assert await recorded(database) == {"0008", "0007", "0006"}
+    assert await core_revision(database) == "0009"
+    assert await recorded(database) == {"0009"}  # a breaking migration: its own code only
 
     ready = await get_ready(database)
     assert (ready.status_code, ready.json()["reason"]) == (
@@ -435,7 +439,7 @@ async def test_behind_it_is_not_ready_until_migrated(database: str):
     assert migrated.returncode == 0, migrated.stderr
     ready = await get_ready(database)
     assert (ready.status_code, ready.json()) == (200, {"status": "ok", "schema": "newest"})
-    assert await recorded(database) == {CURRENT_HEAD}
+    assert await recorded(database) == SERVING_NOW
 
 
 SECOND_PLUGIN_MIGRATION = """

@@ -2,6 +2,7 @@
 
 from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
+from graphql_api.groups.export import ExportLink
 from graphql_api.groups.models import (
     DerivedMembership,
     Group,
@@ -23,6 +24,7 @@ __all__ = [
     "Delivery",
     "DerivedMembership",
     "EmailTemplate",
+    "ExportLink",
     "Group",
     "GroupLink",
     "Job",

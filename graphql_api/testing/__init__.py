@@ -19,7 +19,8 @@ Fixtures (``fixtures``; ``server`` and ``server_env`` in ``servers``):
   user's token, one per test module; ``server_env`` the environment its commands run with,
   for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
   environment (``log=`` a file for its log); ``subscribed(url, token, query, variables)``
-  a WebSocket that has sent a subscription to one.
+  a WebSocket that has sent a subscription to one; ``debian_program(program, package)`` a
+  Debian program a test drives (skipped without it, failed in CI).
 
 Documents, for the tests that look at the answer themselves (``factories``):
 ``CREATE_GROUP``, ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with
@@ -127,6 +128,7 @@ from graphql_api.testing.fixtures import pytest_runtest_teardown as pytest_runte
 from graphql_api.testing.servers import (
     CLI,
     cli,
+    debian_program,
     free_port,
     new_token,
     server,
@@ -170,6 +172,7 @@ __all__ = [
     "create_postgresql_database",
     "database_rows",
     "database_url",
+    "debian_program",
     "deliver_all",
     "drop_postgresql_database",
     "empty_tables",

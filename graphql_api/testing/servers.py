@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,6 +49,20 @@ async def subscribed(
     payload = {"query": query, "variables": dict(variables)}
     await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
     return socket
+
+
+def debian_program(program: str, package: str) -> str:
+    """The path of ``program``, from Debian's ``package`` (nginx and PgBouncer live in
+    /usr/sbin, which a user's PATH may lack); skips the test without it, but fails it in CI
+    (``CI=true``), whose .ci/run installs it."""
+    found = shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"CI runs this test: .ci/run installs {package} (apt-get install {package})"
+            )
+        pytest.skip(f"this test needs {program} (apt-get install {package})")
+    return found
 
 
 def free_port() -> int:

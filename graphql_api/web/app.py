@@ -40,6 +40,7 @@ from graphql_api.roles import core_plugin
 from graphql_api.settings import Settings
 from graphql_api.web.body_limit import BodyLimit
 from graphql_api.web.endpoint import GraphQLEndpoint
+from graphql_api.web.exports import export_routes
 from graphql_api.web.graphiql import GraphiQLPage, ServesGraphiQL, assets_route
 from graphql_api.web.graphiql.examples import PORTAL_EXAMPLES
 from graphql_api.web.guards import DatabaseUnavailable, RequestBudget
@@ -107,7 +108,8 @@ def _cors(origins: Sequence[str]) -> list[Middleware]:
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            # Content-Disposition: the file name of a download (docs/export.md).
+            expose_headers=["X-Request-ID", "Content-Disposition"],
             max_age=600,
         )
     ]
@@ -203,6 +205,7 @@ def create_app(
             assets_route(),
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
+            *export_routes(),
         ],
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.

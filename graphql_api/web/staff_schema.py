@@ -43,6 +43,7 @@ from graphql_api.graphql_base.errors import (
 from graphql_api.graphql_base.nodes import findables, node_queries
 from graphql_api.graphql_base.operation_name import OperationNameRequired
 from graphql_api.graphql_base.text_inputs import CleanStringLiterals, CleanVariables
+from graphql_api.groups.api.exports import ExportMutations
 from graphql_api.groups.api.mutations import GroupMutations
 from graphql_api.groups.api.queries import GroupQueries
 from graphql_api.groups.api.subscriptions import GroupSubscriptions
@@ -107,6 +108,7 @@ class Mutation(
     UserMutations,
     StaffPortalMutations,
     JobMutations,
+    ExportMutations,
 ):
     pass
 

@@ -1,0 +1,422 @@
+"""Exports of contacts in bulk: a group's members, and the contacts x groups report.
+
+Rows are read in keyset pages of the stored memberships (``memberships`` for static
+groups, ``derived_memberships`` for the others), each page in a short transaction of its
+own, so an export of any size holds one page in memory and no transaction open while the
+client reads. A browser downloads through a single-use link (``issue_link``), stored as
+its token's hash with an expiry, as the portal's invitation links are: every process of
+the application can redeem it, and nothing secret needs configuring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    delete,
+    literal,
+    null,
+    select,
+    union,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from graphql_api.contacts.models import Contact
+from graphql_api.groups.models import (
+    DerivedMembership,
+    Group,
+    GroupKind,
+    Membership,
+    MembershipSource,
+)
+from graphql_api.kernel.access import Principal, requires
+from graphql_api.kernel.db import Base, UtcDateTime, utcnow
+from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
+from graphql_api.users.audit import record
+from graphql_api.users.models import StaffRole, User
+from graphql_api.users.tokens import principal_of
+
+PERMISSION = "contacts.export"
+PAGE_SIZE = 1000
+"""Rows per statement: what an export holds in memory at once, whatever its size."""
+MAX_REPORT_GROUPS = 50
+"""Columns of groups in one report: more is not a spreadsheet anyone reads."""
+XLSX_MAX_ROWS = 1_048_576
+"""Rows of a sheet in Excel and LibreOffice, the header's included."""
+LINK_LIFETIME = timedelta(minutes=5)
+LINK_PREFIX = "gex_"
+KEEP_EXPIRED = timedelta(days=1)
+FORMATS = ("csv", "xlsx")
+SEPARATORS = (";", ",")
+
+CONTACT_COLUMNS: dict[str, Any] = {
+    "id": Contact.id,
+    "kind": Contact.kind,
+    "firstName": Contact.first_name,
+    "lastName": Contact.last_name,
+    "organisationName": Contact.organisation_name,
+    "email": Contact.email,
+    "phone": Contact.phone,
+    "street": Contact.street,
+    "postalCode": Contact.postal_code,
+    "city": Contact.city,
+    "createdAt": Contact.created_at,
+}
+"""The contact fields an export can have, by their GraphQL names. Plugin fields are not
+among them: the plugin API lets a field test a condition in SQL, not read a value."""
+MEMBERSHIP_FIELDS = ("memberSince", "source", "addedBy")
+"""Of a group's members only: since when, how they came in, and who added them."""
+DEFAULT_FIELDS = ("id", "firstName", "lastName", "organisationName", "email")
+
+
+class ExportLink(Base):
+    """A single-use download link: the hash of its token, whose export it is, and until
+    when it works."""
+
+    __tablename__ = "export_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export: ``members`` of one group or the ``report`` of several, with which
+    contact fields, in which format."""
+
+    kind: str
+    group_ids: tuple[int, ...]
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    format: str = "csv"
+    separator: str = ";"
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "groupIds": list(self.group_ids),
+            "fields": list(self.fields),
+            "format": self.format,
+            "separator": self.separator,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ExportRequest:
+        return cls(
+            kind=params["kind"],
+            group_ids=tuple(params["groupIds"]),
+            fields=tuple(params["fields"]),
+            format=params["format"],
+            separator=params["separator"],
+        )
+
+
+@dataclass(frozen=True)
+class Export:
+    """A checked request and the groups it reads, ready to stream."""
+
+    request: ExportRequest
+    groups: tuple[Group, ...]
+
+    @property
+    def header(self) -> list[str]:
+        if self.request.kind == "members":
+            return list(self.request.fields)
+        return [*self.request.fields, *(group.name for group in self.groups)]
+
+    @property
+    def filename(self) -> str:
+        day = utcnow().date().isoformat()
+        if self.request.kind == "members":
+            return f"group-{self.groups[0].id}-members-{day}.{self.request.format}"
+        return f"groups-report-{day}.{self.request.format}"
+
+
+def check_request(request: ExportRequest) -> None:
+    """Refuse an export that cannot be made, naming every fault at once."""
+    problems = Problems()
+    allowed = set(CONTACT_COLUMNS)
+    if request.kind == "members":
+        allowed |= set(MEMBERSHIP_FIELDS)
+    if not request.fields:
+        problems.add(["fields"], ErrorCode.INVALID, "Name at least one field.")
+    for i, name in enumerate(request.fields):
+        if name not in allowed:
+            problems.add(
+                ["fields", str(i)],
+                ErrorCode.INVALID,
+                f"Unknown field {name!r}; known: {', '.join(sorted(allowed))}.",
+            )
+    if len(set(request.fields)) != len(request.fields):
+        problems.add(["fields"], ErrorCode.INVALID, "Each field may be named once.")
+    if request.format not in FORMATS:
+        problems.add(["format"], ErrorCode.INVALID, "The format is csv or xlsx.")
+    if request.separator not in SEPARATORS:
+        problems.add(["separator"], ErrorCode.INVALID, "The separator is ';' or ','.")
+    if not request.group_ids:
+        problems.add(["group_ids"], ErrorCode.INVALID, "Name at least one group.")
+    if request.kind == "members" and len(request.group_ids) > 1:
+        problems.add(["group_ids"], ErrorCode.INVALID, "The members of one group at a time.")
+    if len(request.group_ids) > MAX_REPORT_GROUPS:
+        problems.add(
+            ["group_ids"],
+            ErrorCode.TOO_MANY,
+            f"A report has at most {MAX_REPORT_GROUPS} groups.",
+        )
+    problems.raise_if_any()
+
+
+@requires(PERMISSION)
+async def prepare_export(session: AsyncSession, actor: Principal, request: ExportRequest) -> Export:
+    """The export of ``request``, its groups read; ``NOT_FOUND`` for a group that is not."""
+    check_request(request)
+    ids = list(dict.fromkeys(request.group_ids))
+    found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(ids)))}
+    problems = Problems()
+    for i, group_id in enumerate(request.group_ids):
+        if group_id not in found:
+            problems.add(["group_ids", str(i)], ErrorCode.NOT_FOUND, "No group with this id.")
+    problems.raise_if_any()
+    groups = tuple(found[i] for i in ids)
+    # Counted before anything is sent: a sheet cut off at its last row would pass unseen.
+    if request.format == "xlsx" and sum(g.member_count for g in groups) >= XLSX_MAX_ROWS:
+        raise UserInputError.single(
+            ["format"],
+            ErrorCode.TOO_MANY,
+            f"An XLSX sheet holds at most {XLSX_MAX_ROWS - 1:,} rows; these groups may have "
+            "more members: export them as CSV.",
+        )
+    return Export(request, groups)
+
+
+def _stored(group: Group) -> tuple[Any, ColumnElement[Any]]:
+    """A group's stored rows and their column of since when."""
+    if group.kind is GroupKind.STATIC:
+        return Membership, Membership.member_since
+    return DerivedMembership, DerivedMembership.since
+
+
+def _local(value: Any, zone: ZoneInfo) -> Any:
+    """Datetimes in the application's time zone, without it, as spreadsheets want them."""
+    if isinstance(value, datetime):
+        return value.astimezone(zone).replace(tzinfo=None)
+    return value
+
+
+async def export_rows(
+    sessions: async_sessionmaker[AsyncSession],
+    export: Export,
+    zone: ZoneInfo,
+    page_size: int = PAGE_SIZE,
+) -> AsyncIterator[list[list[Any]]]:
+    """The rows of ``export`` (without the header), a page at a time, in contact id order;
+    each page read in a transaction of its own."""
+    report = export.request.kind == "report"
+    pages = _report_pages if report else _member_pages
+    # A report's group columns are days; a member's since when is a moment.
+    days_from = len(export.request.fields) if report else None
+    async for page in pages(sessions, export, page_size):
+        yield [
+            [_local(value, zone) for value in row[:days_from]]
+            + [joined_on(value, zone) for value in row[days_from:] if report]
+            for row in page
+        ]
+
+
+async def _member_pages(
+    sessions: async_sessionmaker[AsyncSession], export: Export, page_size: int
+) -> AsyncIterator[Sequence[Any]]:
+    group = export.groups[0]
+    rows, since = _stored(group)
+    static = group.kind is GroupKind.STATIC
+    extra = {
+        "memberSince": since,
+        # Who joins a derived group is decided by its rules, not by someone adding them.
+        "source": Membership.source if static else literal(MembershipSource.DERIVED.value),
+        "addedBy": User.name if static else null(),
+    }
+    columns = [CONTACT_COLUMNS.get(name, extra.get(name)) for name in export.request.fields]
+    query = select(rows.contact_id, *columns).join(Contact, Contact.id == rows.contact_id)
+    if static and "addedBy" in export.request.fields:
+        query = query.outerjoin(User, User.id == Membership.added_by_id)
+    query = query.where(rows.group_id == group.id).order_by(rows.contact_id).limit(page_size)
+    after = 0
+    while True:
+        async with sessions() as session:
+            page = (await session.execute(query.where(rows.contact_id > after))).all()
+        if not page:
+            return
+        yield [row[1:] for row in page]
+        if len(page) < page_size:
+            return
+        after = page[-1][0]
+
+
+async def _report_pages(
+    sessions: async_sessionmaker[AsyncSession], export: Export, page_size: int
+) -> AsyncIterator[Sequence[Any]]:
+    """Two statements a page: the page's contacts (members of any group, by id), then
+    their memberships of the chosen groups, found by the page's range of ids."""
+    columns = [CONTACT_COLUMNS[name] for name in export.request.fields]
+    position = {group.id: i for i, group in enumerate(export.groups)}
+    after = 0
+    while True:
+        # Each group's next page through its index, so a page costs the same at the end
+        # of a large group as at its start.
+        heads = [
+            select(rows.contact_id)
+            .where(rows.group_id == group.id, rows.contact_id > after)
+            .order_by(rows.contact_id)
+            .limit(page_size)
+            .subquery()
+            for group in export.groups
+            for rows, _ in (_stored(group),)
+        ]
+        members = union(*(select(head.c.contact_id) for head in heads)).subquery()
+        ids = select(members.c.contact_id).order_by(members.c.contact_id).limit(page_size)
+        async with sessions() as session:
+            contacts = (
+                await session.execute(
+                    select(Contact.id, *columns)
+                    .where(Contact.id.in_(ids.scalar_subquery()))
+                    .order_by(Contact.id)
+                )
+            ).all()
+            if not contacts:
+                return
+            first, last = contacts[0][0], contacts[-1][0]
+            # Every membership in this range is of a contact of the page.
+            joined = await session.execute(
+                union_all(
+                    *(
+                        select(literal(group.id), rows.contact_id, since).where(
+                            rows.group_id == group.id, rows.contact_id.between(first, last)
+                        )
+                        for group in export.groups
+                        for rows, since in (_stored(group),)
+                    )
+                )
+            )
+        cells: dict[int, list[Any]] = {row[0]: [None] * len(position) for row in contacts}
+        for group_id, contact_id, since in joined:
+            cells[contact_id][position[group_id]] = since
+        yield [[*row[1:], *cells[row[0]]] for row in contacts]
+        if len(contacts) < page_size:
+            return
+        after = last
+
+
+def joined_on(value: Any, zone: ZoneInfo) -> date | None:
+    """A report's cell: the day the contact joined, in the application's time zone."""
+    return value.astimezone(zone).date() if isinstance(value, datetime) else value
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@requires(PERMISSION)
+async def issue_link(
+    session: AsyncSession, actor: Principal, request: ExportRequest
+) -> tuple[str, datetime]:
+    """A single-use token for downloading ``request`` as ``actor``, and when it expires;
+    the export is checked now, so a link never fails for a reason known today."""
+    await prepare_export(session, actor, request)
+    if actor.user_id is None:
+        raise UserInputError.single(
+            (), ErrorCode.FORBIDDEN, "A download link is for a staff user, not the system."
+        )
+    token = LINK_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    expires_at = now + LINK_LIFETIME
+    # Links a day past their expiry answer "not valid" rather than "expired": no one asks.
+    await session.execute(delete(ExportLink).where(ExportLink.expires_at < now - KEEP_EXPIRED))
+    session.add(
+        ExportLink(
+            token_hash=_hash(token),
+            user_id=actor.user_id,
+            params=request.as_params(),
+            expires_at=expires_at,
+        )
+    )
+    return token, expires_at
+
+
+class LinkRefused(Exception):
+    """A link that opens nothing: unknown (``gone`` False) or expired or used (True)."""
+
+    def __init__(self, message: str, gone: bool) -> None:
+        super().__init__(message)
+        self.gone = gone
+
+
+async def redeem_link(session: AsyncSession, token: str) -> tuple[Principal, ExportRequest]:
+    """Use up a link: who downloads what, as the user is now (deactivated or without the
+    permission since, refused). Call in a transaction: the use commits with it."""
+    link = await session.scalar(select(ExportLink).where(ExportLink.token_hash == _hash(token)))
+    if link is None:
+        raise LinkRefused("This download link is not valid.", gone=False)
+    now = utcnow()
+    if link.used_at is not None or link.expires_at <= now:
+        raise LinkRefused(
+            "This download link has expired or was used already; ask for a new one.", gone=True
+        )
+    # Only one request uses it, however many arrive at once.
+    used = await session.execute(
+        update(ExportLink)
+        .where(ExportLink.id == link.id, ExportLink.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        raise LinkRefused("This download link was used already; ask for a new one.", gone=True)
+    found = (
+        await session.execute(
+            select(User, StaffRole)
+            .join(StaffRole, User.role_id == StaffRole.id)
+            .where(User.id == link.user_id)
+        )
+    ).first()
+    if found is None or not found[0].is_active:
+        raise LinkRefused("The user of this link is deactivated.", gone=False)
+    return principal_of(*found), ExportRequest.from_params(link.params)
+
+
+async def record_export(
+    sessions: async_sessionmaker[AsyncSession],
+    actor: Principal,
+    export: Export,
+    rows: int,
+    complete: bool,
+) -> None:
+    """The audit entry of an export, written when its stream ends: only then is its number
+    of rows known, and whether the client read it to the end."""
+    async with sessions() as session, session.begin():
+        record(
+            session,
+            actor,
+            f"export.{export.request.kind}",
+            ", ".join(group.name for group in export.groups),
+            groupIds=list(export.request.group_ids),
+            fields=list(export.request.fields),
+            format=export.request.format,
+            rows=rows,
+            complete=complete,
+        )

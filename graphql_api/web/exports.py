@@ -1,0 +1,248 @@
+"""Downloads of exports (docs/export.md): CSV or XLSX, streamed as the rows are read.
+
+``GET /exports/group-members`` and ``GET /exports/group-report`` answer a staff user's
+Bearer token, as ``/graphql`` does; ``GET /exports/link/{token}`` answers a single-use
+link from the ``exportGroupMembers`` or ``exportGroupReport`` mutation, for a browser.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+import xlsxwriter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from graphql_api.auth.backend import StaffUser
+from graphql_api.graphql_base.relay import decode_ids
+from graphql_api.groups.export import (
+    DEFAULT_FIELDS,
+    Export,
+    ExportRequest,
+    LinkRefused,
+    export_rows,
+    prepare_export,
+    record_export,
+    redeem_link,
+)
+from graphql_api.kernel.access import Forbidden, Principal
+from graphql_api.kernel.errors import ErrorCode, UserInputError
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may take for the start of a formula (OWASP, "CSV Injection")."""
+BOM = "\ufeff"
+"""Excel reads a CSV as UTF-8 only when it starts with this."""
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+CHUNK_BYTES = 64 * 1024
+
+
+def escaped(text: str) -> str:
+    """Text a spreadsheet shows as text, never runs: a leading quote before a formula's
+    first character."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    return escaped(value) if isinstance(value, str) else value
+
+
+async def csv_chunks(
+    header: list[str], pages: AsyncIterator[list[list[Any]]], separator: str
+) -> AsyncIterator[bytes]:
+    """UTF-8 with a byte order mark, every field quoted: a page of rows per chunk."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=separator, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+
+    def taken(rows: Iterable[list[Any]]) -> bytes:
+        writer.writerows(rows)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text.encode()
+
+    yield BOM.encode() + taken([[escaped(name) for name in header]])
+    async for page in pages:
+        yield taken([_csv_cell(value) for value in row] for row in page)
+
+
+async def xlsx_chunks(
+    header: list[str], pages: AsyncIterator[list[list[Any]]]
+) -> AsyncIterator[bytes]:
+    """A workbook written row by row (xlsxwriter's constant memory mode) to a temporary
+    file, then sent: an XLSX is a zip whose directory comes last, so nothing of it can go
+    before the last row is written."""
+    with tempfile.TemporaryDirectory(prefix="export-") as folder:
+        path = os.path.join(folder, "export.xlsx")
+        book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": folder})
+        sheet = book.add_worksheet("Export")
+        moment = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        day = book.add_format({"num_format": "yyyy-mm-dd"})
+        bold = book.add_format({"bold": True})
+        for column, name in enumerate(header):
+            sheet.write_string(0, column, escaped(name), bold)
+        line = 1
+        async for page in pages:
+            for row in page:
+                for column, value in enumerate(row):
+                    _xlsx_cell(sheet, line, column, value, moment, day)
+                line += 1
+        # Zipping the sheet takes a while for a large one: not on the event loop.
+        await anyio.to_thread.run_sync(book.close)
+        async with await anyio.open_file(path, "rb") as file:
+            while chunk := await file.read(CHUNK_BYTES):
+                yield chunk
+
+
+def _xlsx_cell(sheet: Any, row: int, column: int, value: Any, moment: Any, day: Any) -> None:
+    """Strings as strings (never a formula), numbers as numbers, moments and days as
+    dates; nothing for None."""
+    if value is None:
+        return
+    if isinstance(value, datetime):
+        sheet.write_datetime(row, column, value, moment)
+    elif isinstance(value, date):
+        sheet.write_datetime(row, column, datetime(value.year, value.month, value.day), day)
+    elif isinstance(value, bool | int | float):
+        sheet.write_number(row, column, value)
+    else:
+        sheet.write_string(row, column, escaped(str(value)))
+
+
+def _problem(status: int, error: UserInputError) -> JSONResponse:
+    return JSONResponse(
+        {
+            "errors": [
+                {"field": list(p.field), "code": p.code.value, "message": p.message}
+                for p in error.problems
+            ]
+        },
+        status_code=status,
+    )
+
+
+def _refused(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=status)
+
+
+def _request_of(request: Request, kind: str) -> ExportRequest:
+    """The export a query string asks for; ``INVALID_ID`` for a malformed group id."""
+    query = request.query_params
+    ids_argument = "groupId" if kind == "members" else "groupIds"
+    named = [part for part in query.get(ids_argument, "").split(",") if part]
+    fields = [part for part in query.get("fields", "").split(",") if part]
+    return ExportRequest(
+        kind=kind,
+        group_ids=tuple(decode_ids(named, "Group", ["group_ids"])),
+        fields=tuple(fields) if "fields" in query else DEFAULT_FIELDS,
+        format=query.get("format", "csv"),
+        separator=query.get("separator", ";"),
+    )
+
+
+async def _answer(
+    request: Request,
+    session: AsyncSession,
+    actor: Principal,
+    wanted: ExportRequest,
+) -> Response:
+    """The download of ``wanted`` as ``actor``: 403 without the permission, 400 for a bad
+    request, 404 for an unknown group; else the file, streamed."""
+    try:
+        export = await prepare_export(session, actor, wanted)
+    except Forbidden as error:
+        return _problem(403, error)
+    except UserInputError as error:
+        not_found = all(p.code is ErrorCode.NOT_FOUND for p in error.problems)
+        return _problem(404 if not_found else 400, error)
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    zone = ZoneInfo(request.app.state.settings.timezone)
+    body = _stream(sessions, actor, export, zone)
+    return StreamingResponse(
+        body,
+        media_type=MEDIA_TYPES[wanted.format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{export.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _stream(
+    sessions: async_sessionmaker[AsyncSession], actor: Principal, export: Export, zone: ZoneInfo
+) -> AsyncIterator[bytes]:
+    """The file's bytes; the audit entry once it ends, read to the end or not."""
+    counted = [0]
+
+    async def pages() -> AsyncIterator[list[list[Any]]]:
+        async for page in export_rows(sessions, export, zone):
+            counted[0] += len(page)
+            yield page
+
+    if export.request.format == "xlsx":
+        chunks = xlsx_chunks(export.header, pages())
+    else:
+        chunks = csv_chunks(export.header, pages(), export.request.separator)
+    complete = False
+    try:
+        async for chunk in chunks:
+            yield chunk
+        complete = True
+    finally:
+        # A client that leaves cancels the response; the entry is written all the same.
+        with anyio.CancelScope(shield=True):
+            await record_export(sessions, actor, export, counted[0], complete)
+
+
+def _as_staff(kind: str) -> Callable[[Request], Awaitable[Response]]:
+    """The route of ``kind`` for a staff user's token: 401 without one."""
+
+    async def endpoint(request: Request) -> Response:
+        if not isinstance(request.user, StaffUser):
+            return _refused(401, "Send 'Authorization: Bearer <token>' or use a download link.")
+        async with request.app.state.sessions() as session:
+            try:
+                wanted = _request_of(request, kind)
+            except UserInputError as error:
+                return _problem(400, error)
+            return await _answer(request, session, request.user.principal, wanted)
+
+    return endpoint
+
+
+async def by_link(request: Request) -> Response:
+    """A download through a link: 403 for a link that is not one, 410 for one expired
+    or used; the user's permission checked as it is now."""
+    async with request.app.state.sessions() as session:
+        try:
+            async with session.begin():
+                actor, wanted = await redeem_link(session, request.path_params["token"])
+        except LinkRefused as refused:
+            return _refused(410 if refused.gone else 403, str(refused))
+        return await _answer(request, session, actor, wanted)
+
+
+def export_routes() -> list[Route]:
+    return [
+        Route("/exports/group-members", _as_staff("members")),
+        Route("/exports/group-report", _as_staff("report")),
+        Route("/exports/link/{token}", by_link),
+    ]

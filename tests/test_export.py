@@ -1,0 +1,485 @@
+"""Exports (docs/export.md): a group's members and the contacts x groups report, as CSV
+or XLSX, streamed over real HTTP (ASGI, and a real ``serve`` for the download links),
+read in pages whatever their size, refused without ``contacts.export``, audited, never a
+formula, and read back by LibreOffice as they were meant."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import subprocess
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from python_calamine import CalamineWorkbook
+from sqlalchemy import insert, select, update
+from starlette.applications import Starlette
+
+from graphql_api.contacts.models import Contact
+from graphql_api.graphql_base.relay import parse_global_id, to_global_id
+from graphql_api.groups.export import MAX_REPORT_GROUPS, PAGE_SIZE, XLSX_MAX_ROWS, ExportLink
+from graphql_api.groups.membership_writes import add_members as add_members_in_domain
+from graphql_api.groups.models import Group, MembershipSource
+from graphql_api.kernel.access import SYSTEM
+from graphql_api.kernel.db import utcnow
+from graphql_api.testing import (
+    GraphQLClient,
+    StatementCounter,
+    cli,
+    debian_program,
+    make_user,
+    new_contact_id,
+    new_group_id,
+    new_static_group_id,
+    serving,
+)
+from graphql_api.users.models import AuditEntry, User
+from graphql_api.users.staff_roles import role_named
+
+MEMBERS = "/exports/group-members"
+REPORT = "/exports/group-report"
+LINK = """
+mutation($g: ID!, $f: [String!], $x: ExportFormat!) {
+  exportGroupMembers(groupId: $g, fields: $f, format: $x) {
+    url expiresAt errors { field code message }
+  }
+}"""
+REPORT_LINK = """
+mutation($g: [ID!]!, $s: String!) {
+  exportGroupReport(groupIds: $g, separator: $s) { url expiresAt errors { field code } }
+}"""
+GROUP = to_global_id("Group", 1)
+DANGEROUS = ['=HYPERLINK("http://x")', "+31 6 12345678", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
+
+
+def _pk(global_id: str) -> int:
+    parsed = parse_global_id(global_id)
+    assert parsed is not None
+    return parsed[1]
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _csv(body: bytes, separator: str = ";") -> list[list[str]]:
+    assert body.startswith("\ufeff".encode()), body[:10]
+    return list(csv.reader(io.StringIO(body.decode()[1:]), delimiter=separator))
+
+
+def _xlsx(body: bytes) -> list[list[Any]]:
+    return CalamineWorkbook.from_filelike(io.BytesIO(body)).get_sheet_by_index(0).to_python()
+
+
+@pytest.fixture
+async def people(client: GraphQLClient) -> list[str]:
+    """Three contacts with Dutch letters and a postal code with a leading zero."""
+    return [
+        await new_contact_id(
+            client, firstName="Zoë", lastName="IJsselstein", postalCode="0123 AB", city="Ée"
+        ),
+        await new_contact_id(client, firstName="Jan-Willem", lastName="de Vries"),
+        await new_contact_id(client, organisationName="Coöperatie Ons Dorp", kind="ORGANISATION"),
+    ]
+
+
+async def _download(http: httpx.AsyncClient, path: str, token: str, **query: str) -> bytes:
+    """A download read as a stream, as a browser reads it; it must succeed."""
+    async with http.stream("GET", path, params=query, headers=_auth(token)) as response:
+        assert response.status_code == 200, await response.aread()
+        return b"".join([chunk async for chunk in response.aiter_bytes()])
+
+
+async def test_a_static_groups_members_as_csv_with_since_source_and_who_added_them(
+    app: Starlette, http: httpx.AsyncClient, client: GraphQLClient, people: list[str]
+):
+    group = await new_static_group_id(client, "Bewoners", people[:2])
+    body = await _download(
+        http,
+        MEMBERS,
+        client.token or "",
+        groupId=group,
+        fields="id,firstName,lastName,postalCode,memberSince,source,addedBy",
+    )
+    rows = _csv(body)
+    assert rows[0] == [
+        "id",
+        "firstName",
+        "lastName",
+        "postalCode",
+        "memberSince",
+        "source",
+        "addedBy",
+    ]
+    assert [r[:4] for r in rows[1:]] == [
+        [str(_pk(people[0])), "Zoë", "IJsselstein", "0123 AB"],
+        [str(_pk(people[1])), "Jan-Willem", "de Vries", ""],
+    ]
+    since = datetime.strptime(rows[1][4], "%Y-%m-%d %H:%M:%S")
+    assert abs(since - datetime.now()) < timedelta(hours=3)  # local time, Europe/Amsterdam
+    assert [r[5:] for r in rows[1:]] == [["BULK", "Johannes Frölich"]] * 2
+    async with app.state.sessions() as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action.like("export.%")))
+    assert entry is not None
+    assert (entry.action, entry.subject) == ("export.members", "Bewoners")
+    assert entry.details["rows"] == 2 and entry.details["complete"] is True
+
+
+async def test_a_derived_groups_members_come_from_its_rule_with_a_comma(
+    http: httpx.AsyncClient, client: GraphQLClient, people: list[str]
+):
+    static = await new_static_group_id(client, "Bestuur", people[1:])
+    composite = await new_group_id(client, name="Bestuur samengesteld", composedOfIds=[static])
+    body = await _download(
+        http,
+        MEMBERS,
+        client.token or "",
+        groupId=composite,
+        fields="organisationName,source,addedBy",
+        separator=",",
+    )
+    assert _csv(body, ",") == [
+        ["organisationName", "source", "addedBy"],
+        ["", "DERIVED", ""],
+        ["Coöperatie Ons Dorp", "DERIVED", ""],
+    ]
+
+
+async def test_the_report_has_a_column_per_group_holding_the_day_of_joining(
+    http: httpx.AsyncClient, client: GraphQLClient, people: list[str]
+):
+    first = await new_static_group_id(client, "Koor", people[:1])
+    second = await new_static_group_id(client, "Tuin", people[1:])
+    body = await _download(
+        http,
+        REPORT,
+        client.token or "",
+        groupIds=f"{first},{second}",
+        fields="lastName",
+        format="xlsx",
+    )
+    today = datetime.now().date()
+    rows = _xlsx(body)
+    assert rows[0] == ["lastName", "Koor", "Tuin"]
+    joined = [[cell.date() if isinstance(cell, datetime) else cell for cell in r] for r in rows[1:]]
+    assert joined == [["IJsselstein", today, ""], ["de Vries", "", today], ["", "", today]]
+
+
+async def test_cells_that_could_be_formulas_are_text_in_csv_and_xlsx(
+    app: Starlette, http: httpx.AsyncClient, client: GraphQLClient
+):
+    # Straight into the table: the API already trims a leading tab or CR from input.
+    async with app.state.sessions() as session, session.begin():
+        ids = await session.scalars(
+            insert(Contact).returning(Contact.id), [{"last_name": text} for text in DANGEROUS]
+        )
+        members = [to_global_id("Contact", i) for i in ids]
+    group = await new_static_group_id(client, "Gevaarlijk", members)
+    token = client.token or ""
+    as_csv = _csv(await _download(http, MEMBERS, token, groupId=group, fields="lastName"))
+    as_xlsx = _xlsx(
+        await _download(http, MEMBERS, token, groupId=group, fields="lastName", format="xlsx")
+    )
+    expected = [["lastName"], *(["'" + text] for text in DANGEROUS)]
+    assert as_csv == expected
+    assert as_xlsx == expected
+    # A group's name heads a report's column: escaped as well.
+    await client.data(
+        'mutation($id: ID!) { updateGroup(id: $id, input: {name: "=1+1"}) { errors { code } } }',
+        {"id": group},
+    )
+    report = _csv(await _download(http, REPORT, token, groupIds=group, fields="lastName"))
+    assert report[0] == ["lastName", "'=1+1"]
+    assert [r[0] for r in report[1:]] == [r[0] for r in expected[1:]]
+
+
+async def test_statements_grow_per_page_not_per_row(
+    app: Starlette, http: httpx.AsyncClient, client: GraphQLClient, statements: StatementCounter
+):
+    group = await new_group_id(client, name="Groot")
+    async with app.state.sessions() as session, session.begin():
+        ids = list(
+            await session.scalars(
+                insert(Contact).returning(Contact.id),
+                [{"last_name": f"Lid {n}"} for n in range(PAGE_SIZE * 2 + 500)],
+            )
+        )
+        await add_members_in_domain(session, SYSTEM, _pk(group), ids, MembershipSource.BULK)
+    report_group = await new_static_group_id(client, "Klein", [to_global_id("Contact", ids[0])])
+    token = client.token or ""
+    counts = {}
+    for path, query in (
+        (MEMBERS, {"groupId": group}),
+        (REPORT, {"groupIds": f"{group},{report_group}"}),
+    ):
+        with statements:
+            body = await _download(http, path, token, **query)
+        assert len(_csv(body)) == 1 + len(ids)
+        reads = [s for s in statements.statements if "LIMIT" in s.upper()]
+        counts[path] = (statements.count, len(reads))
+    # Three pages: a statement each, two for the report; the rest is a constant few.
+    assert counts[MEMBERS][1] == 3 and counts[MEMBERS][0] <= 3 + 6, counts
+    assert counts[REPORT][1] == 3 and counts[REPORT][0] <= 6 + 6, counts
+    assert PAGE_SIZE <= 1000
+
+
+async def test_who_may_export(app: Starlette, http: httpx.AsyncClient, client: GraphQLClient):
+    group = await new_static_group_id(client, "Leden", [])
+    _, viewer = await make_user(app, "Vera", "vera@example.coop", role="viewer")
+    _, manager = await make_user(app, "Mark", "mark@example.coop", role="manager")
+    anonymous = await http.get(MEMBERS, params={"groupId": group})
+    assert anonymous.status_code == 401
+    refused = await http.get(MEMBERS, params={"groupId": group}, headers=_auth(viewer))
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["code"] == "FORBIDDEN"
+    assert "contacts.export" in refused.json()["errors"][0]["message"]
+    assert _csv(await _download(http, MEMBERS, manager, groupId=group)) == [
+        ["id", "firstName", "lastName", "organisationName", "email"]
+    ]
+    viewers_link = await GraphQLClient(http, viewer).data(LINK, {"g": group, "f": None, "x": "CSV"})
+    assert viewers_link["exportGroupMembers"]["url"] is None
+    assert viewers_link["exportGroupMembers"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status", "code", "field"),
+    [
+        (
+            MEMBERS,
+            {"groupId": to_global_id("Group", 999_999)},
+            404,
+            "NOT_FOUND",
+            ["group_ids", "0"],
+        ),
+        (MEMBERS, {"groupId": "nonsense"}, 400, "INVALID_ID", ["group_ids", "0"]),
+        (MEMBERS, {"fields": "lastName,shoeSize"}, 400, "INVALID", ["fields", "1"]),
+        (MEMBERS, {"fields": ""}, 400, "INVALID", ["fields"]),
+        (REPORT, {"fields": "memberSince"}, 400, "INVALID", ["fields", "0"]),
+        (MEMBERS, {"separator": "|"}, 400, "INVALID", ["separator"]),
+        (MEMBERS, {"format": "ods"}, 400, "INVALID", ["format"]),
+        (REPORT, {"groupIds": ""}, 400, "INVALID", ["group_ids"]),
+        (MEMBERS, {"groupId": f"{GROUP},{GROUP}"}, 400, "INVALID", ["group_ids"]),
+    ],
+)
+async def test_bad_requests_are_refused_clearly(
+    http: httpx.AsyncClient,
+    client: GraphQLClient,
+    path: str,
+    query: dict[str, str],
+    status: int,
+    code: str,
+    field: list[str],
+):
+    group = await new_static_group_id(client, "Leden", [])
+    key = "groupId" if path == MEMBERS else "groupIds"
+    response = await http.get(path, params={key: group, **query}, headers=_auth(client.token or ""))
+    assert response.status_code == status, response.text
+    errors = response.json()["errors"]
+    assert [(e["code"], e["field"]) for e in errors] == [(code, field)], errors
+    assert errors[0]["message"]
+
+
+async def test_a_report_of_too_many_groups_is_refused(
+    http: httpx.AsyncClient, client: GraphQLClient
+):
+    group = await new_static_group_id(client, "Leden", [])
+    many = [group] * (MAX_REPORT_GROUPS + 1)
+    response = await http.get(
+        REPORT, params={"groupIds": ",".join(many)}, headers=_auth(client.token or "")
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "TOO_MANY"
+    data = await client.data(REPORT_LINK, {"g": many, "s": ";"})
+    assert [e["code"] for e in data["exportGroupReport"]["errors"]] == ["TOO_MANY"]
+    bad = await client.data(REPORT_LINK, {"g": [group], "s": "|"})
+    assert bad["exportGroupReport"]["errors"] == [{"field": ["separator"], "code": "INVALID"}]
+
+
+async def test_an_xlsx_of_more_members_than_a_sheet_holds_is_refused(
+    app: Starlette, http: httpx.AsyncClient, client: GraphQLClient
+):
+    group = await new_static_group_id(client, "Heel groot", [])
+    async with app.state.sessions() as session, session.begin():
+        # Only the kept count: a million members are not needed to be told beforehand.
+        await session.execute(
+            update(Group).where(Group.id == _pk(group)).values(member_count=XLSX_MAX_ROWS)
+        )
+    try:
+        response = await http.get(
+            MEMBERS, params={"groupId": group, "format": "xlsx"}, headers=_auth(client.token or "")
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["code"] == "TOO_MANY"
+        assert "as CSV" in response.json()["errors"][0]["message"]
+        assert _csv(await _download(http, MEMBERS, client.token or "", groupId=group)) == [
+            ["id", "firstName", "lastName", "organisationName", "email"]
+        ]
+    finally:
+        async with app.state.sessions() as session, session.begin():
+            await session.execute(
+                update(Group).where(Group.id == _pk(group)).values(member_count=0)
+            )
+
+
+async def test_a_download_link_works_once_without_a_token_on_a_real_server(
+    app: Starlette, server_env: dict[str, str]
+):
+    # ``app`` empties the tables after the test, as after every other test here.
+    made = cli(server_env, "create-user", "--name", "Els", "--email", "els@example.coop")
+    assert made.returncode == 0, made.stderr
+    with serving(server_env) as (url, _):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            staff = GraphQLClient(http, made.stdout.split()[-1])
+            contact = await new_contact_id(staff, lastName="Bakker", postalCode="0800")
+            group = await new_static_group_id(staff, "Linkgroep", [contact])
+            payload = (
+                await staff.data(LINK, {"g": group, "f": ["lastName", "postalCode"], "x": "XLSX"})
+            )["exportGroupMembers"]
+            assert payload["errors"] == []
+            expires = datetime.fromisoformat(payload["expiresAt"])
+            assert expires - datetime.now().astimezone() <= timedelta(minutes=5)
+            # A browser: no Authorization header.
+            first = await http.get(payload["url"])
+            assert first.status_code == 200, first.text
+            assert first.headers["content-type"].startswith("application/vnd.openxmlformats")
+            assert "attachment" in first.headers["content-disposition"]
+            assert _xlsx(first.content) == [["lastName", "postalCode"], ["Bakker", "0800"]]
+            again = await http.get(payload["url"])
+            assert again.status_code == 410 and "used" in again.json()["errors"][0]["message"]
+            tampered = await http.get(payload["url"][:-2] + "xx")
+            assert tampered.status_code == 403
+            assert "not valid" in tampered.json()["errors"][0]["message"]
+
+
+async def test_a_download_left_half_way_is_audited_as_incomplete(
+    app: Starlette, client: GraphQLClient, server_env: dict[str, str]
+):
+    group = await new_group_id(client, name="Groot")
+    async with app.state.sessions() as session, session.begin():
+        ids = await session.scalars(
+            insert(Contact).returning(Contact.id),
+            [{"last_name": f"Lid {n}", "city": "X" * 150} for n in range(PAGE_SIZE * 5)],
+        )
+        await add_members_in_domain(session, SYSTEM, _pk(group), list(ids), MembershipSource.BULK)
+    with serving(server_env) as (url, _):
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+            http.stream(
+                "GET",
+                MEMBERS,
+                params={"groupId": group, "fields": "lastName,city"},
+                headers=_auth(client.token or ""),
+            ) as response,
+        ):
+            assert response.status_code == 200
+            received = 0
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+                if received > 200_000:  # more than a page, then away
+                    break
+        for _ in range(100):
+            async with app.state.sessions() as session:
+                entry = await session.scalar(
+                    select(AuditEntry).where(AuditEntry.action == "export.members")
+                )
+            if entry is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert entry is not None, "no audit entry for the export left half-way"
+    assert entry.details["complete"] is False
+    assert 0 < entry.details["rows"] < PAGE_SIZE * 5
+
+
+async def test_an_expired_link_is_gone_and_a_demoted_users_link_is_refused(
+    app: Starlette, http: httpx.AsyncClient, client: GraphQLClient
+):
+    group = await new_static_group_id(client, "Leden", [])
+    manager_id, token = await make_user(app, "Mark", "mark@example.coop", role="manager")
+    manager = GraphQLClient(http, token)
+    links = [
+        (await user.data(LINK, {"g": group, "f": ["email"], "x": "CSV"}))["exportGroupMembers"]
+        for user in (client, manager)
+    ]
+    async with app.state.sessions() as session, session.begin():
+        await session.execute(
+            update(ExportLink)
+            .where(ExportLink.user_id != manager_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        viewer = await role_named(session, "viewer")
+        assert viewer is not None
+        await session.execute(update(User).where(User.id == manager_id).values(role_id=viewer.id))
+    expired = await http.get(links[0]["url"])
+    assert expired.status_code == 410
+    assert "expired" in expired.json()["errors"][0]["message"]
+    demoted = await http.get(links[1]["url"])
+    assert demoted.status_code == 403
+    assert demoted.json()["errors"][0]["code"] == "FORBIDDEN"
+
+
+# LibreOffice reads what we write -----------------------------------------------------
+
+
+def _soffice() -> str:
+    return debian_program("soffice", "libreoffice-calc-nogui")
+
+
+def _converted(source: Path, to: str, *options: str) -> Path:
+    """``source`` opened by LibreOffice and saved as ``to`` beside it, in a profile of its own."""
+    folder = source.parent / "out"
+    done = subprocess.run(
+        [
+            _soffice(),
+            f"-env:UserInstallation=file://{source.parent}/profile",
+            "--headless",
+            *options,
+            "--convert-to",
+            to,
+            "--outdir",
+            str(folder),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return folder / (source.stem + "." + to.split(":")[0])
+
+
+async def test_libreoffice_reads_our_csv_and_xlsx_as_written(
+    http: httpx.AsyncClient, client: GraphQLClient, people: list[str], tmp_path: Path
+):
+    _soffice()
+    group = await new_static_group_id(client, "Dorp", people)
+    token = client.token or ""
+    fields = "firstName,lastName,organisationName,postalCode,city"
+    expected = [
+        ["firstName", "lastName", "organisationName", "postalCode", "city"],
+        ["Zoë", "IJsselstein", "", "0123 AB", "Ée"],
+        ["Jan-Willem", "de Vries", "", "", ""],
+        ["", "", "Coöperatie Ons Dorp", "", ""],
+    ]
+    ours = tmp_path / "csv" / "leden.csv"
+    ours.parent.mkdir()
+    ours.write_bytes(await _download(http, MEMBERS, token, groupId=group, fields=fields))
+    # Separator ;, quote ", UTF-8, from line 1, quoted fields as text (so 0123 stays).
+    read = _converted(ours, "xlsx", "--infilter=CSV:59,34,76,1,,1043,true")
+    assert CalamineWorkbook.from_path(str(read)).get_sheet_by_index(0).to_python() == expected
+
+    ours = tmp_path / "xlsx" / "leden.xlsx"
+    ours.parent.mkdir()
+    ours.write_bytes(
+        await _download(
+            http, MEMBERS, token, groupId=group, fields=fields + ",memberSince", format="xlsx"
+        )
+    )
+    rows = CalamineWorkbook.from_path(str(_converted(ours, "ods"))).get_sheet_by_index(0)
+    values = rows.to_python()
+    assert [r[:5] for r in values] == expected
+    assert all(isinstance(r[5], datetime) for r in values[1:]), values
+    assert {r[5].date() for r in values[1:]} == {date.today()}
