@@ -1,5 +1,6 @@
 """``graphql-api``: migrate, serve, create-user, create-token, list-tokens, revoke-token,
-deactivate-user, seed, export-schema, worker, check-membership, backup and new-plugin."""
+deactivate-user, seed, export-schema, worker, check-membership, backup, check-file and
+new-plugin."""
 
 from __future__ import annotations
 
@@ -268,6 +269,42 @@ def _backup(settings: Settings, path: str) -> None:
     print(f"Backed up the database to {path} ({pages} pages, integrity checked).", file=sys.stderr)
 
 
+TAB = "\t"
+
+
+def _check_file(settings: Settings, path: str, sheet: str | None, separator: str | None) -> None:
+    """Read ``path`` as an import would, to its last row: how it was read, its columns and
+    first rows on stdout, or the first thing wrong with it as one line and exit 1."""
+    from graphql_api.contacts.imports.errors import FileReadError
+    from graphql_api.contacts.imports.reading import SAMPLE_ROWS, open_table
+
+    try:
+        with open_table(
+            Path(path), max_bytes=settings.max_upload_bytes, sheet=sheet, separator=separator
+        ) as table:
+            samples, rows = [], 0
+            for row in table.rows:
+                rows += 1
+                if len(samples) < SAMPLE_ROWS:
+                    samples.append(row)
+            shown_separator = "tab" if table.separator == TAB else table.separator
+            how = (
+                f'sheet "{table.sheet}" of {len(table.sheets)}'
+                if table.sheet is not None
+                else f"{table.encoding}, separator {shown_separator}"
+            )
+    except FileReadError as refused:
+        sys.exit(f"error: {path}: {refused.message}")
+    except OSError as error:
+        sys.exit(f"error: cannot read {path}: {error.strerror or error}")
+    counted = f"{len(table.columns)} columns, {rows} row{'' if rows == 1 else 's'}"
+    print(f"{table.kind.upper()} ({how}): {counted}")
+    print("Columns: " + ", ".join(table.columns))
+    for row in samples:
+        shown = "; ".join(f"{column}={value}" for column, value in row.values.items() if value)
+        print(f"Row {row.number}: {shown}")
+
+
 def _duration(text: str) -> timedelta:
     """``90d``, ``12h`` or ``30m`` as a time span, at most a token's longest lifetime."""
     from graphql_api.users.tokens import LONGEST_LIFETIME
@@ -504,6 +541,19 @@ def build_parser() -> argparse.ArgumentParser:
         "backup", help="copy the SQLite database while it serves (docs/backup.md)"
     )
     backup.add_argument("path", help="where the copy goes; must not exist")
+    check_file = commands.add_parser(
+        "check-file",
+        help="read a CSV or XLSX as an import would: its columns and first rows, or what is "
+        "wrong with it (docs/import.md); imports nothing",
+    )
+    check_file.add_argument("path", help="the CSV or XLSX file")
+    check_file.add_argument("--sheet", help="the XLSX sheet to read (default: the first)")
+    check_file.add_argument(
+        "--separator",
+        choices=[",", ";", "\\t", "|"],
+        metavar="SEP",
+        help="the CSV separator: , ; \\t (a tab) or | (default: detected)",
+    )
     new_plugin = commands.add_parser(
         "new-plugin", help="write a ready plugin distribution (prints its folder last)"
     )
@@ -582,6 +632,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             _check_membership(settings, args.repair)
         case "backup":
             _backup(settings, args.path)
+        case "check-file":
+            separator = TAB if args.separator == "\\t" else args.separator
+            _check_file(settings, args.path, args.sheet, separator)
         case "new-plugin":
             _new_plugin(args.name, args.directory)
 

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     max_tokens: int = 5000
     max_body_bytes: int = 1_048_576
     """Largest request body; a larger one is refused with 413 before it is read whole."""
+    max_upload_bytes: PositiveInt = 52_428_800
+    """Largest file an import reads (50 MiB: about 500,000 contacts as CSV)."""
     database_pool_size: PositiveInt = 20
     """Database connections a process keeps open. Fewer than the requests it serves at once
     and it opens and closes a connection for the others, on each of their requests."""
