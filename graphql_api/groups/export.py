@@ -47,8 +47,8 @@ from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import Base, UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.users.audit import record
-from graphql_api.users.models import StaffRole, User
-from graphql_api.users.tokens import principal_of
+from graphql_api.users.models import User
+from graphql_api.users.tokens import active_user_principal
 
 PERMISSION = "contacts.export"
 PAGE_SIZE = 1000
@@ -387,16 +387,10 @@ async def redeem_link(session: AsyncSession, token: str) -> tuple[Principal, Exp
     )
     if used.rowcount != 1:  # type: ignore[attr-defined]
         raise LinkRefused("This download link was used already; ask for a new one.", gone=True)
-    found = (
-        await session.execute(
-            select(User, StaffRole)
-            .join(StaffRole, User.role_id == StaffRole.id)
-            .where(User.id == link.user_id)
-        )
-    ).first()
-    if found is None or not found[0].is_active:
+    principal = await active_user_principal(session, link.user_id)
+    if principal is None:
         raise LinkRefused("The user of this link is deactivated.", gone=False)
-    return principal_of(*found), ExportRequest.from_params(link.params)
+    return principal, ExportRequest.from_params(link.params)
 
 
 async def record_export(

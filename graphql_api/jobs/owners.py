@@ -7,14 +7,12 @@ demoted since stops their running jobs at the next chunk.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.jobs.models import Job
 from graphql_api.kernel.access import SYSTEM, Forbidden, Principal
 from graphql_api.kernel.errors import ErrorCode, UserInputError
-from graphql_api.users.models import StaffRole, User
-from graphql_api.users.tokens import principal_of
+from graphql_api.users.tokens import active_user_principal
 
 
 async def owner_principal(session: AsyncSession, job: Job, permission: str) -> Principal:
@@ -22,23 +20,13 @@ async def owner_principal(session: AsyncSession, job: Job, permission: str) -> P
     the owner is gone, deactivated or lacks it now."""
     if job.as_system:
         return SYSTEM
-    found = None
-    if job.owner_id is not None:
-        found = (
-            await session.execute(
-                select(User, StaffRole)
-                .join(StaffRole, User.role_id == StaffRole.id)
-                .where(User.id == job.owner_id)
-            )
-        ).first()
-    if found is None or not found[0].is_active:
+    principal = await active_user_principal(session, job.owner_id)
+    if principal is None:
         raise UserInputError.single(
             (),
             ErrorCode.FORBIDDEN,
             "The user who started this job no longer exists or is deactivated.",
         )
-    user, role = found
-    principal = principal_of(user, role)
     if not principal.can(permission):
         raise Forbidden(permission)
     return principal

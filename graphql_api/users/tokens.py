@@ -57,6 +57,24 @@ def principal_of(user: User, role: StaffRole, token: ApiToken | None = None) -> 
     )
 
 
+async def active_user_principal(session: AsyncSession, user_id: int | None) -> Principal | None:
+    """What the user ``user_id`` may do now, by their role (work they started later, such
+    as a job or a download link, runs with no more); None when they are gone or
+    deactivated."""
+    if user_id is None:
+        return None
+    found = (
+        await session.execute(
+            select(User, StaffRole)
+            .join(StaffRole, User.role_id == StaffRole.id)
+            .where(User.id == user_id)
+        )
+    ).first()
+    if found is None or not found[0].is_active:
+        return None
+    return principal_of(*found)
+
+
 async def check_token(
     session: AsyncSession, token: str, *, note_use_after: timedelta | None = None
 ) -> Principal | TokenRefused:
