@@ -209,6 +209,7 @@ def _list_tokens(settings: Settings, email: str | None) -> None:
 
 
 def _when(moment: datetime | None, otherwise: str) -> str:
+    """``moment`` to the minute, or ``otherwise`` when there is none."""
     return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else otherwise
 
 

@@ -214,6 +214,27 @@ async def test_two_processes_through_pgbouncer_keep_everything_exact(
     )
     checked = await asyncio.to_thread(cli, pooled_env, "check-membership")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (
+        await named_statements(pooled_env["GRAPHQL_API_DATABASE_URL"]) == [0] * SERVER_CONNECTIONS
+    )
+
+
+async def named_statements(pooled_url: str) -> list[int]:
+    """The named prepared statements left on each of the pooler's server connections
+    (transactions held at once, so that each gets a server connection of its own): none, or
+    the server's memory would grow with the traffic."""
+    engine = create_engine(pooled_url, transaction_pooled=True)
+
+    async def count() -> int:
+        async with engine.begin() as connection:
+            left = await connection.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
+            await connection.execute(text("SELECT pg_sleep(0.3)"))
+            return left
+
+    try:
+        return list(await asyncio.gather(*(count() for _ in range(SERVER_CONNECTIONS))))
+    finally:
+        await engine.dispose()
 
 
 async def test_the_statement_timeout_holds_through_the_pooler(pooled_url: str):

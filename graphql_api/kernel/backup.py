@@ -25,7 +25,7 @@ def backup_sqlite(database_url: str, target: Path) -> int:
     the number of pages copied.
 
     The copy is written beside ``target`` under another name, checked with ``PRAGMA
-    integrity_check`` and only then renamed to ``target``: a backup cut short, or one
+    integrity_check`` and only then linked to ``target``: a backup cut short, or one
     that does not check, leaves nothing at ``target``."""
     source_path = _sqlite_path(database_url)
     if target.exists():
@@ -36,13 +36,15 @@ def backup_sqlite(database_url: str, target: Path) -> int:
     os.close(handle)
     try:
         pages = _copy(source_path, Path(temporary))
-        if target.exists():  # made while we copied: never overwrite a file
-            raise BackupRefused(f"{target} exists already; give a path that does not")
-        os.rename(temporary, target)
-    except BaseException:
+        try:
+            # A link fails on an existing name, where a rename would replace it: a file
+            # made at ``target`` while we copied is never overwritten.
+            os.link(temporary, target)
+        except FileExistsError:
+            raise BackupRefused(f"{target} exists already; give a path that does not") from None
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        raise
     _sync_folder(target.parent)
     return pages
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,13 +147,15 @@ def create_engine(
     )
     if transaction_pooled:
         # A named prepared statement lives on the server connection that parsed it, which
-        # the pooler lends to other clients between transactions: each is parsed afresh
-        # under a name of its own and never cached. A pooler refuses unknown startup
-        # parameters, so the timeout is set in each transaction instead.
+        # the pooler lends to other clients between transactions, and asyncpg closes one
+        # only at its next statement, on whichever server connection that lands: each is
+        # parsed as PostgreSQL's unnamed statement (gone at the next parse) and never
+        # cached. A pooler refuses unknown startup parameters, so the timeout is set in
+        # each transaction instead.
         kwargs["connect_args"] = {
             "statement_cache_size": 0,
             "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": _statement_name,
+            "prepared_statement_name_func": _unnamed_statement,
         }
     elif milliseconds is not None:
         kwargs["connect_args"] = {"server_settings": {"statement_timeout": str(milliseconds)}}
@@ -169,8 +170,9 @@ def create_engine(
     return engine
 
 
-def _statement_name() -> str:
-    return f"__asyncpg_{uuid.uuid4().hex}__"
+def _unnamed_statement() -> str:
+    """The unnamed prepared statement: asyncpg's name for it is the empty one."""
+    return ""
 
 
 def _mark_transaction_pooled(dbapi_connection: Any, connection_record: Any) -> None:

@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 
 from alembic.script import Script, ScriptDirectory
 from alembic.util import to_tuple
-from sqlalchemy import Column, MetaData, String, Table, delete, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    column,
+    delete,
+    insert,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -135,16 +146,16 @@ async def schema_state(engine: AsyncEngine, newest: Mapping[str, History]) -> Sc
 
     def compare(connection: Connection) -> SchemaState:
         state = SchemaState()
-        for table, history in newest.items():
-            applied = applied_revisions(connection, table)
+        for version_table, history in newest.items():
+            applied = applied_revisions(connection, version_table)
             if applied == history.heads:
                 continue
             if applied <= history.known:
-                state.behind.append(table)
-            elif history.heads <= _serving(connection, table):
-                state.ahead.append(table)
+                state.behind.append(version_table)
+            elif history.heads <= _serving(connection, version_table):
+                state.ahead.append(version_table)
             else:
-                state.incompatible.append(table)
+                state.incompatible.append(version_table)
         return state
 
     async with engine.connect() as connection:
@@ -156,7 +167,8 @@ def applied_revisions(connection: Connection, version_table: str) -> set[str]:
     # Read directly: Alembic's MigrationContext would log each time a probe asks.
     if not inspect(connection).has_table(version_table):
         return set()
-    return set(connection.scalars(text(f'SELECT version_num FROM "{version_table}"')))
+    versions = table(version_table, column("version_num"))
+    return set(connection.scalars(select(versions.c.version_num)))
 
 
 def _serving(connection: Connection, version_table: str) -> set[str]:

@@ -4,6 +4,7 @@ command line)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -43,11 +44,16 @@ async def subscribed(
         url.replace("http", "ws", 1) + "/graphql",
         subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
     )
-    init = {"Authorization": f"Bearer {token}"}
-    await socket.send(json.dumps({"type": "connection_init", "payload": init}))
-    assert json.loads(await socket.recv())["type"] == "connection_ack"
-    payload = {"query": query, "variables": dict(variables)}
-    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    try:
+        init = {"Authorization": f"Bearer {token}"}
+        await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+        acknowledged = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert acknowledged["type"] == "connection_ack", acknowledged
+        payload = {"query": query, "variables": dict(variables)}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    except BaseException:
+        await socket.close()
+        raise
     return socket
 
 

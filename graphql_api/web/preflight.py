@@ -101,7 +101,8 @@ def check_database(settings: Settings, plugins: Plugins, *, migrated: bool) -> N
         newest = newest_revisions(plugins.migrations())
     except UnknownCompatibility as error:
         raise Refused(f"{error}; fix the migration (docs/upgrades.md)") from None
-    state = asyncio.run(_state(settings, newest))
+    # migrate connects to the database itself, past any pooler: it checks that one.
+    state = asyncio.run(_state(settings, newest, direct=not migrated))
     if migrated and state.behind:
         raise Refused(
             f"the database {_shown(settings)} is not at the newest schema "
@@ -123,12 +124,16 @@ def check_database(settings: Settings, plugins: Plugins, *, migrated: bool) -> N
         )
 
 
-async def _state(settings: Settings, newest: dict[str, History]) -> SchemaState:
+async def _state(settings: Settings, newest: dict[str, History], *, direct: bool) -> SchemaState:
     engine = None
     try:
         # Making the engine may fail too: a SQLite file whose folder cannot be made.
-        engine = create_engine(
-            settings.database_url, transaction_pooled=settings.transaction_pooled
+        engine = (
+            create_engine(settings.direct_url)
+            if direct
+            else create_engine(
+                settings.database_url, transaction_pooled=settings.transaction_pooled
+            )
         )
         return await schema_state(engine, newest)
     except Exception as error:  # whatever keeps the database from answering

@@ -49,6 +49,7 @@ def health_routes(engine: AsyncEngine, newest: Mapping[str, History]) -> list[Ro
 
 
 def unavailable(reason: str) -> JSONResponse:
+    """Readiness refused, with the reason an operator acts on."""
     return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
