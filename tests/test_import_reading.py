@@ -37,6 +37,7 @@ from graphql_api.contacts.imports.reading import (
     open_table,
 )
 from graphql_api.contacts.imports.values import InvalidValue, cell_text, parse_date
+from graphql_api.contacts.imports.xlsx import _SCAN_BYTES as SCAN_BYTES
 from graphql_api.contacts.imports.xlsx import MAX_RATIO, MAX_UNPACKED_BYTES
 from graphql_api.testing import cli, debian_program
 
@@ -134,8 +135,12 @@ def test_the_separator_is_detected_from_the_header_line(header: str, separator: 
 def test_the_separator_can_be_overridden() -> None:
     assert read(b"a,b;c\n1,2;3\n", separator=",") == (("a", "b;c"), [["1", "2;3"]])
     assert read(b"a;b\tc\n1;2\t3\n", separator="\t") == (("a;b", "c"), [["1;2", "3"]])
-    with pytest.raises(ValueError, match="the separator must be one of"):
-        read(b"a;b\n1;2\n", separator=";;")
+
+
+def test_a_separator_that_is_not_one_of_the_choices_is_refused() -> None:
+    error = refusal(b"a;b\n1;2\n", separator=";;")
+    assert (error.code, error.row, error.line) == (ReadErrorCode.MALFORMED, None, None)
+    assert error.message == "the separator must be one of ',', ';', '\\t', '|', not ';;'"
 
 
 def test_old_mac_line_endings_and_a_missing_last_line_break() -> None:
@@ -354,11 +359,138 @@ def test_a_formula_in_the_sheet_read_is_refused_at_its_cell(tmp_path: Path) -> N
     assert error.message.startswith('Row 3, column "B": cell B3 holds a formula')
 
 
+MAIN = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+FORMULA_CELL = b'<c r="B3"><f>B2+1</f><v>2</v></c>'
+"""The formula cell of ``formula_sheet`` as xlsxwriter writes it."""
+
+
+def with_sheet(edit: Callable[[bytes], bytes], part: str = "xl/worksheets/sheet2.xml") -> bytes:
+    """``SMALL_WORKBOOK`` with the XML of one sheet (``Som``, unless told) rewritten."""
+    parts = small_workbook_parts()
+    edited = edit(parts[part])
+    assert edited != parts[part]
+    return zip_of(parts | {part: edited})
+
+
+def small_workbook_parts() -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(SMALL_WORKBOOK)) as real:
+        return {name: real.read(name) for name in real.namelist()}
+
+
+@pytest.mark.parametrize(
+    ("cell", "row", "column"),
+    [
+        (b"<c r='B3'><f>B2+1</f><v>2</v></c>", 3, "B"),
+        (b"<c><f>B2+1</f><v>2</v></c>", None, None),
+        (b'<x:c r="B3"><x:f>B2+1</x:f><x:v>2</x:v></x:c>', 3, "B"),
+        (b'<c r="B3"><f t="shared" si="0"/><v>2</v></c>', 3, "B"),
+    ],
+    ids=["single-quoted", "no-reference", "prefixed", "shared"],
+)
+def test_a_formula_is_refused_however_its_cell_is_written(
+    cell: bytes, row: int | None, column: str | None
+) -> None:
+    def edit(sheet: bytes) -> bytes:
+        prefixed = sheet.replace(b'xmlns="%s"' % MAIN, b'xmlns="%s" xmlns:x="%s"' % (MAIN, MAIN))
+        return prefixed.replace(FORMULA_CELL, cell)
+
+    error = refusal(with_sheet(edit), sheet="Som")
+    assert (error.code, error.row, error.column) == (ReadErrorCode.FORMULA, row, column)
+    where = "cell B3" if row else "an unknown cell"
+    assert error.message.endswith(
+        f"{where} holds a formula; paste its values instead (Paste special, Values only)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "at"),
+    [
+        (FORMULA_CELL, SCAN_BYTES - 1 - len(b'<c r="B3">')),
+        (b'<c r="B3"' + b" " * 6000 + b"><f>B2+1</f><v>2</v></c>", SCAN_BYTES - 5000),
+    ],
+    ids=["tag-split", "cell-split"],
+)
+def test_a_formula_across_two_reads_of_the_sheet_is_refused(cell: bytes, at: int) -> None:
+    """The sheet is searched a chunk at a time: a formula cell whose ``<f>`` starts on the
+    last byte of one, or whose padded start tag spans thousands of bytes into the next."""
+
+    def edit(sheet: bytes) -> bytes:
+        start = sheet.index(FORMULA_CELL)
+        filler = at - start - len(b"<!---->")
+        # random text, so that the part does not compress like a zip bomb
+        padded = sheet[:start] + b"<!--" + os.urandom(filler).hex()[:filler].encode() + b"-->"
+        padded += cell + sheet[start + len(FORMULA_CELL) :]
+        assert padded.index(b'<c r="B3"') == at
+        assert padded.index(b"<f>") >= SCAN_BYTES - 1
+        return padded
+
+    error = refusal(with_sheet(edit), sheet="Som")
+    assert (error.code, error.row, error.column) == (ReadErrorCode.FORMULA, 3, "B")
+
+
+def test_formulas_in_other_namespaces_and_text_like_a_formula_tag_are_read() -> None:
+    """A list validation (Excel 2010 and later) holds a formula of its own, in another
+    namespace: the sheet reads, as does a cell whose text looks like a tag."""
+    validation = (
+        b'<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+        b'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
+        b'<x14:dataValidations count="1" '
+        b'xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main">'
+        b'<x14:dataValidation type="list"><x14:formula1><xm:f>Som!$A$2:$A$3</xm:f>'
+        b"</x14:formula1><xm:sqref>C4</xm:sqref></x14:dataValidation></x14:dataValidations>"
+        b"</ext></extLst></worksheet>"
+    )
+    text = b'<row r="5"><c r="C5" t="inlineStr"><is><t>&lt;f&gt; a:f b</t></is></c></row>'
+
+    def edit(sheet: bytes) -> bytes:
+        with_text = sheet.replace(b"</sheetData>", text + b"</sheetData>")
+        return with_text.replace(b"</worksheet>", validation)
+
+    columns, rows = read(with_sheet(edit, "xl/worksheets/sheet1.xml"))
+    assert columns[:2] == ("Naam", "Postcode")
+    assert [row[:2] for row in rows] == [["Jan", "1234"], ["<f> a:f b", ""]]
+
+
+BOMB = b"".join(
+    [b'<!DOCTYPE worksheet [<!ENTITY e0 "lol">']
+    + [b'<!ENTITY e%d "%s">' % (n, b"&e%d;" % (n - 1) * 10) for n in range(1, 10)]
+    + [b"]>"]
+)
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [BOMB, b'<!DOCTYPE worksheet [<!ENTITY e9 SYSTEM "file:///etc/passwd">]>'],
+    ids=["billion-laughs", "external"],
+)
+def test_a_sheet_declaring_entities_is_refused_before_expanding_them(doctype: bytes) -> None:
+    def edit(sheet: bytes) -> bytes:
+        declared = sheet.replace(b"?>", b"?>" + doctype, 1)
+        return declared.replace(FORMULA_CELL, b'<c r="B3" t="inlineStr"><is><t>&e9;</t></is></c>')
+
+    data = with_sheet(edit)
+    error = refusal(data, sheet="Som")
+    assert error.code == ReadErrorCode.NOT_XLSX
+    assert error.message == "the sheet declares a DOCTYPE, which no spreadsheet program writes"
+    assert peak_bytes(lambda: refusal(data, sheet="Som")) < 4 * 2**20
+
+
+def test_a_sheet_in_utf16_is_refused() -> None:
+    """Every spreadsheet program writes UTF-8; in UTF-16 a formula would not show in the
+    bytes the sheet is searched for."""
+
+    def edit(sheet: bytes) -> bytes:
+        return sheet.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+
+    error = refusal(with_sheet(edit), sheet="Som")
+    assert error.code == ReadErrorCode.NOT_XLSX
+    assert error.message == "the XLSX part xl/worksheets/sheet2.xml is not valid XML in UTF-8"
+
+
 def test_sheets_named_by_absolute_paths_are_found() -> None:
     """Some programs name a workbook's sheets from the zip's root (``/xl/...``)."""
     relations = "xl/_rels/workbook.xml.rels"
-    with zipfile.ZipFile(io.BytesIO(SMALL_WORKBOOK)) as real:
-        parts = {name: real.read(name) for name in real.namelist()}
+    parts = small_workbook_parts()
     absolute = parts[relations].replace(b'Target="worksheets/', b'Target="/xl/worksheets/')
     assert absolute != parts[relations]
     data = zip_of(parts | {relations: absolute})
@@ -424,8 +556,7 @@ def test_an_xlsx_part_larger_than_it_declares_is_refused() -> None:
         for n in range(2, 20_000)
     )
     sheet = "xl/worksheets/sheet1.xml"
-    with zipfile.ZipFile(io.BytesIO(SMALL_WORKBOOK)) as real:
-        parts = {name: real.read(name) for name in real.namelist()}
+    parts = small_workbook_parts()
     data = bytearray(zip_of(parts | {sheet: head + rows + b"</sheetData></worksheet>"}))
     local = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(sheet).header_offset
     central = data.rindex(sheet.encode()) - 46

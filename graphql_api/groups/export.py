@@ -51,6 +51,9 @@ from graphql_api.users.models import User
 from graphql_api.users.tokens import active_user_principal
 
 PERMISSION = "contacts.export"
+ALSO_NEEDED = ("contacts.view", "groups.view")
+"""An export reads what these guard, so it needs them too: a role or token with only
+``contacts.export`` would otherwise download in bulk what it may not read one by one."""
 PAGE_SIZE = 1000
 """Rows per statement: what an export holds in memory at once, whatever its size."""
 MAX_REPORT_GROUPS = 50
@@ -59,6 +62,8 @@ XLSX_MAX_ROWS = 1_048_576
 """Rows of a sheet in Excel and LibreOffice, the header's included."""
 LINK_LIFETIME = timedelta(minutes=5)
 LINK_PREFIX = "gex_"
+LINK_PATH = "/exports/link/"
+"""Where a link's token is opened, after this path: the token is kept out of logs."""
 KEEP_EXPIRED = timedelta(days=1)
 FORMATS = ("csv", "xlsx")
 SEPARATORS = (";", ",")
@@ -110,6 +115,7 @@ class ExportRequest:
     separator: str = ";"
 
     def as_params(self) -> dict[str, Any]:
+        """The request as JSON, as a download link stores it."""
         return {
             "kind": self.kind,
             "groupIds": list(self.group_ids),
@@ -120,6 +126,7 @@ class ExportRequest:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ExportRequest:
+        """The request a download link stored with ``as_params``."""
         return cls(
             kind=params["kind"],
             group_ids=tuple(params["groupIds"]),
@@ -138,12 +145,14 @@ class Export:
 
     @property
     def header(self) -> list[str]:
+        """The first row: the fields' names, then in a report the groups' names."""
         if self.request.kind == "members":
             return list(self.request.fields)
         return [*self.request.fields, *(group.name for group in self.groups)]
 
     @property
     def filename(self) -> str:
+        """The download's name, with today's date so successive exports do not clash."""
         day = utcnow().date().isoformat()
         if self.request.kind == "members":
             return f"group-{self.groups[0].id}-members-{day}.{self.request.format}"
@@ -186,7 +195,10 @@ def check_request(request: ExportRequest) -> None:
 
 @requires(PERMISSION)
 async def prepare_export(session: AsyncSession, actor: Principal, request: ExportRequest) -> Export:
-    """The export of ``request``, its groups read; ``NOT_FOUND`` for a group that is not."""
+    """The export of ``request``, its groups read; ``NOT_FOUND`` for a group that is not,
+    ``FORBIDDEN`` without the permissions to read contacts and groups as well."""
+    for permission in ALSO_NEEDED:
+        actor.require(permission)
     check_request(request)
     ids = list(dict.fromkeys(request.group_ids))
     found = {g.id: g for g in await session.scalars(select(Group).where(Group.id.in_(ids)))}
@@ -274,7 +286,8 @@ async def _report_pages(
     sessions: async_sessionmaker[AsyncSession], export: Export, page_size: int
 ) -> AsyncIterator[Sequence[Any]]:
     """Two statements a page: the page's contacts (members of any group, by id), then
-    their memberships of the chosen groups, found by the page's range of ids."""
+    their memberships of the chosen groups, found by the page's range of ids (a contact
+    who joined in between, in the range but not on the page, is left out)."""
     columns = [CONTACT_COLUMNS[name] for name in export.request.fields]
     position = {group.id: i for i, group in enumerate(export.groups)}
     after = 0
@@ -303,7 +316,6 @@ async def _report_pages(
             if not contacts:
                 return
             first, last = contacts[0][0], contacts[-1][0]
-            # Every membership in this range is of a contact of the page.
             joined = await session.execute(
                 union_all(
                     *(
@@ -317,7 +329,10 @@ async def _report_pages(
             )
         cells: dict[int, list[Any]] = {row[0]: [None] * len(position) for row in contacts}
         for group_id, contact_id, since in joined:
-            cells[contact_id][position[group_id]] = since
+            # Under READ COMMITTED a membership committed after the page was read may be
+            # of a contact in its range who is not on it.
+            if contact_id in cells:
+                cells[contact_id][position[group_id]] = since
         yield [[*row[1:], *cells[row[0]]] for row in contacts]
         if len(contacts) < page_size:
             return
@@ -347,8 +362,7 @@ async def issue_link(
     token = LINK_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     expires_at = now + LINK_LIFETIME
-    # Links a day past their expiry answer "not valid" rather than "expired": no one asks.
-    await session.execute(delete(ExportLink).where(ExportLink.expires_at < now - KEEP_EXPIRED))
+    await _purge(session, now)
     session.add(
         ExportLink(
             token_hash=_hash(token),
@@ -358,6 +372,12 @@ async def issue_link(
         )
     )
     return token, expires_at
+
+
+async def _purge(session: AsyncSession, now: datetime) -> None:
+    """Forget links a day past their expiry; they answer "not valid" rather than
+    "expired" after that: no one asks."""
+    await session.execute(delete(ExportLink).where(ExportLink.expires_at < now - KEEP_EXPIRED))
 
 
 class LinkRefused(Exception):
@@ -371,10 +391,11 @@ class LinkRefused(Exception):
 async def redeem_link(session: AsyncSession, token: str) -> tuple[Principal, ExportRequest]:
     """Use up a link: who downloads what, as the user is now (deactivated or without the
     permission since, refused). Call in a transaction: the use commits with it."""
+    now = utcnow()
+    await _purge(session, now)
     link = await session.scalar(select(ExportLink).where(ExportLink.token_hash == _hash(token)))
     if link is None:
         raise LinkRefused("This download link is not valid.", gone=False)
-    now = utcnow()
     if link.used_at is not None or link.expires_at <= now:
         raise LinkRefused(
             "This download link has expired or was used already; ask for a new one.", gone=True

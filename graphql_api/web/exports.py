@@ -11,7 +11,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,11 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from graphql_api.auth.backend import StaffUser
 from graphql_api.graphql_base.relay import decode_ids
 from graphql_api.groups.export import (
     DEFAULT_FIELDS,
+    LINK_PATH,
+    XLSX_MAX_ROWS,
     Export,
     ExportRequest,
     LinkRefused,
@@ -50,8 +53,8 @@ CHUNK_BYTES = 64 * 1024
 
 
 def escaped(text: str) -> str:
-    """Text a spreadsheet shows as text, never runs: a leading quote before a formula's
-    first character."""
+    """A CSV's text a spreadsheet shows as text, never runs: a leading quote before a
+    formula's first character (a CSV has no other way to say "text")."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
@@ -67,7 +70,7 @@ def _csv_cell(value: Any) -> Any:
 
 async def csv_chunks(
     header: list[str], pages: AsyncIterator[list[list[Any]]], separator: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """UTF-8 with a byte order mark, every field quoted: a page of rows per chunk."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=separator, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
@@ -84,26 +87,31 @@ async def csv_chunks(
         yield taken([_csv_cell(value) for value in row] for row in page)
 
 
+class SheetFull(Exception):
+    """More rows than a sheet holds: the group grew during the export."""
+
+
 async def xlsx_chunks(
-    header: list[str], pages: AsyncIterator[list[list[Any]]]
-) -> AsyncIterator[bytes]:
+    header: list[str], pages: AsyncIterator[list[list[Any]]], max_rows: int = XLSX_MAX_ROWS
+) -> AsyncGenerator[bytes, None]:
     """A workbook written row by row (xlsxwriter's constant memory mode) to a temporary
     file, then sent: an XLSX is a zip whose directory comes last, so nothing of it can go
-    before the last row is written."""
+    before the last row is written. ``SheetFull`` past ``max_rows``, header included:
+    xlsxwriter would drop those rows without a word."""
     with tempfile.TemporaryDirectory(prefix="export-") as folder:
         path = os.path.join(folder, "export.xlsx")
         book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": folder})
         sheet = book.add_worksheet("Export")
-        moment = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        day = book.add_format({"num_format": "yyyy-mm-dd"})
-        bold = book.add_format({"bold": True})
+        formats = _Formats(book)
         for column, name in enumerate(header):
-            sheet.write_string(0, column, escaped(name), bold)
+            _xlsx_text(sheet, 0, column, name, formats.bold, formats.bold_text)
         line = 1
         async for page in pages:
+            if line + len(page) > max_rows:
+                raise SheetFull(f"More than {max_rows:,} rows, the header's included.")
             for row in page:
                 for column, value in enumerate(row):
-                    _xlsx_cell(sheet, line, column, value, moment, day)
+                    _xlsx_cell(sheet, line, column, value, formats)
                 line += 1
         # Zipping the sheet takes a while for a large one: not on the event loop.
         await anyio.to_thread.run_sync(book.close)
@@ -112,19 +120,36 @@ async def xlsx_chunks(
                 yield chunk
 
 
-def _xlsx_cell(sheet: Any, row: int, column: int, value: Any, moment: Any, day: Any) -> None:
+class _Formats:
+    """A workbook's cell formats; ``quote_prefix`` marks a cell as text that Excel and
+    LibreOffice never take for a formula, while its value stays as it is."""
+
+    def __init__(self, book: xlsxwriter.Workbook) -> None:
+        self.moment = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        self.day = book.add_format({"num_format": "yyyy-mm-dd"})
+        self.text = book.add_format({"quote_prefix": True})
+        self.bold = book.add_format({"bold": True})
+        self.bold_text = book.add_format({"bold": True, "quote_prefix": True})
+
+
+def _xlsx_text(sheet: Any, row: int, column: int, text: str, plain: Any, quoted: Any) -> None:
+    """A string as a string, marked as text when it starts like a formula."""
+    sheet.write_string(row, column, text, quoted if text.startswith(FORMULA_STARTS) else plain)
+
+
+def _xlsx_cell(sheet: Any, row: int, column: int, value: Any, formats: _Formats) -> None:
     """Strings as strings (never a formula), numbers as numbers, moments and days as
     dates; nothing for None."""
     if value is None:
         return
     if isinstance(value, datetime):
-        sheet.write_datetime(row, column, value, moment)
+        sheet.write_datetime(row, column, value, formats.moment)
     elif isinstance(value, date):
-        sheet.write_datetime(row, column, datetime(value.year, value.month, value.day), day)
+        sheet.write_datetime(row, column, datetime(value.year, value.month, value.day), formats.day)
     elif isinstance(value, bool | int | float):
         sheet.write_number(row, column, value)
     else:
-        sheet.write_string(row, column, escaped(str(value)))
+        _xlsx_text(sheet, row, column, str(value), None, formats.text)
 
 
 def _problem(status: int, error: UserInputError) -> JSONResponse:
@@ -176,7 +201,7 @@ async def _answer(
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     zone = ZoneInfo(request.app.state.settings.timezone)
     body = _stream(sessions, actor, export, zone)
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         body,
         media_type=MEDIA_TYPES[wanted.format],
         headers={
@@ -186,9 +211,26 @@ async def _answer(
     )
 
 
+class ClosingStreamingResponse(StreamingResponse):
+    """A streamed response that closes its body however the response ends: Starlette
+    leaves a body paused at a ``yield`` when the client leaves, so its ``finally`` (the
+    audit entry, the XLSX's temporary files) would wait for the garbage collector."""
+
+    def __init__(self, content: AsyncGenerator[bytes, None], **options: Any) -> None:
+        super().__init__(content, **options)
+        self.body_generator = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_generator.aclose()
+
+
 async def _stream(
     sessions: async_sessionmaker[AsyncSession], actor: Principal, export: Export, zone: ZoneInfo
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The file's bytes; the audit entry once it ends, read to the end or not."""
     counted = [0]
 
@@ -209,6 +251,7 @@ async def _stream(
     finally:
         # A client that leaves cancels the response; the entry is written all the same.
         with anyio.CancelScope(shield=True):
+            await chunks.aclose()
             await record_export(sessions, actor, export, counted[0], complete)
 
 
@@ -240,9 +283,18 @@ async def by_link(request: Request) -> Response:
         return await _answer(request, session, actor, wanted)
 
 
+def _get_only(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A route of GET alone: Starlette adds HEAD to every GET route, and a HEAD would
+    use up a link and be audited as an export."""
+    route = Route(path, endpoint, methods=["GET"])
+    route.methods = {"GET"}
+    return route
+
+
 def export_routes() -> list[Route]:
+    """The download routes (405 for any method but GET), for the application to mount."""
     return [
-        Route("/exports/group-members", _as_staff("members")),
-        Route("/exports/group-report", _as_staff("report")),
-        Route("/exports/link/{token}", by_link),
+        _get_only("/exports/group-members", _as_staff("members")),
+        _get_only("/exports/group-report", _as_staff("report")),
+        _get_only(LINK_PATH + "{token}", by_link),
     ]

@@ -192,7 +192,10 @@ def records(lines: Lines, separator: str) -> Iterator[Record]:
     """The rows of a CSV file, quotes and line breaks inside quotes as Excel writes them;
     a value is never converted (``=1+2`` and ``0612`` stay as written)."""
     if separator not in SEPARATORS:
-        raise ValueError(f"the separator must be one of {SEPARATORS}, not {separator!r}")
+        allowed = ", ".join(repr(choice) for choice in SEPARATORS)
+        raise FileReadError(
+            ReadErrorCode.MALFORMED, f"the separator must be one of {allowed}, not {separator!r}"
+        )
     reader = csv.reader(lines, delimiter=separator, quotechar='"', strict=True)
     number = lines.blank_lines
     while True:

@@ -25,6 +25,9 @@ Source = bytes | os.PathLike[str] | BinaryIO
 
 
 class FileKind(StrEnum):
+    """What a file is read as: told from its first bytes (a zip is an XLSX, anything else a
+    CSV) unless the caller names it."""
+
     CSV = "csv"
     XLSX = "xlsx"
 

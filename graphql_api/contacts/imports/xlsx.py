@@ -1,7 +1,8 @@
 """An XLSX workbook's sheet as rows, after checks that keep a hostile file from costing
 more than its limits: it must be a zip whose declared contents stay under
 ``MAX_UNPACKED_BYTES`` and ``MAX_RATIO`` (a zip bomb is refused before anything is
-unpacked), and the sheet read must hold no formulas.
+unpacked), and the sheet read must hold no formulas and no DOCTYPE (the only way an XML
+file can declare entities, and so the only way to an entity expansion bomb).
 
 python-calamine reads a whole sheet into memory (about 150 MiB for 200,000 rows of 8
 columns, a 92 MiB sheet unpacked): ``MAX_UNPACKED_BYTES`` is what bounds that memory."""
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
 from xml.etree import ElementTree
+from xml.parsers import expat
 
 import python_calamine
 
@@ -36,10 +38,11 @@ _SCAN_BYTES = 1024 * 1024
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _RELATIONS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _RELATION_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-_PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
-_FORMULA_CELL = re.compile(
-    rb"<" + _PREFIX + rb"c\b[^>]*?\br=\"([A-Z]{1,3})([0-9]+)\"[^>/]*>\s*<" + _PREFIX + rb"f\b"
-)
+_CELL = f"{_MAIN[1:]}c"  # expat names an element "uri}name", with no "{" before it
+_FORMULA = f"{_MAIN[1:]}f"
+_CELL_REFERENCE = re.compile(r"([A-Z]{1,3})([0-9]+)")
+_FORMULA_TAG = re.compile(rb"[<:]f[\s/>]")
+"""The bytes that begin every start tag named ``f`` (``<f>``, ``<x:f ...>``) in UTF-8."""
 
 _DAMAGED_ZIP = (
     zipfile.BadZipFile,
@@ -117,23 +120,77 @@ def _xml(archive: zipfile.ZipFile, name: str) -> ElementTree.Element:
 
 def _refuse_formulas(archive: zipfile.ZipFile, part: str) -> None:
     """Refuses the sheet at its first formula cell: a formula in an upload is suspect (it
-    would run in whoever opens an export of it), and its cached value may be stale. The
-    part is scanned as it unpacks, in chunks; zipfile stops at its declared size and
-    checks its checksum, so a part that lies about its size is refused too."""
-    tail = b""
-    with archive.open(part) as stream:
-        while chunk := stream.read(_SCAN_BYTES):
-            window = tail + chunk
-            if match := _FORMULA_CELL.search(window):
-                letters, row = match.group(1).decode(), int(match.group(2))
-                raise FileReadError(
-                    ReadErrorCode.FORMULA,
-                    f"cell {letters}{row} holds a formula; paste its values instead "
-                    "(Paste special, Values only)",
-                    row=row,
-                    column=letters,
-                )
-            tail = window[-4096:]
+    would run in whoever opens an export of it), and its cached value may be stale.
+
+    Two passes keep a sheet of values at the parser's own speed (0.7 s for 200,000 rows of
+    8 columns, three times that with Python called at every element): the first only
+    parses, and looks for the bytes every ``f`` tag begins with; only a sheet that has them
+    is parsed again, element by element, to find the formula and its cell."""
+    if _parse(archive, part, None):
+        _parse(archive, part, _FormulaScan())
+
+
+def _parse(archive: zipfile.ZipFile, part: str, scan: _FormulaScan | None) -> bool:
+    """Parses the sheet as it unpacks, in chunks, building no tree, so memory stays flat;
+    tells whether its bytes hold what may be a formula's tag. zipfile stops at the part's
+    declared size and checks its checksum, so a part that lies about its size is refused.
+    The sheet is read as UTF-8, as every XLSX program writes it, so that a formula cannot
+    hide from the byte search in another encoding. A DOCTYPE is refused before it can
+    declare an entity: a sheet never has one, and expat would expand an entity bomb."""
+    parser = expat.ParserCreate("utf-8", namespace_separator="}")
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    if scan is not None:
+        parser.StartElementHandler = scan.start
+        parser.EndElementHandler = scan.end
+    found, tail = False, b""
+    try:
+        with archive.open(part) as stream:
+            chunk = stream.read(_SCAN_BYTES)
+            if b"\0" in chunk[:4]:  # UTF-16 or UTF-32, which expat reads despite "utf-8"
+                raise expat.ExpatError
+            while chunk:
+                parser.Parse(chunk, False)
+                found = found or _FORMULA_TAG.search(tail + chunk) is not None
+                tail = chunk[-2:]
+                chunk = stream.read(_SCAN_BYTES)
+        parser.Parse(b"", True)
+    except expat.ExpatError:
+        raise _not_xlsx(f"the XLSX part {part} is not valid XML in UTF-8") from None
+    return found
+
+
+def _refuse_doctype(*_: object) -> None:
+    raise _not_xlsx("the sheet declares a DOCTYPE, which no spreadsheet program writes")
+
+
+class _FormulaScan:
+    """Raises at the first formula, naming the cell it is in."""
+
+    def __init__(self) -> None:
+        self.cell: str | None = None
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        if name == _CELL:
+            self.cell = attributes.get("r")
+        elif name == _FORMULA:
+            raise _formula(self.cell)
+
+    def end(self, name: str) -> None:
+        if name == _CELL:
+            self.cell = None
+
+
+def _formula(cell: str | None) -> FileReadError:
+    """The error at a formula in ``cell``, the reference its ``r`` attribute gives (which
+    a writer may leave out, or a hostile file get wrong)."""
+    detail = "holds a formula; paste its values instead (Paste special, Values only)"
+    reference = _CELL_REFERENCE.fullmatch(cell or "")
+    if reference is None:
+        return FileReadError(ReadErrorCode.FORMULA, f"an unknown cell {detail}")
+    letters, row = reference.groups()
+    return FileReadError(
+        ReadErrorCode.FORMULA, f"cell {letters}{row} {detail}", row=int(row), column=letters
+    )
 
 
 def read_sheet(stream: BinaryIO, sheet: str | None) -> tuple[str, list[str], Iterator[Record]]:

@@ -16,9 +16,13 @@ from graphql_api.graphql_base.enums import described_enum
 from graphql_api.graphql_base.errors import UserError
 from graphql_api.graphql_base.mutations import ErrorPaths, run_mutation
 from graphql_api.graphql_base.relay import decode_ids
-from graphql_api.groups.export import DEFAULT_FIELDS, PERMISSION, ExportRequest, issue_link
-
-LINK_PATH = "/exports/link/"
+from graphql_api.groups.export import (
+    DEFAULT_FIELDS,
+    LINK_PATH,
+    PERMISSION,
+    ExportRequest,
+    issue_link,
+)
 
 
 class ExportFormat(enum.StrEnum):
@@ -38,11 +42,10 @@ ExportFormatType = described_enum(
 Fields = Annotated[
     list[str] | None,
     strawberry.argument(
-        description="Contact fields, as named in `Contact` (id, kind, firstName, lastName, "
-        "organisationName, email, phone, street, postalCode, city, createdAt); for a "
-        "group's members also memberSince, source and addedBy. Default: "
-        + ", ".join(DEFAULT_FIELDS)
-        + "."
+        description="Contact fields, as named in `Contact` (kind, firstName, lastName, "
+        "organisationName, email, phone, street, postalCode, city, createdAt), and id: "
+        "the contact's number (an integer), not its global ID; for a group's members also "
+        "memberSince, source and addedBy. Default: " + ", ".join(DEFAULT_FIELDS) + "."
     ),
 ]
 Format = Annotated[ExportFormatType, strawberry.argument(description="CSV (the default) or XLSX.")]
@@ -93,7 +96,8 @@ class ExportMutations:
         description=needing(
             PERMISSION,
             "A link to download a group's members (any kind of group) as CSV or XLSX: the "
-            "chosen contact fields, one row per member.",
+            "chosen contact fields, one row per member. It reads contacts and groups, so "
+            "`contacts.view` and `groups.view` are needed too.",
         )
     )
     async def export_group_members(
@@ -112,7 +116,8 @@ class ExportMutations:
         description=needing(
             PERMISSION,
             "A link to download the contacts x groups report: one row per contact in any "
-            "of the groups, one column per group holding the day the contact joined it.",
+            "of the groups, one column per group holding the day the contact joined it. It "
+            "reads contacts and groups, so `contacts.view` and `groups.view` are needed too.",
         )
     )
     async def export_group_report(

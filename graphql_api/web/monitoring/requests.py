@@ -12,6 +12,7 @@ from http import HTTPStatus
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_api.groups.export import LINK_PATH
 from graphql_api.kernel.requests import RequestRecord, recording
 from graphql_api.web.monitoring.metrics import Metrics
 
@@ -55,10 +56,11 @@ class RequestObserver:
 
     def _ended(self, scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
         user = scope.get("user")
+        path = _logged(scope["path"])
         outcome = record.outcome or _outcome_of(status)
         fields = {
             "method": scope["method"],
-            "path": scope["path"],
+            "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),
             "operation": record.operation,
@@ -72,13 +74,18 @@ class RequestObserver:
             level,
             "%s %s %s",
             scope["method"],
-            scope["path"],
+            path,
             status,
             extra={"fields": {k: v for k, v in fields.items() if v is not None}},
         )
         # GraphiQL's page is no request to count; a refused one is.
         if scope["path"] == "/graphql" and (record.outcome or status >= 400):
             self.metrics.observe(record.operation or "unknown", outcome, seconds)
+
+
+def _logged(path: str) -> str:
+    """The path as logged: a download link's token is as good as a password until used."""
+    return LINK_PATH + "…" if path.startswith(LINK_PATH) else path
 
 
 def _outcome_of(status: int) -> str:
