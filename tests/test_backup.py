@@ -210,8 +210,10 @@ async def test_a_backup_taken_while_writers_write_restores_consistent(
     copied = await deliveries(restored)
     assert outbox_problems(before, copied, after) == []
     made = [i for i, row in copied.items() if row[3] is not None]
-    made_later = [i for i, row in copied.items() if row[3] is None and after[i][3]]
-    assert made and made_later, "deliveries made before the backup, and some after it"
+    # Whether some were still to make at the backup and made after it depends on the
+    # worker's timing: the comparison above covers them when there are, and the mail test
+    # below makes one after a backup on purpose.
+    assert made, "deliveries made before the backup"
 
 
 class Inbox:
