@@ -79,7 +79,8 @@ from graphql_api.graphql_base.relay import parse_global_id, to_global_id
 from graphql_api.kernel.db import create_engine
 from graphql_api.notifications.models import Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.testing import CLI, GraphQLClient, cli, new_static_group_id
-from tests.nginx_site import make_certificates, render_site, running_nginx
+from graphql_api.testing.certificates import make_certificates
+from tests.nginx_site import render_site, running_nginx
 
 NET = "10.77.0"
 ROOT = f"{NET}.1"

@@ -107,15 +107,13 @@ def _in_transaction(
     """Run ``work(session)`` in one transaction as the system; a refusal is one line on
     stderr and exit status 1. A reading one (``writing=False``) takes no write lock, so it
     does not wait for SQLite's writers."""
-    from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.kernel.db import create_sessionmaker, service_engine
     from graphql_api.kernel.errors import UserInputError
     from graphql_api.kernel.writing import begin_writing
     from graphql_api.web.app import load_plugins
 
     async def run() -> T:
-        engine = create_engine(
-            settings.database_url, transaction_pooled=settings.transaction_pooled
-        )
+        engine = service_engine(settings)
         info = {"permissions": load_plugins(settings).permissions}
         try:
             async with create_sessionmaker(engine, info)() as session, session.begin():
@@ -339,14 +337,12 @@ def _check_membership(settings: Settings, repair: bool) -> None:
     """Compare the stored memberships and counts with a computation from scratch; print
     each difference; with ``repair``, fix them (history and events record each fix)."""
     from graphql_api.groups.derived import differences, rebuild
-    from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.kernel.db import create_sessionmaker, service_engine
     from graphql_api.kernel.writing import begin_writing
     from graphql_api.web.app import load_plugins
 
     async def run() -> list[str]:
-        engine = create_engine(
-            settings.database_url, transaction_pooled=settings.transaction_pooled
-        )
+        engine = service_engine(settings)
         plugins = load_plugins(settings)
         info = {"rules": plugins.rules(), "permissions": plugins.permissions}
         try:
@@ -392,17 +388,12 @@ def _seed(settings: Settings, demo: bool, size: str | None) -> None:
 def _worker(settings: Settings) -> None:
     from graphql_api.jobs.kinds import JOB_KINDS
     from graphql_api.jobs.runner import JobRunner
-    from graphql_api.kernel.db import create_engine, create_sessionmaker
+    from graphql_api.kernel.db import create_sessionmaker, service_engine
     from graphql_api.notifications.worker import Worker
     from graphql_api.web.app import job_kinds, load_plugins
 
     async def run() -> None:
-        engine = create_engine(
-            settings.database_url,
-            transaction_pooled=settings.transaction_pooled,
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_pool_size,
-        )
+        engine = service_engine(settings, serving=True)
         plugins = load_plugins(settings)
         kinds = job_kinds()
         sessions = create_sessionmaker(engine, {"rules": plugins.rules(), JOB_KINDS: kinds})

@@ -1,11 +1,10 @@
 """The shipped nginx site (deploy/nginx/graphql-api.conf) run for a test: what a test must
-replace in it, a certificate for it, and nginx itself in a folder of its own.
+replace in it, and nginx itself in a folder of its own (its certificate:
+``graphql_api.testing.certificates``).
 
 - ``render_site(...)``: the site with the test's upstream servers, listen addresses,
   certificate paths and internal networks, and nothing else changed, so that a test
   proves the file an operator installs;
-- ``make_certificates(folder)``: a CA and a server certificate of it for 127.0.0.1 and
-  localhost (clients trust ``ca``);
 - ``running_nginx(site, folder, proxy_bind=None)``: nginx serving the rendered site until
   the block ends;
 - ``nginx_binary()``: where nginx is; skips the test without it, but fails it in CI
@@ -14,9 +13,7 @@ replace in it, a certificate for it, and nginx itself in a folder of its own.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import grp
-import ipaddress
 import os
 import pwd
 import re
@@ -27,11 +24,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from graphql_api.testing import debian_program
 
@@ -99,92 +91,6 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Certificates:
-    """A CA's certificate (what clients trust) and a server certificate it signed, with
-    the server's key, all PEM files."""
-
-    ca: Path
-    certificate: Path
-    key: Path
-
-
-def make_certificates(
-    folder: Path, hosts: Sequence[str] = ("127.0.0.1", "localhost")
-) -> Certificates:
-    """A new CA and a server certificate for ``hosts`` (addresses or names), valid for a
-    day. A CA apart from the server certificate, as in production: clients verify the
-    chain and the name exactly as they would against a real one."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graphql-api test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    made = Certificates(
-        ca=folder / "ca.pem", certificate=folder / "server.pem", key=folder / "server.key"
-    )
-    made.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    made.certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    made.key.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    made.key.chmod(0o600)
-    return made
 
 
 @dataclass(frozen=True)

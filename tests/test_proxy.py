@@ -39,9 +39,8 @@ from graphql_api.testing import (
     new_token,
     serving,
 )
+from graphql_api.testing.certificates import Certificates, make_certificates
 from tests.nginx_site import (
-    Certificates,
-    make_certificates,
     nginx_binary,
     render_site,
     running_nginx,

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Connection, Dialect
@@ -23,6 +23,9 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from graphql_api.kernel import writing
+
+if TYPE_CHECKING:
+    from graphql_api.settings import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -168,6 +171,26 @@ def create_engine(
         if milliseconds is not None:
             event.listen(engine.sync_engine, "begin", _timeout_each_transaction(milliseconds))
     return engine
+
+
+def service_engine(
+    settings: Settings, *, serving: bool = False, statement_timeout_seconds: float | None = None
+) -> AsyncEngine:
+    """The engine of ``GRAPHQL_API_DATABASE_URL``, told whether a transaction-mode pooler
+    stands in front (``GRAPHQL_API_DATABASE_DIRECT_URL``); ``serving``: a long-running
+    process's, keeping ``GRAPHQL_API_DATABASE_POOL_SIZE`` connections and as many again
+    for a burst (docs/deployment.md has the budget), where a command needs one."""
+    sizes = (
+        {"pool_size": settings.database_pool_size, "max_overflow": settings.database_pool_size}
+        if serving
+        else {}
+    )
+    return create_engine(
+        settings.database_url,
+        statement_timeout_seconds=statement_timeout_seconds,
+        transaction_pooled=settings.transaction_pooled,
+        **sizes,
+    )
 
 
 def _unnamed_statement() -> str:

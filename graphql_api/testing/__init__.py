@@ -20,7 +20,9 @@ Fixtures (``fixtures``; ``server`` and ``server_env`` in ``servers``):
   for more of them (``cli(server_env, "create-user", ...)``). ``serving(env)`` serves any
   environment (``log=`` a file for its log); ``subscribed(url, token, query, variables)``
   a WebSocket that has sent a subscription to one; ``debian_program(program, package)`` a
-  Debian program a test drives (skipped without it, failed in CI).
+  Debian program a test drives (skipped without it, failed in CI). For TLS,
+  ``graphql_api.testing.certificates.make_certificates(folder)`` makes a CA and a server
+  certificate it signed (imported on its own: it needs ``cryptography``).
 
 Documents, for the tests that look at the answer themselves (``factories``):
 ``CREATE_GROUP``, ``UPDATE_GROUP`` and ``DELETE_GROUP`` (groups answered with

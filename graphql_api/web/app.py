@@ -26,7 +26,7 @@ from graphql_api.groups import bulk
 from graphql_api.jobs import JobKind, JobKinds
 from graphql_api.jobs.kinds import JOB_KINDS
 from graphql_api.jobs.runner import JobRunner
-from graphql_api.kernel.db import create_engine, create_sessionmaker
+from graphql_api.kernel.db import create_engine, create_sessionmaker, service_engine
 from graphql_api.kernel.interruption import track_connections
 from graphql_api.kernel.requests import count_statements
 from graphql_api.migrations.runner import newest_revisions
@@ -131,12 +131,8 @@ def create_app(
     """
     settings = settings or Settings()
     documents = load_trusted_documents(settings)
-    engine = create_engine(
-        settings.database_url,
-        statement_timeout_seconds=settings.request_timeout_seconds,
-        transaction_pooled=settings.transaction_pooled,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+    engine = service_engine(
+        settings, serving=True, statement_timeout_seconds=settings.request_timeout_seconds
     )
     track_connections(engine)
     manager = load_plugins(settings, plugins)

@@ -14,7 +14,7 @@ import socket
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from graphql_api.kernel.db import create_engine, one_line
+from graphql_api.kernel.db import create_engine, one_line, service_engine
 from graphql_api.migrations.compatibility import (
     History,
     SchemaState,
@@ -128,13 +128,7 @@ async def _state(settings: Settings, newest: dict[str, History], *, direct: bool
     engine = None
     try:
         # Making the engine may fail too: a SQLite file whose folder cannot be made.
-        engine = (
-            create_engine(settings.direct_url)
-            if direct
-            else create_engine(
-                settings.database_url, transaction_pooled=settings.transaction_pooled
-            )
-        )
+        engine = create_engine(settings.direct_url) if direct else service_engine(settings)
         return await schema_state(engine, newest)
     except Exception as error:  # whatever keeps the database from answering
         raise Refused(

@@ -4,8 +4,6 @@ verified, and a mail that cannot go out verified goes out not at all, never in c
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import os
 import ssl
@@ -16,15 +14,12 @@ from typing import Any
 import graphql_api_email_notifications
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from smtp_testing import contacts, deliveries
 from sqlalchemy import update
 
 from graphql_api.notifications.models import Delivery
 from graphql_api.testing import GraphQLClient, add_members, cli, make_user, make_worker
+from graphql_api.testing.certificates import make_certificates, server_context
 
 LOOPBACK = "127.0.0.1"
 TLS_VERSION = "TLSv1.3"  # what both ends' default contexts agree on
@@ -39,85 +34,11 @@ class Authority:
     server_context: ssl.SSLContext
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
 def make_authority(folder: Path, name: str) -> Authority:
-    """A CA named ``name`` and a server certificate it signed, with the extensions OpenSSL's
-    strict verification asks for, in files under ``folder``."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, server_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    usage = dict.fromkeys(
-        [
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ],
-        False,
-    )
-
-    def signed(subject: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(_name(subject))
-            .issuer_name(_name(name))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        )
-
-    ca = (
-        signed(name, ca_key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(**{**usage, "key_cert_sign": True, "crl_sign": True}), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    server = (
-        signed(LOOPBACK, server_key)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, certificate, key = (folder / f"{name}-{part}.pem" for part in ("ca", "cert", "key"))
-    ca_file.write_bytes(_pem(ca))
-    certificate.write_bytes(_pem(server))
-    key.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(certificate, key)
-    return Authority(ca_file, server_context)
+    """A CA named ``name`` and a server certificate for 127.0.0.1 it signed."""
+    (folder / name).mkdir()
+    made = make_certificates(folder / name, hosts=(LOOPBACK,), ca_name=name)
+    return Authority(made.ca, server_context(made))
 
 
 @pytest.fixture(scope="session")
