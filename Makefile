@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-peer mutation mutation-sample graphiql-assets deploy-test scale-test
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-import bench-peer mutation mutation-sample graphiql-assets deploy-test scale-test
 
 install: $(STAMP)
 
@@ -70,6 +70,11 @@ bench-writes: install
 	test -f bench/RESULTS-writes.md || printf '# Write costs of derived membership\n\nWritten by `make bench-writes` (`bench/writes.py`); see bench/README.md.\n' > bench/RESULTS-writes.md
 	$(BIN)/python bench/writes.py --size M --results bench/RESULTS-writes.md
 	$(BIN)/python bench/writes.py --size L --results bench/RESULTS-writes.md
+
+# A contact import of 100,000 rows (CSV, then XLSX) through HTTP on copies of dataset M, in
+# PostgreSQL (with its COPY floor) then SQLite; appends under "## Import" in bench/RESULTS-import.md.
+bench-import: install
+	$(BIN)/python bench/import.py --backend postgresql --backend sqlite --results bench/RESULTS-import.md
 
 # The outbox's cost on addGroupMembers and the worker's e-mails per second, both databases.
 bench-outbox: install

@@ -12,9 +12,10 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from graphql_api.settings import Settings
 from graphql_api.web.monitoring.logs import configure_logging
@@ -299,9 +300,114 @@ def _check_file(settings: Settings, path: str, sheet: str | None, separator: str
     counted = f"{len(table.columns)} columns, {rows} row{'' if rows == 1 else 's'}"
     print(f"{table.kind.upper()} ({how}): {counted}")
     print("Columns: " + ", ".join(table.columns))
+    for warning in table.warnings:
+        print(f"Note: {warning}")
     for row in samples:
         shown = "; ".join(f"{column}={value}" for column, value in row.values.items() if value)
         print(f"Row {row.number}: {shown}")
+
+
+def _import(
+    settings: Settings, args: argparse.Namespace, columns: list[tuple[str, str]] | None
+) -> None:
+    """Upload ``args.path`` and import it (or check it, ``--dry-run``) as a job of this
+    process, then print what became of its rows; a refusal before it starts, or a job
+    that fails, is exit status 1."""
+    from graphql_api.contacts.imports.mapping import suggested
+    from graphql_api.contacts.imports.models import RowStatus
+    from graphql_api.contacts.imports.service import (
+        ImportRequest,
+        preview,
+        row_counts,
+        start_import,
+    )
+    from graphql_api.contacts.imports.uploads import store_upload
+    from graphql_api.jobs.kinds import JOB_KINDS
+    from graphql_api.jobs.models import FINISHED, Job, JobState
+    from graphql_api.jobs.runner import JobRunner
+    from graphql_api.kernel.access import SYSTEM
+    from graphql_api.kernel.db import create_sessionmaker, service_engine
+    from graphql_api.kernel.errors import UserInputError
+    from graphql_api.kernel.writing import begin_writing
+    from graphql_api.web.app import job_kinds, load_plugins
+    from graphql_api.web.imports import rejected_pages
+
+    async def run(file: BinaryIO) -> int:
+        engine = service_engine(settings)
+        plugins = load_plugins(settings)
+        kinds = job_kinds()
+        info = {"rules": plugins.rules(), "permissions": plugins.permissions, JOB_KINDS: kinds}
+        sessions = create_sessionmaker(engine, info)
+        try:
+            async with sessions() as session, session.begin():
+                await begin_writing(session)
+                upload = await store_upload(session, SYSTEM, Path(args.path).name, file)
+                request = ImportRequest(
+                    upload_id=upload.id,
+                    columns=columns,
+                    mapping_name=args.mapping,
+                    match=args.match,
+                    duplicates=args.duplicates,
+                    group_id=args.group,
+                    new_group_name=args.new_group,
+                    dry_run=args.dry_run,
+                    separator=args.separator,
+                    sheet=args.sheet,
+                )
+                if columns is None and args.mapping is None:
+                    seen = await preview(
+                        session, SYSTEM, upload.id, separator=args.separator, sheet=args.sheet
+                    )
+                    request = replace(
+                        request,
+                        columns=[(c, f.value) for c, f in suggested(seen.detection.columns)],
+                    )
+                    shown = ", ".join(f"{c}={f}" for c, f in request.columns or [])
+                    print(f"Columns (guessed from the header): {shown}", file=sys.stderr)
+                job, _ = await start_import(session, SYSTEM, request, timezone=settings.timezone)
+            runner = JobRunner(sessions, kinds, settings)
+            while True:
+                ran = await runner.run_once()
+                async with sessions() as session:
+                    state = await session.get(Job, job.id)
+                    assert state is not None
+                    if state.state in FINISHED:
+                        counts = await row_counts(session, job.id)
+                        break
+                if ran is None:
+                    await asyncio.sleep(0.5)
+            if state.state is not JobState.SUCCEEDED:
+                reasons = "; ".join(e["message"] for e in state.errors)
+                print(f"error: the job {state.state.value.lower()}: {reasons}", file=sys.stderr)
+                return 1
+            what = "Checked" if args.dry_run else "Imported"
+            print(
+                f"{what} {args.path} (job {job.id}): "
+                + ", ".join(f"{counts[s]} {s.value.lower()}" for s in RowStatus if counts[s])
+            )
+            async for page in rejected_pages(sessions, job.id):
+                for row in page:
+                    print(row[-1], file=sys.stderr)
+            return 2 if counts[RowStatus.REJECTED] else 0
+        finally:
+            await engine.dispose()
+
+    try:
+        with open(args.path, "rb") as file:
+            code = asyncio.run(run(file))
+    except UserInputError as error:
+        sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: cannot read {args.path}: {error.strerror or error}")
+    sys.exit(code)
+
+
+def _column(text: str) -> tuple[str, str]:
+    """``Column=field`` of ``--column``."""
+    column, equals, field = text.rpartition("=")
+    if not equals or not column.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write COLUMN=field, e.g. E-mail=email")
+    return column.strip(), field.strip()
 
 
 def _duration(text: str) -> timedelta:
@@ -448,6 +554,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+def _file_arguments(parser: argparse.ArgumentParser) -> None:
+    """The file of ``check-file`` and ``import``, and how to read it."""
+    parser.add_argument("path", help="the CSV or XLSX file")
+    parser.add_argument("--sheet", help="the XLSX sheet to read (default: the first)")
+    parser.add_argument(
+        "--separator",
+        type=lambda text: TAB if text == "\\t" else text,
+        choices=[",", ";", TAB, "|"],
+        metavar="SEP",
+        help="the CSV separator: , ; \\t (a tab) or | (default: detected)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphql-api",
@@ -538,14 +657,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="read a CSV or XLSX as an import would: its columns and first rows, or what is "
         "wrong with it (docs/import.md); imports nothing",
     )
-    check_file.add_argument("path", help="the CSV or XLSX file")
-    check_file.add_argument("--sheet", help="the XLSX sheet to read (default: the first)")
-    check_file.add_argument(
-        "--separator",
-        choices=[",", ";", "\\t", "|"],
-        metavar="SEP",
-        help="the CSV separator: , ; \\t (a tab) or | (default: detected)",
+    _file_arguments(check_file)
+    importing = commands.add_parser(
+        "import",
+        help="import contacts (and memberships) from a CSV or XLSX file as the system, as a "
+        "job this command runs; prints what became of the rows (docs/import.md)",
     )
+    _file_arguments(importing)
+    importing.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="COLUMN=field",
+        help="a column and the field it fills (first_name, last_name, organisation_name, "
+        "email, phone, street, postal_code, city, kind, external_id, groups, "
+        "member_since); repeat it. Default: guessed from the header",
+    )
+    importing.add_argument("--mapping", help="a saved mapping, instead of --column")
+    importing.add_argument(
+        "--match", choices=["email", "external_id"], default="email", help="find contacts by"
+    )
+    importing.add_argument(
+        "--duplicates",
+        choices=["skip", "update", "fill_empty"],
+        default="skip",
+        help="what to do with a contact a row finds (default: skip)",
+    )
+    into = importing.add_mutually_exclusive_group()
+    into.add_argument("--group", type=int, help="add every contact to this static group (id)")
+    into.add_argument("--new-group", help="add every contact to a new static group of this name")
+    importing.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
     new_plugin = commands.add_parser(
         "new-plugin", help="write a ready plugin distribution (prints its folder last)"
     )
@@ -557,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 USES_THE_DATABASE = {
+    "import",
     "migrate",
     "serve",
     "create-user",
@@ -625,8 +767,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "backup":
             _backup(settings, args.path)
         case "check-file":
-            separator = TAB if args.separator == "\\t" else args.separator
-            _check_file(settings, args.path, args.sheet, separator)
+            _check_file(settings, args.path, args.sheet, args.separator)
+        case "import":
+            try:
+                columns = [_column(text) for text in args.column] or None
+            except argparse.ArgumentTypeError as error:
+                sys.exit(f"error: --column {error}")
+            _import(settings, args, columns)
         case "new-plugin":
             _new_plugin(args.name, args.directory)
 

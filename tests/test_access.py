@@ -27,6 +27,7 @@ NOWHERE = {
 }
 NOWHERE["Delivery"] = to_global_id("NotificationDelivery", 999_999)
 NOWHERE["Job"] = to_global_id("Job", 999_999)
+UP = to_global_id("Upload", 999_999)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,29 @@ OPERATIONS: dict[str, Operation] = {
         "contacts.export",
         f'mutation {{ exportGroupReport(groupIds: ["{G}"]) {{ url errors {{ code message }} }} }}',
     ),
+    "importPreview": _op(
+        "contacts.import", f'{{ importPreview(uploadId: "{UP}") {{ columns errors {{ code }} }} }}'
+    ),
+    "importMappings": _op("contacts.import", "{ importMappings { name } }"),
+    "importReport": _op("contacts.import", f'{{ importReport(jobId: "{J}") {{ created }} }}'),
+    "startImport": _op(
+        "contacts.import",
+        f'mutation {{ startImport(input: {{uploadId: "{UP}", columns: '
+        '[{column: "E-mail", field: EMAIL}]}) { errors { code message } } }',
+    ),
+    "undoImport": _op(
+        "contacts.import",
+        f'mutation {{ undoImport(jobId: "{J}") {{ errors {{ code message }} }} }}',
+    ),
+    "saveImportMapping": _op(
+        "contacts.import",
+        'mutation { saveImportMapping(name: "Leden", columns: [{column: "E-mail", '
+        "field: EMAIL}]) { errors { code message } } }",
+    ),
+    "deleteImportMapping": _op(
+        "contacts.import",
+        'mutation { deleteImportMapping(name: "Onbekend") { errors { code message } } }',
+    ),
     "linkHoomdossier": _op(
         "coach.link_hoomdossier",
         f'mutation {{ linkHoomdossier(contactId: "{C}", accountId: "H1") {{ errors {{ code message }} }} }}',
@@ -190,6 +214,7 @@ MANAGER = VIEWER | {
     "members.manage",
     "contacts.manage",
     "contacts.export",
+    "contacts.import",
     "templates.manage",
 }
 NARROWED = {"groups.view"}

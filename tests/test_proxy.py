@@ -392,6 +392,23 @@ async def test_a_body_over_the_limit_is_refused_by_the_proxy(site: Proxy, server
         assert not await upstream.logged("over-sized", "over-chunked", within=0)
 
 
+async def test_a_file_for_import_passes_the_proxy_up_to_the_upload_limit(
+    site: Proxy, servers: Servers
+):
+    """An upload is far over the 1 MiB of a GraphQL body: /uploads takes up to
+    GRAPHQL_API_MAX_UPLOAD_BYTES (50 MiB), which the site's own limit there matches."""
+    row = b"Voornaam;Achternaam;E-mail\r\n" + b"Anna;de Vries;anna@example.nl\r\n" * 100_000
+    headers = {"Authorization": f"Bearer {servers.token}"}
+    async with site.client("127.0.0.2") as http:
+        taken = await http.post(
+            "/uploads", params={"name": "leden.csv"}, content=row, headers=headers
+        )
+        over = await http.post("/uploads", content=b"x" * (50 * 2**20 + 1), headers=headers)
+    assert taken.status_code == 201, taken.text
+    assert taken.json()["size"] == len(row) > 2**20
+    assert over.status_code == 413
+
+
 async def test_the_other_api_host_answers_when_one_stops(
     folder: Path, certificates: Certificates, servers: Servers
 ):

@@ -57,6 +57,7 @@ from graphql_api.testing import (
     new_group_id,
     new_static_group_id,
 )
+from graphql_api.users.models import ApiToken, User
 
 TIMEOUT = 30.0
 """Seconds any one step may take, so that a failing test fails instead of hanging."""
@@ -257,6 +258,27 @@ async def test_a_writer_waiting_past_the_busy_timeout_gets_conflict(
     ) as http:
         held = _write_lock_of_another_connection(database_url)
         await _refused_while(app, GraphQLClient(http, token), caplog, held)
+
+
+async def test_a_read_is_answered_while_its_token_cannot_note_its_use(
+    database_url: str, app_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token's first request notes ``lastUsedAt``, a write. While another connection
+    holds SQLite's write lock (a worker's import chunk), that note waits the busy timeout
+    and is left for later: the request, a read, is answered all the same (before: 500)."""
+    app, _ = await _short_busy_app(database_url, app_factory, monkeypatch)
+    _, fresh = await make_user(app, "Nieuw", "nieuw@example.coop", admin=True)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        async with _write_lock_of_another_connection(database_url):
+            answered = await GraphQLClient(http, fresh).data("{ me { user { name } } }")
+        assert answered == {"me": {"user": {"name": "Nieuw"}}}
+    async with app.state.sessions() as session:
+        noted = await session.scalars(
+            select(ApiToken.last_used_at).join(User).where(User.email == "nieuw@example.coop")
+        )
+        assert list(noted) == [None]
 
 
 async def test_a_writer_waiting_past_its_turn_gets_conflict(

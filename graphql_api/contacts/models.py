@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from graphql_api.kernel.db import IDS_NEVER_REUSED, Base, UtcDateTime, string_enum, utcnow
@@ -25,6 +25,7 @@ CONTACT_TEXT_FIELDS = (
     "street",
     "postal_code",
     "city",
+    "external_id",
 )
 
 
@@ -44,6 +45,9 @@ class Contact(Base):
     street: Mapped[str | None] = mapped_column(String(200))
     postal_code: Mapped[str | None] = mapped_column(String(20))
     city: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True, index=True)
+    """The contact's number in the system it was imported from (Econobis's "#"): what a
+    later import of that system's file finds it by."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -54,3 +58,7 @@ class Contact(Base):
         if self.kind is ContactKind.ORGANISATION:
             return self.organisation_name or person or f"Contact {self.id}"
         return person or self.organisation_name or self.email or f"Contact {self.id}"
+
+
+# Imports find contacts by e-mail address, whatever its case.
+Index("ix_contacts_email_lower", func.lower(Contact.email))

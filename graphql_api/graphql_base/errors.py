@@ -66,6 +66,25 @@ ErrorCodeType = described_enum(
         ErrorCode.JOB_FINISHED: "The job (taak) has finished already; there is nothing to cancel.",
         ErrorCode.INTERNAL: "A job stopped on a fault of the service, not of its input; the "
         "service's log says more.",
+        ErrorCode.FILE_TOO_LARGE: "The file is larger than the service takes "
+        "(GRAPHQL_API_MAX_UPLOAD_BYTES).",
+        ErrorCode.FILE_EMPTY: "The file (or the sheet) is empty.",
+        ErrorCode.FILE_NO_ROWS: "The file has a header but no rows under it.",
+        ErrorCode.FILE_ENCODING: "The file's text is in no encoding the import reads (UTF-8, "
+        "Windows-1252), or in two.",
+        ErrorCode.FILE_LINE_TOO_LONG: "A line of the file is longer than a line may be.",
+        ErrorCode.FILE_ROW_TOO_LONG: "A row of the file is longer than a row may be (an unclosed "
+        "quote, often).",
+        ErrorCode.FILE_MALFORMED: "The file is not a CSV the import can read at that place.",
+        ErrorCode.FILE_EMPTY_HEADER: "A column of the header has no name.",
+        ErrorCode.FILE_ROW_LENGTH: "A row has fewer or more values than the header has columns.",
+        ErrorCode.FILE_NOT_XLSX: "The file is not an Excel workbook (XLSX).",
+        ErrorCode.FILE_UNSUPPORTED: "The file is of a kind the import does not read (an old .xls, "
+        "a protected workbook).",
+        ErrorCode.FILE_UNPACKS_TOO_LARGE: "The workbook unpacks to more than the import takes (a "
+        "zip bomb, or too large).",
+        ErrorCode.FILE_UNKNOWN_SHEET: "The workbook has no sheet of that name.",
+        ErrorCode.FILE_FORMULA: "A cell holds a formula: the import takes values only.",
     },
 )
 

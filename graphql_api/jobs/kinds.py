@@ -32,11 +32,14 @@ class JobKind:
     None when lists are always given.
     ``run_chunk(session, job, owner, items)``: does the work for these items inside the
     chunk's transaction and answers how many rows it changed; raises ``UserInputError``
-    to refuse (the job fails, earlier chunks stay)."""
+    to refuse (the job fails, earlier chunks stay).
+    ``max_chunk``: at most this many items per chunk, whatever ``job_chunk_size`` says,
+    for a kind whose items each weigh more than a contact id (an imported row)."""
 
     permission: str
     prepare: Prepare | None
     run_chunk: RunChunk
+    max_chunk: int | None = None
 
 
 class JobKinds(Mapping[str, JobKind]):

@@ -243,7 +243,7 @@ class JobRunner:
 
     async def _chunk(self, session: AsyncSession, job: Job, kind: JobKind) -> None:
         """Handle the next items after ``position``, and move the job on with them."""
-        size = self.settings.job_chunk_size
+        size = min(self.settings.job_chunk_size, kind.max_chunk or self.settings.job_chunk_size)
         items = list(
             await session.scalars(
                 select(JobItem.item)

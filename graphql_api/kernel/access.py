@@ -26,6 +26,7 @@ CORE_PERMISSIONS: Mapping[str, str] = {
     "contacts.view": "Find contacts and read their details (e-mail, telephone, address).",
     "contacts.manage": "Create and change contacts.",
     "contacts.export": "Download contacts in bulk: a group's members, the groups report.",
+    "contacts.import": "Import contacts and memberships from CSV and Excel files, and undo it.",
     "templates.view": "See e-mail templates.",
     "templates.manage": "Create, change and delete e-mail templates.",
     "users.manage": "Manage staff users, staff roles and tokens; read the audit log.",

@@ -50,6 +50,20 @@ class ErrorCode(StrEnum):
     TEMPLATE_TOO_COSTLY = "TEMPLATE_TOO_COSTLY"
     JOB_FINISHED = "JOB_FINISHED"
     INTERNAL = "INTERNAL"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    FILE_EMPTY = "FILE_EMPTY"
+    FILE_NO_ROWS = "FILE_NO_ROWS"
+    FILE_ENCODING = "FILE_ENCODING"
+    FILE_LINE_TOO_LONG = "FILE_LINE_TOO_LONG"
+    FILE_ROW_TOO_LONG = "FILE_ROW_TOO_LONG"
+    FILE_MALFORMED = "FILE_MALFORMED"
+    FILE_EMPTY_HEADER = "FILE_EMPTY_HEADER"
+    FILE_ROW_LENGTH = "FILE_ROW_LENGTH"
+    FILE_NOT_XLSX = "FILE_NOT_XLSX"
+    FILE_UNSUPPORTED = "FILE_UNSUPPORTED"
+    FILE_UNPACKS_TOO_LARGE = "FILE_UNPACKS_TOO_LARGE"
+    FILE_UNKNOWN_SHEET = "FILE_UNKNOWN_SHEET"
+    FILE_FORMULA = "FILE_FORMULA"
 
 
 class BrokenValue(Exception):
@@ -76,6 +90,12 @@ class UserInputError(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__("; ".join(p.message for p in problems))
         self.problems = tuple(problems)
+
+    def moved(self, field: str) -> UserInputError:
+        """The same problems, each on ``field`` instead of the field its service named:
+        for a service called on the caller's behalf (``name`` of a group an import
+        makes is the import's ``new_group_name``)."""
+        return UserInputError([Problem((field,), p.code, p.message) for p in self.problems])
 
     @classmethod
     def single(cls, field: Sequence[str], code: ErrorCode, message: str) -> UserInputError:

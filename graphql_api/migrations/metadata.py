@@ -1,5 +1,6 @@
 """Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from graphql_api.contacts.imports.models import ImportMapping, ImportRow, Upload, UploadPart
 from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.models import EmailTemplate
 from graphql_api.groups.export import ExportLink
@@ -27,6 +28,8 @@ __all__ = [
     "ExportLink",
     "Group",
     "GroupLink",
+    "ImportMapping",
+    "ImportRow",
     "Job",
     "JobItem",
     "LoginThrottle",
@@ -37,5 +40,7 @@ __all__ = [
     "PortalEvent",
     "PortalToken",
     "StaffRole",
+    "Upload",
+    "UploadPart",
     "User",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.contacts.imports.models import ImportRow
 from graphql_api.contacts.models import Contact
 from graphql_api.groups.changes import ContactErased
 from graphql_api.groups.derived import after_contacts_changed
@@ -27,6 +28,7 @@ PERSONAL_FIELDS = (
     "street",
     "postal_code",
     "city",
+    "external_id",
 )
 PORTAL_MESSAGES = ("portal.invitation", "portal.password_reset")
 
@@ -115,6 +117,12 @@ async def erase_contact(session: AsyncSession, actor: Principal, contact_id: int
     for name in PERSONAL_FIELDS:
         setattr(contact, name, None)
     await session.flush()
+    # The rows of imports that made or found the contact hold it as the file had it.
+    await session.execute(
+        update(ImportRow)
+        .where(ImportRow.contact_id == contact_id)
+        .values(cells=[], values={}, holds_cells=False)
+    )
     await session.execute(delete(PortalAccount).where(PortalAccount.contact_id == contact_id))
     waiting = await session.execute(
         select(OutboxEvent.id, OutboxEvent.data).where(OutboxEvent.type.in_(PORTAL_MESSAGES))

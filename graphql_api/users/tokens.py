@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,15 +11,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.kernel.validation import clean_text
+from graphql_api.kernel.writing import is_busy
 from graphql_api.users.audit import record
 from graphql_api.users.models import ApiToken, StaffRole, User
 from graphql_api.users.staff_roles import known_permissions
+
+logger = logging.getLogger("graphql_api.auth")
 
 TOKEN_PREFIX = "gapi_"
 MAX_TOKEN_LENGTH = 200
@@ -81,7 +86,10 @@ async def check_token(
     """The principal a bearer token stands for, or why it stands for nobody.
 
     With ``note_use_after``, a token whose ``last_used_at`` is older than that gets it set
-    to now: a write on every request would cost more than the answer."""
+    to now: a write on every request would cost more than the answer. That note is the
+    request's least concern: on SQLite, where a long write (a chunk of an import) holds the
+    database's one write lock, it is left for a later request rather than failing this
+    one, which may only read."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return UNKNOWN_TOKEN
     found = (
@@ -106,9 +114,15 @@ async def check_token(
     now = utcnow()
     last_used = api_token.last_used_at
     if note_use_after is not None and (last_used is None or last_used < now - note_use_after):
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now)
-        )
+        try:
+            async with session.begin_nested():
+                await session.execute(
+                    update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now)
+                )
+        except OperationalError as error:
+            if not is_busy(error):
+                raise
+            logger.info("token %s: its use is noted later (the database is busy)", api_token.id)
     return principal_of(user, role, api_token)
 
 

@@ -22,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from graphql_api.auth.backend import PortalUser, TokenBackend, on_auth_error
 from graphql_api.auth.middleware import PORTAL_PATH, RequestScope
 from graphql_api.auth.token_cache import TokenCache
+from graphql_api.contacts.imports import running as imports
 from graphql_api.groups import bulk
 from graphql_api.jobs import JobKind, JobKinds
 from graphql_api.jobs.kinds import JOB_KINDS
@@ -44,6 +45,7 @@ from graphql_api.web.exports import export_routes
 from graphql_api.web.graphiql import GraphiQLPage, ServesGraphiQL, assets_route
 from graphql_api.web.graphiql.examples import PORTAL_EXAMPLES
 from graphql_api.web.guards import DatabaseUnavailable, RequestBudget
+from graphql_api.web.imports import UPLOAD_PATH, import_routes
 from graphql_api.web.monitoring.health import health_routes
 from graphql_api.web.monitoring.metrics import Metrics, metrics_route
 from graphql_api.web.monitoring.requests import RequestObserver
@@ -57,7 +59,7 @@ logger = logging.getLogger("graphql_api")
 CORE_PLUGINS = {"core.roles": core_plugin}
 """The core's own behaviour written as plugins, registered in every application by name."""
 
-CORE_JOB_KINDS: dict[str, JobKind] = {**bulk.JOB_KINDS}
+CORE_JOB_KINDS: dict[str, JobKind] = {**bulk.JOB_KINDS, **imports.JOB_KINDS}
 """The kinds of bulk jobs (taken) every application runs, by name (docs/architecture.md)."""
 
 
@@ -202,6 +204,7 @@ def create_app(
             *health_routes(engine, newest_revisions(manager.migrations())),
             metrics_route(metrics, sessions),
             *export_routes(),
+            *import_routes(),
         ],
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.
@@ -217,6 +220,7 @@ def create_app(
             Middleware(
                 BodyLimit,
                 max_bytes=settings.max_body_bytes,
+                streamed={UPLOAD_PATH: settings.max_upload_bytes},
                 read_seconds=min(
                     settings.body_read_timeout_seconds, settings.request_timeout_seconds
                 ),

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from starlette.datastructures import Headers
@@ -57,10 +58,19 @@ class BodyLimit:
     """ASGI middleware refusing HTTP request bodies of more than ``max_bytes``, not received
     whole within ``read_seconds``, or compressed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        read_seconds: float = 10.0,
+        streamed: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.read_seconds = read_seconds
+        self.streamed = dict(streamed or {})
+        """Paths whose endpoints read their bodies as they arrive (a file's upload), with
+        the larger limit each has: only the headers are checked here, against it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,8 +78,12 @@ class BodyLimit:
             return
         arrived = asyncio.get_running_loop().time()
         scope.setdefault("state", {})[ARRIVED] = arrived
+        streamed = self.streamed.get(scope.get("path", ""))
         try:
-            self._check_headers(Headers(scope=scope))
+            self._check_headers(Headers(scope=scope), streamed or self.max_bytes)
+            if streamed is not None:
+                await self.app(scope, receive, send)
+                return
             async with asyncio.timeout_at(arrived + self.read_seconds):
                 body = await self._read(receive)
         except _Refused as refused:
@@ -100,7 +114,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    def _check_headers(self, headers: Headers) -> None:
+    def _check_headers(self, headers: Headers, max_bytes: int) -> None:
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             raise _Refused(
@@ -110,8 +124,8 @@ class BodyLimit:
                 UNSUPPORTED_CONTENT_ENCODING,
             )
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise self._too_large()
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(max_bytes)
 
     async def _read(self, receive: Receive) -> bytes | None:
         """The whole body; None when the client left first."""
@@ -124,17 +138,18 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                raise self._too_large()
+                raise _too_large(self.max_bytes)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self) -> _Refused:
-        return _Refused(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            f"The request body is larger than {self.max_bytes:,} bytes.",
-            BODY_TOO_LARGE,
-        )
+
+def _too_large(max_bytes: int) -> _Refused:
+    return _Refused(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        f"The request body is larger than {max_bytes:,} bytes.",
+        BODY_TOO_LARGE,
+    )
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, refused: _Refused) -> None:

@@ -152,7 +152,7 @@ def _xlsx_cell(sheet: Any, row: int, column: int, value: Any, formats: _Formats)
         _xlsx_text(sheet, row, column, str(value), None, formats.text)
 
 
-def _problem(status: int, error: UserInputError) -> JSONResponse:
+def problem_response(status: int, error: UserInputError) -> JSONResponse:
     return JSONResponse(
         {
             "errors": [
@@ -164,7 +164,7 @@ def _problem(status: int, error: UserInputError) -> JSONResponse:
     )
 
 
-def _refused(status: int, message: str) -> JSONResponse:
+def refused_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message}]}, status_code=status)
 
 
@@ -194,10 +194,10 @@ async def _answer(
     try:
         export = await prepare_export(session, actor, wanted)
     except Forbidden as error:
-        return _problem(403, error)
+        return problem_response(403, error)
     except UserInputError as error:
         not_found = all(p.code is ErrorCode.NOT_FOUND for p in error.problems)
-        return _problem(404 if not_found else 400, error)
+        return problem_response(404 if not_found else 400, error)
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     zone = ZoneInfo(request.app.state.settings.timezone)
     body = _stream(sessions, actor, export, zone)
@@ -260,12 +260,14 @@ def _as_staff(kind: str) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         if not isinstance(request.user, StaffUser):
-            return _refused(401, "Send 'Authorization: Bearer <token>' or use a download link.")
+            return refused_response(
+                401, "Send 'Authorization: Bearer <token>' or use a download link."
+            )
         async with request.app.state.sessions() as session:
             try:
                 wanted = _request_of(request, kind)
             except UserInputError as error:
-                return _problem(400, error)
+                return problem_response(400, error)
             return await _answer(request, session, request.user.principal, wanted)
 
     return endpoint
@@ -279,11 +281,11 @@ async def by_link(request: Request) -> Response:
             async with session.begin():
                 actor, wanted = await redeem_link(session, request.path_params["token"])
         except LinkRefused as refused:
-            return _refused(410 if refused.gone else 403, str(refused))
+            return refused_response(410 if refused.gone else 403, str(refused))
         return await _answer(request, session, actor, wanted)
 
 
-def _get_only(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+def get_only(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
     """A route of GET alone: Starlette adds HEAD to every GET route, and a HEAD would
     use up a link and be audited as an export."""
     route = Route(path, endpoint, methods=["GET"])
@@ -294,7 +296,7 @@ def _get_only(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> 
 def export_routes() -> list[Route]:
     """The download routes (405 for any method but GET), for the application to mount."""
     return [
-        _get_only("/exports/group-members", _as_staff("members")),
-        _get_only("/exports/group-report", _as_staff("report")),
-        _get_only(LINK_PATH + "{token}", by_link),
+        get_only("/exports/group-members", _as_staff("members")),
+        get_only("/exports/group-report", _as_staff("report")),
+        get_only(LINK_PATH + "{token}", by_link),
     ]

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 from strawberry.types.enum import EnumValue
 
+from graphql_api.contacts.api.imports import ImportMutations, ImportQueries
 from graphql_api.contacts.api.mutations import ContactMutations
 from graphql_api.contacts.api.queries import ContactQueries
 from graphql_api.contacts.api.types import Contact
@@ -94,6 +95,7 @@ class Query(
     PluginQueries,
     NotificationQueries,
     JobQueries,
+    ImportQueries,
     NodeQueries,
 ):
     pass
@@ -109,6 +111,7 @@ class Mutation(
     StaffPortalMutations,
     JobMutations,
     ExportMutations,
+    ImportMutations,
 ):
     pass
 

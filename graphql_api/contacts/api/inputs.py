@@ -22,3 +22,8 @@ class ContactInput:
     street: str | None = strawberry.field(default=strawberry.UNSET, description="Street.")
     postal_code: str | None = strawberry.field(default=strawberry.UNSET, description="Postal code.")
     city: str | None = strawberry.field(default=strawberry.UNSET, description="City.")
+    external_id: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The contact's number in another system (at most 100 characters); "
+        "unique: no two contacts share one.",
+    )

@@ -85,6 +85,11 @@ class Contact(Node):
     street: str | None = guarded_field("contacts.view", "Street and number (straat).")
     postal_code: str | None = guarded_field("contacts.view", "Postal code (postcode).")
     city: str | None = guarded_field("contacts.view", "City (plaats).")
+    external_id: str | None = guarded_field(
+        "contacts.view",
+        "The contact's number in the system it was imported from (Econobis's \"#\"): "
+        "what an import finds it by. Unique.",
+    )
     created_at: datetime = strawberry.field(description="When the contact was created.")
     is_type_of = rows_of(models.Contact)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from graphql_api.kernel.errors import Problem, UserInputError
+from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 
 
 class ReadErrorCode(StrEnum):
@@ -18,14 +18,12 @@ class ReadErrorCode(StrEnum):
     ROW_TOO_LONG = "FILE_ROW_TOO_LONG"
     MALFORMED = "FILE_MALFORMED"
     EMPTY_HEADER = "FILE_EMPTY_HEADER"
-    DUPLICATE_HEADER = "FILE_DUPLICATE_HEADER"
     ROW_LENGTH = "FILE_ROW_LENGTH"
     NOT_XLSX = "FILE_NOT_XLSX"
     UNSUPPORTED = "FILE_UNSUPPORTED"
     UNPACKS_TOO_LARGE = "FILE_UNPACKS_TOO_LARGE"
     UNKNOWN_SHEET = "FILE_UNKNOWN_SHEET"
     FORMULA = "FILE_FORMULA"
-    INVALID_VALUE = "FILE_INVALID_VALUE"
 
 
 class FileReadError(UserInputError):
@@ -48,7 +46,8 @@ class FileReadError(UserInputError):
         self.row = row
         self.line = line
         self.column = column
-        super().__init__([Problem(("file",), code, _located(detail, row, line, column))])
+        located = _located(detail, row, line, column)
+        super().__init__([Problem(("file",), ErrorCode(code.value), located)])
 
     @property
     def message(self) -> str:

@@ -15,7 +15,6 @@ from typing import BinaryIO
 from graphql_api.contacts.imports import csv_text, xlsx
 from graphql_api.contacts.imports.csv_text import Record
 from graphql_api.contacts.imports.errors import FileReadError, ReadErrorCode
-from graphql_api.contacts.imports.values import InvalidValue
 
 SAMPLE_ROWS = 5
 """How many rows ``detect`` shows, for the user to recognise the columns by."""
@@ -42,12 +41,6 @@ class Row:
     line: int
     values: dict[str, str]
 
-    def invalid(self, column: str, error: InvalidValue) -> FileReadError:
-        """The error for this row's value in ``column``, which ``values`` refused."""
-        return FileReadError(
-            ReadErrorCode.INVALID_VALUE, str(error), row=self.number, line=self.line, column=column
-        )
-
 
 @dataclass
 class Table:
@@ -56,6 +49,8 @@ class Table:
     kind: FileKind
     columns: tuple[str, ...]
     rows: Iterator[Row]
+    warnings: tuple[str, ...] = ()
+    """What the reader changed to read the file, e.g. a repeated column name it numbered."""
     separator: str | None = None
     sheet: str | None = None
     sheets: tuple[str, ...] = ()
@@ -77,6 +72,7 @@ class Detection:
 
     kind: FileKind
     columns: tuple[str, ...]
+    warnings: tuple[str, ...]
     samples: tuple[Row, ...]
     encoding: str | None
     separator: str | None
@@ -116,16 +112,16 @@ def open_table(
             if magic != xlsx.ZIP_MAGIC:
                 raise FileReadError(ReadErrorCode.NOT_XLSX, "the file is not an XLSX (not a zip)")
             name, names, records = xlsx.read_sheet(stream, sheet)
-            columns, rows = _table(records, f'the sheet "{name}" is empty')
-            yield Table(FileKind.XLSX, columns, rows, sheet=name, sheets=tuple(names))
+            columns, warnings, rows = _table(records, f'the sheet "{name}" is empty')
+            yield Table(FileKind.XLSX, columns, rows, warnings, sheet=name, sheets=tuple(names))
             return
         lines = csv_text.Lines(stream)
         first = lines.first_text_line()
         if first is None:
             raise FileReadError(ReadErrorCode.EMPTY, "the file is empty")
         chosen = separator or csv_text.detect_separator(first)
-        columns, rows = _table(csv_text.records(lines, chosen), "the file is empty")
-        yield Table(FileKind.CSV, columns, rows, separator=chosen, _lines=lines)
+        columns, warnings, rows = _table(csv_text.records(lines, chosen), "the file is empty")
+        yield Table(FileKind.CSV, columns, rows, warnings, separator=chosen, _lines=lines)
 
 
 def detect(
@@ -149,6 +145,7 @@ def detect(
         return Detection(
             kind=table.kind,
             columns=table.columns,
+            warnings=table.warnings,
             samples=tuple(samples),
             encoding=table.encoding,
             separator=table.separator,
@@ -157,22 +154,29 @@ def detect(
         )
 
 
-def _table(records: Iterator[Record], empty: str) -> tuple[tuple[str, ...], Iterator[Row]]:
+def _table(
+    records: Iterator[Record], empty: str
+) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Row]]:
     for number, _line, cells in records:
         if any(cell.strip() for cell in cells):
-            columns = _columns(cells, number)
-            return columns, _rows(records, columns, number)
+            columns, warnings = _columns(cells, number)
+            return columns, warnings, _rows(records, columns, number)
     raise FileReadError(ReadErrorCode.EMPTY, empty)
 
 
-def _columns(cells: list[str], row: int) -> tuple[str, ...]:
-    """The header's names, stripped; empty ones at the end are dropped (Excel writes
-    ``Naam;Plaats;;``), an empty one between others or the same name twice (ignoring
-    case) is refused."""
+def _columns(cells: list[str], row: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The header's names, stripped, and a warning per name renamed. Empty ones at the end
+    are dropped (Excel writes ``Naam;Plaats;;``); an empty one between others is refused.
+    A name the header has already (ignoring case) gets its count: the second
+    ``Voornaam`` is ``Voornaam (2)``. Econobis's contact export repeats the names of a
+    contact's own fields for its occupation's contact, and a mapping names columns by
+    name, so each must have its own."""
     names = [cell.strip() for cell in cells]
     while not names[-1]:
         names.pop()
     seen: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    warnings: list[str] = []
     for position, name in enumerate(names, start=1):
         if not name:
             raise FileReadError(
@@ -180,14 +184,21 @@ def _columns(cells: list[str], row: int) -> tuple[str, ...]:
                 f"column {position} has no name in the header; name it or remove it",
                 row=row,
             )
-        if (earlier := seen.setdefault(name.casefold(), position)) != position:
-            raise FileReadError(
-                ReadErrorCode.DUPLICATE_HEADER,
-                f"columns {earlier} and {position} have the same name; rename one",
-                row=row,
-                column=name,
+        key = name.casefold()
+        if key in seen:
+            counts[key] = counts.get(key, 1) + 1
+            renamed = f"{name} ({counts[key]})"
+            while renamed.casefold() in seen:
+                counts[key] += 1
+                renamed = f"{name} ({counts[key]})"
+            warnings.append(
+                f'Columns {seen[key]} and {position} are both named "{name}": '
+                f'column {position} is read as "{renamed}".'
             )
-    return tuple(names)
+            names[position - 1] = renamed
+            key = renamed.casefold()
+        seen[key] = position
+    return tuple(names), tuple(warnings)
 
 
 def _rows(records: Iterator[Record], columns: tuple[str, ...], header: int) -> Iterator[Row]:

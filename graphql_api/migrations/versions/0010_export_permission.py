@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from graphql_api.kernel.db import UtcDateTime
+from graphql_api.migrations.grants import change_built_in_role
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -24,30 +25,6 @@ compatibility: str = "expand"
 (docs/upgrades.md)"""
 
 PERMISSION = "contacts.export"
-ROLES = sa.table(
-    "staff_roles",
-    sa.column("id", sa.Integer()),
-    sa.column("name", sa.String()),
-    sa.column("built_in", sa.Boolean()),
-    sa.column("permissions", sa.JSON()),
-)
-
-
-def _change_manager(change: str) -> None:
-    """Add (``+``) or take (``-``) the permission of the built-in manager role."""
-    connection = op.get_bind()
-    found = connection.execute(
-        sa.select(ROLES.c.id, ROLES.c.permissions).where(
-            ROLES.c.name == "manager", ROLES.c.built_in
-        )
-    ).first()
-    if found is None:
-        return
-    others = [p for p in found.permissions if p != PERMISSION]
-    permissions = sorted([*others, PERMISSION]) if change == "+" else others
-    connection.execute(
-        sa.update(ROLES).where(ROLES.c.id == found.id).values(permissions=permissions)
-    )
 
 
 def upgrade() -> None:
@@ -70,10 +47,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_export_links_token_hash")),
     )
     op.create_index(op.f("ix_export_links_user_id"), "export_links", ["user_id"], unique=False)
-    _change_manager("+")
+    change_built_in_role("manager", PERMISSION, grant=True)
 
 
 def downgrade() -> None:
-    _change_manager("-")
+    change_built_in_role("manager", PERMISSION, grant=False)
     op.drop_index(op.f("ix_export_links_user_id"), table_name="export_links")
     op.drop_table("export_links")
