@@ -9,7 +9,7 @@ PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/em
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
-.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-import bench-peer mutation mutation-sample graphiql-assets deploy-test scale-test
+.PHONY: install run test lint format schema clean bench bench-outbox bench-writes bench-import bench-export bench-peer mutation mutation-sample graphiql-assets deploy-test scale-test
 
 install: $(STAMP)
 
@@ -75,6 +75,12 @@ bench-writes: install
 # PostgreSQL (with its COPY floor) then SQLite; appends under "## Import" in bench/RESULTS-import.md.
 bench-import: install
 	$(BIN)/python bench/import.py --backend postgresql --backend sqlite --results bench/RESULTS-import.md
+
+# Downloads on PostgreSQL: the largest group of dataset L, and the contacts x groups report of
+# 20 groups over 1,000,000 contacts (its database is seeded once, in about a minute).
+bench-export: install
+	$(BIN)/python bench/export.py --size L --results bench/RESULTS-import.md
+	$(BIN)/python bench/export.py --report --results bench/RESULTS-import.md
 
 # The outbox's cost on addGroupMembers and the worker's e-mails per second, both databases.
 bench-outbox: install

@@ -24,7 +24,9 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    bindparam,
     delete,
+    func,
     literal,
     null,
     select,
@@ -79,6 +81,7 @@ CONTACT_COLUMNS: dict[str, Any] = {
     "street": Contact.street,
     "postalCode": Contact.postal_code,
     "city": Contact.city,
+    "externalId": Contact.external_id,
     "createdAt": Contact.created_at,
 }
 """The contact fields an export can have, by their GraphQL names. Plugin fields are not
@@ -209,7 +212,7 @@ async def prepare_export(session: AsyncSession, actor: Principal, request: Expor
     problems.raise_if_any()
     groups = tuple(found[i] for i in ids)
     # Counted before anything is sent: a sheet cut off at its last row would pass unseen.
-    if request.format == "xlsx" and sum(g.member_count for g in groups) >= XLSX_MAX_ROWS:
+    if request.format == "xlsx" and await _rows_at_least(session, groups, XLSX_MAX_ROWS):
         raise UserInputError.single(
             ["format"],
             ErrorCode.TOO_MANY,
@@ -217,6 +220,25 @@ async def prepare_export(session: AsyncSession, actor: Principal, request: Expor
             "more members: export them as CSV.",
         )
     return Export(request, groups)
+
+
+async def _rows_at_least(session: AsyncSession, groups: Sequence[Group], limit: int) -> bool:
+    """Whether the export of ``groups`` may have ``limit`` rows or more, its header
+    included. The kept member counts answer at once; only when they add up to the limit
+    are the groups' contacts counted, once each as a report has them, since groups that
+    overlap add up to more than their report's rows."""
+    if sum(group.member_count for group in groups) < limit:
+        return False
+    if len(groups) == 1:
+        return True
+    contacts = union(
+        *(
+            select(rows.contact_id).where(rows.group_id == group.id)
+            for group in groups
+            for rows, _ in (_stored(group),)
+        )
+    ).subquery()
+    return await session.scalar(select(func.count()).select_from(contacts)) >= limit
 
 
 def _stored(group: Group) -> tuple[Any, ColumnElement[Any]]:
@@ -241,16 +263,12 @@ async def export_rows(
 ) -> AsyncIterator[list[list[Any]]]:
     """The rows of ``export`` (without the header), a page at a time, in contact id order;
     each page read in a transaction of its own."""
-    report = export.request.kind == "report"
-    pages = _report_pages if report else _member_pages
-    # A report's group columns are days; a member's since when is a moment.
-    days_from = len(export.request.fields) if report else None
-    async for page in pages(sessions, export, page_size):
-        yield [
-            [_local(value, zone) for value in row[:days_from]]
-            + [joined_on(value, zone) for value in row[days_from:] if report]
-            for row in page
-        ]
+    if export.request.kind == "report":
+        async for rows in _report_pages(sessions, export, page_size, zone):
+            yield rows
+        return
+    async for page in _member_pages(sessions, export, page_size):
+        yield [[_local(value, zone) for value in row] for row in page]
 
 
 async def _member_pages(
@@ -283,60 +301,65 @@ async def _member_pages(
 
 
 async def _report_pages(
-    sessions: async_sessionmaker[AsyncSession], export: Export, page_size: int
-) -> AsyncIterator[Sequence[Any]]:
-    """Two statements a page: the page's contacts (members of any group, by id), then
-    their memberships of the chosen groups, found by the page's range of ids (a contact
-    who joined in between, in the range but not on the page, is left out)."""
+    sessions: async_sessionmaker[AsyncSession], export: Export, page_size: int, zone: ZoneInfo
+) -> AsyncIterator[list[list[Any]]]:
+    """The report's rows, two statements a page: the page's contacts (members of any
+    group, by id), then their memberships of the chosen groups, found by the page's range
+    of ids (a contact who joined in between, in the range but not on the page, is left
+    out)."""
+    after, first, last = bindparam("after"), bindparam("first"), bindparam("last")
+    # Each group's next page through its index, merged in order and cut at a page's
+    # length: the database reads about a page, not a page per group, and sorts nothing.
+    heads = [
+        select(rows.contact_id)
+        .where(rows.group_id == group.id, rows.contact_id > after)
+        .order_by(rows.contact_id)
+        .limit(page_size)
+        .subquery()
+        for group in export.groups
+        for rows, _ in (_stored(group),)
+    ]
+    members = union_all(*(select(head.c.contact_id) for head in heads)).subquery()
+    # A contact in several groups is there once per group: once per page here.
+    ids = select(members.c.contact_id).order_by(members.c.contact_id).limit(page_size).subquery()
     columns = [CONTACT_COLUMNS[name] for name in export.request.fields]
-    position = {group.id: i for i, group in enumerate(export.groups)}
-    after = 0
-    while True:
-        # Each group's next page through its index, so a page costs the same at the end
-        # of a large group as at its start.
-        heads = [
-            select(rows.contact_id)
-            .where(rows.group_id == group.id, rows.contact_id > after)
-            .order_by(rows.contact_id)
-            .limit(page_size)
-            .subquery()
-            for group in export.groups
-            for rows, _ in (_stored(group),)
-        ]
-        members = union(*(select(head.c.contact_id) for head in heads)).subquery()
-        ids = select(members.c.contact_id).order_by(members.c.contact_id).limit(page_size)
-        async with sessions() as session:
-            contacts = (
-                await session.execute(
-                    select(Contact.id, *columns)
-                    .where(Contact.id.in_(ids.scalar_subquery()))
-                    .order_by(Contact.id)
-                )
-            ).all()
-            if not contacts:
-                return
-            first, last = contacts[0][0], contacts[-1][0]
-            joined = await session.execute(
-                union_all(
-                    *(
-                        select(literal(group.id), rows.contact_id, since).where(
-                            rows.group_id == group.id, rows.contact_id.between(first, last)
-                        )
-                        for group in export.groups
-                        for rows, since in (_stored(group),)
-                    )
-                )
+    contacts_page = (
+        select(Contact.id, *columns).join(ids, ids.c.contact_id == Contact.id).order_by(Contact.id)
+    )
+    joined_page = union_all(
+        *(
+            select(literal(group.id), rows.contact_id, since).where(
+                rows.group_id == group.id, rows.contact_id.between(first, last)
             )
-        cells: dict[int, list[Any]] = {row[0]: [None] * len(position) for row in contacts}
+            for group in export.groups
+            for rows, since in (_stored(group),)
+        )
+    )
+    position = {group.id: i for i, group in enumerate(export.groups)}
+    start = 0
+    while True:
+        async with sessions() as session:
+            held = (await session.execute(contacts_page, {"after": start})).all()
+            if not held:
+                return
+            contacts = {row[0]: row for row in held}
+            start = held[-1][0]
+            joined = await session.execute(joined_page, {"first": held[0][0], "last": start})
+        cells: dict[int, list[Any]] = {
+            contact_id: [None] * len(position) for contact_id in contacts
+        }
         for group_id, contact_id, since in joined:
             # Under READ COMMITTED a membership committed after the page was read may be
             # of a contact in its range who is not on it.
             if contact_id in cells:
-                cells[contact_id][position[group_id]] = since
-        yield [[*row[1:], *cells[row[0]]] for row in contacts]
-        if len(contacts) < page_size:
+                cells[contact_id][position[group_id]] = joined_on(since, zone)
+        yield [
+            [*(_local(value, zone) for value in row[1:]), *cells[contact_id]]
+            for contact_id, row in contacts.items()
+        ]
+        # Fewer memberships than a page: every group is read to its end.
+        if len(held) < page_size:
             return
-        after = last
 
 
 def joined_on(value: Any, zone: ZoneInfo) -> date | None:

@@ -73,9 +73,21 @@ class IdList(TypeDecorator[list[int]]):
         return json.dumps(value)
 
 
+class TextList(IdList):
+    """A list of texts as one bound parameter, as ``IdList`` is of ids."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String()))
+        return dialect.type_descriptor(String())
+
+
 class AnyOf(ColumnElement[bool]):
-    """``column`` is one of a list of ids, in a statement whose text is the same for any
-    number of ids: compiled and prepared once, where ``IN`` is re-rendered per length."""
+    """``column`` is one of a list of ids (or texts), in a statement whose text is the
+    same for any number of them: compiled and prepared once, where ``IN`` is re-rendered
+    per length, and SQLite's driver keeps every text it prepared, up to 128."""
 
     inherit_cache = True
     type = Boolean()
@@ -84,12 +96,18 @@ class AnyOf(ColumnElement[bool]):
         ("ids", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[int], ids: Iterable[int] | BindParameter[Any]) -> None:
+    def __init__(
+        self, column: ColumnElement[Any], ids: Iterable[int] | Iterable[str] | BindParameter[Any]
+    ) -> None:
         self.column = column
         if isinstance(ids, BindParameter):
             self.ids = ids
+            return
+        values = list(ids)
+        if values and isinstance(values[0], str):
+            self.ids = bindparam(None, [str(v) for v in values], type_=TextList())
         else:
-            self.ids = bindparam(None, [int(i) for i in ids], type_=IdList())
+            self.ids = bindparam(None, [int(v) for v in values], type_=IdList())
 
 
 @compiles(AnyOf, "postgresql")
@@ -103,9 +121,9 @@ def _any_of(element: AnyOf, compiler: Any, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({ids}))"
 
 
-def any_of(column: Any, ids: Iterable[int] | BindParameter[Any]) -> AnyOf:
-    """``column`` is one of ``ids``, or of the ids later bound to ``id_list(name)``
-    (see ``AnyOf``)."""
+def any_of(column: Any, ids: Iterable[int] | Iterable[str] | BindParameter[Any]) -> AnyOf:
+    """``column`` is one of ``ids`` (integers, or texts), or of the ids later bound to
+    ``id_list(name)`` (see ``AnyOf``)."""
     return AnyOf(column, ids)
 
 

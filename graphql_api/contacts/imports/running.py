@@ -45,6 +45,7 @@ from graphql_api.jobs.models import Job, JobItem
 from graphql_api.kernel.access import Principal
 from graphql_api.kernel.db import utcnow
 from graphql_api.kernel.errors import ErrorCode, UserInputError
+from graphql_api.kernel.sql import any_of
 from graphql_api.kernel.validation import name_key
 from graphql_api.users.models import AuditEntry
 
@@ -269,14 +270,14 @@ async def _existing(
     columns = [getattr(Contact, name) for name in CONTACT_COLUMNS]
     found: dict[str, list[_Existing]] = defaultdict(list)
     result = await session.execute(
-        select(key_column, Contact.id, *columns).where(key_column.in_(sorted(keys)))
+        select(key_column, Contact.id, *columns).where(any_of(key_column, sorted(keys)))
     )
     for key, contact_id, *values in result:
         found[key].append(_Existing(contact_id, dict(zip(CONTACT_COLUMNS, values, strict=True))))
     earlier = await session.execute(
         select(ImportRow.match_key, ImportRow.row, ImportRow.values).where(
             ImportRow.job_id == job.id,
-            ImportRow.match_key.in_(sorted(keys)),
+            any_of(ImportRow.match_key, sorted(keys)),
             ImportRow.status == RowStatus.CREATED,
         )
     )
@@ -408,7 +409,7 @@ async def _check_external_ids(session: AsyncSession, rows: list[_Row], column: s
     if not wanted:
         return
     taken = await session.execute(
-        select(Contact.external_id, Contact.id).where(Contact.external_id.in_(sorted(wanted)))
+        select(Contact.external_id, Contact.id).where(any_of(Contact.external_id, sorted(wanted)))
     )
     for value, holder in taken:
         row = wanted[value]
@@ -596,13 +597,17 @@ async def _delete_unchanged(
     ids = sorted(made)
     changed = set(
         await session.scalars(
-            select(Contact.id).where(Contact.id.in_(ids), Contact.updated_at > Contact.created_at)
+            select(Contact.id).where(
+                any_of(Contact.id, ids), Contact.updated_at > Contact.created_at
+            )
         )
     )
     linked = set(
-        await session.scalars(select(Membership.contact_id).where(Membership.contact_id.in_(ids)))
+        await session.scalars(
+            select(Membership.contact_id).where(any_of(Membership.contact_id, ids))
+        )
     )
-    gone = set(await session.scalars(select(Contact.id).where(Contact.id.in_(ids))))
+    gone = set(await session.scalars(select(Contact.id).where(any_of(Contact.id, ids))))
     for contact_id, number in made.items():
         if contact_id not in gone:
             notes[number] = "removed already"
@@ -615,7 +620,7 @@ async def _delete_unchanged(
         return 0
     try:
         async with session.begin_nested():
-            await session.execute(delete(Contact).where(Contact.id.in_(deletable)))
+            await session.execute(delete(Contact).where(any_of(Contact.id, deletable)))
     except IntegrityError:
         for contact_id in deletable:
             notes[made[contact_id]] = "kept: other data refers to the contact"

@@ -43,8 +43,8 @@ Fields = Annotated[
     list[str] | None,
     strawberry.argument(
         description="Contact fields, as named in `Contact` (kind, firstName, lastName, "
-        "organisationName, email, phone, street, postalCode, city, createdAt), and id: "
-        "the contact's number (an integer), not its global ID; for a group's members also "
+        "organisationName, email, phone, street, postalCode, city, externalId, createdAt), and "
+        "id: the contact's number (an integer), not its global ID; for a group's members also "
         "memberSince, source and addedBy. Default: " + ", ".join(DEFAULT_FIELDS) + "."
     ),
 ]
