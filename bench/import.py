@@ -446,6 +446,8 @@ def environment(url: str) -> dict[str, str]:
         "GRAPHQL_API_DEV_MODE": "false",
         "GRAPHQL_API_SMTP_CATCH": "true",
         "GRAPHQL_API_OUTBOX_IN_PROCESS_WORKER": "false",
+        # As deploy/systemd's units run the service (docs/deployment.md).
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
 
 
