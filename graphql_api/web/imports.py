@@ -24,9 +24,9 @@ from starlette.routing import Route
 from graphql_api.auth.backend import StaffUser
 from graphql_api.contacts.imports.models import PART_BYTES, ImportRow, RowStatus
 from graphql_api.contacts.imports.service import import_job
-from graphql_api.contacts.imports.uploads import store_upload
+from graphql_api.contacts.imports.uploads import PERMISSION, store_upload
 from graphql_api.graphql_base.relay import to_global_id
-from graphql_api.kernel.access import Forbidden
+from graphql_api.kernel.access import Forbidden, Principal
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.kernel.writing import begin_writing, writer_turn
 from graphql_api.web.exports import (
@@ -43,13 +43,22 @@ REASON_COLUMN = "Reden (reason)"
 NEEDS_TOKEN = "Send 'Authorization: Bearer <token>'."
 
 
-async def upload(request: Request) -> Response:
-    """Store the body as an upload: 201 with its id, name and size; 413 past the limit."""
+def _importer(request: Request) -> Principal | Response:
+    """The staff user a request acts for, when they may import; else the refusal: 401
+    without a token, 403 without ``contacts.import``."""
     if not isinstance(request.user, StaffUser):
         return refused_response(401, NEEDS_TOKEN)
-    actor = request.user.principal
-    if not actor.can("contacts.import"):
-        return problem_response(403, Forbidden("contacts.import"))
+    actor: Principal = request.user.principal
+    if not actor.can(PERMISSION):
+        return problem_response(403, Forbidden(PERMISSION))
+    return actor
+
+
+async def upload(request: Request) -> Response:
+    """Store the body as an upload: 201 with its id, name and size; 413 past the limit."""
+    actor = _importer(request)
+    if isinstance(actor, Response):
+        return actor
     limit: int = request.app.state.settings.max_upload_bytes
     name = request.query_params.get("name") or "upload"
     with tempfile.SpooledTemporaryFile(max_size=PART_BYTES, prefix="upload-") as file:
@@ -80,11 +89,9 @@ async def upload(request: Request) -> Response:
 
 async def error_file(request: Request) -> Response:
     """The rejected rows of an import as a CSV: the file's own columns, then the reason."""
-    if not isinstance(request.user, StaffUser):
-        return refused_response(401, NEEDS_TOKEN)
-    actor = request.user.principal
-    if not actor.can("contacts.import"):
-        return problem_response(403, Forbidden("contacts.import"))
+    actor = _importer(request)
+    if isinstance(actor, Response):
+        return actor
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session:
         try:
