@@ -335,7 +335,7 @@ def _import(
     async def run(file: BinaryIO) -> int:
         engine = service_engine(settings)
         plugins = load_plugins(settings)
-        kinds = job_kinds()
+        kinds = job_kinds(plugins)
         info = {"rules": plugins.rules(), "permissions": plugins.permissions, JOB_KINDS: kinds}
         sessions = create_sessionmaker(engine, info)
         try:
@@ -501,7 +501,7 @@ def _worker(settings: Settings) -> None:
     async def run() -> None:
         engine = service_engine(settings, serving=True)
         plugins = load_plugins(settings)
-        kinds = job_kinds()
+        kinds = job_kinds(plugins)
         sessions = create_sessionmaker(engine, {"rules": plugins.rules(), JOB_KINDS: kinds})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -513,7 +513,9 @@ def _worker(settings: Settings) -> None:
             # Bulk jobs beside the deliveries; both stop between two steps of their work.
             await asyncio.gather(
                 Worker(sessions, plugins, settings).run_forever(stop),
-                JobRunner(sessions, kinds, settings).run_forever(stop),
+                JobRunner(sessions, kinds, settings, schedules=plugins.scheduled_jobs).run_forever(
+                    stop
+                ),
             )
         finally:
             await engine.dispose()

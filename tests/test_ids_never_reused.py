@@ -43,6 +43,8 @@ LATER = {
     "upload_parts",
     "import_mappings",
     "import_rows",
+    "mail_opt_outs",
+    "job_schedules",
 }
 """Tables made by migrations after 0007, AUTOINCREMENT from the start where they need it."""
 UNREFERENCED = {"membership_events", "derived_memberships"}

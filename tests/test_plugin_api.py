@@ -121,20 +121,21 @@ PORTING = (
 )
 
 
-def test_the_plugin_api_is_version_2() -> None:
-    assert API_VERSION == "2.0"
+def test_the_plugin_api_is_version_2_1() -> None:
+    assert API_VERSION == "2.1"
 
 
 @pytest.mark.parametrize(
     ("requires_api", "error"),
     [
         (">=2,<3", None),
+        (">=2.1,<3", None),
         (">=2", None),
         (f"=={API_VERSION}", None),
-        (">=1,<2", f"requires plugin API >=1,<2, this graphql-api offers 2.0{PORTING}"),
-        ("==1.0", f"requires plugin API ==1.0, this graphql-api offers 2.0{PORTING}"),
-        (">=3", "requires plugin API >=3, this graphql-api offers 2.0"),
-        ("<1", "requires plugin API <1, this graphql-api offers 2.0"),
+        (">=1,<2", f"requires plugin API >=1,<2, this graphql-api offers 2.1{PORTING}"),
+        ("==1.0", f"requires plugin API ==1.0, this graphql-api offers 2.1{PORTING}"),
+        (">=3", "requires plugin API >=3, this graphql-api offers 2.1"),
+        ("<1", "requires plugin API <1, this graphql-api offers 2.1"),
         ("one or two", "requires_api 'one or two' is not a version range"),
     ],
 )

@@ -62,8 +62,8 @@ from graphql_api.web.app import create_app, load_plugins
 from graphql_api.web.monitoring.health import READY_TIMEOUT_SECONDS
 from graphql_api.web.preflight import Refused, check_database
 
-CURRENT_HEAD = "0011"
-SERVING_NOW = {CURRENT_HEAD, "0010", "0009"}
+CURRENT_HEAD = "0012"
+SERVING_NOW = {CURRENT_HEAD, "0011", "0010", "0009"}
 """The revisions whose code serves this release's schema: its head and the migration
 before it are expands, so the code of both releases before it serves it too."""
 
@@ -71,8 +71,8 @@ EXPAND = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 compatibility = "expand"
@@ -97,8 +97,8 @@ def downgrade() -> None:
 BREAKING = """
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 compatibility = "breaking"
@@ -245,6 +245,7 @@ def test_each_core_migration_says_which_older_code_serves_it():
         "0009": "breaking",
         "0010": "expand",
         "0011": "expand",
+        "0012": "expand",
     }
 
 
@@ -269,11 +270,11 @@ def misdeclared(revision: str, file: str) -> str:
 
 def test_an_undeclared_migration_is_breaking_and_a_typo_is_refused(tmp_path: Path):
     undeclared = ScriptDirectory.from_config(
-        next_release(tmp_path / "undeclared", step("0012", "0011", None))
+        next_release(tmp_path / "undeclared", step("0013", "0012", None))
     )
-    assert declared(undeclared.get_revision("0012")) == "breaking"
-    typo = next_release(tmp_path / "typo", step("0012", "0011", "expnad"))
-    with pytest.raises(UnknownCompatibility, match=f"^{misdeclared('0012', 'next_0.py')}$"):
+    assert declared(undeclared.get_revision("0013")) == "breaking"
+    typo = next_release(tmp_path / "typo", step("0013", "0012", "expnad"))
+    with pytest.raises(UnknownCompatibility, match=f"^{misdeclared('0013', 'next_0.py')}$"):
         History.of(ScriptDirectory.from_config(typo))
 
     # A plugin's typo stops every command before it touches the database.
@@ -292,6 +293,7 @@ def test_the_code_that_can_serve_a_schema_reaches_back_through_expands_and_one_c
     tmp_path: Path,
 ):
     script = ScriptDirectory.from_config(alembic_config())
+    assert serving_revisions(script, {"0012"}) == {"0012", "0011", "0010", "0009"}
     assert serving_revisions(script, {"0011"}) == {"0011", "0010", "0009"}
     assert serving_revisions(script, {"0010"}) == {"0010", "0009"}
     assert serving_revisions(script, {"0008"}) == {"0008", "0007", "0006"}
@@ -299,8 +301,8 @@ def test_the_code_that_can_serve_a_schema_reaches_back_through_expands_and_one_c
     assert serving_revisions(script, set()) == set()
 
     def next_serving(name: str, *kinds: str) -> set[str]:
-        """What serves the head of a next release with migrations of ``kinds``, 0012 on."""
-        revisions = [f"{12 + n:04d}" for n in range(len(kinds))]
+        """What serves the head of a next release with migrations of ``kinds``, 0013 on."""
+        revisions = [f"{13 + n:04d}" for n in range(len(kinds))]
         steps = [
             step(r, p, k)
             for r, p, k in zip(revisions, [CURRENT_HEAD, *revisions[:-1]], kinds, strict=True)
@@ -310,10 +312,10 @@ def test_the_code_that_can_serve_a_schema_reaches_back_through_expands_and_one_c
         )
 
     # A contract leaves its parent's code serving (this release's, when it comes first).
-    assert next_serving("contract first", "contract", "expand") == {"0013", "0012", "0011"}
-    assert next_serving("expand first", "expand", "contract") == {"0013", "0012"}
-    assert next_serving("two contracts", "contract", "contract") == {"0013", "0012"}
-    assert next_serving("breaking", "expand", "breaking") == {"0013"}
+    assert next_serving("contract first", "contract", "expand") == {"0014", "0013", "0012"}
+    assert next_serving("expand first", "expand", "contract") == {"0014", "0013"}
+    assert next_serving("two contracts", "contract", "contract") == {"0014", "0013"}
+    assert next_serving("breaking", "expand", "breaking") == {"0014"}
 
 
 # This release against its own schema, an older one and newer ones ----------------------
@@ -355,8 +357,8 @@ async def test_it_keeps_serving_while_the_next_release_expands_the_schema(
             assert found["contacts"]["nodes"] == [{"phone": "0612345678"}]
             ready = await http.get("/health/ready")
             assert (ready.status_code, ready.json()["schema"]) == (200, "ahead, compatible")
-    assert await core_revision(database) == "0012"
-    assert await recorded(database) == {"0012", *SERVING_NOW}
+    assert await core_revision(database) == "0013"
+    assert await recorded(database) == {"0013", *SERVING_NOW}
 
     # The next release's own code finds the schema newest.
     engine = create_engine(database)
@@ -379,7 +381,7 @@ async def test_it_keeps_serving_while_the_next_release_expands_the_schema(
     migrated = cli(env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "alembic_version ahead, compatible" in migrated.stderr
-    assert await core_revision(database) == "0012"
+    assert await core_revision(database) == "0013"
 
 
 async def test_after_a_breaking_migration_of_the_next_release_it_stops(
@@ -388,7 +390,7 @@ async def test_after_a_breaking_migration_of_the_next_release_it_stops(
     """A migration this release cannot serve: readiness fails with the reason, and no
     command of this release starts, `migrate` included."""
     await run_alembic(database, next_release(tmp_path / "next", BREAKING), "upgrade", "head")
-    assert await recorded(database) == {"0012"}
+    assert await recorded(database) == {"0013"}
 
     # Unready for a reason: this release's reads of contacts fail on that schema.
     app = create_app(Settings(database_url=database))
@@ -414,16 +416,16 @@ async def test_after_a_breaking_migration_of_the_next_release_it_stops(
     said = ("has a newer schema this release cannot serve", "alembic_version ahead, incompatible")
     assert_refused(cli(env, "serve", "--port", str(free_port())), *said)
     assert_refused(cli(env, "migrate"), *said)
-    assert await core_revision(database) == "0012", "migrate changed nothing"
+    assert await core_revision(database) == "0013", "migrate changed nothing"
 
 
 async def test_behind_it_is_not_ready_until_migrated(database: str):
     """A database one migration short of this release (the next release's processes meet
     this before its `migrate` has run)."""
     await run_alembic(database, alembic_config(), "downgrade", "-1")
-    assert await core_revision(database) == "0010"
+    assert await core_revision(database) == "0011"
     # An expand: the code before it serves it too.
-    assert await recorded(database) == {"0010", "0009"}
+    assert await recorded(database) == {"0011", "0010", "0009"}
 
     ready = await get_ready(database)
     assert (ready.status_code, ready.json()["reason"]) == (

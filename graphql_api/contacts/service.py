@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts.models import CONTACT_TEXT_FIELDS, Contact, ContactKind
+from graphql_api.groups.changes import ContactsUpdated
 from graphql_api.groups.derived import after_contacts_changed
 from graphql_api.groups.graph import lock_graph
+from graphql_api.groups.rules import rules_of
 from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.errors import ErrorCode, Problems, UserInputError
 from graphql_api.kernel.validation import clean_email, clean_text
@@ -129,4 +131,27 @@ async def update_contact(
     changed = ", ".join(sorted(changes)) or "nothing"
     cause = f"contact {contact.id}'s {changed} changed"
     await after_contacts_changed(session, [contact.id], cause, actor.user_id, changes)
+    await record_updated(session, [contact.id], changes, actor.user_id, cause)
     return contact
+
+
+async def record_updated(
+    session: AsyncSession,
+    contact_ids: Sequence[int],
+    columns: Iterable[str],
+    actor_id: int | None,
+    cause: str,
+    job_id: int | None = None,
+) -> None:
+    """Tell plugins that these contacts' ``columns`` were set (``contacts.updated``), for
+    the systems that keep a copy of them; nothing when no column was."""
+    fields = tuple(sorted({_graphql_name(column) for column in columns}))
+    if contact_ids and fields:
+        change = ContactsUpdated(tuple(contact_ids), fields, actor_id, cause, job_id)
+        await rules_of(session).changed(session, change)
+
+
+def _graphql_name(column: str) -> str:
+    """``first_name`` -> ``firstName``: the field's name in the schema and in events."""
+    first, *rest = column.split("_")
+    return first + "".join(part.capitalize() for part in rest)

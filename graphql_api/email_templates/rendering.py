@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache, wraps
@@ -230,11 +230,11 @@ ENVIRONMENT = BudgetedSandbox(autoescape=False)
 HTML = BudgetedSandbox(autoescape=True)
 
 
-async def check(source: str) -> TemplateProblem | None:
-    """Why ``source`` cannot be rendered with the merge fields, as text or as HTML, within
-    the budget; None when it can."""
+async def check(source: str, fields: Mapping[str, Any] = SAMPLE) -> TemplateProblem | None:
+    """Why ``source`` cannot be rendered with the merge fields (``fields``: an example of
+    each), as text or as HTML, within the budget; None when it can."""
     try:
-        await _off_the_loop(lambda: [_render(env, source, SAMPLE) for env in (ENVIRONMENT, HTML)])
+        await _off_the_loop(lambda: [_render(env, source, fields) for env in (ENVIRONMENT, HTML)])
     except TemplateProblem as problem:
         return problem
     return None
@@ -243,23 +243,42 @@ async def check(source: str) -> TemplateProblem | None:
 async def render(subject: str, body: str, fields: Mapping[str, Any]) -> Rendered:
     """Subject and body as text, and the body as HTML (values escaped, lines kept), each
     within the budget and off the event loop."""
-
-    def both() -> Rendered:
-        html = _render(HTML, body, fields).replace("\n", "<br>\n")
-        return Rendered(
-            subject=" ".join(_render(ENVIRONMENT, subject, fields).split()),
-            text=_render(ENVIRONMENT, body, fields),
-            html=f"<!doctype html><html><body>{html}</body></html>",
-        )
-
-    return await _off_the_loop(both)
+    return await _off_the_loop(lambda: _rendered(subject, body, fields))
 
 
-async def _off_the_loop(work: Callable[[], Any]) -> Any:
-    """``work`` in a worker thread; it stops itself at its deadline, and the caller stops
-    waiting a moment later in any case."""
+async def render_many(
+    subject: str, body: str, recipients: Sequence[Mapping[str, Any]]
+) -> list[Rendered | TemplateProblem]:
+    """``render`` for each recipient's fields, in one trip to a worker thread: a batch of
+    a thousand mails pays for one hop, not a thousand. Each rendering has its own budget;
+    one that fails answers its problem in its place, and the rest are rendered still."""
+
+    def each() -> list[Rendered | TemplateProblem]:
+        done: list[Rendered | TemplateProblem] = []
+        for fields in recipients:
+            try:
+                done.append(_rendered(subject, body, fields))
+            except TemplateProblem as problem:
+                done.append(problem)
+        return done
+
+    return await _off_the_loop(each, len(recipients))
+
+
+def _rendered(subject: str, body: str, fields: Mapping[str, Any]) -> Rendered:
+    html = _render(HTML, body, fields).replace("\n", "<br>\n")
+    return Rendered(
+        subject=" ".join(_render(ENVIRONMENT, subject, fields).split()),
+        text=_render(ENVIRONMENT, body, fields),
+        html=f"<!doctype html><html><body>{html}</body></html>",
+    )
+
+
+async def _off_the_loop(work: Callable[[], Any], renderings: int = 1) -> Any:
+    """``work`` (``renderings`` of them) in a worker thread; each stops itself at its
+    deadline, and the caller stops waiting a moment after the last one's in any case."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(work), MAX_SECONDS * 2)
+        return await asyncio.wait_for(asyncio.to_thread(work), MAX_SECONDS * (renderings + 1))
     except TimeoutError as error:
         raise TemplateTooCostly(
             f"it takes longer than {MAX_SECONDS:g} seconds to render"

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.email_templates.merging import check_template
 from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.email_templates.rendering import TemplateTooCostly, check
+from graphql_api.email_templates.rendering import TemplateTooCostly
 from graphql_api.groups.models import Group
 from graphql_api.kernel.access import Principal, requires
 from graphql_api.kernel.db import utcnow
@@ -88,7 +89,7 @@ async def _apply(session: AsyncSession, template: EmailTemplate, values: Mapping
         )
         if text is None:
             continue
-        if field != "name" and (problem := await check(text)) is not None:
+        if field != "name" and (problem := await check_template(session, text)) is not None:
             code = (
                 ErrorCode.TEMPLATE_TOO_COSTLY
                 if isinstance(problem, TemplateTooCostly)

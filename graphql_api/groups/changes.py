@@ -92,6 +92,30 @@ class ContactErased:
 
 
 @dataclass(frozen=True)
+class ContactsUpdated:
+    """Contacts' own fields were changed (not made, nor erased): ``fields`` are the
+    GraphQL names of the fields set (``email``, ``firstName``), whether or not a value
+    differs; for systems that hold a copy (a mailing list)."""
+
+    contact_ids: tuple[int, ...]
+    fields: tuple[str, ...]
+    actor_id: int | None
+    cause: str | None = None
+    job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MailOptOutChanged:
+    """A contact opted out of a group's mail (``opted_out``), or withdrew that opt-out;
+    ``source`` says how (``UNSUBSCRIBE_LINK``, ``MAILING_LIST``, ``PORTAL``, ``STAFF``)."""
+
+    contact_id: int
+    group_id: int
+    source: str
+    opted_out: bool
+
+
+@dataclass(frozen=True)
 class PortalMessage:
     """A mail the portal needs sent: an invitation or a password-reset link, carrying a
     single-use token that only the mail holds in clear."""
@@ -112,5 +136,7 @@ Change = (
     | MembersAdded
     | MembersRemoved
     | ContactErased
+    | ContactsUpdated
+    | MailOptOutChanged
     | PortalMessage
 )

@@ -87,3 +87,14 @@ class JobItem(Base):
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     item: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class JobSchedule(Base):
+    """When a scheduled job (a plugin's ``scheduled_jobs``) is next due: the worker that
+    moves ``next_run_at`` on starts it, so many workers start it once per period."""
+
+    __tablename__ = "job_schedules"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    """The job's kind, and its parameters when it has any."""
+    next_run_at: Mapped[datetime] = mapped_column(UtcDateTime)

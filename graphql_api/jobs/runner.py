@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from graphql_api.jobs.events import record_job_changed
 from graphql_api.jobs.kinds import JobKind, JobKinds
 from graphql_api.jobs.models import FINISHED, Job, JobItem, JobState
 from graphql_api.jobs.owners import owner_principal
+from graphql_api.jobs.schedules import CHECK_SECONDS, ScheduledJob, start_due
 from graphql_api.kernel.db import is_retryable, is_unavailable, one_line, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
 from graphql_api.kernel.writing import WriterTimeout, begin_writing, is_busy, writer_turn
@@ -77,6 +79,7 @@ class JobRunner:
         lease_seconds: float | None = None,
         poll_seconds: float = POLL_SECONDS,
         retry_base_seconds: float = RETRY_BASE_SECONDS,
+        schedules: Sequence[ScheduledJob] = (),
     ) -> None:
         self.sessions = sessions
         self.engine: AsyncEngine = sessions.kw["bind"]
@@ -86,6 +89,8 @@ class JobRunner:
         self.lease = timedelta(seconds=lease_seconds or settings.job_lease_seconds)
         self.poll_seconds = poll_seconds
         self.retry_base_seconds = retry_base_seconds
+        self.schedules = schedules
+        self._schedules_checked = 0.0
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Run jobs until ``stop`` is set; a running job is left between two chunks, for
@@ -94,6 +99,7 @@ class JobRunner:
         failures = 0
         while not stop.is_set():
             try:
+                await self._start_scheduled()
                 ran = await self.run_once(stop) is not None
                 failures = 0
             except Exception as error:
@@ -107,6 +113,15 @@ class JobRunner:
                 wait = min(self.poll_seconds * 2**failures, MAX_BACKOFF_SECONDS)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
+
+    async def _start_scheduled(self) -> None:
+        """Queue the scheduled jobs that are due, looking every ``CHECK_SECONDS``."""
+        if not self.schedules:
+            return
+        now = time.monotonic()
+        if now - self._schedules_checked >= CHECK_SECONDS:
+            self._schedules_checked = now
+            await start_due(self.sessions, self.schedules)
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int | None:
         """Claim one job and run it until it finishes, stops for now (a fault, to be

@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 from graphql_api.groups.changes import (
     Change,
     ContactErased,
+    ContactsUpdated,
     GroupCreated,
     GroupDeleted,
     GroupUpdated,
+    MailOptOutChanged,
     MembersAdded,
     MembersRemoved,
     PortalMessage,
@@ -94,6 +96,22 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
             (kind, {**common, "contactIds": ids[start : start + CONTACTS_PER_EVENT]})
             for start in range(0, len(ids), CONTACTS_PER_EVENT)
         ]
+    if isinstance(change, ContactsUpdated):
+        common = {
+            "fields": list(change.fields),
+            "actorId": change.actor_id,
+            "cause": change.cause,
+            "jobId": change.job_id,
+        }
+        ids = list(change.contact_ids)
+        return [
+            ("contacts.updated", {**common, "contactIds": ids[start : start + CONTACTS_PER_EVENT]})
+            for start in range(0, len(ids), CONTACTS_PER_EVENT)
+        ]
+    if isinstance(change, MailOptOutChanged):
+        kind = "mail.opted_out" if change.opted_out else "mail.opt_out_withdrawn"
+        data = {"contactId": change.contact_id, "groupId": change.group_id, "source": change.source}
+        return [(kind, data)]
     if isinstance(change, ContactErased):
         return [("contact.erased", {"contactId": change.contact_id, "actorId": change.actor_id})]
     if isinstance(change, PortalMessage):

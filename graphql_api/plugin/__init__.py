@@ -7,8 +7,10 @@ the testing kit, ``graphql_api.testing``), so the core can move its insides free
 
 from graphql_api.contacts.api.types import Contact as ContactType
 from graphql_api.contacts.models import Contact
-from graphql_api.email_templates.models import EmailTemplate
-from graphql_api.email_templates.rendering import render
+from graphql_api.email_templates.merging import MergeField, check_template, merge_values
+from graphql_api.email_templates.models import EmailTemplate, MailOptOut, OptOutSource
+from graphql_api.email_templates.opt_outs import opted_out, record_opt_out, withdraw_opt_out
+from graphql_api.email_templates.rendering import Rendered, TemplateProblem, render, render_many
 from graphql_api.graphql_base.access import guarded_field, needing, needs
 from graphql_api.graphql_base.compiled import PluginColumn, SqlValue, compiled
 from graphql_api.graphql_base.context import Info
@@ -31,16 +33,23 @@ from graphql_api.groups.api.types import Group as GroupType
 from graphql_api.groups.changes import (
     Change,
     ContactErased,
+    ContactsUpdated,
     GroupCreated,
     GroupDeleted,
     GroupSnapshot,
     GroupUpdated,
+    MailOptOutChanged,
     MembersAdded,
     MembersRemoved,
 )
 from graphql_api.groups.derived import contacts_changed as _contacts_changed
 from graphql_api.groups.filters import OPERATORS, FieldType, FilterField, FilterOp
 from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
+from graphql_api.jobs.api.types import Job as JobType
+from graphql_api.jobs.kinds import JobKind
+from graphql_api.jobs.models import Job, JobItem, JobState
+from graphql_api.jobs.schedules import ScheduledJob
+from graphql_api.jobs.service import start_job
 from graphql_api.kernel.access import SYSTEM, Forbidden, Principal, requires
 from graphql_api.kernel.db import NAMING_CONVENTION, UtcDateTime, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, Problems, UserInputError
@@ -51,6 +60,7 @@ from graphql_api.kernel.sql import SqlText
 from graphql_api.kernel.validation import clean_email, clean_text, name_key
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.plugin_host.hookspecs import API_VERSION, EVENT_TYPES
+from graphql_api.plugin_host.routes import plugin_transaction
 from graphql_api.plugin_host.strict import CoreWriteRefused, core_service
 from graphql_api.roles.api.kit import RolePlugin, holder_ids
 from graphql_api.roles.registry import RoleDefinition
@@ -74,6 +84,7 @@ __all__ = [
     "Contact",
     "ContactErased",
     "ContactType",
+    "ContactsUpdated",
     "CoreWriteRefused",
     "EmailTemplate",
     "ErrorCode",
@@ -92,26 +103,39 @@ __all__ = [
     "GroupType",
     "GroupUpdated",
     "Info",
+    "Job",
+    "JobItem",
+    "JobKind",
+    "JobState",
+    "JobType",
+    "MailOptOut",
+    "MailOptOutChanged",
     "MembersAdded",
     "MembersRemoved",
     "Membership",
     "MembershipSource",
+    "MergeField",
     "Node",
+    "OptOutSource",
     "Ordering",
     "PluginColumn",
     "Principal",
     "Problem",
     "Problems",
     "PublicError",
+    "Rendered",
     "RoleDefinition",
     "RolePlugin",
+    "ScheduledJob",
     "SkipDelivery",
     "SqlText",
     "SqlValue",
+    "TemplateProblem",
     "User",
     "UserError",
     "UserInputError",
     "UtcDateTime",
+    "check_template",
     "clean_email",
     "clean_text",
     "compiled",
@@ -124,15 +148,22 @@ __all__ = [
     "holder_ids",
     "hookimpl",
     "load_by_id",
+    "merge_values",
     "name_key",
     "needing",
     "needs",
+    "opted_out",
     "paginate",
+    "plugin_transaction",
     "query_id",
+    "record_opt_out",
     "render",
+    "render_many",
     "requires",
     "rows_of",
     "run_mutation",
+    "start_job",
     "to_global_id",
     "utcnow",
+    "withdraw_opt_out",
 ]

@@ -13,7 +13,10 @@ from typing import Any
 from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import to_camel_case
 
+from graphql_api.email_templates.merging import CONTACT_MERGE_FIELDS, MergeField
 from graphql_api.groups.filters import CONTACT_FIELDS, FilterField
+from graphql_api.jobs.kinds import JobKind
+from graphql_api.jobs.schedules import ScheduledJob
 from graphql_api.kernel.access import CORE_PERMISSIONS
 from graphql_api.kernel.errors import ErrorCode
 from graphql_api.plugin_host.discovery import Registered, drop, results
@@ -124,6 +127,39 @@ def plugin_settings(registered: Registered) -> dict[str, Any]:
     return found
 
 
+def job_kinds(registered: Registered) -> dict[str, JobKind]:
+    """The plugins' own kinds of job, each named ``<plugin>.<name>``."""
+    found: dict[str, JobKind] = {}
+    for _, kinds in results(registered, "job_kinds", check=_check_job_kinds):
+        found.update(kinds)
+    return found
+
+
+def scheduled_jobs(registered: Registered) -> list[ScheduledJob]:
+    """The jobs plugins start every so often, each of a kind of the plugin's own."""
+    found = []
+    for _, schedules in results(registered, "scheduled_jobs", check=_check_schedules):
+        found.extend(schedules)
+    return found
+
+
+def http_routes(registered: Registered) -> dict[str, list[Any]]:
+    """Each plugin's Starlette routes, to be answered under ``/plugins/<plugin>``."""
+    return dict(results(registered, "http_routes", check=_check_routes))
+
+
+def merge_fields(registered: Registered) -> dict[str, MergeField]:
+    """The merge fields plugins add to ``contact``, by name; none may reuse a core field's
+    name or another plugin's."""
+    owners = dict.fromkeys(CONTACT_MERGE_FIELDS, "core")
+    found: dict[str, MergeField] = {}
+    for plugin, contributed in results(registered, "merge_fields", MergeField):
+        for merge_field in contributed:
+            _claim(owners, merge_field.name, plugin, "merge field")
+            found[merge_field.name] = merge_field
+    return found
+
+
 def migrations(registered: Registered) -> dict[str, str]:
     """Each plugin's folder of Alembic revisions (kept in a version table of its own)."""
     return dict(results(registered, "migrations", None))
@@ -166,3 +202,34 @@ def _check_permissions(plugin: str, permissions: Any) -> None:
     wrong = sorted(name for name in permissions if not name.startswith(prefix) or name == prefix)
     if wrong:
         raise ValueError(f"permissions {wrong} must be named {prefix!r} and an action")
+
+
+def _check_job_kinds(plugin: str, kinds: Any) -> None:
+    """Job kinds are a dict of ``<plugin>.<name>`` -> ``JobKind``."""
+    if not isinstance(kinds, dict) or not all(
+        isinstance(name, str) and isinstance(kind, JobKind) for name, kind in kinds.items()
+    ):
+        raise TypeError("hook 'job_kinds' must return a dict of name -> JobKind")
+    prefix = f"{plugin}."
+    wrong = sorted(name for name in kinds if not name.startswith(prefix) or name == prefix)
+    if wrong:
+        raise ValueError(f"job kinds {wrong} must be named {prefix!r} and a name")
+
+
+def _check_schedules(plugin: str, schedules: Any) -> None:
+    """Scheduled jobs are a list of ``ScheduledJob`` of the plugin's own kinds."""
+    if not isinstance(schedules, list) or not all(isinstance(s, ScheduledJob) for s in schedules):
+        raise TypeError("hook 'scheduled_jobs' must return a list of ScheduledJob")
+    foreign = sorted(s.kind for s in schedules if not s.kind.startswith(f"{plugin}."))
+    if foreign:
+        raise ValueError(f"scheduled jobs {foreign} are not of the plugin's own job kinds")
+
+
+def _check_routes(plugin: str, routes: Any) -> None:
+    """Routes are a list of Starlette routes (anything with ``matches``), each with a path."""
+    if not isinstance(routes, list) or not all(
+        callable(getattr(route, "matches", None))
+        and str(getattr(route, "path", "")).startswith("/")
+        for route in routes
+    ):
+        raise TypeError("hook 'http_routes' must return a list of Starlette routes with paths")

@@ -23,18 +23,24 @@ if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
     from sqlalchemy.ext.asyncio import AsyncSession
     from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
 
+    from graphql_api.email_templates.merging import MergeField
     from graphql_api.groups.changes import Change
     from graphql_api.groups.filters import FilterField
+    from graphql_api.jobs.kinds import JobKind
+    from graphql_api.jobs.schedules import ScheduledJob
     from graphql_api.kernel.errors import Problem
     from graphql_api.notifications.outbox import Event
     from graphql_api.roles.registry import RoleDefinition
 
-API_VERSION = "2.0"
+API_VERSION = "2.1"
 """The version of the plugin API; a plugin may declare ``requires_api = ">=2,<3"``.
 
 2.0: a ``members.added`` / ``members.removed`` event carries ``contactIds`` (up to
-``CONTACTS_PER_EVENT``, 1,000, of one group) and ``jobId`` instead of one ``contactId``."""
+``CONTACTS_PER_EVENT``, 1,000, of one group) and ``jobId`` instead of one ``contactId``.
+2.1: hooks ``job_kinds``, ``scheduled_jobs``, ``http_routes`` and ``merge_fields``; events
+``contacts.updated``, ``mail.opted_out`` and ``mail.opt_out_withdrawn``."""
 EVENT_TYPES = (
     "group.created",
     "group.updated",
@@ -42,6 +48,9 @@ EVENT_TYPES = (
     "members.added",
     "members.removed",
     "contact.erased",
+    "contacts.updated",
+    "mail.opted_out",
+    "mail.opt_out_withdrawn",
     "portal.invitation",
     "portal.password_reset",
 )
@@ -161,3 +170,32 @@ def migrations(settings: Any) -> str | None:
 @hookspec
 def startup(app: Starlette, settings: Any) -> None:
     """Called once when the application starts serving."""
+
+
+@hookspec
+def job_kinds(settings: Any) -> dict[str, JobKind]:
+    """The plugin's own kinds of job, by name: each ``<plugin>.<name>``
+    (``email_notifications.group_mail``). Start one with ``start_job``; the server's runner
+    and ``graphql-api worker`` run its chunks, each one transaction, resumed after the last
+    committed chunk when a worker dies."""
+
+
+@hookspec
+def scheduled_jobs(settings: Any) -> list[ScheduledJob]:
+    """Jobs of the plugin's own kinds to start every so often, as the system: the workers
+    start one per period between them (``ScheduledJob(kind, every, params)``)."""
+
+
+@hookspec
+def http_routes(settings: Any) -> list[BaseRoute]:
+    """Starlette routes answered under ``/plugins/<plugin>`` (a route ``/unsubscribe`` of
+    the plugin ``example`` answers at ``/plugins/example/unsubscribe``). The core
+    authenticates nobody for them: a route checks its own signature or secret. Open a
+    transaction with ``plugin_transaction(request)``."""
+
+
+@hookspec
+def merge_fields(settings: Any) -> list[MergeField]:
+    """Merge fields the plugin adds to every e-mail template, as ``contact.<name>``:
+    ``MergeField(name, description, example, load)``, where ``load(session, contact_ids)``
+    answers each contact's value in a few statements, whatever the number of contacts."""

@@ -75,6 +75,10 @@ class Plugins:
             self.filter_fields = contributions.filter_fields(registered, self.roles)
             self.permissions = MappingProxyType(contributions.permissions(registered))
             self.schema = contributions.schema(registered, self.core_fields)
+            self.job_kinds = MappingProxyType(contributions.job_kinds(registered))
+            self.scheduled_jobs = contributions.scheduled_jobs(registered)
+            self.http_routes = contributions.http_routes(registered)
+            self.merge_fields = MappingProxyType(contributions.merge_fields(registered))
             if len(self.manager.get_plugins()) == active:
                 return
 
@@ -88,6 +92,7 @@ class Plugins:
             roles=self.roles,
             filter_fields=self.filter_fields,
             on_change=self.on_change,
+            merge_fields=self.merge_fields,
         )
 
     async def startup(self, app: Any) -> None:

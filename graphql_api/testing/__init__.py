@@ -41,7 +41,8 @@ parts without a description), ``membership_differences(app)`` (stored membership
 a fresh computation, as ``check-membership``). ``deliver_all(app)`` delivers what the
 outbox holds; ``make_worker(app)`` gives a worker to run by hand. ``run_jobs(app)`` runs
 every due bulk job to its end; ``make_job_runner(app, job_chunk_size=2)`` gives a job
-runner to run by hand (``claim``, then ``step`` for one chunk at a time).
+runner to run by hand (``claim``, then ``step`` for one chunk at a time);
+``run_schedules(app, at)`` starts the plugins' scheduled jobs due at ``at``.
 
 Strict mode, in the pytest configuration: ``graphql_api_strict_plugins = true`` makes the
 applications ``app_factory`` builds strict (a plugin's write to a core table is refused);
@@ -65,6 +66,7 @@ from graphql_api.testing.checks import (
     membership_differences,
     refused,
     run_jobs,
+    run_schedules,
     unchanged,
     undescribed,
 )
@@ -198,6 +200,7 @@ __all__ = [
     "refused",
     "remove_members",
     "run_jobs",
+    "run_schedules",
     "server",
     "server_env",
     "serving",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from graphql import GraphQLEnumType, is_specified_scalar_type
@@ -15,6 +16,7 @@ from strawberry import Schema
 
 from graphql_api.groups.derived import differences
 from graphql_api.jobs.runner import JobRunner
+from graphql_api.jobs.schedules import start_due
 from graphql_api.notifications.worker import Worker
 from graphql_api.testing.clients import GraphQLClient
 from graphql_api.testing.factories import add_members, new_contact_ids, new_group_id
@@ -125,6 +127,13 @@ def make_job_runner(app: Starlette, name: str | None = None, **settings: Any) ->
         name=name,
         retry_base_seconds=0,
     )
+
+
+async def run_schedules(app: Starlette, at: datetime | None = None) -> int:
+    """Start the jobs of ``app``'s plugins' schedules that are due ``at`` (default: now),
+    as a worker would; how many were started. A schedule seen for the first time is due
+    one period later: call again with ``at`` that far on."""
+    return await start_due(app.state.sessions, app.state.plugins.scheduled_jobs, at)
 
 
 async def run_jobs(app: Starlette, **settings: Any) -> int:

@@ -35,6 +35,7 @@ from graphql_api.notifications.feed import EventFeed
 from graphql_api.notifications.outbox import ON_EVENTS_COMMITTED
 from graphql_api.notifications.worker import Worker
 from graphql_api.plugin_host.manager import Plugins
+from graphql_api.plugin_host.routes import plugin_mounts
 from graphql_api.portal.api.context import PortalContext
 from graphql_api.portal.api.schema import build_portal_schema
 from graphql_api.roles import core_plugin
@@ -63,10 +64,10 @@ CORE_JOB_KINDS: dict[str, JobKind] = {**bulk.JOB_KINDS, **imports.JOB_KINDS}
 """The kinds of bulk jobs (taken) every application runs, by name (docs/architecture.md)."""
 
 
-def job_kinds() -> JobKinds:
-    """The job kinds of one application: the core's; a test registers more on
-    ``app.state.job_kinds``."""
-    return JobKinds(CORE_JOB_KINDS)
+def job_kinds(plugins: Plugins | None = None) -> JobKinds:
+    """The job kinds of one application: the core's and its plugins' (hook
+    ``job_kinds``); a test registers more on ``app.state.job_kinds``."""
+    return JobKinds({**CORE_JOB_KINDS, **(plugins.job_kinds if plugins else {})})
 
 
 DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
@@ -147,7 +148,7 @@ def create_app(
     feed = EventFeed(
         create_sessionmaker(engine), listening, poll_seconds=settings.feed_poll_seconds
     )
-    kinds = job_kinds()
+    kinds = job_kinds(manager)
     sessions = create_sessionmaker(
         engine,
         info={
@@ -178,7 +179,11 @@ def create_app(
         if settings.outbox_in_process_worker:
             # Bulk jobs beside the deliveries; stopped between two chunks.
             working.append(
-                asyncio.create_task(JobRunner(sessions, kinds, settings).run_forever(stop))
+                asyncio.create_task(
+                    JobRunner(
+                        sessions, kinds, settings, schedules=manager.scheduled_jobs
+                    ).run_forever(stop)
+                )
             )
         yield
         stop.set()
@@ -205,6 +210,7 @@ def create_app(
             metrics_route(metrics, sessions),
             *export_routes(),
             *import_routes(),
+            *plugin_mounts(manager.http_routes),
         ],
         middleware=[
             # Outermost, so every answer has its request's id, log line and metrics.

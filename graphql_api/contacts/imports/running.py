@@ -36,7 +36,7 @@ from graphql_api.contacts.imports.models import ImportRow, RowStatus, Upload
 from graphql_api.contacts.imports.reading import open_table
 from graphql_api.contacts.imports.uploads import PERMISSION, kind_by_name, upload_file
 from graphql_api.contacts.models import Contact, ContactKind
-from graphql_api.contacts.service import check_complete, cleaned_values
+from graphql_api.contacts.service import check_complete, cleaned_values, record_updated
 from graphql_api.groups.derived import after_contacts_changed
 from graphql_api.groups.membership_writes import add_members, remove_members
 from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
@@ -445,6 +445,15 @@ async def _write(
     if touched:
         await after_contacts_changed(
             session, touched, f"job {job.id}: contacts imported", actor.user_id
+        )
+    if updating:
+        await record_updated(
+            session,
+            [r.contact_id for r in updating if r.contact_id is not None],
+            {column for r in updating for column in r.changes},
+            actor.user_id,
+            f"job {job.id}: contacts imported",
+            job.id,
         )
     await _link(session, job, actor, rows, zone)
 

@@ -14,10 +14,10 @@ from graphql_api.contacts.models import Contact
 from graphql_api.graphql_base.errors import UserError
 from graphql_api.graphql_base.mutations import ErrorPaths, run_mutation
 from graphql_api.graphql_base.relay import decode_id
-from graphql_api.portal import accounts, privacy
+from graphql_api.portal import accounts, mail, privacy
 from graphql_api.portal import groups as portal_groups
 from graphql_api.portal.api.context import PortalInfo
-from graphql_api.portal.api.types import PortalGroup, PortalMe
+from graphql_api.portal.api.types import PortalGroup, PortalMailOptOut, PortalMe
 
 GROUP_ARGUMENT = ErrorPaths({"group_id": "groupId"}, input=None)
 LINK_ARGUMENTS = ErrorPaths({"token": "token", "password": "password"}, input=None)
@@ -39,6 +39,10 @@ class PortalQuery:
                 display_name=contact.display_name,
                 email=contact.email,
                 groups=[PortalGroup(entry=entry) for entry in mine],
+                mail_opt_outs=[
+                    PortalMailOptOut(entry=entry)
+                    for entry in await mail.opt_outs(session, portal.contact_id)
+                ],
             )
 
         return await info.context.db.run(read)
@@ -61,6 +65,14 @@ class PortalQuery:
     async def my_data(self, info: PortalInfo) -> JSON:
         portal = info.context.session()
         return await info.context.db.run(lambda s: privacy.my_data(s, portal.contact_id))
+
+
+@strawberry.type(description="Result of opting out of a group's mail or withdrawing it.")
+class PortalMailOptOutsPayload:
+    mail_opt_outs: list[PortalMailOptOut] | None = strawberry.field(
+        default=None, description="Your opt-outs now, by group name."
+    )
+    errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
 
 
 @strawberry.type(description="Result of joining or leaving a group.")
@@ -152,6 +164,36 @@ class PortalMutation:
     @strawberry.mutation(description="Leave a group shown on the portal that you may change.")
     async def leave_group(self, info: PortalInfo, group_id: GroupId) -> PortalGroupPayload:
         return await _membership_change(info, group_id, portal_groups.leave_group)
+
+    @strawberry.mutation(
+        description="Opt out of a group's mail (afmelden): a group you are in. Its group "
+        "mails and its mailing list leave you out until you withdraw it."
+    )
+    async def opt_out_of_mail(
+        self, info: PortalInfo, group_id: GroupId
+    ) -> PortalMailOptOutsPayload:
+        return await _opt_out_change(info, group_id, mail.opt_out)
+
+    @strawberry.mutation(
+        description="Withdraw your opt-out of a group's mail: you get its mail again."
+    )
+    async def withdraw_mail_opt_out(
+        self, info: PortalInfo, group_id: GroupId
+    ) -> PortalMailOptOutsPayload:
+        return await _opt_out_change(info, group_id, mail.withdraw)
+
+
+async def _opt_out_change(
+    info: PortalInfo, group_id: str, change: Callable[..., Awaitable[list[mail.OptOut]]]
+) -> PortalMailOptOutsPayload:
+    portal = info.context.session()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        pk = decode_id(group_id, "Group", ["group_id"])
+        changed = await change(session, portal, pk)
+        return {"mail_opt_outs": [PortalMailOptOut(entry=entry) for entry in changed]}
+
+    return await run_mutation(info, PortalMailOptOutsPayload, GROUP_ARGUMENT, work)  # type: ignore[arg-type]
 
 
 async def _account_action(

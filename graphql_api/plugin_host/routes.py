@@ -1,0 +1,32 @@
+"""Plugins' own HTTP routes (hook ``http_routes``): each plugin's under ``/plugins/<name>``,
+so no plugin can answer for a core path or another plugin's, and a transaction to write in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount
+
+from graphql_api.kernel.writing import begin_writing, writer_turn
+
+PREFIX = "/plugins"
+
+
+def plugin_mounts(routes: Mapping[str, Sequence[Any]]) -> list[BaseRoute]:
+    """Each plugin's routes, mounted under ``/plugins/<plugin>``."""
+    return [Mount(f"{PREFIX}/{plugin}", routes=list(own)) for plugin, own in sorted(routes.items())]
+
+
+@asynccontextmanager
+async def plugin_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """One writing transaction of the application serving ``request``, committed when the
+    block ends (with the events recorded in it), rolled back when it raises."""
+    sessions = request.app.state.sessions
+    async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
+        await begin_writing(session)
+        yield session

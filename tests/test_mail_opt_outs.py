@@ -1,0 +1,179 @@
+"""Opt-outs of a group's mail on the portal (seen, made, withdrawn by the contact), their
+events, and ``contacts.updated``: what the group mail and mailing-list plugins build on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from graphql_api.email_templates.models import MailOptOut, OptOutSource
+from graphql_api.email_templates.opt_outs import opted_out, record_opt_out
+from graphql_api.graphql_base.relay import decode_id, to_global_id
+from graphql_api.notifications.models import OutboxEvent
+from graphql_api.plugin import hookimpl
+from graphql_api.testing import (
+    GraphQLClient,
+    add_members,
+    make_user,
+    new_contact_id,
+    new_group_id,
+    portal_client,
+    unchanged,
+)
+
+ME = "{ me { mailOptOuts { groupId groupName source since } } }"
+OPT_OUT = """mutation($g: ID!) { optOutOfMail(groupId: $g) {
+  mailOptOuts { groupName source } errors { field code message } } }"""
+WITHDRAW = """mutation($g: ID!) { withdrawMailOptOut(groupId: $g) {
+  mailOptOuts { groupName source } errors { field code message } } }"""
+
+
+class Listener:
+    """A plugin that wants the events these tests look for delivered."""
+
+    PLUGIN_NAME = "listener"
+
+    @hookimpl
+    def event_subscriptions(self) -> list[str]:
+        return ["contacts.updated", "mail.opted_out", "mail.opt_out_withdrawn"]
+
+    @hookimpl
+    async def deliver(self, event: Any) -> None:
+        return None
+
+
+async def events(app: Starlette, kind: str) -> list[dict[str, Any]]:
+    async with app.state.sessions() as session:
+        found = await session.scalars(
+            select(OutboxEvent.data).where(OutboxEvent.type == kind).order_by(OutboxEvent.id)
+        )
+        return list(found)
+
+
+async def staff(app: Starlette) -> tuple[httpx.AsyncClient, GraphQLClient]:
+    _, token = await make_user(app, "Anna Beheer", "beheer@example.coop", admin=True)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return http, GraphQLClient(http, token)
+
+
+async def test_a_contact_opts_out_of_a_groups_mail_sees_it_and_withdraws_it(app_factory: Any):
+    app = app_factory(plugins=[Listener()])
+    http, client = await staff(app)
+    async with http:
+        anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
+        news = await new_group_id(client, name="Nieuwsbrief")
+        other = await new_group_id(client, name="Algemene ledenvergadering")
+        await add_members(client, news, [anna])
+        portal = await portal_client(client, anna)
+        assert (await portal.data(ME))["me"]["mailOptOuts"] == []
+
+        done = (await portal.data(OPT_OUT, {"g": news}))["optOutOfMail"]
+        assert done == {
+            "mailOptOuts": [{"groupName": "Nieuwsbrief", "source": "PORTAL"}],
+            "errors": [],
+        }
+        [seen] = (await portal.data(ME))["me"]["mailOptOuts"]
+        assert (seen["groupId"], seen["source"]) == (news, "PORTAL") and seen["since"]
+        # Twice is once.
+        again = (await portal.data(OPT_OUT, {"g": news}))["optOutOfMail"]
+        assert again["mailOptOuts"] == done["mailOptOuts"]
+        opted = await events(app, "mail.opted_out")
+        assert opted == [
+            {
+                "contactId": await _pk(app, "contacts", anna),
+                "groupId": await _pk(app, "groups", news),
+                "source": "PORTAL",
+            }
+        ]
+        async with app.state.sessions() as session:
+            assert list(await session.scalars(opted_out(opted[0]["groupId"]))) == [
+                opted[0]["contactId"]
+            ]
+
+        withdrawn = (await portal.data(WITHDRAW, {"g": news}))["withdrawMailOptOut"]
+        assert withdrawn == {"mailOptOuts": [], "errors": []}
+        [event] = await events(app, "mail.opt_out_withdrawn")
+        assert event == opted[0]
+        # Another group's mail was never in question.
+        async with app.state.sessions() as session:
+            assert list(await session.scalars(opted_out(await _pk(app, "groups", other)))) == []
+
+
+async def test_opting_out_of_a_group_one_is_not_in_or_withdrawing_none_changes_nothing(
+    app_factory: Any,
+):
+    app = app_factory(plugins=[Listener()])
+    http, client = await staff(app)
+    async with http:
+        anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
+        other = await new_group_id(client, name="Andermans groep")
+        portal = await portal_client(client, anna)
+        cases = [
+            (OPT_OUT, other, "NOT_FOUND"),
+            (WITHDRAW, other, "NOT_FOUND"),
+            (OPT_OUT, to_global_id("Group", 999_999), "NOT_FOUND"),
+            (OPT_OUT, anna, "INVALID_ID"),
+            (WITHDRAW, "niet-een-id", "INVALID_ID"),
+        ]
+        for mutation, group, code in cases:
+            async with unchanged(app):
+                answer = await portal.data(mutation, {"g": group})
+            [payload] = answer.values()
+            assert payload["mailOptOuts"] is None
+            assert [(e["field"], e["code"]) for e in payload["errors"]] == [(["groupId"], code)]
+
+
+async def test_a_staff_token_cannot_reach_the_portals_opt_outs(app: Starlette, client: Any):
+    anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
+    news = await new_group_id(client, name="Nieuwsbrief")
+    await add_members(client, news, [anna])
+    staff_on_portal = GraphQLClient(client.http, client.token, path="/portal/graphql")
+    async with unchanged(app):
+        answer = await staff_on_portal.post(OPT_OUT, {"g": news})
+    assert answer.status_code == 401, answer.text
+
+
+async def test_record_opt_out_is_idempotent_and_keeps_the_first_source(app: Starlette, client: Any):
+    anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
+    news = await new_group_id(client, name="Nieuwsbrief")
+    contact_pk = await _pk(app, "contacts", anna)
+    group_pk = await _pk(app, "groups", news)
+    async with app.state.sessions() as session, session.begin():
+        assert await record_opt_out(session, contact_pk, group_pk, OptOutSource.MAILING_LIST)
+        assert not await record_opt_out(session, contact_pk, group_pk, OptOutSource.PORTAL)
+    async with app.state.sessions() as session:
+        [row] = (await session.scalars(select(MailOptOut))).all()
+        assert row.source is OptOutSource.MAILING_LIST
+
+
+async def test_updating_a_contact_tells_plugins_which_fields_were_set(app_factory: Any):
+    app = app_factory(plugins=[Listener()])
+    http, client = await staff(app)
+    async with http:
+        anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
+        assert await events(app, "contacts.updated") == [], "a new contact is no update"
+        changed = await client.data(
+            """mutation($c: ID!) { updateContact(id: $c, input: {email: "anna@wind.nl",
+            lastName: "Wind"}) { errors { code } } }""",
+            {"c": anna},
+        )
+        assert changed["updateContact"]["errors"] == []
+        [event] = await events(app, "contacts.updated")
+        assert event["fields"] == ["email", "lastName"]
+        assert event["contactIds"] == [await _pk(app, "contacts", anna)]
+        assert event["jobId"] is None and event["actorId"] is not None
+        # A refused edit records nothing.
+        refused = await client.data(
+            """mutation($c: ID!) { updateContact(id: $c, input: {email: "geen adres"})
+            { errors { code } } }""",
+            {"c": anna},
+        )
+        assert refused["updateContact"]["errors"]
+        assert len(await events(app, "contacts.updated")) == 1
+
+
+async def _pk(app: Starlette, table: str, global_id: str) -> int:
+    return decode_id(global_id, "Contact" if table == "contacts" else "Group", ["id"])
