@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 space := $(subst ,, )
 comma := ,
-PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications plugins/webhooks
+PLUGINS := plugins/coach plugins/projectleider plugins/external_party plugins/email_notifications plugins/webhooks plugins/laposta
 # `make run` logs outgoing e-mail instead of sending it; GRAPHQL_API_SMTP_CATCH=false make run sends.
 GRAPHQL_API_SMTP_CATCH ?= true
 
@@ -87,6 +87,12 @@ bench-outbox: install
 	printf '# Outbox benchmark results\n\nWritten by `make bench-outbox` (`bench/outbox.py`); see bench/README.md.\n' > bench/RESULTS-outbox.md
 	$(BIN)/python bench/outbox.py --backend sqlite --results bench/RESULTS-outbox.md
 	$(BIN)/python bench/outbox.py --backend postgresql --results bench/RESULTS-outbox.md
+
+# Group mail: the mails per second a `graphql-api worker` sends to an SMTP server on
+# loopback (aiosmtpd), one mail to 10,000 members, SQLite then PostgreSQL (127.0.0.1:5432).
+.PHONY: bench-mail
+bench-mail: install
+	$(BIN)/python bench/group_mail.py --backend sqlite --backend postgresql --members 10000
 
 # Our API next to PostGraphile 5 on dataset M in PostgreSQL, one process each; wrk loads
 # them in turn. Installs wrk and PostGraphile (bench/peer/package-lock.json) when missing.

@@ -113,6 +113,14 @@ OPERATIONS: dict[str, Operation] = {
         "contacts.manage",
         f'mutation {{ updateContact(id: "{C}", input: {{lastName: "N"}}) {{ errors {{ code message }} }} }}',
     ),
+    "optContactOutOfMail": _op(
+        "contacts.manage",
+        f'mutation {{ optContactOutOfMail(contactId: "{C}", groupId: "{G}") {{ errors {{ code message }} }} }}',
+    ),
+    "withdrawContactMailOptOut": _op(
+        "contacts.manage",
+        f'mutation {{ withdrawContactMailOptOut(contactId: "{C}", groupId: "{G}") {{ errors {{ code message }} }} }}',
+    ),
     "createEmailTemplate": _op(
         "templates.manage",
         'mutation { createEmailTemplate(input: {name: "M", subject: "S", body: "B"}) { errors { code message } } }',
@@ -198,6 +206,19 @@ OPERATIONS: dict[str, Operation] = {
         "contacts.import",
         'mutation { deleteImportMapping(name: "Onbekend") { errors { code message } } }',
     ),
+    "mailingListSync": _op("groups.view", f'{{ mailingListSync(groupId: "{G}") {{ listId }} }}'),
+    **{
+        name: _op(
+            "laposta.manage",
+            f'mutation {{ {name}(groupId: "{G}"{listed}) {{ errors {{ code message }} }} }}',
+        )
+        for name, listed in (
+            ("linkMailingList", ', listId: "abc123"'),
+            ("unlinkMailingList", ""),
+            ("resyncMailingList", ""),
+            ("pullMailingListUnsubscribes", ""),
+        )
+    },
     "linkHoomdossier": _op(
         "coach.link_hoomdossier",
         f'mutation {{ linkHoomdossier(contactId: "{C}", accountId: "H1") {{ errors {{ code message }} }} }}',

@@ -106,10 +106,10 @@ class ContactsUpdated:
 
 @dataclass(frozen=True)
 class MailOptOutChanged:
-    """A contact opted out of a group's mail (``opted_out``), or withdrew that opt-out;
+    """Contacts opted out of a group's mail (``opted_out``), or withdrew that opt-out;
     ``source`` says how (``UNSUBSCRIBE_LINK``, ``MAILING_LIST``, ``PORTAL``, ``STAFF``)."""
 
-    contact_id: int
+    contact_ids: tuple[int, ...]
     group_id: int
     source: str
     opted_out: bool

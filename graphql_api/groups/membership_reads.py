@@ -165,6 +165,15 @@ def members_of(group_id: int, kind: GroupKind, search: str | None = None) -> Sel
     return query.where(contact_search(search)) if search else query
 
 
+def member_ids(group_id: int) -> Select[tuple[int]]:
+    """The ids of the contacts in group ``group_id``, whatever its kind (a static group's
+    links and a derived group's stored rows; a group has one or the other), for a
+    set-based ``IN`` or ``INSERT ... SELECT`` that need not know the kind."""
+    static = select(Membership.contact_id).where(Membership.group_id == group_id)
+    derived = select(DerivedMembership.contact_id).where(DerivedMembership.group_id == group_id)
+    return select(static.union_all(derived).subquery().c.contact_id)
+
+
 COMPOUND_LIMIT = 400
 """Groups per statement when one ``SELECT`` per group is combined: SQLite allows 500."""
 

@@ -103,15 +103,11 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
             "cause": change.cause,
             "jobId": change.job_id,
         }
-        ids = list(change.contact_ids)
-        return [
-            ("contacts.updated", {**common, "contactIds": ids[start : start + CONTACTS_PER_EVENT]})
-            for start in range(0, len(ids), CONTACTS_PER_EVENT)
-        ]
+        return _per_contacts("contacts.updated", common, change.contact_ids)
     if isinstance(change, MailOptOutChanged):
         kind = "mail.opted_out" if change.opted_out else "mail.opt_out_withdrawn"
-        data = {"contactId": change.contact_id, "groupId": change.group_id, "source": change.source}
-        return [(kind, data)]
+        common = {"groupId": change.group_id, "source": change.source}
+        return _per_contacts(kind, common, change.contact_ids)
     if isinstance(change, ContactErased):
         return [("contact.erased", {"contactId": change.contact_id, "actorId": change.actor_id})]
     if isinstance(change, PortalMessage):
@@ -129,6 +125,18 @@ def events_of(change: Change) -> list[tuple[str, dict[str, Any]]]:
     kind = "group.created" if isinstance(change, GroupCreated) else "group.deleted"
     assert isinstance(change, GroupCreated | GroupDeleted)
     return [(kind, {"group": _plain(change.group), "actorId": change.actor_id})]
+
+
+def _per_contacts(
+    kind: str, common: dict[str, Any], contact_ids: Sequence[int]
+) -> list[tuple[str, dict[str, Any]]]:
+    """An event of ``kind`` per ``CONTACTS_PER_EVENT`` of the contacts, each with
+    ``common`` and its ``contactIds``."""
+    ids = list(contact_ids)
+    return [
+        (kind, {**common, "contactIds": ids[start : start + CONTACTS_PER_EVENT]})
+        for start in range(0, len(ids), CONTACTS_PER_EVENT)
+    ]
 
 
 def _plain(snapshot: Any) -> dict[str, Any]:

@@ -9,7 +9,13 @@ from graphql_api.contacts.api.types import Contact as ContactType
 from graphql_api.contacts.models import Contact
 from graphql_api.email_templates.merging import MergeField, check_template, merge_values
 from graphql_api.email_templates.models import EmailTemplate, MailOptOut, OptOutSource
-from graphql_api.email_templates.opt_outs import opted_out, record_opt_out, withdraw_opt_out
+from graphql_api.email_templates.opt_outs import (
+    opted_out,
+    record_opt_out,
+    record_opt_outs,
+    withdraw_opt_out,
+    withdraw_opt_outs,
+)
 from graphql_api.email_templates.rendering import Rendered, TemplateProblem, render, render_many
 from graphql_api.graphql_base.access import guarded_field, needing, needs
 from graphql_api.graphql_base.compiled import PluginColumn, SqlValue, compiled
@@ -44,6 +50,7 @@ from graphql_api.groups.changes import (
 )
 from graphql_api.groups.derived import contacts_changed as _contacts_changed
 from graphql_api.groups.filters import OPERATORS, FieldType, FilterField, FilterOp
+from graphql_api.groups.membership_reads import groups_containing, member_ids
 from graphql_api.groups.models import Group, GroupKind, Membership, MembershipSource
 from graphql_api.jobs.api.types import Job as JobType
 from graphql_api.jobs.kinds import JobKind
@@ -144,10 +151,12 @@ __all__ = [
     "decode_ids",
     "given_fields",
     "global_id_field",
+    "groups_containing",
     "guarded_field",
     "holder_ids",
     "hookimpl",
     "load_by_id",
+    "member_ids",
     "merge_values",
     "name_key",
     "needing",
@@ -157,6 +166,7 @@ __all__ = [
     "plugin_transaction",
     "query_id",
     "record_opt_out",
+    "record_opt_outs",
     "render",
     "render_many",
     "requires",
@@ -166,4 +176,5 @@ __all__ = [
     "to_global_id",
     "utcnow",
     "withdraw_opt_out",
+    "withdraw_opt_outs",
 ]

@@ -5,39 +5,23 @@ membership since (the group sent them mail, so its name is theirs to see)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.email_templates.models import MailOptOut, OptOutSource
-from graphql_api.email_templates.opt_outs import record_opt_out, withdraw_opt_out
+from graphql_api.email_templates.models import OptOutSource
+from graphql_api.email_templates.opt_outs import (
+    OptOut,
+    opt_outs_of,
+    record_opt_out,
+    withdraw_opt_out,
+)
 from graphql_api.groups.membership_reads import groups_containing
-from graphql_api.groups.models import Group
 from graphql_api.kernel.errors import ErrorCode, UserInputError
 from graphql_api.portal.accounts import PortalSession
 
 
-@dataclass(frozen=True)
-class OptOut:
-    """One of the contact's opt-outs, as the portal shows it."""
-
-    group_id: int
-    group_name: str
-    source: OptOutSource
-    since: datetime
-
-
 async def opt_outs(session: AsyncSession, contact_id: int) -> list[OptOut]:
     """The contact's opt-outs, by group name."""
-    rows = await session.execute(
-        select(MailOptOut.group_id, Group.name, MailOptOut.source, MailOptOut.created_at)
-        .join(Group, Group.id == MailOptOut.group_id)
-        .where(MailOptOut.contact_id == contact_id)
-        .order_by(Group.name_key, Group.id)
-    )
-    return [OptOut(*row) for row in rows]
+    return (await opt_outs_of(session, [contact_id]))[contact_id]
 
 
 async def opt_out(session: AsyncSession, portal: PortalSession, group_id: int) -> list[OptOut]:

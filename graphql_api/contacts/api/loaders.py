@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.email_templates.opt_outs import OptOut, opt_outs_of
 from graphql_api.groups import membership_reads
 from graphql_api.groups.models import Group, Membership
 
@@ -32,3 +33,10 @@ async def load_groups_of_contacts(
 ) -> list[list[Group]]:
     found = await membership_reads.groups_of_contacts(session, contact_ids)
     return [found[contact_id] for contact_id in contact_ids]
+
+
+async def load_mail_opt_outs(
+    session: AsyncSession, contact_ids: Sequence[int]
+) -> list[list[OptOut]]:
+    found = await opt_outs_of(session, contact_ids)
+    return [found.get(contact_id, []) for contact_id in contact_ids]

@@ -10,6 +10,7 @@ import strawberry
 from graphql_api.contacts import models
 from graphql_api.contacts.api.loaders import (
     load_groups_of_contacts,
+    load_mail_opt_outs,
     load_memberships,
     load_visible_memberships,
 )
@@ -26,6 +27,7 @@ from graphql_api.groups.models import Membership as MembershipRow
 from graphql_api.portal.accounts import accounts_of_contacts
 
 if TYPE_CHECKING:
+    from graphql_api.email_templates.api.types import MailOptOut
     from graphql_api.groups.api.types import Group, Membership
     from graphql_api.portal.api.types import PortalAccount
     from graphql_api.roles.api.types import Role
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 GroupRef = Annotated["Group", strawberry.lazy("graphql_api.groups.api.types")]
 MembershipRef = Annotated["Membership", strawberry.lazy("graphql_api.groups.api.types")]
 RoleRef = Annotated["Role", strawberry.lazy("graphql_api.roles.api.types")]
+MailOptOutRef = Annotated["MailOptOut", strawberry.lazy("graphql_api.email_templates.api.types")]
 PortalAccountRef = Annotated["PortalAccount", strawberry.lazy("graphql_api.portal.api.types")]
 
 DISPLAY_NAME_COLUMNS = ("id", "kind", "first_name", "last_name", "organisation_name", "email")
@@ -127,6 +130,16 @@ class Contact(Node):
         self, root: strawberry.Parent[models.Contact], info: Info
     ) -> PortalAccountRef | None:
         return await info.context.loader(accounts_of_contacts).load(root.id)
+
+    @guarded_field(
+        "contacts.view",
+        "The groups whose mail the contact opted out of (afgemeld), by name: their group "
+        "mails and mailing lists leave the contact out.",
+    )
+    async def mail_opt_outs(
+        self, root: strawberry.Parent[models.Contact], info: Info
+    ) -> list[MailOptOutRef]:
+        return await info.context.loader(load_mail_opt_outs).load(root.id)
 
     @strawberry.field(description="Groups that show on this contact (Zichtbaar bij contact).")
     def visible_groups(self, root: strawberry.Parent[models.Contact]) -> VisibleGroups:

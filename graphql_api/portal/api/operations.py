@@ -17,7 +17,7 @@ from graphql_api.graphql_base.relay import decode_id
 from graphql_api.portal import accounts, mail, privacy
 from graphql_api.portal import groups as portal_groups
 from graphql_api.portal.api.context import PortalInfo
-from graphql_api.portal.api.types import PortalGroup, PortalMailOptOut, PortalMe
+from graphql_api.portal.api.types import MailOptOutRef, PortalGroup, PortalMe
 
 GROUP_ARGUMENT = ErrorPaths({"group_id": "groupId"}, input=None)
 LINK_ARGUMENTS = ErrorPaths({"token": "token", "password": "password"}, input=None)
@@ -39,10 +39,7 @@ class PortalQuery:
                 display_name=contact.display_name,
                 email=contact.email,
                 groups=[PortalGroup(entry=entry) for entry in mine],
-                mail_opt_outs=[
-                    PortalMailOptOut(entry=entry)
-                    for entry in await mail.opt_outs(session, portal.contact_id)
-                ],
+                mail_opt_outs=await mail.opt_outs(session, portal.contact_id),
             )
 
         return await info.context.db.run(read)
@@ -69,7 +66,7 @@ class PortalQuery:
 
 @strawberry.type(description="Result of opting out of a group's mail or withdrawing it.")
 class PortalMailOptOutsPayload:
-    mail_opt_outs: list[PortalMailOptOut] | None = strawberry.field(
+    mail_opt_outs: list[MailOptOutRef] | None = strawberry.field(
         default=None, description="Your opt-outs now, by group name."
     )
     errors: list[UserError] = strawberry.field(description="Why it was refused; empty on success.")
@@ -190,8 +187,7 @@ async def _opt_out_change(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         pk = decode_id(group_id, "Group", ["group_id"])
-        changed = await change(session, portal, pk)
-        return {"mail_opt_outs": [PortalMailOptOut(entry=entry) for entry in changed]}
+        return {"mail_opt_outs": await change(session, portal, pk)}
 
     return await run_mutation(info, PortalMailOptOutsPayload, GROUP_ARGUMENT, work)  # type: ignore[arg-type]
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from graphql_api.email_templates.models import OptOutSource
 from graphql_api.graphql_base.enums import described_enum
 from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.portal import groups as portal_groups
-from graphql_api.portal import mail
 from graphql_api.portal.models import AccountStatus
+
+if TYPE_CHECKING:
+    from graphql_api.email_templates.api.types import MailOptOut
+
+MailOptOutRef = Annotated["MailOptOut", strawberry.lazy("graphql_api.email_templates.api.types")]
 
 AccountStatusType = described_enum(
     AccountStatus,
@@ -58,43 +62,6 @@ class PortalGroup:
         return self.entry.can_change
 
 
-OptOutSourceType = described_enum(
-    OptOutSource,
-    "How an opt-out of a group's mail was made.",
-    {
-        OptOutSource.UNSUBSCRIBE_LINK: "The unsubscribe link in a mail (afmelden).",
-        OptOutSource.MAILING_LIST: "Unsubscribed at the mailing list the group is kept in.",
-        OptOutSource.PORTAL: "By you, here on the portal.",
-        OptOutSource.STAFF: "By the cooperative's staff, at your request.",
-    },
-    name="MailOptOutSource",
-)
-
-
-@strawberry.type(
-    description="A group whose mail you opted out of (afgemeld): its group mails and "
-    "mailing list leave you out until you withdraw it."
-)
-class PortalMailOptOut:
-    entry: strawberry.Private[mail.OptOut]
-
-    @strawberry.field(description="The group's global id, as withdrawMailOptOut takes it.")
-    def group_id(self) -> strawberry.ID:
-        return to_global_id("Group", self.entry.group_id)
-
-    @strawberry.field(description="The group's name (naam).")
-    def group_name(self) -> str:
-        return self.entry.group_name
-
-    @strawberry.field(description="How you opted out.")
-    def source(self) -> OptOutSourceType:  # type: ignore[valid-type]
-        return self.entry.source
-
-    @strawberry.field(description="When you opted out.")
-    def since(self) -> datetime:
-        return self.entry.since
-
-
 @strawberry.type(description="You, the contact this session belongs to.")
 class PortalMe:
     display_name: str = strawberry.field(description="Your name as the cooperative shows it.")
@@ -102,7 +69,7 @@ class PortalMe:
     groups: list[PortalGroup] = strawberry.field(
         description="The groups you are in that are shown on the portal, by name."
     )
-    mail_opt_outs: list[PortalMailOptOut] = strawberry.field(
+    mail_opt_outs: list[MailOptOutRef] = strawberry.field(
         description="The groups whose mail you opted out of (afgemeld), by name."
     )
 
