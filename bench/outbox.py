@@ -46,6 +46,8 @@ POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 class Sink:
+    """An SMTP handler that counts the messages it accepts, and parses none."""
+
     def __init__(self) -> None:
         self.count = 0
 
@@ -54,15 +56,17 @@ class Sink:
         return "250 OK"
 
 
-async def fresh_database(backend: str) -> str:
+async def fresh_database(backend: str, name: str = "bench_outbox") -> str:
+    """An empty database ``name`` of ``backend``: a new SQLite file, or a PostgreSQL
+    database made again on the local server."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/outbox.sqlite3"
+        return f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/{name}.sqlite3"
     admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
-        await connection.execute(text('DROP DATABASE IF EXISTS "bench_outbox" WITH (FORCE)'))
-        await connection.execute(text('CREATE DATABASE "bench_outbox"'))
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
     await admin.dispose()
-    return make_url(POSTGRES_SERVER).set(database="bench_outbox").render_as_string(False)
+    return make_url(POSTGRES_SERVER).set(database=name).render_as_string(False)
 
 
 async def run(backend: str) -> list[str]:

@@ -28,6 +28,7 @@ NOWHERE = {
 NOWHERE["Delivery"] = to_global_id("NotificationDelivery", 999_999)
 NOWHERE["Job"] = to_global_id("Job", 999_999)
 UP = to_global_id("Upload", 999_999)
+MAIL = to_global_id("GroupMail", 999_999)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,24 @@ OPERATIONS: dict[str, Operation] = {
     "deleteImportMapping": _op(
         "contacts.import",
         'mutation { deleteImportMapping(name: "Onbekend") { errors { code message } } }',
+    ),
+    "groupMail": _op(
+        "email_notifications.group_mail", f'{{ groupMail(id: "{MAIL}") {{ subject }} }}'
+    ),
+    "groupMails": _op(
+        "email_notifications.group_mail", f'{{ groupMails(groupId: "{G}") {{ totalCount }} }}'
+    ),
+    "previewGroupMail": _op(
+        "email_notifications.group_mail",
+        f'{{ previewGroupMail(groupId: "{G}", subject: "S", body: "B") {{ errors {{ code message }} }} }}',
+    ),
+    "sendGroupMail": _op(
+        "email_notifications.group_mail",
+        f'mutation {{ sendGroupMail(input: {{groupId: "{G}", subject: "S", body: "B"}}) {{ errors {{ code message }} }} }}',
+    ),
+    "retryGroupMail": _op(
+        "email_notifications.group_mail",
+        f'mutation {{ retryGroupMail(id: "{MAIL}") {{ errors {{ code message }} }} }}',
     ),
     "mailingListSync": _op("groups.view", f'{{ mailingListSync(groupId: "{G}") {{ listId }} }}'),
     **{

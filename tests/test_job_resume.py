@@ -4,11 +4,9 @@ row, each derived entry and each contact in the events exists exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from typing import Any
 
@@ -19,9 +17,9 @@ from starlette.applications import Starlette
 from graphql_api.contacts.models import Contact
 from graphql_api.graphql_base.relay import decode_id
 from graphql_api.groups.models import DerivedMembership, Membership, MembershipEvent
-from graphql_api.jobs.models import Job, JobItem, JobState
+from graphql_api.jobs.models import JobItem, JobState
 from graphql_api.notifications.models import OutboxEvent
-from graphql_api.testing import CLI, GraphQLClient, new_group_id
+from graphql_api.testing import CLI, GraphQLClient, job_row, new_group_id, wait_for_job
 
 CONTACTS = 3_000
 CHUNK = 40
@@ -35,13 +33,6 @@ def app(app_factory: Any) -> Starlette:
     return app_factory(bulk_inline_limit=100)
 
 
-async def job_row(app: Starlette, job_id: int) -> Job:
-    async with app.state.sessions() as session:
-        job = await session.get(Job, job_id)
-        assert job is not None
-        return job
-
-
 def start_worker(database_url: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -53,16 +44,6 @@ def start_worker(database_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-
-
-async def wait_for(app: Starlette, job_id: int, done: Any, seconds: float) -> Job:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job = await job_row(app, job_id)
-        if done(job):
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not get there: {job.state} {job.done}/{job.total}")
 
 
 async def test_a_killed_worker_loses_and_repeats_nothing(
@@ -79,7 +60,7 @@ async def test_a_killed_worker_loses_and_repeats_nothing(
 
     first = start_worker(database_url)
     try:
-        await wait_for(app, job_id, lambda job: job.done >= 5 * CHUNK, 120)
+        await wait_for_job(app, job_id, lambda job: job.done >= 5 * CHUNK, 120)
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()
@@ -90,7 +71,9 @@ async def test_a_killed_worker_loses_and_repeats_nothing(
 
     second = start_worker(database_url)
     try:
-        finished = await wait_for(app, job_id, lambda job: job.state is not JobState.RUNNING, 180)
+        finished = await wait_for_job(
+            app, job_id, lambda job: job.state is not JobState.RUNNING, 180
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

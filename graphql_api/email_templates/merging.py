@@ -62,10 +62,16 @@ def sample(plugin_fields: Mapping[str, MergeField]) -> dict[str, Any]:
     return {**SAMPLE, "contact": contact}
 
 
+def merge_sample(session: AsyncSession) -> dict[str, Any]:
+    """Every merge field of this application with an example value (Anna de Vries of
+    Zwolle, and the plugins' examples): for a preview with no real recipient."""
+    return sample(merge_fields_of(session))
+
+
 async def check_template(session: AsyncSession, source: str) -> TemplateProblem | None:
     """Why ``source`` cannot be rendered with this application's merge fields within the
     budget (an unknown field, its syntax, its cost); None when it can."""
-    return await check(source, sample(merge_fields_of(session)))
+    return await check(source, merge_sample(session))
 
 
 async def merge_values(

@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_api.jobs.events import record_job_changed
 from graphql_api.jobs.kinds import JobKind, JobKinds
@@ -39,7 +39,7 @@ from graphql_api.jobs.owners import owner_principal
 from graphql_api.jobs.schedules import CHECK_SECONDS, ScheduledJob, start_due
 from graphql_api.kernel.db import is_retryable, is_unavailable, one_line, utcnow
 from graphql_api.kernel.errors import ErrorCode, Problem, UserInputError
-from graphql_api.kernel.writing import WriterTimeout, begin_writing, is_busy, writer_turn
+from graphql_api.kernel.writing import WriterTimeout, is_busy, writing_transaction
 from graphql_api.settings import Settings
 
 logger = logging.getLogger("graphql_api.jobs")
@@ -82,7 +82,6 @@ class JobRunner:
         schedules: Sequence[ScheduledJob] = (),
     ) -> None:
         self.sessions = sessions
-        self.engine: AsyncEngine = sessions.kw["bind"]
         self.kinds = kinds
         self.settings = settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -163,7 +162,7 @@ class JobRunner:
         async with self.sessions() as session:
             if await session.scalar(due) is None:
                 return None
-        async with self._writing() as session:
+        async with writing_transaction(self.sessions) as session:
             if session.bind.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             died = case((Job.claimed_by.is_not(None), 1), else_=0)
@@ -209,7 +208,7 @@ class JobRunner:
 
     async def release(self, job_id: int) -> None:
         """Give a claimed job back, for any worker to take on at once (on shutdown)."""
-        async with self._writing() as session:
+        async with writing_transaction(self.sessions) as session:
             await session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.claimed_by == self.name)
@@ -217,7 +216,7 @@ class JobRunner:
             )
 
     async def _step(self, job_id: int) -> bool:
-        async with self._writing() as session:
+        async with writing_transaction(self.sessions) as session:
             job = await self._held(session, job_id)
             if job is None:
                 return False
@@ -291,7 +290,7 @@ class JobRunner:
 
     async def _refused(self, job_id: int, refused: _Refused) -> None:
         """FAILED with the problems of the refused step; what earlier chunks did stays."""
-        async with self._writing() as session:
+        async with writing_transaction(self.sessions) as session:
             job = await self._held(session, job_id)
             if job is None:
                 return
@@ -301,7 +300,7 @@ class JobRunner:
 
     async def _fault(self, job_id: int, error: BaseException) -> None:
         """Count a failed try of the step; retry it after a backoff, or FAIL the job."""
-        async with self._writing() as session:
+        async with writing_transaction(self.sessions) as session:
             job = await self._held(session, job_id)
             if job is None:
                 return
@@ -347,13 +346,6 @@ class JobRunner:
         now = utcnow()
         job.lease_until = now + self.lease
         job.updated_at = now
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> Any:
-        """A writing transaction, as ``run_mutation`` has one (``kernel.writing``)."""
-        async with writer_turn(self.engine), self.sessions() as session, session.begin():
-            await begin_writing(session)
-            yield session
 
 
 async def _finish(session: AsyncSession, job: Job, state: JobState) -> None:

@@ -25,7 +25,7 @@ from graphql_api.jobs.models import JobSchedule
 from graphql_api.jobs.service import start_job
 from graphql_api.kernel.access import SYSTEM
 from graphql_api.kernel.db import utcnow
-from graphql_api.kernel.writing import begin_writing, writer_turn
+from graphql_api.kernel.writing import writing_transaction
 
 logger = logging.getLogger("graphql_api.jobs")
 
@@ -72,8 +72,7 @@ async def start_due(
 async def _start_if_due(
     sessions: async_sessionmaker[AsyncSession], schedule: ScheduledJob, at: datetime
 ) -> int:
-    async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
-        await begin_writing(session)
+    async with writing_transaction(sessions) as session:
         if await _due(session, schedule, at):
             job = await start_job(
                 session,

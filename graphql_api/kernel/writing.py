@@ -31,7 +31,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite writer waits for the write lock (and for its turn in the process)
@@ -96,6 +96,20 @@ async def writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
     finally:
         turn.release()
+
+
+@asynccontextmanager
+async def writing_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A transaction of ``sessions`` declared a writing one, in this process's turn
+    (``writer_turn`` and ``begin_writing``), committed when the block ends: for the
+    service's own writes outside a mutation (workers, schedules, plugins' routes). On
+    SQLite a transaction that reads and then writes without it can fail at once when
+    another writer committed in between (its snapshot is stale: no busy wait helps)."""
+    async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
+        await begin_writing(session)
+        yield session
 
 
 def is_busy(error: BaseException) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_api.kernel.db import is_unavailable, one_line, utcnow
+from graphql_api.kernel.writing import writing_transaction
 from graphql_api.notifications.models import RETRYABLE, Delivery, DeliveryStatus, OutboxEvent
 from graphql_api.notifications.outbox import Event, SkipDelivery
 from graphql_api.settings import Settings
@@ -112,7 +113,7 @@ class Worker:
     async def _claim(self) -> list[Claimed]:
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.outbox_lease_seconds)
-        async with self.sessions() as session, session.begin():
+        async with writing_transaction(self.sessions) as session:
             due = (
                 select(Delivery.id)
                 .where(
@@ -161,7 +162,7 @@ class Worker:
                 # The handler's own writes commit with this mark, or not at all.
                 await self._mark_done(session, claimed, DeliveryStatus.DELIVERED, None)
         except SkipDelivery as skip:
-            async with self.sessions() as session, session.begin():
+            async with writing_transaction(self.sessions) as session:
                 await self._mark_done(session, claimed, DeliveryStatus.SKIPPED, str(skip))
         except LeaseLost:
             logger.warning(
@@ -200,7 +201,7 @@ class Worker:
         dead = claimed.attempts >= self.settings.outbox_max_attempts
         delay = self.settings.outbox_retry_base_seconds * 2 ** (claimed.attempts - 1)
         delay *= 1 + random.random() / 2  # jitter: failed deliveries do not retry in step
-        async with self.sessions() as session, session.begin():
+        async with writing_transaction(self.sessions) as session:
             delivery = await session.get(Delivery, claimed.delivery_id)
             assert delivery is not None
             delivery.status = DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED
@@ -223,7 +224,7 @@ class Worker:
     async def purge(self) -> None:
         """Forget delivered and skipped deliveries past the retention, and their events."""
         before = utcnow() - timedelta(days=self.settings.outbox_retention_days)
-        async with self.sessions() as session, session.begin():
+        async with writing_transaction(self.sessions) as session:
             await session.execute(
                 delete(Delivery).where(
                     Delivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.SKIPPED]),

@@ -7,7 +7,12 @@ the testing kit, ``graphql_api.testing``), so the core can move its insides free
 
 from graphql_api.contacts.api.types import Contact as ContactType
 from graphql_api.contacts.models import Contact
-from graphql_api.email_templates.merging import MergeField, check_template, merge_values
+from graphql_api.email_templates.merging import (
+    MergeField,
+    check_template,
+    merge_sample,
+    merge_values,
+)
 from graphql_api.email_templates.models import EmailTemplate, MailOptOut, OptOutSource
 from graphql_api.email_templates.opt_outs import (
     opted_out,
@@ -157,6 +162,7 @@ __all__ = [
     "hookimpl",
     "load_by_id",
     "member_ids",
+    "merge_sample",
     "merge_values",
     "name_key",
     "needing",

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount
 
-from graphql_api.kernel.writing import begin_writing, writer_turn
+from graphql_api.kernel.writing import writing_transaction
 
 PREFIX = "/plugins"
 
@@ -26,7 +26,5 @@ def plugin_mounts(routes: Mapping[str, Sequence[Any]]) -> list[BaseRoute]:
 async def plugin_transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """One writing transaction of the application serving ``request``, committed when the
     block ends (with the events recorded in it), rolled back when it raises."""
-    sessions = request.app.state.sessions
-    async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
-        await begin_writing(session)
+    async with writing_transaction(request.app.state.sessions) as session:
         yield session

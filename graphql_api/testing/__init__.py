@@ -42,7 +42,8 @@ a fresh computation, as ``check-membership``). ``deliver_all(app)`` delivers wha
 outbox holds; ``make_worker(app)`` gives a worker to run by hand. ``run_jobs(app)`` runs
 every due bulk job to its end; ``make_job_runner(app, job_chunk_size=2)`` gives a job
 runner to run by hand (``claim``, then ``step`` for one chunk at a time);
-``run_schedules(app, at)`` starts the plugins' scheduled jobs due at ``at``.
+``run_schedules(app, at)`` starts the plugins' scheduled jobs due at ``at``;
+``wait_for_job(app, job_id, done, seconds)`` waits for a job another process runs.
 
 Strict mode, in the pytest configuration: ``graphql_api_strict_plugins = true`` makes the
 applications ``app_factory`` builds strict (a plugin's write to a core table is refused);
@@ -61,6 +62,7 @@ from graphql_api.testing.checks import (
     check_role_plugin,
     database_rows,
     deliver_all,
+    job_row,
     make_job_runner,
     make_worker,
     membership_differences,
@@ -69,6 +71,7 @@ from graphql_api.testing.checks import (
     run_schedules,
     unchanged,
     undescribed,
+    wait_for_job,
 )
 from graphql_api.testing.clients import (
     PORTAL_PASSWORD,
@@ -184,6 +187,7 @@ __all__ = [
     "first_user_id",
     "free_port",
     "http",
+    "job_row",
     "make_job_runner",
     "make_user",
     "make_worker",
@@ -209,4 +213,5 @@ __all__ = [
     "subscribed",
     "unchanged",
     "undescribed",
+    "wait_for_job",
 ]

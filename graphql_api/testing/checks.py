@@ -4,8 +4,10 @@ described, a role plugin's promises."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from starlette.applications import Starlette
 from strawberry import Schema
 
 from graphql_api.groups.derived import differences
+from graphql_api.jobs.models import Job
 from graphql_api.jobs.runner import JobRunner
 from graphql_api.jobs.schedules import start_due
 from graphql_api.notifications.worker import Worker
@@ -160,3 +163,28 @@ async def check_role_plugin(
     )
     assert data[holders_field] == {"totalCount": 1, "nodes": [{"lastName": "Houder"}]}
     assert data["h"][flag_field] is True and data["o"][flag_field] is False
+
+
+async def job_row(app: Starlette, job_id: int) -> Job:
+    """The job's row as it is committed now."""
+    async with app.state.sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None, f"no job {job_id}"
+        return job
+
+
+async def wait_for_job(
+    app: Starlette, job_id: int, done: Callable[[Job], bool], seconds: float
+) -> Job:
+    """The job's row once ``done(job)`` holds (a job run by another process: a
+    ``graphql-api worker``); fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    job = await job_row(app, job_id)
+    while not done(job):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"job {job_id} did not get there: {job.state} {job.done}/{job.total}"
+            )
+        await asyncio.sleep(0.02)
+        job = await job_row(app, job_id)
+    return job

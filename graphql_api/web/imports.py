@@ -28,7 +28,7 @@ from graphql_api.contacts.imports.uploads import PERMISSION, store_upload
 from graphql_api.graphql_base.relay import to_global_id
 from graphql_api.kernel.access import Forbidden, Principal
 from graphql_api.kernel.errors import ErrorCode, UserInputError
-from graphql_api.kernel.writing import begin_writing, writer_turn
+from graphql_api.kernel.writing import writing_transaction
 from graphql_api.web.exports import (
     ClosingStreamingResponse,
     csv_chunks,
@@ -75,9 +75,7 @@ async def upload(request: Request) -> Response:
             return Response(status_code=400)
         if size == 0:
             return refused_response(400, "The request body is empty: send the file's bytes.")
-        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
-            await begin_writing(session)
+        async with writing_transaction(request.app.state.sessions) as session:
             stored = await store_upload(session, actor, name, file)  # type: ignore[arg-type]
             answer = {
                 "id": to_global_id("Upload", stored.id),

@@ -144,6 +144,33 @@ async def test_a_group_with_members_none_of_whom_can_be_mailed_is_skipped(setup:
     ]
 
 
+async def test_a_new_member_who_opted_out_of_the_groups_mail_gets_no_welcome(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    anna, bram = await contacts(client, ("Anna", "anna@example.nl"), ("Bram", "bram@example.nl"))
+    opted = await client.data(
+        "mutation($c: ID!, $g: ID!) { optContactOutOfMail(contactId: $c, groupId: $g) "
+        "{ errors { code } } }",
+        {"c": anna, "g": group},
+    )
+    assert opted["optContactOutOfMail"]["errors"] == []
+    await add_members(client, group, [anna, bram])
+    await make_worker(app).run_until_idle()
+    assert [m["To"] for m in inbox.messages] == ["bram@example.nl"]
+    # Leaving and joining again: still opted out, still no welcome.
+    await client.data(
+        "mutation($c: ID!, $g: ID!) { removeGroupMembers(groupId: $g, contactIds: [$c]) "
+        "{ errors { code } } }",
+        {"c": anna, "g": group},
+    )
+    await add_members(client, group, [anna])
+    await make_worker(app).run_until_idle()
+    assert len(inbox.messages) == 1
+    assert ("SKIPPED", "no new member to e-mail (1 opted out of the group's mail)") in (
+        await deliveries(client)
+    )
+
+
 @pytest.fixture
 def one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """``GRAPHQL_API_SMTP_CONNECTIONS=1``: an event's mails go out one after the other."""
