@@ -27,6 +27,7 @@ from graphql_api.kernel.db import utcnow
 from graphql_api.testing import (
     GraphQLClient,
     StatementCounter,
+    job_row,
     make_job_runner,
     make_user,
     membership_differences,
@@ -35,9 +36,10 @@ from graphql_api.testing import (
     new_static_group_id,
     refused,
     run_jobs,
+    wait_for_job,
 )
 from graphql_api.users.models import AuditEntry
-from tests.test_job_resume import CHUNK, job_row, start_worker, wait_for
+from tests.test_job_resume import CHUNK, start_worker
 
 PREVIEW = """
 query($u: ID!, $s: String) {
@@ -507,7 +509,7 @@ async def test_an_import_whose_worker_is_killed_resumes_without_a_contact_twice(
     job_id = decode_id(started["job"]["id"], "Job", ["id"])
     first = start_worker(database_url)
     try:
-        await wait_for(app, job_id, lambda job: job.done >= 5 * CHUNK, 120)
+        await wait_for_job(app, job_id, lambda job: job.done >= 5 * CHUNK, 120)
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()
@@ -516,7 +518,7 @@ async def test_an_import_whose_worker_is_killed_resumes_without_a_contact_twice(
     assert killed.state is JobState.RUNNING and 0 < killed.done < rows, "killed part way"
     second = start_worker(database_url)
     try:
-        done = await wait_for(app, job_id, lambda job: job.state is not JobState.RUNNING, 180)
+        done = await wait_for_job(app, job_id, lambda job: job.state is not JobState.RUNNING, 180)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

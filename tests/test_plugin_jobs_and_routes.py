@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import graphql_api_coach
 import httpx
 import pytest
 from sqlalchemy import func, insert, literal, select
@@ -35,6 +36,7 @@ from graphql_api.plugin import Job as JobRow
 from graphql_api.plugin_host.contributions import PluginConflict
 from graphql_api.testing import (
     GraphQLClient,
+    add_members,
     make_user,
     new_contact_id,
     new_group_id,
@@ -260,3 +262,17 @@ async def _group_pk(global_id: str) -> int:
 
 def _job_id(pk: int) -> str:
     return to_global_id("Job", pk)
+
+
+async def test_a_role_plugins_flag_is_a_merge_field_read_for_a_batch(app_factory: Any):
+    app = app_factory(plugins=[graphql_api_coach.plugin])
+    http, client = await client_of(app)
+    async with http:
+        coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
+        anna = await new_contact_id(client, firstName="Anna")
+        bram = await new_contact_id(client, firstName="Bram")
+        await add_members(client, coaches, [anna])
+        pks = [await _contact_pk(app, c) for c in (anna, bram)]
+        async with app.state.sessions() as session:
+            values = await merge_values(session, None, pks)
+        assert [values[pk]["contact"]["isCoach"] for pk in pks] == [True, False]

@@ -150,7 +150,7 @@ async def check_role_plugin(
 ) -> None:
     """What every ``RolePlugin`` promises: the role is registered, a member of a group
     with the role is listed in ``holders_field`` and flagged in ``flag_field``, and a
-    contact outside is neither."""
+    contact outside is neither; the flag is a merge field of templates."""
     roles = await client.data('{ roles { key label(locale: "en") } }')
     assert {"key": role, "label": label_en} in roles["roles"]
     group = await new_group_id(client, name=f"Groep {role}", neighbourhoodRole=role)
@@ -163,6 +163,13 @@ async def check_role_plugin(
     )
     assert data[holders_field] == {"totalCount": 1, "nodes": [{"lastName": "Houder"}]}
     assert data["h"][flag_field] is True and data["o"][flag_field] is False
+    # The flag is a merge field of e-mail templates too.
+    saved = await client.data(
+        'mutation($b: String!) { createEmailTemplate(input: {name: $b, subject: "Hallo", '
+        "body: $b}) { errors { message } } }",
+        {"b": f"{{% if contact.{flag_field} %}}Dag {role}{{% endif %}}"},
+    )
+    assert saved["createEmailTemplate"]["errors"] == []
 
 
 async def job_row(app: Starlette, job_id: int) -> Job:

@@ -1,7 +1,8 @@
 """Everything a role plugin needs, so each role plugin is a few lines.
 
 ``RolePlugin`` registers one role ("Rol in buurtaanpak"), lists its holders on ``Query``
-(paginated) and flags them on ``Contact``, without N+1: one statement per request and
+(paginated), flags them on ``Contact`` and in e-mail templates (``contact.isCoach``),
+without N+1: one statement per request and
 role for all contacts asked for, and in a planned read none of its own (the flag is an
 ``exists`` in the contacts' statement). The rules every role obeys live in the built-in
 ``core.roles`` plugin.
@@ -16,6 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.contacts import models as contacts
+from graphql_api.email_templates.merging import MergeField
 from graphql_api.graphql_base.access import guarded_field
 from graphql_api.graphql_base.compiled import SqlValue, compiled
 from graphql_api.graphql_base.context import Info
@@ -103,6 +105,14 @@ class RolePlugin:
                 f"({self.role.label('nl')}).",
             )
         ]
+
+    @hookimpl
+    def merge_fields(self) -> list[MergeField]:
+        async def flags(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, bool]:
+            return dict(zip(contact_ids, await self._load_flags(session, contact_ids), strict=True))
+
+        description = f"Whether the contact holds the role {self.role.label('nl')!r}."
+        return [MergeField(self.flag_field, description, True, flags)]
 
     def _holds(self, contact: Any) -> Any:
         """Whether ``contact`` (its table, in a statement) holds the role: the flag as SQL,
