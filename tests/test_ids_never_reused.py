@@ -188,7 +188,8 @@ async def test_the_upgrade_keeps_every_row_and_constraint(tmp_path):
                     )
                 )
             )
-            assert rebuilt == TABLES
+            # Plugins' own tables (a group mail's) come with AUTOINCREMENT from the start.
+            assert rebuilt & set(Base.metadata.tables) == TABLES
             assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
         newest = await new_group_id(client, name="Nieuwste")
         await client.data(DELETE_GROUP, {"id": newest})

@@ -79,7 +79,7 @@ class Kit:
     @hookimpl
     def http_routes(self) -> list[Route]:
         async def newest(request: Request) -> JSONResponse:
-            async with plugin_transaction(request) as session:
+            async with plugin_transaction(request, writing=False) as session:
                 count = await session.scalar(select(func.count()).select_from(Contact))
             user = request.user.is_authenticated if "user" in request.scope else None
             return JSONResponse({"contacts": count, "authenticated": user})

@@ -429,6 +429,7 @@ SETTINGS = {
     "graphql_api.settings": "Settings",
     "graphql_api_email_notifications": "SmtpSettings",
     "graphql_api_webhooks": "WebhookSettings",
+    "graphql_api_laposta.sync": "LapostaSettings",
 }
 """The settings of the service and of the built-in plugins the env example configures."""
 

@@ -23,8 +23,15 @@ def plugin_mounts(routes: Mapping[str, Sequence[Any]]) -> list[BaseRoute]:
 
 
 @asynccontextmanager
-async def plugin_transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    """One writing transaction of the application serving ``request``, committed when the
-    block ends (with the events recorded in it), rolled back when it raises."""
-    async with writing_transaction(request.app.state.sessions) as session:
+async def plugin_transaction(
+    request: Request, *, writing: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """One transaction of the application serving ``request``, committed when the block
+    ends (with the events recorded in it), rolled back when it raises. ``writing=False``
+    for one that only reads: on SQLite it then leaves the write lock to others."""
+    if writing:
+        async with writing_transaction(request.app.state.sessions) as session:
+            yield session
+        return
+    async with request.app.state.sessions() as session, session.begin():
         yield session

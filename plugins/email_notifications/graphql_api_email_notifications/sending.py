@@ -150,6 +150,9 @@ class Mail:
     subject: str
     data: bytes
     text: str
+    utf8: bool = False
+    """Whether an address is not plain ASCII (``zoë@example.nl``): then the message is
+    UTF-8 and goes with SMTPUTF8 (RFC 6531), to a server that offers it."""
 
 
 def message(
@@ -194,7 +197,9 @@ def message(
             _quoted(html),
             f"--{boundary}--",
         ]
-    return Mail(to=to, subject=subject, data="\n".join(lines).encode("ascii"), text=text)
+    utf8 = not (to.isascii() and settings.sender.isascii())
+    data = "\n".join(lines).encode("utf-8" if utf8 else "ascii")
+    return Mail(to=to, subject=subject, data=data, text=text, utf8=utf8)
 
 
 def _header(name: str, value: str) -> str:
@@ -281,7 +286,12 @@ async def send_each(
                 if limit is not None:
                     await limit.take()
                 try:
-                    await smtp.sendmail(settings.sender, [mail.to], mail.data)
+                    await smtp.sendmail(
+                        settings.sender,
+                        [mail.to],
+                        mail.data,
+                        mail_options=["SMTPUTF8"] if mail.utf8 else None,
+                    )
                 except (
                     aiosmtplib.SMTPRecipientsRefused,
                     aiosmtplib.SMTPResponseException,

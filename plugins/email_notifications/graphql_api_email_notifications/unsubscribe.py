@@ -70,7 +70,8 @@ async def unsubscribe(request: Request) -> Response:
     if parsed is None:
         return PlainTextResponse(BAD_LINK, status_code=400)
     mail_id, contact_id, signature = parsed
-    async with plugin_transaction(request) as session:
+    # Only a POST writes: a GET (a person, a link scanner) leaves SQLite's write lock free.
+    async with plugin_transaction(request, writing=request.method == "POST") as session:
         mail = await session.get(GroupMail, mail_id)
         if mail is None or not hmac.compare_digest(
             signature.encode(), _signature(mail.secret, mail_id, contact_id).encode()

@@ -171,6 +171,28 @@ async def test_a_new_member_who_opted_out_of_the_groups_mail_gets_no_welcome(set
     )
 
 
+@pytest.mark.parametrize("smtp_options", [{"enable_SMTPUTF8": True}])
+async def test_an_address_beyond_ascii_is_mailed_with_smtputf8(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(client, ("Zoë", "zoë@example.nl"), ("Bram", "bram@example.nl"))
+    await add_members(client, group, people)
+    await make_worker(app).run_until_idle()
+    assert sorted(m["To"] for m in inbox.messages) == ["bram@example.nl", "zoë@example.nl"]
+    assert await deliveries(client) == [("DELIVERED", None)]
+
+
+@pytest.mark.parametrize("smtp_options", [{"enable_SMTPUTF8": False}])
+async def test_a_server_without_smtputf8_refuses_only_that_address(setup: Any, smtp: Any):
+    app, client, group = setup
+    inbox, _ = smtp
+    people = await contacts(client, ("Zoë", "zoë@example.nl"), ("Bram", "bram@example.nl"))
+    await add_members(client, group, people)
+    await make_worker(app).run_until_idle()
+    assert [m["To"] for m in inbox.messages] == ["bram@example.nl"]
+    assert await deliveries(client) == [("DELIVERED", None)]
+
+
 @pytest.fixture
 def one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """``GRAPHQL_API_SMTP_CONNECTIONS=1``: an event's mails go out one after the other."""
