@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from starlette.applications import Starlette
 
@@ -22,7 +21,7 @@ from graphql_api.plugin import hookimpl
 from graphql_api.testing import (
     GraphQLClient,
     add_members,
-    make_user,
+    admin_client,
     new_contact_id,
     new_group_id,
     portal_client,
@@ -58,15 +57,9 @@ async def events(app: Starlette, kind: str) -> list[dict[str, Any]]:
         return list(found)
 
 
-async def staff(app: Starlette) -> tuple[httpx.AsyncClient, GraphQLClient]:
-    _, token = await make_user(app, "Anna Beheer", "beheer@example.coop", admin=True)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-    return http, GraphQLClient(http, token)
-
-
 async def test_a_contact_opts_out_of_a_groups_mail_sees_it_and_withdraws_it(app_factory: Any):
     app = app_factory(plugins=[Listener()])
-    http, client = await staff(app)
+    http, client = await admin_client(app)
     async with http:
         anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
         news = await new_group_id(client, name="Nieuwsbrief")
@@ -112,7 +105,7 @@ async def test_opting_out_of_a_group_one_is_not_in_or_withdrawing_none_changes_n
     app_factory: Any,
 ):
     app = app_factory(plugins=[Listener()])
-    http, client = await staff(app)
+    http, client = await admin_client(app)
     async with http:
         anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
         other = await new_group_id(client, name="Andermans groep")
@@ -146,7 +139,7 @@ async def test_opt_outs_of_many_contacts_are_recorded_set_based_with_one_event(
     app_factory: Any, statements: Any
 ):
     app = app_factory(plugins=[Listener()])
-    http, client = await staff(app)
+    http, client = await admin_client(app)
     async with http:
         news = await _pk(app, "groups", await new_group_id(client, name="Nieuwsbrief"))
         ids = [
@@ -184,7 +177,7 @@ async def test_record_opt_out_is_idempotent_and_keeps_the_first_source(app: Star
 
 async def test_updating_a_contact_tells_plugins_which_fields_were_set(app_factory: Any):
     app = app_factory(plugins=[Listener()])
-    http, client = await staff(app)
+    http, client = await admin_client(app)
     async with http:
         anna = await new_contact_id(client, firstName="Anna", email="anna@zon.nl")
         assert await events(app, "contacts.updated") == [], "a new contact is no update"

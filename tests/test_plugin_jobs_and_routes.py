@@ -35,9 +35,8 @@ from graphql_api.plugin import (
 from graphql_api.plugin import Job as JobRow
 from graphql_api.plugin_host.contributions import PluginConflict
 from graphql_api.testing import (
-    GraphQLClient,
     add_members,
-    make_user,
+    admin_client,
     new_contact_id,
     new_group_id,
     run_jobs,
@@ -97,16 +96,10 @@ class Kit:
         return [MergeField("initial", "The first letter of the first name.", "A", initials)]
 
 
-async def client_of(app: Any) -> tuple[httpx.AsyncClient, GraphQLClient]:
-    _, token = await make_user(app, "Anna Beheer", "beheer@example.coop", admin=True)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-    return http, GraphQLClient(http, token)
-
-
 async def test_a_plugins_job_kind_runs_in_chunks_and_shows_as_a_job(app_factory: Any):
     kit = Kit()
     app = app_factory(plugins=[kit], job_chunk_size=2)
-    http, client = await client_of(app)
+    http, client = await admin_client(app)
     async with http:
         ids = [await new_contact_id(client, lastName=f"Zon {n}") for n in range(5)]
         async with app.state.sessions() as session, session.begin():
@@ -162,7 +155,7 @@ async def test_a_plugins_merge_field_is_read_for_a_batch_and_checked_when_saved(
     app_factory: Any,
 ):
     app = app_factory(plugins=[Kit()])
-    http, client = await client_of(app)
+    http, client = await admin_client(app)
     async with http:
         anna = await new_contact_id(client, firstName="Anna", lastName="Zon")
         bram = await new_contact_id(client, lastName="Wind")
@@ -266,7 +259,7 @@ def _job_id(pk: int) -> str:
 
 async def test_a_role_plugins_flag_is_a_merge_field_read_for_a_batch(app_factory: Any):
     app = app_factory(plugins=[graphql_api_coach.plugin])
-    http, client = await client_of(app)
+    http, client = await admin_client(app)
     async with http:
         coaches = await new_group_id(client, name="Coaches", neighbourhoodRole="coach")
         anna = await new_contact_id(client, firstName="Anna")

@@ -194,26 +194,28 @@ def _check_codes(plugin: str, codes: Any) -> None:
 
 def _check_permissions(plugin: str, permissions: Any) -> None:
     """Permissions are a dict of name -> description, each name ``<plugin>.<action>``."""
-    if not isinstance(permissions, dict) or not all(
-        isinstance(name, str) and isinstance(text, str) for name, text in permissions.items()
-    ):
-        raise TypeError("hook 'register_permissions' must return a dict of name -> description")
-    prefix = f"{plugin}."
-    wrong = sorted(name for name in permissions if not name.startswith(prefix) or name == prefix)
-    if wrong:
-        raise ValueError(f"permissions {wrong} must be named {prefix!r} and an action")
+    _check_own_names(plugin, permissions, "register_permissions", "permissions", str, "an action")
 
 
 def _check_job_kinds(plugin: str, kinds: Any) -> None:
     """Job kinds are a dict of ``<plugin>.<name>`` -> ``JobKind``."""
-    if not isinstance(kinds, dict) or not all(
-        isinstance(name, str) and isinstance(kind, JobKind) for name, kind in kinds.items()
+    _check_own_names(plugin, kinds, "job_kinds", "job kinds", JobKind, "a name")
+
+
+def _check_own_names(
+    plugin: str, found: Any, hook: str, what: str, value_type: type, tail: str
+) -> None:
+    """``found`` is a dict of names -> ``value_type``, every name ``<plugin>.`` and more:
+    a plugin names only what is its own."""
+    if not isinstance(found, dict) or not all(
+        isinstance(name, str) and isinstance(value, value_type) for name, value in found.items()
     ):
-        raise TypeError("hook 'job_kinds' must return a dict of name -> JobKind")
+        described = "description" if value_type is str else value_type.__name__
+        raise TypeError(f"hook {hook!r} must return a dict of name -> {described}")
     prefix = f"{plugin}."
-    wrong = sorted(name for name in kinds if not name.startswith(prefix) or name == prefix)
+    wrong = sorted(name for name in found if not name.startswith(prefix) or name == prefix)
     if wrong:
-        raise ValueError(f"job kinds {wrong} must be named {prefix!r} and a name")
+        raise ValueError(f"{what} {wrong} must be named {prefix!r} and {tail}")
 
 
 def _check_schedules(plugin: str, schedules: Any) -> None:

@@ -77,6 +77,7 @@ from graphql_api.testing.clients import (
     PORTAL_PASSWORD,
     GraphQLClient,
     StatementCounter,
+    admin_client,
     make_user,
     portal_client,
 )
@@ -171,6 +172,7 @@ __all__ = [
     "StatementCounter",
     "add_members",
     "admin",
+    "admin_client",
     "app",
     "app_factory",
     "check_role_plugin",

@@ -55,6 +55,14 @@ async def make_user(
         return user.id, token
 
 
+async def admin_client(app: Starlette) -> tuple[httpx.AsyncClient, GraphQLClient]:
+    """An admin (made with ``make_user``) and a client of ``app`` over ASGI acting as them;
+    close the ``httpx`` client when done (``async with http:``)."""
+    _, token = await make_user(app, "Anna Beheer", "beheer@example.coop", admin=True)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return http, GraphQLClient(http, token)
+
+
 PORTAL_PASSWORD = "zonnige-dagen-42"
 
 
